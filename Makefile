@@ -1,0 +1,30 @@
+# Two commands matter (see README): `make demo` and `make test`.
+# Both create .venv when it is missing and install the package from pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/immodel demo --out demo-output
+
+lint: $(STAMP)
+	$(BIN)/ruff check immodel tests benchmarks notebooks experiments
+	$(BIN)/ruff format --check immodel tests benchmarks
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2 --cov=immodel --cov-report=term:skip-covered
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_sim.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage demo-output

@@ -1,0 +1,30 @@
+"""immodel — a discrete-event simulation and executable reference model of IM delivery.
+
+Layers, top to bottom (data flows down, records flow up one way):
+
+* :mod:`immodel.protocol` — the sans-IO reference model of the delivery protocol;
+* :mod:`immodel.sim` — SimPy wiring: network, access layer, server stages, clients;
+* :mod:`immodel.analysis` — summaries, confidence intervals, plots, the delivery checker;
+* :mod:`immodel.experiments` — sweeps on an executor, resumable results, the demo.
+
+The two entry points most users need are :class:`Scenario` and :func:`run`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["Result", "Scenario", "__version__", "run"]
+
+
+def __getattr__(name: str):
+    # Lazy so that `import immodel.protocol` never pulls in SimPy, pandas or numpy.
+    if name == "Scenario":
+        from immodel.scenario import Scenario
+
+        return Scenario
+    if name in ("run", "Result"):
+        from immodel.sim import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'immodel' has no attribute {name!r}")

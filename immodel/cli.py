@@ -1,0 +1,102 @@
+"""The ``immodel`` command line (also ``python -m immodel``).
+
+Sub-commands are thin: each parses its arguments here and hands them to a function of the
+layer that owns the work (``immodel.sim`` for ``run``, ``immodel.experiments`` for
+``sweep``/``plot``/``demo``, ``immodel.analysis.checker`` for ``check``). A
+:class:`~immodel.errors.UserError` anywhere becomes exit status 2 with one ``error:`` line;
+argparse's own usage errors also exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from immodel import __version__
+from immodel.errors import UserError
+
+
+def _handler(module: str, name: str):
+    """Import a sub-command handler lazily so that ``immodel --help`` stays fast."""
+
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        return importlib.import_module(module).__dict__[name](args)
+
+    return call
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="immodel",
+        description="Simulate and check how a cloud IM service delivers messages.",
+    )
+    parser.add_argument("--version", action="version", version=f"immodel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one scenario and print its summary")
+    run.add_argument("scenario", help="a TOML file or a built-in name (see `immodel scenarios`)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set network.downlink_loss=0.05 (repeatable)",
+    )
+    run.add_argument("--seed", type=int, default=None, help="root seed (overrides the file)")
+    run.add_argument("--out", default=None, help="write summary, resolved scenario and records")
+    run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    run.set_defaults(func=_handler("immodel.sim.cli", "cmd_run"))
+
+    scen = sub.add_parser("scenarios", help="list the built-in scenarios")
+    scen.set_defaults(func=_handler("immodel.sim.cli", "cmd_scenarios"))
+
+    sweep = sub.add_parser("sweep", help="run a grid of scenarios × replications (resumable)")
+    sweep.add_argument("sweep_file", metavar="SWEEP.toml")
+    sweep.add_argument("--out", default=None, help="result folder (default: next to the file)")
+    sweep.add_argument("--workers", type=int, default=None, help="local worker processes")
+    sweep.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="a Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster",
+    )
+    sweep.set_defaults(func=_handler("immodel.experiments.cli", "cmd_sweep"))
+
+    plot = sub.add_parser("plot", help="draw the standard figures for a run or sweep folder")
+    plot.add_argument("directory", metavar="DIR")
+    plot.set_defaults(func=_handler("immodel.experiments.cli", "cmd_plot"))
+
+    check = sub.add_parser("check", help="check a delivery trace for loss, duplicates, order")
+    check.add_argument("trace", metavar="TRACE", help="CSV or parquet event log")
+    check.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    check.set_defaults(func=_handler("immodel.analysis.checker", "cmd_check"))
+
+    demo = sub.add_parser("demo", help="the built-in transport × loss comparison (about a minute)")
+    demo.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    demo.add_argument("--workers", type=int, default=None, help="local worker processes")
+    demo.set_defaults(func=_handler("immodel.experiments.cli", "cmd_demo"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
