@@ -1,0 +1,72 @@
+"""immodel.protocol — the executable reference model of the article's delivery protocol.
+
+Pure, sans-IO state machines (no SimPy, no randomness, no I/O, no clock of their own):
+every method that depends on time takes ``now`` in seconds and returns the actions for its
+caller to carry out; ``next_deadline()`` says when to call back. Read in this order:
+
+1. :mod:`~immodel.protocol.messages` — what travels, and the actions the machines return;
+2. :mod:`~immodel.protocol.sender` — unique id + retry until the server replies;
+3. :mod:`~immodel.protocol.dedup` — the server remembers ids for a window, so a retry is
+   answered with the original reply instead of being stored twice;
+4. :mod:`~immodel.protocol.admission` — auth (UserSig), mute/blacklist/friend checks,
+   callback and content screening, each with a reason code back to the sender;
+5. :mod:`~immodel.protocol.ordering` — server timestamps for 1:1, per-group seq;
+6. :mod:`~immodel.protocol.server` — durable store vs volatile node state, routing,
+   login/disconnect, crash;
+7. :mod:`~immodel.protocol.pending_ack` — keep every downlink message until ACKed,
+   retransmit on timeout;
+8. :mod:`~immodel.protocol.receiver` and :mod:`~immodel.protocol.sync` — ACK, client
+   dedup, group seq gaps, timestamp/seq cursor sync;
+9. :mod:`~immodel.protocol.usersig` — the vendor's UserSig v2 token (HMAC-SHA256).
+
+The simulator (:mod:`immodel.sim`) drives exactly these classes; it adds time, loss and
+load, never protocol decisions of its own.
+"""
+
+from immodel.protocol.dedup import DedupWindow, Verdict
+from immodel.protocol.messages import (
+    Deliver,
+    Message,
+    SendAck,
+    SendFailed,
+    SendReply,
+    SendSucceeded,
+    Show,
+    StartSync,
+    Stored,
+    SyncRequest,
+    SyncResponse,
+    Transmit,
+)
+from immodel.protocol.ordering import Sequencer
+from immodel.protocol.pending_ack import PendingAcks
+from immodel.protocol.receiver import Receiver
+from immodel.protocol.sender import RetryPolicy, UplinkSender
+from immodel.protocol.server import MessageStore, ServerNode
+from immodel.protocol.sync import Timeline, answer_sync
+
+__all__ = [
+    "DedupWindow",
+    "Deliver",
+    "Message",
+    "MessageStore",
+    "PendingAcks",
+    "Receiver",
+    "RetryPolicy",
+    "SendAck",
+    "SendFailed",
+    "SendReply",
+    "SendSucceeded",
+    "Sequencer",
+    "ServerNode",
+    "Show",
+    "StartSync",
+    "Stored",
+    "SyncRequest",
+    "SyncResponse",
+    "Timeline",
+    "Transmit",
+    "UplinkSender",
+    "Verdict",
+    "answer_sync",
+]

@@ -1,0 +1,100 @@
+"""Server-side de-duplication of retries by client message id (article, steps 1–3).
+
+The server remembers every message id it has started or finished processing for
+``window_s`` seconds (the vendor keeps 120 s). :meth:`DedupWindow.begin` classifies an
+arriving send:
+
+* ``NEW`` — never seen (or forgotten): process it;
+* ``IN_PROGRESS`` — the first copy is still in the processing pipeline: drop this copy,
+  the first copy's reply will answer the sender;
+* ``DONE`` — already stored or rejected: answer with the *original* reply (same order
+  key), never store a second copy.
+
+**After the window.** An id whose entry expired is indistinguishable from a new one, so a
+retry that arrives more than ``window_s`` after the first copy was processed is stored a
+second time (under a new order key). This is the real system's behaviour, kept explicit:
+:meth:`begin` returns ``NEW`` and the copy's deliveries carry the same ``msg_id``, which
+the analysis counts as duplicates (and client dedup may still hide). Nothing else in the
+model forgets ids silently.
+
+With ``enabled=False`` every copy is ``NEW``: retries are stored again.
+The window is volatile unless the caller keeps it with the store (``dedup_durable``): a
+server crash calls :meth:`clear`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum
+
+from immodel.protocol.messages import Id, SendReply
+
+
+class Verdict(Enum):
+    """How the server treats an arriving copy of a send."""
+
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+_IN_PROGRESS = None  # marker value in the table for ids still being processed
+
+
+class DedupWindow:
+    """Processed message ids with their original replies, kept for ``window_s`` seconds.
+
+    Expiry is lazy (on every call) and FIFO: every entry lives exactly ``window_s``
+    after it was completed, so a deque in completion order suffices.
+    """
+
+    __slots__ = ("_expiry", "_table", "enabled", "window_s")
+
+    def __init__(self, window_s: float = 120.0, enabled: bool = True) -> None:
+        self.window_s = window_s
+        self.enabled = enabled
+        self._table: dict[Id, SendReply | None] = {}
+        self._expiry: deque[tuple[float, Id]] = deque()
+
+    def _expire(self, now: float) -> None:
+        expiry, table = self._expiry, self._table
+        while expiry and expiry[0][0] <= now:
+            _, msg_id = expiry.popleft()
+            table.pop(msg_id, None)
+
+    def begin(self, msg_id: Id, now: float) -> tuple[Verdict, SendReply | None]:
+        """Classify an arriving copy; a ``NEW`` id is marked in progress."""
+        if not self.enabled:
+            return Verdict.NEW, None
+        self._expire(now)
+        if msg_id not in self._table:
+            self._table[msg_id] = _IN_PROGRESS
+            return Verdict.NEW, None
+        reply = self._table[msg_id]
+        if reply is _IN_PROGRESS:
+            return Verdict.IN_PROGRESS, None
+        return Verdict.DONE, reply
+
+    def complete(self, msg_id: Id, reply: SendReply, now: float) -> None:
+        """Processing ended with a final reply: remember it for ``window_s``."""
+        if not self.enabled:
+            return
+        self._table[msg_id] = reply
+        self._expiry.append((now + self.window_s, msg_id))
+
+    def abort(self, msg_id: Id) -> None:
+        """Processing ended without a final answer (the store failed): a retry is NEW."""
+        if self.enabled and self._table.get(msg_id, 0) is _IN_PROGRESS:
+            del self._table[msg_id]
+
+    def clear(self) -> None:
+        """A crash: everything remembered is gone."""
+        self._table.clear()
+        self._expiry.clear()
+
+    def next_deadline(self) -> float | None:
+        """When the oldest entry expires (expiry is lazy; this is for observers)."""
+        return self._expiry[0][0] if self._expiry else None
+
+    def __len__(self) -> int:
+        return len(self._table)

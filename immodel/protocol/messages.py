@@ -1,0 +1,164 @@
+"""What travels between the machines of the protocol, and what they ask their caller to do.
+
+Two families of plain, immutable values:
+
+* **Wire data** — :class:`Message` (what a sender's app submits), :class:`Stored` (a
+  message as the server stored it, with its reference order key), :class:`SendReply`,
+  :class:`SyncRequest` and :class:`SyncResponse`.
+* **Actions** — what a state machine returns from ``handle_*`` for its caller (the
+  simulator, a test's fake network, or real I/O) to carry out: transmit this, tell the app
+  that, show the user this message. Actions are nouns; the machines' methods are verbs.
+
+Ids are opaque: anything hashable and orderable works (the simulator uses small ints for
+users and strings for message ids). Conversations are named by the caller; a group
+message's conversation is its group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Id = Any  # hashable and orderable
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message as the sender's app submitted it.
+
+    ``msg_id`` is the client message id: unique per message, and kept by every retry, so
+    the server and the receiver can recognise copies.
+    """
+
+    msg_id: Id
+    sender: Id
+    conversation: Id
+    is_group: bool
+    payload_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A message the server accepted and stored.
+
+    ``order_key`` is the conversation's reference order: the server timestamp in integer
+    milliseconds for 1:1 chat, the per-group sequence number (1, 2, 3, …) for groups.
+    Receivers show messages in ``(order_key, msg_id)`` order where they can.
+    """
+
+    message: Message
+    order_key: int
+
+    @property
+    def msg_id(self) -> Id:
+        return self.message.msg_id
+
+    @property
+    def conversation(self) -> Id:
+        return self.message.conversation
+
+    @property
+    def is_group(self) -> bool:
+        return self.message.is_group
+
+
+@dataclass(frozen=True, slots=True)
+class SendReply:
+    """The server's answer to a send: accepted with its order key, or rejected with a reason.
+
+    A reply with ``retryable=True`` (the store failed) is not final: the sender keeps
+    retrying, and the app is never told "success" for a message that was not stored.
+    """
+
+    msg_id: Id
+    accepted: bool
+    order_key: int | None = None
+    reason: str = "ok"
+    retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """A client's pull from the server's store: "everything after these cursors".
+
+    ``cursors`` maps conversation → the highest order key the client has merged from a
+    sync (1:1) or shown contiguously (groups); conversations it does not name start at 0.
+    ``limit`` bounds the page size.
+    """
+
+    user: Id
+    cursors: tuple[tuple[Id, int], ...]
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResponse:
+    """One page of a sync answer, in ``(conversation, order_key)`` order.
+
+    ``complete`` is false when the page was cut at the limit: the client asks again.
+    """
+
+    user: Id
+    items: tuple[Stored, ...]
+    complete: bool
+
+
+# ---------------------------------------------------------------------------------------
+# Actions
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Sender → network: send (or resend) this message; ``attempt`` counts from 1."""
+
+    message: Message
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendSucceeded:
+    """Sender → app: the server stored the message (the article's step 3 reached the app)."""
+
+    msg_id: Id
+    order_key: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    """Sender → app: give up, visibly (rejected with ``reason``, or no reply in time)."""
+
+    msg_id: Id
+    reason: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Server → network: push this stored message to ``recipient`` (``attempt`` from 1)."""
+
+    recipient: Id
+    item: Stored
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    """Receiver → app: show this message to the user (it reaches the app, once)."""
+
+    item: Stored
+    via: str  # "push", "sync" or "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class SendAck:
+    """Receiver → network: acknowledge these message ids to the server."""
+
+    msg_ids: tuple[Id, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StartSync:
+    """Receiver → network: pull from the server's store."""
+
+    request: SyncRequest

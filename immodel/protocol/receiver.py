@@ -1,0 +1,271 @@
+"""The receiving client: ACK, de-duplicate, order, and sync (article, step 4 and figure 4).
+
+What arrives at a client — pushed or polled copies, and pages of sync answers — becomes
+:class:`~immodel.protocol.messages.Show` actions: the messages the user sees, each once,
+in the order the user would see them.
+
+**ACK.** Every arriving copy is acknowledged (duplicates too: the ACK may have been the
+packet that was lost), so the server's pending-ACK entry goes away.
+
+**Client dedup.** The client remembers the ids it has shown for ``dedup_window_s``
+seconds and drops a copy it already showed (a retransmission whose ACK was lost). With
+``dedup=False`` a copy is shown again: the user sees a duplicate. Sync merges always
+check what was shown: merging into the local store is by id.
+
+**Order and cursors.** One cursor per conversation.
+
+* *Groups* — the cursor is the highest seq shown contiguously. A copy with seq = cursor+1
+  is shown at once, then any held successors; a larger seq reveals a gap: the copy is held
+  back and a sync is requested; nothing is shown past a gap, so a group is always shown in
+  seq order. (With sync off a gap could never be filled, so copies are shown on arrival:
+  order is then only as good as the network.)
+* *1:1* — timestamps have no gaps to detect, so a pushed copy is shown on arrival and,
+  as the article says, every receipt triggers a sync by timestamp cursor, which fills in
+  what a failed retransmission lost.
+
+A cursor moves only when a sync page is merged (or, for groups, contiguously), never
+because a push arrived, so a push that overtakes a sync cannot carry a cursor past a
+gap. Syncs are coalesced: one in flight at a time; a receipt during a sync asks for one
+more when it completes; an incomplete page asks for the next page; an unanswered sync is
+repeated after ``sync_timeout_s``.
+
+The reader's own messages appear in sync pages (a conversation's timeline holds every
+member's messages): they are never shown, but they count for a group's contiguity. The
+sender also reports its own stored group messages (:meth:`Receiver.note_own`) so its
+cursor does not stall at its own seq.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from immodel.protocol.messages import (
+    Id,
+    SendAck,
+    Show,
+    StartSync,
+    Stored,
+    SyncRequest,
+    SyncResponse,
+)
+
+Action = Show | SendAck | StartSync
+
+
+class Receiver:
+    """One client's receiving side (one device).
+
+    Configuration: ``ack`` (send ACKs), ``dedup`` (client dedup of pushed copies),
+    ``sync_enabled`` (cursor sync on receipt, on a gap and on :meth:`request_sync`),
+    ``dedup_window_s``, ``sync_limit`` (page size), ``sync_timeout_s``.
+    Containers are created on first use: an idle client costs a few hundred bytes.
+    """
+
+    __slots__ = (
+        "_cursor",
+        "_held",
+        "_seen",
+        "_sync_again",
+        "_sync_deadline",
+        "ack",
+        "dedup",
+        "dedup_window_s",
+        "sync_enabled",
+        "sync_limit",
+        "sync_timeout_s",
+        "user",
+    )
+
+    def __init__(
+        self,
+        user: Id,
+        *,
+        ack: bool = True,
+        dedup: bool = True,
+        sync_enabled: bool = True,
+        dedup_window_s: float = 600.0,
+        sync_limit: int = 100,
+        sync_timeout_s: float = 10.0,
+    ) -> None:
+        self.user = user
+        self.ack = ack
+        self.dedup = dedup
+        self.sync_enabled = sync_enabled
+        self.dedup_window_s = dedup_window_s
+        self.sync_limit = sync_limit
+        self.sync_timeout_s = sync_timeout_s
+        self._seen: OrderedDict[Id, float] | None = None  # msg_id → forget-at time
+        self._cursor: dict[Id, int] | None = None
+        self._held: dict[Id, dict[int, Stored | None]] | None = None  # group → seq → item
+        self._sync_deadline: float | None = None
+        self._sync_again = False
+
+    # -- arrivals -------------------------------------------------------------------------
+    def handle_push(self, item: Stored, now: float) -> list[Action]:
+        """A pushed or polled copy arrived."""
+        actions: list[Action] = [SendAck((item.msg_id,))] if self.ack else []
+        if item.message.sender == self.user:
+            return actions
+        if self.dedup and self._was_shown(item.msg_id, now):
+            return actions
+        if item.is_group and self.sync_enabled:
+            self._arrive_in_group(item, "push", now, actions)
+        else:
+            self._show(item, "push", now, actions)
+            if not item.is_group and self.sync_enabled:
+                actions.extend(self.request_sync(now))
+        return actions
+
+    def handle_sync_response(self, response: SyncResponse, now: float) -> list[Action]:
+        """Merge one page of a sync answer, then advance the cursors it covered."""
+        actions: list[Action] = []
+        if self._sync_deadline is None:
+            return actions  # an answer to a sync abandoned by a disconnect
+        self._sync_deadline = None
+        advanced: dict[Id, int] = {}
+        for item in response.items:
+            if item.is_group:
+                self._arrive_in_group(item, "sync", now, actions)
+                continue
+            if item.message.sender != self.user and not self._was_shown(item.msg_id, now):
+                self._show(item, "sync", now, actions)
+            conv = item.conversation
+            advanced[conv] = max(advanced.get(conv, 0), item.order_key)
+        if advanced:
+            cursor = self._cursors()
+            for conv, key in advanced.items():
+                if key > cursor.get(conv, 0):
+                    cursor[conv] = key
+        if not response.complete or self._sync_again:
+            self._sync_again = False
+            actions.extend(self._start_sync(now))
+        return actions
+
+    def note_own(self, conversation: Id, order_key: int, now: float) -> None:
+        """The server stored one of this user's own group messages under ``order_key``."""
+        if not self.sync_enabled:
+            return
+        cursor = self._cursors()
+        cur = cursor.get(conversation, 0)
+        if order_key <= cur:
+            return
+        if order_key == cur + 1:
+            cursor[conversation] = order_key
+            self._release(conversation, now, [])
+        else:
+            self._held_for(conversation)[order_key] = None
+
+    # -- sync -----------------------------------------------------------------------------
+    def request_sync(self, now: float) -> list[Action]:
+        """Ask for a sync (coalesced with one already in flight)."""
+        if not self.sync_enabled:
+            return []
+        if self._sync_deadline is not None:
+            self._sync_again = True
+            return []
+        return self._start_sync(now)
+
+    def _start_sync(self, now: float) -> list[Action]:
+        self._sync_deadline = now + self.sync_timeout_s
+        cursors = tuple(sorted(self._cursor.items(), key=repr)) if self._cursor else ()
+        return [StartSync(SyncRequest(self.user, cursors, self.sync_limit))]
+
+    def handle_timeout(self, now: float) -> list[Action]:
+        """Repeat a sync that was not answered in time."""
+        if self._sync_deadline is not None and self._sync_deadline <= now:
+            self._sync_deadline = None
+            return self._start_sync(now)
+        return []
+
+    def next_deadline(self) -> float | None:
+        """When an unanswered sync must be repeated (None: no sync in flight)."""
+        return self._sync_deadline
+
+    @property
+    def syncing(self) -> bool:
+        return self._sync_deadline is not None
+
+    def disconnect(self) -> None:
+        """The connection dropped: an in-flight sync's answer will never come."""
+        self._sync_deadline = None
+        self._sync_again = False
+
+    def reset(self) -> None:
+        """The app restarted without its local state (cursors, shown ids, held copies)."""
+        self._seen = self._cursor = self._held = None
+        self.disconnect()
+
+    # -- inspection -----------------------------------------------------------------------
+    def cursor(self, conversation: Id) -> int:
+        """The conversation's cursor (0 before anything was merged)."""
+        return self._cursor.get(conversation, 0) if self._cursor else 0
+
+    def held(self, conversation: Id) -> int:
+        """Group copies held back behind a gap."""
+        return len(self._held.get(conversation, ())) if self._held else 0
+
+    # -- internals ------------------------------------------------------------------------
+    def _cursors(self) -> dict[Id, int]:
+        if self._cursor is None:
+            self._cursor = {}
+        return self._cursor
+
+    def _held_for(self, group: Id) -> dict[int, Stored | None]:
+        if self._held is None:
+            self._held = {}
+        return self._held.setdefault(group, {})
+
+    def _was_shown(self, msg_id: Id, now: float) -> bool:
+        seen = self._seen
+        if not seen:
+            return False
+        while seen:
+            oldest, forget_at = next(iter(seen.items()))
+            if forget_at > now:
+                break
+            del seen[oldest]
+        return msg_id in seen
+
+    def _show(self, item: Stored, via: str, now: float, actions: list[Action]) -> None:
+        if self._seen is None:
+            self._seen = OrderedDict()
+        self._seen[item.msg_id] = now + self.dedup_window_s
+        self._seen.move_to_end(item.msg_id)
+        actions.append(Show(item, via))
+
+    def _arrive_in_group(self, item: Stored, via: str, now: float, actions: list[Action]) -> None:
+        conv, seq = item.conversation, item.order_key
+        cursor = self._cursors()
+        cur = cursor.get(conv, 0)
+        own = item.message.sender == self.user
+        if seq <= cur:
+            if via == "push" and not self.dedup and not own:
+                self._show(item, via, now, actions)  # no client dedup: the user sees it again
+            return
+        held = self._held_for(conv)
+        if seq in held:
+            return
+        if seq == cur + 1:
+            cursor[conv] = seq
+            if not own:
+                self._show(item, via, now, actions)
+            self._release(conv, now, actions)
+            return
+        held[seq] = None if own else item
+        if via == "push":
+            actions.extend(self.request_sync(now))
+
+    def _release(self, conv: Id, now: float, actions: list[Action]) -> None:
+        held = self._held.get(conv) if self._held else None
+        if not held:
+            return
+        cursor = self._cursors()
+        nxt = cursor[conv] + 1
+        while nxt in held:
+            item = held.pop(nxt)
+            if item is not None and not self._was_shown(item.msg_id, now):
+                self._show(item, "push", now, actions)
+            cursor[conv] = nxt
+            nxt += 1
+        if not held:
+            del self._held[conv]

@@ -1,0 +1,171 @@
+"""The server's side of delivery: dedup, store, order, route, pending ACKs, crash.
+
+Durable and volatile state are kept apart because the article's whole argument turns on
+which survives a crash:
+
+* :class:`MessageStore` — **durable**, shared by all nodes: the conversations'
+  timelines (what sync reads), each user's conversations, the offline queues of users
+  who were not connected, and the group sequencers.
+* :class:`ServerNode` — one node's **volatile** state: its dedup window (durable only if
+  configured so), its pending-ACK table, its 1:1 timestamp clock. :meth:`ServerNode.crash`
+  drops it.
+
+A send goes through a node like this (the simulator adds the time each step takes)::
+
+    begin_send ─► NEW ──► (admission stages) ─► commit ─► SendReply(accepted, key)
+         │                         └─reject──► SendReply(rejected, reason)   [final]
+         │                         └─store_failed ─► SendReply(retryable)    [not final]
+         ├─► IN_PROGRESS: drop this copy (the first one's reply will answer)
+         └─► DONE: resend the original reply (same key) — nothing stored twice
+
+then :meth:`ServerNode.route` hands the stored message to each recipient: pushed now
+(pending-ACK with retransmit), put in a polling recipient's outbox, or kept in the
+durable offline queue for a recipient who is not connected. On login, the offline queue
+moves to the downlink (:meth:`ServerNode.login`); on a clean disconnect, what was not
+acknowledged moves back to it (:meth:`ServerNode.disconnect`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from immodel.protocol.dedup import DedupWindow, Verdict
+from immodel.protocol.messages import (
+    Deliver,
+    Id,
+    Message,
+    SendReply,
+    Stored,
+    SyncRequest,
+    SyncResponse,
+)
+from immodel.protocol.ordering import Sequencer
+from immodel.protocol.pending_ack import PendingAcks
+from immodel.protocol.sync import Timeline, answer_sync
+
+
+class MessageStore:
+    """Durable storage: timelines, memberships, offline queues, group seq."""
+
+    __slots__ = ("_conversations_of", "group_sequencer", "offline", "stored_copies", "timelines")
+
+    def __init__(self) -> None:
+        self.timelines: dict[Id, Timeline] = {}
+        self._conversations_of: dict[Id, set[Id]] = {}
+        self.offline: dict[Id, list[Stored]] = {}
+        self.group_sequencer = Sequencer()
+        self.stored_copies: dict[Id, int] = {}  # msg_id → times stored (1 unless dedup failed)
+
+    def join(self, user: Id, conversation: Id) -> None:
+        """Make ``user`` a member of ``conversation`` (what sync looks through)."""
+        self._conversations_of.setdefault(user, set()).add(conversation)
+
+    def conversations_of(self, user: Id) -> Iterable[Id]:
+        return self._conversations_of.get(user, ())
+
+    def append(self, item: Stored) -> None:
+        """Store ``item`` in its conversation's timeline."""
+        timeline = self.timelines.get(item.conversation)
+        if timeline is None:
+            timeline = self.timelines[item.conversation] = Timeline()
+        timeline.add(item)
+        self.stored_copies[item.msg_id] = self.stored_copies.get(item.msg_id, 0) + 1
+
+    def answer_sync(self, request: SyncRequest) -> SyncResponse:
+        """One page of what ``request.user`` has not merged yet."""
+        return answer_sync(request, self.conversations_of(request.user), self.timelines)
+
+
+class ServerNode:
+    """One server node: the decisions of the send path and the downlink.
+
+    ``clock_offset_s`` skews this node's clock for 1:1 timestamps (``clock_skew``).
+    """
+
+    __slots__ = (
+        "clock_offset_s",
+        "dedup",
+        "dedup_durable",
+        "node_id",
+        "pending",
+        "stamper",
+        "store",
+    )
+
+    def __init__(
+        self,
+        node_id: int,
+        store: MessageStore,
+        *,
+        dedup: DedupWindow | None = None,
+        pending: PendingAcks | None = None,
+        dedup_durable: bool = False,
+        clock_offset_s: float = 0.0,
+    ) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.dedup = dedup if dedup is not None else DedupWindow()
+        self.pending = pending if pending is not None else PendingAcks()
+        self.dedup_durable = dedup_durable
+        self.clock_offset_s = clock_offset_s
+        self.stamper = Sequencer()
+
+    # -- send path ------------------------------------------------------------------------
+    def begin_send(self, message: Message, now: float) -> tuple[Verdict, SendReply | None]:
+        """A copy of a send arrived: process it, drop it, or answer with the original reply."""
+        return self.dedup.begin(message.msg_id, now)
+
+    def commit(self, message: Message, now: float) -> tuple[Stored, SendReply]:
+        """Admission passed and the write succeeded: assign the order key and store."""
+        if message.is_group:
+            key = self.store.group_sequencer.next_seq(message.conversation)
+        else:
+            key = self.stamper.stamp(message.conversation, now + self.clock_offset_s)
+        item = Stored(message, key)
+        self.store.append(item)
+        reply = SendReply(message.msg_id, True, key)
+        self.dedup.complete(message.msg_id, reply, now)
+        return item, reply
+
+    def reject(self, message: Message, reason: str, now: float) -> SendReply:
+        """Admission said no: a final answer, remembered like a success."""
+        reply = SendReply(message.msg_id, False, None, reason)
+        self.dedup.complete(message.msg_id, reply, now)
+        return reply
+
+    def store_failed(self, message: Message) -> SendReply:
+        """The write failed: the sender must not hear "success" and may retry."""
+        self.dedup.abort(message.msg_id)
+        return SendReply(message.msg_id, False, None, "store_failed", retryable=True)
+
+    # -- downlink -------------------------------------------------------------------------
+    def route(self, item: Stored, recipient: Id, mode: str | None, now: float) -> list[Deliver]:
+        """Hand ``item`` to ``recipient``: ``mode`` is "push", "poll" or None (offline)."""
+        if mode == "push":
+            return self.pending.push(recipient, item, now)
+        if mode == "poll":
+            self.pending.enqueue(recipient, item)
+            return []
+        self.store.offline.setdefault(recipient, []).append(item)
+        return []
+
+    def login(self, user: Id, mode: str, now: float) -> list[Deliver]:
+        """``user`` connected: its offline queue moves to the downlink."""
+        waiting = self.store.offline.pop(user, [])
+        out: list[Deliver] = []
+        for item in waiting:
+            out.extend(self.route(item, user, mode, now))
+        return out
+
+    def disconnect(self, user: Id) -> None:
+        """``user`` left cleanly: unacknowledged messages go to the durable offline queue."""
+        left = self.pending.drain(user)
+        if left:
+            self.store.offline.setdefault(user, []).extend(left)
+
+    def crash(self) -> int:
+        """The node fails: volatile state is gone; returns the pending-ACK entries lost."""
+        lost = self.pending.clear()
+        if not self.dedup_durable:
+            self.dedup.clear()
+        return lost

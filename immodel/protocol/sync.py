@@ -1,0 +1,87 @@
+"""Sync: the client pulls from the server's store by cursor (article, figure 4).
+
+The server's store keeps, per conversation, the stored messages in order-key order.
+A :class:`~immodel.protocol.messages.SyncRequest` names the client's cursor per
+conversation (absent: 0); :func:`answer_sync` returns every stored message of the user's
+conversations with a larger key, in ``(conversation, order_key)`` order, at most
+``limit`` per page. The client merges the page (:class:`~immodel.protocol.receiver.
+Receiver`) and only then advances its cursors, so a push that arrives while a sync is in
+flight can never move a cursor past a gap; an incomplete page makes it ask again.
+
+Why cursors work here: order keys are assigned when a message is stored, strictly
+increasing per conversation and stamping node (see :mod:`immodel.protocol.ordering`),
+so everything at or below the highest key of a page was already in the store when the
+page was cut — a page is a prefix of what is to come. The exception is instructive: with
+two nodes whose clocks disagree, a 1:1 reply stamped by the slow node can land *below* a
+cursor that already passed the fast node's stamp, and timestamp sync never pulls it
+(group seq has no such hole). Pushes and retransmits still deliver it.
+
+A conversation's timeline holds the messages of all its members, the reader's own
+included: the receiver skips its own messages but still moves its cursors over them
+(a group's seq is contiguous only if the reader counts its own messages too).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+
+from immodel.protocol.messages import Id, Stored, SyncRequest, SyncResponse
+
+
+class Timeline:
+    """The stored messages of one conversation, in order-key order.
+
+    Appends come in key order for each stamping node; an out-of-order append (a
+    skewed node) is inserted where it belongs so the timeline stays sorted.
+    """
+
+    __slots__ = ("items", "keys")
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.items: list[Stored] = []
+
+    def add(self, item: Stored) -> None:
+        key = item.order_key
+        if not self.keys or key >= self.keys[-1]:
+            self.keys.append(key)
+            self.items.append(item)
+        else:
+            i = bisect_right(self.keys, key)
+            self.keys.insert(i, key)
+            self.items.insert(i, item)
+
+    def after(self, cursor: int) -> Sequence[Stored]:
+        """Items with a key strictly greater than ``cursor``."""
+        return self.items[bisect_right(self.keys, cursor) :]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def answer_sync(
+    request: SyncRequest,
+    conversations: Iterable[Id],
+    timelines: Mapping[Id, Timeline],
+) -> SyncResponse:
+    """One page of everything the user has not merged yet.
+
+    ``conversations`` are the user's conversations (1:1 and groups), ``timelines`` the
+    store's timelines by conversation.
+    """
+    cursors = dict(request.cursors)
+    out: list[Stored] = []
+    complete = True
+    for conv in sorted(conversations, key=repr):
+        timeline = timelines.get(conv)
+        if timeline is None:
+            continue
+        pending = timeline.after(cursors.get(conv, 0))
+        room = request.limit - len(out)
+        if len(pending) > room:
+            out.extend(pending[:room])
+            complete = False
+            break
+        out.extend(pending)
+    return SyncResponse(request.user, tuple(out), complete)
