@@ -1,0 +1,769 @@
+"""Scenarios: what one simulation run studies.
+
+A scenario is a flat mapping of dotted keys (``network.downlink_loss``) to validated
+values. It is read from a TOML file (sections become the prefixes), from the name of a
+built-in scenario (``immodel scenarios`` lists them), or from a Python mapping, and
+``--set KEY=VALUE`` overrides use the same dotted names. Every key has a default that
+describes a plain deployment, so a file only states what it studies (DESIGN.md):
+every user online, no churn, no faults, every reliability mechanism on, the optional
+server stages off.
+
+Validation is strict because sweeps run for hours: an unknown key is rejected with the
+closest valid name, a value out of range names the key and the allowed range, and the
+error is a :class:`~immodel.errors.ConfigError` (exit status 2 on the command line).
+
+:data:`SCHEMA` is the single table of keys; the resolved scenario can be written back
+as TOML (``scenario.toml`` beside a run's records) and re-read to the same values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from immodel.errors import ConfigError
+
+TRANSPORTS = ("short_poll", "long_poll", "push", "hybrid")
+SERVICE_DISTS = ("exponential", "constant", "lognormal")
+POLL_SCHEDULES = ("fixed_rate", "fixed_delay")
+DIFFUSIONS = ("write", "read")
+LATENCY_DISTS = ("constant", "lognormal", "exponential", "empirical")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One scenario key: its default, its type and what values are allowed."""
+
+    name: str
+    default: Any
+    kind: str  # "int", "float", "bool", "str", "choice", "latency", "faults"
+    doc: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    def allowed(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false"
+        if self.lo is not None or self.hi is not None:
+            lo = "-inf" if self.lo is None else f"{self.lo:g}"
+            hi = "inf" if self.hi is None else f"{self.hi:g}"
+            bracket = "(" if self.lo_open else "["
+            close = "]" if self.hi is not None else ")"
+            noun = "an integer" if self.kind == "int" else "a number"
+            return f"{noun} in {bracket}{lo}, {hi}{close}"
+        return {"int": "an integer", "float": "a number", "str": "a string"}.get(self.kind, "")
+
+
+def _k(name, default, kind, doc, **kw) -> Key:
+    return Key(name, default, kind, doc, **kw)
+
+
+def _ms(name, default, doc) -> Key:
+    return _k(name, default, "float", doc, lo=0.0)
+
+
+# The single table of scenario keys. Units are in the names.
+SCHEMA: tuple[Key, ...] = (
+    _k("name", "custom", "str", "a short name for the scenario"),
+    _k("description", "", "str", "one line on what the scenario studies"),
+    _k("seed", 1, "int", "root seed of the run's SeedSequence", lo=0),
+    _k("duration_s", 60.0, "float", "sending period (s)", lo=0.0, lo_open=True),
+    _k(
+        "drain_s",
+        30.0,
+        "float",
+        "time after the sending period for delivery and recovery (s)",
+        lo=0.0,
+    ),
+    _k("sample_interval_s", 1.0, "float", "period of the load samples (s)", lo=0.0, lo_open=True),
+    # --- workload -------------------------------------------------------------------------
+    _k("workload.users", 1000, "int", "number of users (one device each)", lo=2),
+    _k(
+        "workload.send_rate_per_user",
+        0.01,
+        "float",
+        "messages per second sent by each online user (Poisson)",
+        lo=0.0,
+    ),
+    _k("workload.group_share", 0.0, "float", "fraction of messages sent to groups", lo=0.0, hi=1.0),
+    _k("workload.groups", 10, "int", "number of groups", lo=0),
+    _k("workload.group_size", 20, "int", "members per group (sender included)", lo=2),
+    _k(
+        "workload.contacts",
+        0,
+        "int",
+        "1:1 contacts per user (0: any other user, uniformly at random)",
+        lo=0,
+    ),
+    _k("workload.payload_bytes", 200, "int", "message body size (bytes)", lo=0),
+    _k(
+        "workload.online_fraction",
+        1.0,
+        "float",
+        "share of users connected at the start",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k(
+        "workload.mean_online_s",
+        0.0,
+        "float",
+        "mean length of an online period with churn (s; 0: no churn)",
+        lo=0.0,
+    ),
+    _k(
+        "workload.mean_offline_s",
+        0.0,
+        "float",
+        "mean length of an offline period with churn (s; 0: no churn)",
+        lo=0.0,
+    ),
+    # --- network ---------------------------------------------------------------------------
+    _k(
+        "network.latency_ms",
+        40.0,
+        "latency",
+        "one-way latency: a number (constant) or a table {dist = 'lognormal', median = 40, "
+        "p99 = 300} / {dist = 'exponential', mean = 40} / {dist = 'empirical', samples = [...]}",
+    ),
+    _k("network.uplink_loss", 0.0, "float", "packet loss client → server", lo=0.0, hi=1.0),
+    _k("network.downlink_loss", 0.0, "float", "packet loss server → client", lo=0.0, hi=1.0),
+    _k(
+        "network.burst_enter_prob",
+        0.0,
+        "float",
+        "Gilbert–Elliott: per-packet probability of entering the bad state (0: no bursts)",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k(
+        "network.burst_exit_prob",
+        0.3,
+        "float",
+        "Gilbert–Elliott: per-packet probability of leaving the bad state",
+        lo=0.0,
+        hi=1.0,
+        lo_open=True,
+    ),
+    _k(
+        "network.burst_loss", 0.5, "float", "Gilbert–Elliott: loss in the bad state", lo=0.0, hi=1.0
+    ),
+    _k("network.header_bytes", 60, "int", "bytes of framing per packet (TCP/TLS/protocol)", lo=0),
+    # --- transport -------------------------------------------------------------------------
+    _k("transport.kind", "push", "choice", "how messages get down to clients", choices=TRANSPORTS),
+    _k("transport.poll_interval_s", 2.0, "float", "short polling period (s)", lo=0.0, lo_open=True),
+    _k(
+        "transport.poll_schedule",
+        "fixed_rate",
+        "choice",
+        "short polling: polls every interval (fixed_rate) or waits the interval after each "
+        "response (fixed_delay)",
+        choices=POLL_SCHEDULES,
+    ),
+    _k(
+        "transport.long_poll_hold_s",
+        30.0,
+        "float",
+        "how long the server holds a long poll (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "transport.heartbeat_s",
+        30.0,
+        "float",
+        "heartbeat period on push connections (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "transport.liveness_timeout_s",
+        75.0,
+        "float",
+        "a client that hears nothing for this long reconnects (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "transport.web_share",
+        0.3,
+        "float",
+        "hybrid: share of (web) clients on long polling, the rest on push",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k("transport.batch_max", 50, "int", "most messages one poll response carries", lo=1),
+    _k(
+        "transport.request_timeout_s",
+        10.0,
+        "float",
+        "a poll without a response for this long (beyond any hold) is repeated (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "transport.handshake_rtts",
+        2,
+        "int",
+        "round trips to set up a connection (TCP + TLS), before the login round trip",
+        lo=0,
+    ),
+    _k(
+        "transport.reconnect_base_s",
+        1.0,
+        "float",
+        "first reconnect backoff (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "transport.reconnect_max_s",
+        30.0,
+        "float",
+        "largest reconnect backoff (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    # --- reliability -----------------------------------------------------------------------
+    _k("reliability.uplink_retry", True, "bool", "the sender retries until the server replies"),
+    _k(
+        "reliability.uplink_timeout_s",
+        5.0,
+        "float",
+        "sender's reply timeout (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "reliability.uplink_backoff",
+        1.0,
+        "float",
+        "multiplier of the reply timeout after each attempt (1: constant, 2: doubling)",
+        lo=1.0,
+    ),
+    _k(
+        "reliability.uplink_max_attempts",
+        5,
+        "int",
+        "attempts before the app is told 'failed'",
+        lo=1,
+    ),
+    _k("reliability.server_dedup", True, "bool", "the server de-duplicates retries by message id"),
+    _k(
+        "reliability.dedup_window_s",
+        120.0,
+        "float",
+        "how long the server remembers an id (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "reliability.dedup_durable",
+        False,
+        "bool",
+        "the dedup window survives a server crash (kept with the store)",
+    ),
+    _k(
+        "reliability.downlink_ack",
+        True,
+        "bool",
+        "pushed messages wait in a pending-ACK queue and are retransmitted until ACKed",
+    ),
+    _k(
+        "reliability.ack_timeout_s",
+        5.0,
+        "float",
+        "retransmit timeout of the pending-ACK queue (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k("reliability.client_dedup", True, "bool", "the client de-duplicates by message id"),
+    _k(
+        "reliability.client_dedup_window_s",
+        600.0,
+        "float",
+        "how long the client remembers a shown id (s)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "reliability.sync",
+        True,
+        "bool",
+        "the client syncs with the server's store by timestamp/seq cursor on receipt, on a gap "
+        "and on reconnect",
+    ),
+    # --- server ----------------------------------------------------------------------------
+    _k("server.nodes", 1, "int", "server nodes; users and groups are assigned to nodes", lo=1),
+    _k("server.workers", 8, "int", "workers per processing stage per node", lo=1),
+    _k(
+        "server.service_dist",
+        "exponential",
+        "choice",
+        "service-time distribution of the stages",
+        choices=SERVICE_DISTS,
+    ),
+    _ms("server.auth_ms", 0.3, "mean service time of login/auth (ms)"),
+    _ms("server.checks_ms", 0.3, "mean service time of mute/blacklist/friend checks (ms)"),
+    _ms(
+        "server.callback_ms",
+        30.0,
+        "mean latency of the business backend's before-send callback (ms)",
+    ),
+    _ms("server.screening_ms", 5.0, "mean service time of content screening (ms)"),
+    _ms("server.recent_contacts_ms", 0.3, "mean service time of the recent-contacts update (ms)"),
+    _ms("server.store_ms", 1.0, "mean service time of storing a message (ms)"),
+    _ms("server.status_ms", 0.1, "mean service time of the recipient status lookup (ms)"),
+    _ms("server.fanout_ms_per_recipient", 0.02, "fan-out cost per recipient (ms)"),
+    _k("server.callback_enabled", False, "bool", "call the business backend before each send"),
+    _k("server.callback_timeout_s", 0.5, "float", "callback timeout (s)", lo=0.0, lo_open=True),
+    _k(
+        "server.callback_timeout_default",
+        "allow",
+        "choice",
+        "what a callback timeout means",
+        choices=("allow", "reject"),
+    ),
+    _k(
+        "server.callback_reject_prob",
+        0.0,
+        "float",
+        "share of sends the backend rejects",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k("server.screening_enabled", False, "bool", "screen message content"),
+    _k(
+        "server.screening_block_prob",
+        0.0,
+        "float",
+        "share of messages screening blocks",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k("server.require_friendship", False, "bool", "1:1 messages only between friends"),
+    _k(
+        "server.friend_fraction",
+        1.0,
+        "float",
+        "share of 1:1 pairs that are friends",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k("server.muted_fraction", 0.0, "float", "share of users who are muted", lo=0.0, hi=1.0),
+    _k(
+        "server.blacklist_fraction",
+        0.0,
+        "float",
+        "share of 1:1 pairs where the recipient blacklisted the sender",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k(
+        "server.diffusion",
+        "write",
+        "choice",
+        "group storage: one inbox copy per member (write) or one group timeline (read)",
+        choices=DIFFUSIONS,
+    ),
+    _k(
+        "server.offline_push_ms",
+        500.0,
+        "float",
+        "latency of the vendor's offline push (ms)",
+        lo=0.0,
+    ),
+    _k(
+        "server.offline_push_loss",
+        0.02,
+        "float",
+        "loss of the vendor's offline push",
+        lo=0.0,
+        hi=1.0,
+    ),
+    # --- faults ----------------------------------------------------------------------------
+    _k(
+        "faults",
+        (),
+        "faults",
+        "a list of fault tables, e.g. {kind = 'server_crash', at_s = 120, down_s = 20}",
+    ),
+)
+
+KEYS: dict[str, Key] = {k.name: k for k in SCHEMA}
+
+# Fault kinds and their parameters: name → (default, validator description, check).
+FAULT_KINDS: dict[str, dict[str, Any]] = {
+    "server_crash": {"at_s": None, "down_s": 20.0, "node": 0},
+    "gateway_crash": {"at_s": None, "share": 1.0},
+    "client_crash": {"at_s": None, "share": 0.1, "keep_local_state": True},
+    "partition": {"at_s": None, "down_s": 20.0, "share": 0.1, "direction": "both"},
+    "loss_burst": {"at_s": None, "down_s": 10.0, "uplink_loss": 0.5, "downlink_loss": 0.5},
+    "store_failure": {"at_s": None, "down_s": 10.0, "prob": 0.5, "node": 0},
+    "slow_server": {"at_s": None, "down_s": 10.0, "extra_ms": 8000.0, "node": 0},
+    "clock_skew": {"at_s": 0.0, "skew_ms": 500.0, "node": 1},
+}
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_number(key: Key, value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
+    if key.kind == "int":
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
+            value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
+    too_low = key.lo is not None and (value <= key.lo if key.lo_open else value < key.lo)
+    too_high = key.hi is not None and value > key.hi
+    if too_low or too_high:
+        raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
+    return value
+
+
+def _check_latency(key: Key, value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(
+                f"{key.name} must be a number ≥ 0 or a distribution table, got {value!r}"
+            )
+        return float(value)
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{key.name} must be a number ≥ 0 or a table with dist = one of "
+            f"{', '.join(LATENCY_DISTS)}, got {value!r}"
+        )
+    dist = value.get("dist")
+    fields_by_dist = {
+        "constant": ("value",),
+        "lognormal": ("median", "p99"),
+        "exponential": ("mean",),
+        "empirical": ("samples",),
+    }
+    if dist not in fields_by_dist:
+        raise ConfigError(
+            f"{key.name}.dist must be one of {', '.join(LATENCY_DISTS)}, got {dist!r}"
+        )
+    needed = fields_by_dist[dist]
+    extra = set(value) - set(needed) - {"dist"}
+    if extra:
+        bad = sorted(extra)[0]
+        raise ConfigError(
+            f"{key.name}: unknown field '{bad}' for dist = '{dist}' (allowed: {', '.join(needed)})"
+        )
+    out: dict[str, Any] = {"dist": dist}
+    for f in needed:
+        if f not in value:
+            raise ConfigError(f"{key.name}: dist = '{dist}' needs field '{f}'")
+        v = value[f]
+        if f == "samples":
+            if (
+                not isinstance(v, list | tuple)
+                or not v
+                or any(
+                    isinstance(s, bool)
+                    or not isinstance(s, int | float)
+                    or not math.isfinite(s)
+                    or s < 0
+                    for s in v
+                )
+            ):
+                raise ConfigError(f"{key.name}.samples must be a non-empty list of numbers ≥ 0")
+            out[f] = [float(s) for s in v]
+        else:
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not math.isfinite(v)
+                or v < 0
+            ):
+                raise ConfigError(f"{key.name}.{f} must be a number ≥ 0, got {v!r}")
+            out[f] = float(v)
+    if dist == "lognormal" and not (0 < out["median"] <= out["p99"]):
+        raise ConfigError(
+            f"{key.name}: lognormal needs 0 < median ≤ p99, "
+            f"got median={out['median']:g}, p99={out['p99']:g}"
+        )
+    return out
+
+
+def _check_faults(key: Key, value: Any) -> tuple[dict[str, Any], ...]:
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"faults must be a list of tables, got {value!r}")
+    out = []
+    for i, f in enumerate(value):
+        where = f"faults[{i}]"
+        if not isinstance(f, Mapping):
+            raise ConfigError(
+                f"{where} must be a table such as {{kind = 'server_crash', "
+                f"at_s = 120, down_s = 20}}"
+            )
+        kind = f.get("kind")
+        if kind not in FAULT_KINDS:
+            raise ConfigError(
+                f"{where}.kind must be one of {', '.join(FAULT_KINDS)}, "
+                f"got {kind!r}{_suggest(str(kind), FAULT_KINDS)}"
+            )
+        params = FAULT_KINDS[kind]
+        resolved: dict[str, Any] = {"kind": kind}
+        for name in f:
+            if name == "kind":
+                continue
+            if name not in params:
+                raise ConfigError(
+                    f"{where}: unknown field '{name}' for kind = '{kind}' "
+                    f"(allowed: {', '.join(params)}){_suggest(name, params)}"
+                )
+        for name, default in params.items():
+            v = f.get(name, default)
+            if v is None:
+                raise ConfigError(f"{where}: kind = '{kind}' needs field '{name}'")
+            if name == "direction":
+                if v not in ("both", "uplink", "downlink"):
+                    raise ConfigError(f"{where}.direction must be one of both, uplink, downlink")
+            elif name == "keep_local_state":
+                if not isinstance(v, bool):
+                    raise ConfigError(f"{where}.keep_local_state must be true or false")
+            elif name == "node":
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise ConfigError(f"{where}.node must be an integer ≥ 0, got {v!r}")
+            else:
+                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                    raise ConfigError(f"{where}.{name} must be a number, got {v!r}")
+                v = float(v)
+                if name in ("share", "prob", "uplink_loss", "downlink_loss") and not 0 <= v <= 1:
+                    raise ConfigError(f"{where}.{name} must be in [0, 1], got {v:g}")
+                if name in ("at_s", "down_s", "extra_ms") and v < 0:
+                    raise ConfigError(f"{where}.{name} must be ≥ 0, got {v:g}")
+            resolved[name] = v
+        out.append(resolved)
+    return tuple(out)
+
+
+def validate_value(name: str, value: Any) -> Any:
+    """Validate one dotted key's value and return it normalised (ints, floats, tuples)."""
+    if name not in KEYS:
+        raise ConfigError(f"unknown scenario key '{name}'{_suggest(name, KEYS)}")
+    key = KEYS[name]
+    if key.kind in ("int", "float"):
+        return _check_number(key, value)
+    if key.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
+    if key.kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+        return value
+    if key.kind == "choice":
+        if value not in key.choices:
+            raise ConfigError(
+                f"{name} must be {key.allowed()}, got {value!r}{_suggest(str(value), key.choices)}"
+            )
+        return value
+    if key.kind == "latency":
+        return _check_latency(key, value)
+    return _check_faults(key, value)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested TOML tables → dotted keys. Latency tables stay whole (they are values)."""
+    flat: dict[str, Any] = {}
+    for k, v in tree.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping) and name not in KEYS:
+            flat.update(flatten(v, prefix=name + "."))
+        else:
+            flat[name] = v
+    return flat
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with a TOML value (``true``, ``0.05``, ``"push"``); bare words are strings."""
+    if "=" not in text:
+        raise ConfigError(f"--set takes KEY=VALUE, got {text!r}")
+    name, raw = text.split("=", 1)
+    name, raw = name.strip(), raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return name, value
+
+
+def _builtin_dir():
+    return resources.files("immodel") / "scenarios"
+
+
+def builtin_scenarios() -> dict[str, str]:
+    """Built-in scenario names → their one-line description."""
+    out = {}
+    for entry in sorted(_builtin_dir().iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            data = tomllib.loads(entry.read_text(encoding="utf-8"))
+            out[entry.name[:-5]] = data.get("description", "")
+    return out
+
+
+def _read_source(source: str | Path) -> tuple[dict[str, Any], str]:
+    path = Path(source)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"scenario file '{source}' does not exist")
+        text = path.read_text(encoding="utf-8")
+        default_name = path.stem
+    else:
+        entry = _builtin_dir() / f"{source}.toml"
+        if not entry.is_file():
+            names = list(builtin_scenarios())
+            raise ConfigError(
+                f"no scenario file or built-in scenario named '{source}' "
+                f"(built-ins: {', '.join(names)}){_suggest(str(source), names)}"
+            )
+        text = entry.read_text(encoding="utf-8")
+        default_name = str(source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"scenario '{source}' is not valid TOML: {exc}") from None
+    return data, default_name
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: every key of :data:`SCHEMA` with a value.
+
+    Build one with :meth:`load` (file, built-in name or mapping, plus overrides) or
+    :meth:`from_mapping`; derive variants with :meth:`with_overrides`. Values are read by
+    dotted key, ``scenario["network.downlink_loss"]``. Instances are immutable and
+    hashable by their TOML text, so sweeps can key results on them.
+    """
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Scenario:
+        """Validate nested or dotted ``data`` then ``overrides`` on top of the defaults."""
+        values = {k.name: k.default for k in SCHEMA}
+        for source in (data or {}), (overrides or {}):
+            for name, value in flatten(source).items():
+                values[name] = validate_value(name, value)
+        _check_consistency(values)
+        return cls(values)
+
+    @classmethod
+    def load(
+        cls,
+        source: str | Path | Mapping[str, Any] | Scenario = "baseline",
+        overrides: Mapping[str, Any] | Iterable[str] | None = None,
+        seed: int | None = None,
+    ) -> Scenario:
+        """A scenario from a TOML path, a built-in name or a mapping, with overrides.
+
+        ``overrides`` is a mapping of dotted keys or an iterable of ``KEY=VALUE`` strings
+        (as ``--set`` gives them); ``seed`` replaces the file's seed.
+        """
+        if isinstance(source, Scenario):
+            data: Mapping[str, Any] = source.values
+            default_name = source["name"]
+        elif isinstance(source, Mapping):
+            data, default_name = source, "custom"
+        else:
+            data, default_name = _read_source(source)
+        if overrides is None:
+            over: dict[str, Any] = {}
+        elif isinstance(overrides, Mapping):
+            over = dict(overrides)
+        else:
+            over = dict(parse_override(o) for o in overrides)
+        if seed is not None:
+            over["seed"] = seed
+        flat = flatten(data)
+        flat.setdefault("name", default_name)
+        return cls.from_mapping(flat, over)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise ConfigError(f"unknown scenario key '{name}'{_suggest(name, KEYS)}") from None
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
+        """A copy with some dotted keys changed (validated)."""
+        return Scenario.from_mapping(self.values, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict, as it would be written in a TOML file."""
+        nested: dict[str, Any] = {}
+        for name, value in self.values.items():
+            parts = name.split(".")
+            node = nested
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = list(value) if isinstance(value, tuple) else value
+        return nested
+
+    def to_toml(self) -> str:
+        """The fully resolved scenario as TOML (re-loads to an equal scenario)."""
+        return tomli_w.dumps(self.to_dict())
+
+    def __hash__(self) -> int:
+        return hash(self.to_toml())
+
+
+def _check_consistency(values: dict[str, Any]) -> None:
+    users = values["workload.users"]
+    if values["workload.group_share"] > 0:
+        if values["workload.groups"] < 1:
+            raise ConfigError("workload.groups must be ≥ 1 when workload.group_share > 0")
+        if values["workload.group_size"] > users:
+            raise ConfigError(
+                f"workload.group_size must be ≤ workload.users ({users}), "
+                f"got {values['workload.group_size']}"
+            )
+    if values["workload.contacts"] >= users:
+        raise ConfigError(
+            f"workload.contacts must be < workload.users ({users}), "
+            f"got {values['workload.contacts']}"
+        )
+    churn = (values["workload.mean_online_s"] > 0, values["workload.mean_offline_s"] > 0)
+    if any(churn) and not all(churn):
+        raise ConfigError(
+            "workload.mean_online_s and workload.mean_offline_s must both be > 0 "
+            "for churn, or both 0 for none"
+        )
+    if values["transport.reconnect_max_s"] < values["transport.reconnect_base_s"]:
+        raise ConfigError("transport.reconnect_max_s must be ≥ transport.reconnect_base_s")
+    nodes = values["server.nodes"]
+    for i, f in enumerate(values["faults"]):
+        if "node" in f and f["node"] >= nodes:
+            raise ConfigError(f"faults[{i}].node must be < server.nodes ({nodes}), got {f['node']}")
+
+
+def describe_keys() -> list[tuple[str, str, str]]:
+    """(key, default, meaning) rows for documentation and ``--help`` text."""
+    return [(k.name, repr(k.default), k.doc) for k in SCHEMA]
