@@ -327,6 +327,9 @@ SCHEMA: tuple[Key, ...] = (
     _ms("server.store_ms", 1.0, "mean service time of storing a message (ms)"),
     _ms("server.status_ms", 0.1, "mean service time of the recipient status lookup (ms)"),
     _ms("server.fanout_ms_per_recipient", 0.02, "fan-out cost per recipient (ms)"),
+    _ms("server.inbox_write_ms", 0.01, "write diffusion: cost of one member's inbox copy (ms)"),
+    _ms("server.poll_ms", 0.2, "mean service time of answering a poll (ms)"),
+    _ms("server.sync_ms", 0.5, "mean service time of answering a sync page (ms)"),
     _k("server.callback_enabled", False, "bool", "call the business backend before each send"),
     _k("server.callback_timeout_s", 0.5, "float", "callback timeout (s)", lo=0.0, lo_open=True),
     _k(

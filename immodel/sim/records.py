@@ -1,0 +1,219 @@
+"""Records, not prints: what a run leaves behind for analysis.
+
+The simulator appends to plain Python lists while it runs (cheap) and turns them into
+pandas DataFrames at the end:
+
+* ``messages`` — one row per message × recipient (a message that was never stored still
+  has its rows, with ``stored = False``): ids, conversation, order key, send / store /
+  first-show times, uplink attempts, app-visible copies, whether the recipient was
+  connected when the message was stored, and how the first copy arrived;
+* ``requests`` — one row per request that reached the access layer: time, user, kind
+  (``send``, ``ack``, ``poll``, ``sync``, ``login``), messages carried, bytes. Heartbeats
+  on push connections are counted per second in ``load`` instead of one row each;
+* ``load`` — periodic samples per node: queue lengths and busy workers per stage, held
+  long polls, open connections, pending-ACK entries;
+* ``trace`` — the checker's event log (DESIGN.md): ``t, event, msg_id, conversation,
+  user, order_key`` with ``send``, ``stored`` and ``deliver`` rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from immodel.protocol.messages import Message
+
+NAN = math.nan
+
+
+class MessageRecord:
+    """What happened to one message, for its rows in ``messages``."""
+
+    __slots__ = (
+        "attempts",
+        "copies",
+        "failure",
+        "first_show",
+        "first_via",
+        "message",
+        "online_at_store",
+        "order_key",
+        "recipients",
+        "stored_copies",
+        "t_outcome",
+        "t_send",
+        "t_stored",
+    )
+
+    def __init__(self, message: Message, recipients: tuple[int, ...], t_send: float) -> None:
+        self.message = message
+        self.recipients = recipients
+        self.t_send = t_send
+        self.attempts = 1
+        self.t_stored = NAN
+        self.order_key = -1
+        self.stored_copies = 0
+        self.failure = ""
+        self.t_outcome = NAN  # when the sender learned success or failure
+        self.first_show: dict[int, float] = {}
+        self.first_via: dict[int, str] = {}
+        self.copies: dict[int, int] = {}
+        self.online_at_store: dict[int, bool] = {}
+
+
+class Recorder:
+    """Collects rows during a run and builds the DataFrames at the end."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, MessageRecord] = {}
+        self.trace_t: list[float] = []
+        self.trace_event: list[str] = []
+        self.trace_msg: list[str] = []
+        self.trace_conv: list[str] = []
+        self.trace_user: list[int] = []
+        self.trace_key: list[float] = []
+        self.req_t: list[float] = []
+        self.req_user: list[int] = []
+        self.req_kind: list[str] = []
+        self.req_messages: list[int] = []
+        self.req_bytes: list[int] = []
+        self.load_rows: list[dict] = []
+
+    # -- during the run -------------------------------------------------------------------
+    def _trace(self, t: float, event: str, msg: Message, user: int, key: float) -> None:
+        self.trace_t.append(t)
+        self.trace_event.append(event)
+        self.trace_msg.append(msg.msg_id)
+        self.trace_conv.append(msg.conversation)
+        self.trace_user.append(user)
+        self.trace_key.append(key)
+
+    def sent(self, t: float, msg: Message, recipients: tuple[int, ...]) -> None:
+        self.messages[msg.msg_id] = MessageRecord(msg, recipients, t)
+        self._trace(t, "send", msg, msg.sender, NAN)
+
+    def stored(self, t: float, msg: Message, key: int, online: dict[int, bool]) -> None:
+        rec = self.messages[msg.msg_id]
+        rec.stored_copies += 1
+        if rec.stored_copies == 1:
+            rec.t_stored = t
+            rec.order_key = key
+            rec.online_at_store = online
+        for user in rec.recipients:
+            self._trace(t, "stored", msg, user, key)
+
+    def shown(self, t: float, msg: Message, key: int, user: int, via: str) -> None:
+        rec = self.messages[msg.msg_id]
+        rec.copies[user] = rec.copies.get(user, 0) + 1
+        if user not in rec.first_show:
+            rec.first_show[user] = t
+            rec.first_via[user] = via
+        self._trace(t, "deliver", msg, user, key)
+
+    def request(self, t: float, user: int, kind: str, messages: int, size_bytes: int) -> int:
+        """Record a request that reached the access layer; returns its row index so a
+        poll's row can be given the number of messages its response carried."""
+        self.req_t.append(t)
+        self.req_user.append(user)
+        self.req_kind.append(kind)
+        self.req_messages.append(messages)
+        self.req_bytes.append(size_bytes)
+        return len(self.req_t) - 1
+
+    # -- at the end -----------------------------------------------------------------------
+    def trace_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "t": np.asarray(self.trace_t, dtype=float),
+                "event": pd.Categorical(self.trace_event, categories=["send", "stored", "deliver"]),
+                "msg_id": self.trace_msg,
+                "conversation": self.trace_conv,
+                "user": [str(u) for u in self.trace_user],
+                "order_key": np.asarray(self.trace_key, dtype=float),
+            }
+        )
+
+    def messages_frame(self) -> pd.DataFrame:
+        cols: dict[str, list] = {
+            k: []
+            for k in (
+                "msg_id",
+                "conversation",
+                "is_group",
+                "sender",
+                "recipient",
+                "order_key",
+                "stored",
+                "stored_copies",
+                "t_send",
+                "t_stored",
+                "t_first_show",
+                "latency_ms",
+                "attempts",
+                "copies",
+                "online_at_store",
+                "first_via",
+                "send_failed",
+                "failure_reason",
+            )
+        }
+        for rec in self.messages.values():
+            msg = rec.message
+            stored = rec.stored_copies > 0
+            for user in rec.recipients:
+                first = rec.first_show.get(user, NAN)
+                cols["msg_id"].append(msg.msg_id)
+                cols["conversation"].append(msg.conversation)
+                cols["is_group"].append(msg.is_group)
+                cols["sender"].append(msg.sender)
+                cols["recipient"].append(user)
+                cols["order_key"].append(rec.order_key if stored else -1)
+                cols["stored"].append(stored)
+                cols["stored_copies"].append(rec.stored_copies)
+                cols["t_send"].append(rec.t_send)
+                cols["t_stored"].append(rec.t_stored)
+                cols["t_first_show"].append(first)
+                cols["latency_ms"].append((first - rec.t_send) * 1000.0)
+                cols["attempts"].append(rec.attempts)
+                cols["copies"].append(rec.copies.get(user, 0))
+                cols["online_at_store"].append(rec.online_at_store.get(user, False))
+                cols["first_via"].append(rec.first_via.get(user, ""))
+                cols["send_failed"].append(rec.failure != "")
+                cols["failure_reason"].append(rec.failure)
+        frame = pd.DataFrame(cols)
+        return frame.astype(
+            {
+                "is_group": bool,
+                "stored": bool,
+                "online_at_store": bool,
+                "send_failed": bool,
+                "sender": "int64",
+                "recipient": "int64",
+                "order_key": "int64",
+                "stored_copies": "int64",
+                "attempts": "int64",
+                "copies": "int64",
+                "t_send": float,
+                "t_stored": float,
+                "t_first_show": float,
+                "latency_ms": float,
+            }
+        )
+
+    def requests_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "t": np.asarray(self.req_t, dtype=float),
+                "user": np.asarray(self.req_user, dtype=np.int64),
+                "kind": pd.Categorical(
+                    self.req_kind, categories=["send", "ack", "poll", "sync", "login"]
+                ),
+                "messages": np.asarray(self.req_messages, dtype=np.int64),
+                "bytes": np.asarray(self.req_bytes, dtype=np.int64),
+            }
+        )
+
+    def load_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.load_rows)
