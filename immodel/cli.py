@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="draw the standard figures for a run or sweep folder")
     plot.add_argument("directory", metavar="DIR")
-    plot.set_defaults(func=_handler("immodel.experiments.cli", "cmd_plot"))
+    plot.set_defaults(func=_handler("immodel.analysis.plots", "cmd_plot"))
 
     check = sub.add_parser("check", help="check a delivery trace for loss, duplicates, order")
     check.add_argument("trace", metavar="TRACE", help="CSV or parquet event log")
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the built-in transport × loss comparison (about a minute)")
     demo.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     demo.add_argument("--workers", type=int, default=None, help="local worker processes")
-    demo.set_defaults(func=_handler("immodel.experiments.cli", "cmd_demo"))
+    demo.set_defaults(func=_handler("immodel.experiments.demo", "cmd_demo"))
     return parser
 
 
