@@ -88,6 +88,17 @@ def _extra_metrics(world: World) -> dict[str, Any]:
             busy += u * stage.workers
             capacity += stage.workers
             per_stage[name] = max(per_stage.get(name, 0.0), u)
+    # Per-stage queueing figures over all nodes (for Little's law and Erlang C checks):
+    # arrivals per second, time-average queue length, mean wait in queue per job.
+    for name in world.nodes[0].stages:
+        stages = [node.stages[name] for node in world.nodes]
+        arrivals = sum(st.arrivals for st in stages)
+        started = arrivals - sum(len(st.queue) for st in stages)
+        out[f"arrival_rate_{name}"] = arrivals / horizon
+        out[f"queue_mean_{name}"] = sum(st.mean_queue_length(horizon) for st in stages)
+        out[f"wait_mean_ms_{name}"] = (
+            1000.0 * sum(st.wait_total_s for st in stages) / started if started else None
+        )
     out["server_utilization"] = busy / capacity if capacity else 0.0
     out["server_utilization_max_stage"] = max(per_stage.values()) if per_stage else 0.0
     for name, u in per_stage.items():
