@@ -1,0 +1,190 @@
+"""Where sweep tasks run: one ``concurrent.futures.Executor`` code path for all of them.
+
+:func:`open_backend` is a context manager that yields a :class:`Backend` — an executor,
+a label for messages, and how many tasks to keep in flight — and tears it down on exit:
+
+* no scheduler, one worker: :class:`InProcessExecutor`, each task runs in this process
+  (no pickling; handy under a debugger);
+* no scheduler, *N* workers (default ``os.cpu_count()``): a ``ProcessPoolExecutor``;
+* ``scheduler="local"``: a Dask ``LocalCluster`` of *N* single-threaded worker processes
+  and ``Client.get_executor()``;
+* ``scheduler="tcp://host:8786"``: a running Dask scheduler. Connecting gives up after
+  :data:`CONNECT_TIMEOUT_S` with a :class:`~immodel.errors.UserError` instead of hanging,
+  and the workers are asked up front which immodel they run, so a cluster without
+  immodel (or with another version, which could give other numbers) is refused before
+  any task is sent.
+
+Dask is imported only when a scheduler is asked for (``pip install 'immodel[cluster]'``).
+The sweep writes results in the calling process, so Dask workers need no shared disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from immodel.errors import UserError
+
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "Backend",
+    "InProcessExecutor",
+    "open_backend",
+    "validate_workers",
+]
+
+#: Seconds to wait for a remote Dask scheduler before giving up.
+CONNECT_TIMEOUT_S = 5
+
+
+class InProcessExecutor(Executor):
+    """An executor that runs each call when it is submitted, in the calling thread.
+
+    The returned future is already done. An ``Exception`` from the call is stored in the
+    future; ``KeyboardInterrupt`` and other ``BaseException`` propagate at once.
+    """
+
+    def __init__(self) -> None:
+        self._shutdown = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` now and return its finished future."""
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse further submissions (nothing is ever pending)."""
+        self._shutdown = True
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An executor ready for tasks.
+
+    ``label`` says where tasks run (for messages); ``window`` is how many tasks the sweep
+    keeps submitted at once (``None``: all of them, the scheduler queues them).
+    """
+
+    executor: Executor
+    label: str
+    window: int | None
+
+
+def validate_workers(workers: int | None) -> None:
+    """Raise :class:`~immodel.errors.UserError` unless ``workers`` is ``None`` or ≥ 1."""
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise UserError(f"--workers must be an integer ≥ 1, got {workers!r}")
+
+
+@contextmanager
+def open_backend(
+    workers: int | None = None,
+    scheduler: str | None = None,
+    *,
+    local_processes: bool = True,
+    dashboard_address: str | None = ":8787",
+) -> Iterator[Backend]:
+    """Start an executor for ``workers`` / ``scheduler`` (see the module docstring).
+
+    ``local_processes`` and ``dashboard_address`` configure ``scheduler="local"`` (a
+    threaded LocalCluster only suits runners that release the GIL). Pending tasks are
+    cancelled and workers stopped when the ``with`` block exits. Raises
+    :class:`~immodel.errors.UserError` for a bad ``workers`` value, a missing Dask
+    installation, an unreachable scheduler or workers that cannot run immodel.
+    """
+    validate_workers(workers)
+    n = workers or os.cpu_count() or 1
+    if scheduler is None:
+        if n == 1:
+            executor: Executor = InProcessExecutor()
+            backend = Backend(executor, "this process", window=1)
+        else:
+            executor = ProcessPoolExecutor(max_workers=n)
+            backend = Backend(executor, f"{n} local processes", window=2 * n)
+        try:
+            yield backend
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        return
+
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UserError(
+            "--scheduler needs Dask's distributed package: pip install 'immodel[cluster]'"
+        ) from None
+
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=local_processes,
+            dashboard_address=dashboard_address,
+        )
+        client = Client(cluster)
+        label = f"a Dask LocalCluster of {n} worker(s)"
+    else:
+        try:
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise UserError(
+                f"cannot reach the Dask scheduler at '{scheduler}' within "
+                f"{CONNECT_TIMEOUT_S} s ({reason}); check the address (tcp://host:8786) and "
+                "that `dask scheduler` is running there, or use --scheduler local"
+            ) from None
+        label = f"the Dask scheduler at {scheduler}"
+    executor = client.get_executor(pure=False)
+    try:
+        _check_workers(client)
+        link = getattr(client, "dashboard_link", None)
+        if link:
+            label += f" (dashboard {link})"
+        yield Backend(executor, label, window=None)
+    finally:
+        executor.shutdown(wait=False)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def worker_version() -> str:
+    """The immodel version of the process that runs this (sent to Dask workers)."""
+    from immodel import __version__
+
+    return __version__
+
+
+def _check_workers(client: Any) -> None:
+    from immodel import __version__
+
+    try:
+        versions = client.run(worker_version)
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(
+            f"the Dask workers cannot run immodel ({type(exc).__name__}: {reason}); "
+            f"install immodel {__version__} on them"
+        ) from None
+    other = sorted({v for v in versions.values() if v != __version__})
+    if other:
+        raise UserError(
+            f"the Dask workers run immodel {', '.join(other)} but this client runs "
+            f"{__version__}; install the same version everywhere so results are comparable"
+        )
