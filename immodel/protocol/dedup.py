@@ -19,7 +19,9 @@ model forgets ids silently.
 
 With ``enabled=False`` every copy is ``NEW``: retries are stored again.
 The window is volatile unless the caller keeps it with the store (``dedup_durable``): a
-server crash calls :meth:`clear`.
+server crash calls :meth:`clear`. A durable window still loses its in-progress marks in a
+crash (:meth:`forget_in_progress`): the processing they stand for died with the node, and
+a mark that outlived it would make every retry ``IN_PROGRESS`` forever.
 """
 
 from __future__ import annotations
@@ -86,6 +88,16 @@ class DedupWindow:
         """Processing ended without a final answer (the store failed): a retry is NEW."""
         if self.enabled and self._table.get(msg_id, 0) is _IN_PROGRESS:
             del self._table[msg_id]
+
+    def forget_in_progress(self) -> int:
+        """Processing stopped without an answer (a crash): in-progress ids become NEW again.
+
+        Completed entries stay. Returns how many marks were dropped.
+        """
+        marks = [m for m, reply in self._table.items() if reply is _IN_PROGRESS]
+        for msg_id in marks:
+            del self._table[msg_id]
+        return len(marks)
 
     def clear(self) -> None:
         """A crash: everything remembered is gone."""

@@ -166,6 +166,8 @@ class ServerNode:
     def crash(self) -> int:
         """The node fails: volatile state is gone; returns the pending-ACK entries lost."""
         lost = self.pending.clear()
-        if not self.dedup_durable:
+        if self.dedup_durable:
+            self.dedup.forget_in_progress()  # the processing they mark died with the node
+        else:
             self.dedup.clear()
         return lost
