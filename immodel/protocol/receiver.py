@@ -141,19 +141,25 @@ class Receiver:
             actions.extend(self._start_sync(now))
         return actions
 
-    def note_own(self, conversation: Id, order_key: int, now: float) -> None:
-        """The server stored one of this user's own group messages under ``order_key``."""
+    def note_own(self, conversation: Id, order_key: int, now: float) -> list[Action]:
+        """The server stored one of this user's own group messages under ``order_key``.
+
+        Returns the :class:`Show` actions of held copies that this seq unblocks (the own
+        message may be the gap that held them back).
+        """
+        actions: list[Action] = []
         if not self.sync_enabled:
-            return
+            return actions
         cursor = self._cursors()
         cur = cursor.get(conversation, 0)
         if order_key <= cur:
-            return
+            return actions
         if order_key == cur + 1:
             cursor[conversation] = order_key
-            self._release(conversation, now, [])
+            self._release(conversation, now, actions)
         else:
             self._held_for(conversation)[order_key] = None
+        return actions
 
     # -- sync -----------------------------------------------------------------------------
     def request_sync(self, now: float) -> list[Action]:

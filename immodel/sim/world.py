@@ -450,7 +450,10 @@ class World:
                 r.t_outcome = now
                 m = r.message
                 if m.is_group:
-                    client.receiver.note_own(m.conversation, a.order_key, now)
+                    # Our own seq may be the gap that held later copies back: show them.
+                    released = client.receiver.note_own(m.conversation, a.order_key, now)
+                    if released:
+                        self.act(client, released)
             elif t is SendFailed:
                 r = rec.messages[a.msg_id]
                 r.failure = a.reason
