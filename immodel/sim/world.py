@@ -24,6 +24,7 @@ own next heartbeat (its phase is fixed at set-up) plus the request timeout.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 from typing import Any
@@ -530,13 +531,29 @@ class World:
         else:
             other = stream.below(self.n_users - 1)
             other += other >= sender_uid
-        a, b = (sender_uid, other) if sender_uid < other else (other, sender_uid)
+        conv = self._one_to_one(sender_uid, other)
+        self._submit(self.clients[sender_uid], conv, False, (other,), now)
+
+    def _one_to_one(self, a: int, b: int) -> str:
+        """The 1:1 conversation of users a and b (both become members on first use)."""
+        if a > b:
+            a, b = b, a
         conv = f"d{a}-{b}"
         if conv not in self.known_pairs:
             self.known_pairs.add(conv)
             self.store.join(a, conv)
             self.store.join(b, conv)
-        self._submit(self.clients[sender_uid], conv, False, (other,), now)
+        return conv
+
+    def inject(self, at_s: float, sender: int, recipient: int) -> None:
+        """Schedule one 1:1 message from ``sender`` to ``recipient`` at ``at_s`` (on top of
+        the Poisson workload): for tests and notebooks that follow a single message."""
+
+        def submit(_arg) -> None:
+            conv = self._one_to_one(sender, recipient)
+            self._submit(self.clients[sender], conv, False, (recipient,), self.env.now)
+
+        self.later(at_s - self.env.now, submit, None)
 
     def _submit(self, client: Client, conv: str, is_group: bool, recipients, now: float) -> None:
         msg, actions = client.sender.submit(
@@ -1131,7 +1148,16 @@ class World:
         from immodel.sim.faults import schedule_faults
 
         schedule_faults(self)
-        env.run(until=self.horizon_s)
+        # The run allocates millions of short-lived, acyclic objects (events, packets);
+        # the cyclic GC would only re-traverse the long-lived client objects, so it is
+        # paused for the run and restored after it.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            env.run(until=self.horizon_s)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         for client in self.clients:
             if client.conn_id and not math.isnan(client.connected_since):
                 client.connected_total_s += self.horizon_s - client.connected_since
