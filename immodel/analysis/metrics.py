@@ -65,6 +65,12 @@ def summarize(
     catchup = expected[~expected["online_at_store"]]
     out.update(latency_stats(catchup["latency_ms"].to_numpy(dtype=float), "catchup_latency"))
 
+    # Offline push: store → the vendor notification reaching the device (not the message).
+    pushed = expected["t_offline_push"] - expected["t_stored"]
+    out["offline_push_latency_mean_ms"] = (
+        float(pushed.mean() * 1000.0) if pushed.notna().any() else None
+    )
+
     kinds = requests["kind"].astype(str)
     heartbeats = int((extra or {}).get("heartbeats", 0))
     out["requests_total"] = len(requests) + heartbeats

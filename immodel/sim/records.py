@@ -38,6 +38,7 @@ class MessageRecord:
         "first_show",
         "first_via",
         "message",
+        "offline_push",
         "online_at_store",
         "order_key",
         "recipients",
@@ -61,6 +62,7 @@ class MessageRecord:
         self.first_via: dict[int, str] = {}
         self.copies: dict[int, int] = {}
         self.online_at_store: dict[int, bool] = {}
+        self.offline_push: dict[int, float] = {}  # recipient → notification arrival
 
 
 class Recorder:
@@ -154,6 +156,7 @@ class Recorder:
                 "attempts",
                 "copies",
                 "online_at_store",
+                "t_offline_push",
                 "first_via",
                 "send_failed",
                 "failure_reason",
@@ -179,6 +182,7 @@ class Recorder:
                 cols["attempts"].append(rec.attempts)
                 cols["copies"].append(rec.copies.get(user, 0))
                 cols["online_at_store"].append(rec.online_at_store.get(user, False))
+                cols["t_offline_push"].append(rec.offline_push.get(user, NAN))
                 cols["first_via"].append(rec.first_via.get(user, ""))
                 cols["send_failed"].append(rec.failure != "")
                 cols["failure_reason"].append(rec.failure)
@@ -198,6 +202,7 @@ class Recorder:
                 "t_send": float,
                 "t_stored": float,
                 "t_first_show": float,
+                "t_offline_push": float,
                 "latency_ms": float,
             }
         )
