@@ -49,7 +49,8 @@ values) and the root seed — and its hash. If the sweep file changes any of the
 stops with a :class:`~immodel.errors.UserError` saying what changed and asking for another
 ``--out``. The description and the number of replications may change: more replications
 only add tasks (existing seeds are unchanged), fewer leave the extra parts on disk but out
-of ``results.parquet``.
+of ``results.parquet``. One run at a time per result folder: two runs on the same ``OUT``
+would compute the same tasks twice (harmlessly, but for nothing).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ import queue
 import re
 import shlex
 import sys
+import time
 import tomllib
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -791,6 +793,8 @@ def _done_keys(out: Path) -> set[tuple[int, int]]:
 
 def _check_identity(sweep: Sweep, out: Path) -> dict[str, Any] | None:
     """The existing meta.json of ``out`` if it holds this sweep; raise if another."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"the output folder '{out}' is a file; pass another --out")
     meta_path = out / "meta.json"
     if not meta_path.exists():
         if _done_keys(out):
@@ -845,8 +849,12 @@ def _prepare_out(sweep: Sweep, out: Path) -> None:
     """Check ``out`` against ``sweep`` and write sweep.toml, scenario.toml, meta.json."""
     meta = _check_identity(sweep, out)
     (out / "parts").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "parts").glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+    # Temporary files of runs killed mid-write. Writing one takes milliseconds, so an old
+    # one is stale; a young one may belong to another run on this folder right now.
+    for tmp in (out / "parts").glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > 60:
+                tmp.unlink()
     from immodel import __version__
 
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

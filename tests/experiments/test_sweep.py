@@ -291,7 +291,7 @@ def test_results_have_one_row_per_point_and_replication_in_documented_columns(sw
         (p, r) for p in range(6) for r in range(3)
     ]
     stored = pd.read_parquet(out / "results.parquet")
-    pd.testing.assert_frame_equal(stored, frame, check_dtype=False)
+    pd.testing.assert_frame_equal(stored, frame)
     # The grid columns hold each task's values, and the runner saw them.
     expected_lost = (frame["messages_sent"] * frame["network.downlink_loss"]).round()
     assert (frame["lost"] == expected_lost).all()
@@ -455,6 +455,24 @@ def test_fewer_replications_leave_extra_parts_out_of_the_results(sweep_file, tmp
     frame = run(sweep_file, out, runner=recorder)
     assert recorder.calls == [] and set(frame["replication"]) == {0, 1}
     assert len(list((out / "parts").glob("*.parquet"))) == 18
+
+
+def test_an_out_that_is_a_file_is_a_user_error(sweep_file, tmp_path):
+    (tmp_path / "out").write_text("not a folder")
+    with pytest.raises(UserError, match="is a file"):
+        run(sweep_file, tmp_path / "out")
+
+
+def test_only_stale_temporary_files_are_cleaned_up(sweep_file, tmp_path):
+    out = tmp_path / "out"
+    run(sweep_file, out)
+    stale = out / "parts" / ".p000000-r0000.parquet.999.tmp"
+    young = out / "parts" / ".p000001-r0000.parquet.998.tmp"
+    stale.write_bytes(b"x")
+    young.write_bytes(b"y")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    run(sweep_file, out)
+    assert not stale.exists() and young.exists()
 
 
 def test_parts_without_meta_are_not_adopted(sweep_file, tmp_path):
