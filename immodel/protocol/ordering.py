@@ -3,7 +3,10 @@
 * **1:1** — each message gets the stamping node's clock in integer milliseconds. Two
   messages of one conversation stamped by the same node in the same millisecond would tie,
   so the node's clock is made strictly monotonic per conversation: a stamp is
-  ``max(clock_ms, previous stamp + 1)``. This is the deterministic tie-break; across
+  ``max(clock_ms, previous stamp + 1)``, and the first one is at least 1 (a sync cursor
+  starts at 0 and pulls keys above it, so a stamp of 0 or less — a message stored in the
+  first millisecond, or by a node whose clock runs behind — would never be synced).
+  This is the deterministic tie-break; across
   nodes, ties (equal keys) are broken by message id wherever an order is needed. Nodes
   whose clocks disagree (``clock_skew``) can stamp a later message with a smaller key:
   timestamp order is only as good as the clocks.
@@ -34,7 +37,7 @@ class Sequencer:
     def stamp(self, conversation: Id, clock_s: float) -> int:
         """A 1:1 server timestamp (ms) from this node's clock, monotonic per conversation."""
         clock_ms = math.floor(clock_s * 1000.0)
-        key = max(clock_ms, self._last_stamp.get(conversation, -1) + 1)
+        key = max(clock_ms, self._last_stamp.get(conversation, 0) + 1)
         self._last_stamp[conversation] = key
         return key
 
