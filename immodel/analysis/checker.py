@@ -396,7 +396,7 @@ def _normalise(df: pd.DataFrame, source: str) -> _Trace:
     for col, where in (("msg_id", None), ("user", receiving), ("conversation", receiving)):
         col_missing = _missing(df[col])
         if where is not None:
-            col_missing &= where
+            col_missing = col_missing & where
         bad = np.flatnonzero(col_missing)
         if bad.size:
             kind = "any" if where is None else "stored and deliver"
