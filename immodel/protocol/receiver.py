@@ -106,14 +106,16 @@ class Receiver:
         actions: list[Action] = [SendAck((item.msg_id,))] if self.ack else []
         if item.message.sender == self.user:
             return actions
+        if item.is_group and self.sync_enabled:
+            # even a copy already shown moves the cursor over its seq (a message stored
+            # twice has two seqs), else it would stand as a gap
+            self._arrive_in_group(item, "push", now, actions)
+            return actions
         if self.dedup and self._was_shown(item.msg_id, now):
             return actions
-        if item.is_group and self.sync_enabled:
-            self._arrive_in_group(item, "push", now, actions)
-        else:
-            self._show(item, "push", now, actions)
-            if not item.is_group and self.sync_enabled:
-                actions.extend(self.request_sync(now))
+        self._show(item, "push", now, actions)
+        if not item.is_group and self.sync_enabled:
+            actions.extend(self.request_sync(now))
         return actions
 
     def handle_sync_response(self, response: SyncResponse, now: float) -> list[Action]:
@@ -253,7 +255,9 @@ class Receiver:
             return
         if seq == cur + 1:
             cursor[conv] = seq
-            if not own:
+            # a sync merge is always by id; a pushed copy only with client dedup on
+            shown = (via == "sync" or self.dedup) and self._was_shown(item.msg_id, now)
+            if not own and not shown:
                 self._show(item, via, now, actions)
             self._release(conv, now, actions)
             return
