@@ -27,7 +27,10 @@ A cursor moves only when a sync page is merged (or, for groups, contiguously), n
 because a push arrived, so a push that overtakes a sync cannot carry a cursor past a
 gap. Syncs are coalesced: one in flight at a time; a receipt during a sync asks for one
 more when it completes; an incomplete page asks for the next page; an unanswered sync is
-repeated after ``sync_timeout_s``.
+repeated after ``sync_timeout_s``. A page carries no request id, so the page merged may
+answer an earlier request (the late answer to a sync that was repeated, or a duplicate):
+merging it is safe (a page is a prefix of the store), but it may have been cut before a
+gap's message was stored, so a page that leaves a copy held behind a gap asks again.
 
 The reader's own messages appear in sync pages (a conversation's timeline holds every
 member's messages): they are never shown, but they count for a group's contiguity. The
@@ -138,7 +141,7 @@ class Receiver:
             for conv, key in advanced.items():
                 if key > cursor.get(conv, 0):
                     cursor[conv] = key
-        if not response.complete or self._sync_again:
+        if not response.complete or self._sync_again or self._gap_open():
             self._sync_again = False
             actions.extend(self._start_sync(now))
         return actions
@@ -264,6 +267,12 @@ class Receiver:
         held[seq] = None if own else item
         if via == "push":
             actions.extend(self.request_sync(now))
+
+    def _gap_open(self) -> bool:
+        """A copy of someone else's message is held behind a gap."""
+        return bool(self._held) and any(
+            item is not None for held in self._held.values() for item in held.values()
+        )
 
     def _release(self, conv: Id, now: float, actions: list[Action]) -> None:
         held = self._held.get(conv) if self._held else None
