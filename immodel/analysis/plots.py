@@ -1,0 +1,1277 @@
+"""The standard design-review figures, and ``immodel plot DIR``.
+
+Every figure comes from a DataFrame with the documented columns, so it can be drawn from
+a sweep's ``results.parquet`` (one row per grid point × replication), from a run's
+``messages``/``load`` records, or from a frame assembled by hand:
+
+=============================  ===========================================================
+:func:`plot_latency`           latency p50/p99 vs a numeric grid key (loss rate…), one
+                               colour per strategy, bands = confidence interval
+:func:`plot_requests`          requests/s at the access layer vs users (or any key)
+:func:`plot_empty_polls`       share of polls that returned nothing
+:func:`plot_metric`            any metric vs any numeric key (the building block above)
+:func:`plot_outcomes`          lost / duplicate / out-of-order deliveries per mechanism
+                               set (bars, one panel per outcome)
+:func:`plot_latency_ecdf`      latency distribution of one run (or several, overlaid)
+:func:`plot_load_timeline`     connections, pending ACKs and queued jobs over time, with
+                               the fault window shaded
+:func:`plot_cost_frontier`     p99 latency vs requests/s, one point per configuration,
+                               Pareto-optimal ones joined
+=============================  ===========================================================
+
+Each function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
+display, no global figure registry; it shows inline in a notebook) and accepts ``ax=`` to
+draw into an existing axes where that makes sense. :func:`save_figure` writes it as PNG
+(150 dpi) and SVG. One style applies to all of them: :data:`STYLE` (rcParams) and the
+colour/marker of each strategy (:data:`SERIES_STYLE`); change them there.
+
+Means over replications and their intervals come from
+:func:`immodel.analysis.stats.aggregate` (Student t, 95 % by default); a configuration
+run once is drawn without a band.
+
+``immodel plot DIR`` (:func:`cmd_plot`) draws the run figures for a run folder
+(``summary.json``) or whichever sweep figures the grid allows for a sweep folder
+(``results.parquet``): the x axis is the numeric grid key, one series per value of the
+categorical one, one set of files per value of any further key. Files go to
+``DIR/figures/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import textwrap
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from immodel.analysis.stats import aggregate, grid_columns, latency_sample
+
+__all__ = [
+    "OUTCOMES",
+    "SERIES_STYLE",
+    "STYLE",
+    "cmd_plot",
+    "key_label",
+    "metric_label",
+    "pareto_optimal",
+    "plot_cost_frontier",
+    "plot_empty_polls",
+    "plot_latency",
+    "plot_latency_ecdf",
+    "plot_load_timeline",
+    "plot_metric",
+    "plot_outcomes",
+    "plot_requests",
+    "plot_run_folder",
+    "plot_sweep_folder",
+    "save_figure",
+    "style",
+    "sweep_figures",
+    "value_label",
+]
+
+# --------------------------------------------------------------------------------------
+# The one style
+# --------------------------------------------------------------------------------------
+
+#: rcParams of every figure: 6.4 × 4 in, fonts legible when the PNG is pasted at full
+#: column width, light grid, no top/right spines, colour-blind-safe colours.
+STYLE: dict[str, Any] = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 100,
+    "figure.constrained_layout.use": True,
+    "savefig.dpi": 150,
+    "font.family": "DejaVu Sans",
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 9.5,
+    "legend.title_fontsize": 9.5,
+    "legend.frameon": True,
+    "legend.framealpha": 0.85,
+    "legend.edgecolor": "none",
+    "legend.facecolor": "white",
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.alpha": 0.35,
+    "grid.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.8,
+    "lines.markersize": 5.5,
+    "errorbar.capsize": 3,
+    "svg.hashsalt": "immodel",  # stable SVG ids: re-running gives the same files
+    "axes.prop_cycle": matplotlib.cycler(
+        color=["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+    ),
+}
+
+# Okabe–Ito colours: distinguishable with the common colour-vision deficiencies and in
+# greyscale thanks to the markers.
+_PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+#: Fixed colour and marker of the strategies that appear in most figures, so that
+#: "push" is the same blue in every figure of a review.
+SERIES_STYLE: dict[Any, dict[str, str]] = {
+    "short_poll": {"color": "#D55E00", "marker": "s"},
+    "long_poll": {"color": "#E69F00", "marker": "v"},
+    "push": {"color": "#0072B2", "marker": "o"},
+    "hybrid": {"color": "#009E73", "marker": "^"},
+    "write": {"color": "#0072B2", "marker": "o"},
+    "read": {"color": "#D55E00", "marker": "s"},
+}
+
+#: The delivery outcomes of DESIGN.md that should be zero.
+OUTCOMES = ("lost", "duplicates", "order_violations")
+
+_OUTCOME_TITLES = {"lost": "lost", "duplicates": "duplicates", "order_violations": "out of order"}
+_FAULT_COLOR = "#C0392B"
+_BAND_ALPHA = 0.18
+_NOTE_COLOR = "#555555"
+
+
+def style():
+    """A context manager that applies :data:`STYLE` (``matplotlib.rc_context``)."""
+    return matplotlib.rc_context(STYLE)
+
+
+def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with style():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _new_figure(ax: Axes | None, figsize: tuple[float, float] | None = None) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize or STYLE["figure.figsize"])
+    return fig, fig.add_subplot()
+
+
+def _series_style(value: Any, index: int) -> dict[str, str]:
+    known = SERIES_STYLE.get(value) if isinstance(value, str) else None
+    if known:
+        return dict(known)
+    return {"color": _PALETTE[index % len(_PALETTE)], "marker": _MARKERS[index % len(_MARKERS)]}
+
+
+def _series_styles(values: Sequence[Any]) -> dict[Any, dict[str, str]]:
+    """Colours/markers for a list of series values: known ones fixed, the rest distinct."""
+    taken = {SERIES_STYLE[v]["color"] for v in values if isinstance(v, str) and v in SERIES_STYLE}
+    free = [(c, m) for c, m in zip(_PALETTE, _MARKERS, strict=True) if c not in taken]
+    free = free or list(zip(_PALETTE, _MARKERS, strict=True))
+    out, i = {}, 0
+    for v in values:
+        if isinstance(v, str) and v in SERIES_STYLE:
+            out[v] = dict(SERIES_STYLE[v])
+        else:
+            color, marker = free[i % len(free)]
+            out[v] = {"color": color, "marker": marker}
+            i += 1
+    return out
+
+
+def _footnote(fig: Figure, text: str) -> None:
+    """A small grey note under the axes (sample sizes, what the bands mean)."""
+    if not text:
+        return
+    # supxlabel, unlike fig.text, gets its own room from the constrained layout.
+    fig.supxlabel(text, x=0.01, ha="left", fontsize=8, color=_NOTE_COLOR)
+
+
+def save_figure(fig: Figure, directory: str | Path, name: str) -> list[Path]:
+    """Write ``fig`` as ``directory/name.png`` (150 dpi) and ``directory/name.svg``.
+
+    Creates ``directory``. Returns the two paths. The files carry no timestamp, so
+    re-drawing the same data gives the same SVG.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"{name}.png", directory / f"{name}.svg"]
+    engine = fig.get_layout_engine()
+    with style():
+        fig.savefig(paths[0], dpi=STYLE["savefig.dpi"], metadata={"Software": None})
+        # The layout is done: reuse it for the SVG instead of solving it again (the
+        # constrained layout is most of the time a figure takes to write).
+        fig.set_layout_engine("none")
+        try:
+            fig.savefig(paths[1], metadata={"Date": None, "Creator": None})
+        finally:
+            fig.set_layout_engine(engine)
+    return paths
+
+
+# --------------------------------------------------------------------------------------
+# Labels with units
+# --------------------------------------------------------------------------------------
+
+# Known scenario keys: (label, unit, factor applied to the values before drawing).
+_KEY_LABELS: dict[str, tuple[str, str, float]] = {
+    "network.downlink_loss": ("downlink packet loss", "%", 100.0),
+    "network.uplink_loss": ("uplink packet loss", "%", 100.0),
+    "workload.users": ("users", "", 1.0),
+    "workload.group_size": ("group size", "members", 1.0),
+    "workload.group_share": ("group traffic", "% of messages", 100.0),
+    "workload.send_rate_per_user": ("send rate per user", "messages/s", 1.0),
+    "transport.poll_interval_s": ("short-poll interval", "s", 1.0),
+    "transport.long_poll_hold_s": ("long-poll hold", "s", 1.0),
+    "transport.heartbeat_s": ("heartbeat period", "s", 1.0),
+    "transport.web_share": ("web clients on long polling", "%", 100.0),
+    "transport.kind": ("transport", "", 1.0),
+    "reliability.ack_timeout_s": ("ACK timeout", "s", 1.0),
+    "reliability.sync": ("timestamp/seq sync", "", 1.0),
+    "server.diffusion": ("group storage", "", 1.0),
+    "server.nodes": ("server nodes", "", 1.0),
+}
+
+_METRIC_LABELS: dict[str, tuple[str, str, float]] = {
+    "requests_per_s": ("requests/s at the access layer", "req/s", 1.0),
+    "requests_total": ("requests at the access layer", "count", 1.0),
+    "empty_poll_fraction": ("empty polls", "% of polls", 100.0),
+    "server_utilization": ("server utilization", "%", 100.0),
+    "server_utilization_max_stage": ("busiest stage utilization", "%", 100.0),
+    "lost": ("lost deliveries", "count", 1.0),
+    "duplicates": ("duplicate deliveries", "count", 1.0),
+    "order_violations": ("order violations", "count", 1.0),
+    "send_failures": ("send failures", "count", 1.0),
+    "retransmits_uplink": ("uplink retransmits", "count", 1.0),
+    "retransmits_downlink": ("downlink retransmits", "count", 1.0),
+    "sync_pulls": ("sync pulls", "count", 1.0),
+    "delivery_ratio": ("delivered", "% of expected", 100.0),
+}
+
+_VALUE_LABELS: dict[Any, str] = {
+    "short_poll": "short polling",
+    "long_poll": "long polling",
+    "push": "push",
+    "hybrid": "hybrid",
+    "write": "write diffusion",
+    "read": "read diffusion",
+}
+
+_FRACTION_SUFFIXES = ("_loss", "_fraction", "_share", "_prob")
+
+
+def _unit_of(name: str) -> tuple[str, str, float]:
+    short = name.rsplit(".", 1)[-1]
+    if short.endswith("_ms"):
+        return short[:-3].replace("_", " "), "ms", 1.0
+    if short.endswith("_s") and not short.endswith("_per_s"):
+        return short[:-2].replace("_", " "), "s", 1.0
+    if short.endswith("_per_s"):
+        return short[:-6].replace("_", " ") + " per second", "1/s", 1.0
+    if short.endswith(_FRACTION_SUFFIXES):
+        return short.replace("_", " "), "%", 100.0
+    return short.replace("_", " "), "", 1.0
+
+
+def _label(text: str, unit: str) -> str:
+    return f"{text} ({unit})" if unit else text
+
+
+def key_label(key: str) -> str:
+    """Axis label of a scenario key, with its unit: ``"downlink packet loss (%)"``."""
+    text, unit, _ = _KEY_LABELS.get(key) or _unit_of(key)
+    return _label(text, unit)
+
+
+def _key_factor(key: str) -> float:
+    return (_KEY_LABELS.get(key) or _unit_of(key))[2]
+
+
+def metric_label(metric: str) -> str:
+    """Axis label of a summary metric, with its unit: ``"p99 latency (ms)"``."""
+    m = re.fullmatch(r"(catchup_)?latency_(mean|p\d+|max)_ms", metric)
+    if m:
+        what = "catch-up latency" if m[1] else "latency"
+        return f"{m[2]} {what} (ms)"
+    text, unit, _ = _METRIC_LABELS.get(metric) or _unit_of(metric)
+    return _label(text, unit)
+
+
+def _metric_factor(metric: str) -> float:
+    if metric.startswith(("latency_", "catchup_latency_")):
+        return 1.0
+    return (_METRIC_LABELS.get(metric) or _unit_of(metric))[2]
+
+
+def value_label(key: str | None, value: Any) -> str:
+    """How a grid value reads in a legend: ``"short polling"``, ``"sync on"``, ``"10 %"``."""
+    if isinstance(value, bool | np.bool_):
+        name = (_KEY_LABELS.get(key) or _unit_of(key))[0] if key else "on"
+        return f"{name} {'on' if value else 'off'}" if key else ("on" if value else "off")
+    if isinstance(value, str):
+        return _VALUE_LABELS.get(value, value)
+    if isinstance(value, int | float | np.number) and key:
+        factor = _key_factor(key)
+        unit = (_KEY_LABELS.get(key) or _unit_of(key))[1]
+        shown = f"{float(value) * factor:g}"
+        return f"{shown} {unit}".strip() if unit in ("%", "s", "ms") else shown
+    return str(value)
+
+
+def _ms_formatter() -> FuncFormatter:
+    """Tick labels for a latency axis in ms: 80 ms, 500 ms, 2 s, 30 s."""
+
+    def fmt(v: float, _pos: int) -> str:
+        if v <= 0 or not math.isfinite(v):
+            return ""
+        if v >= 1000:
+            return f"{v / 1000:g} s"
+        return f"{v:g} ms"
+
+    return FuncFormatter(fmt)
+
+
+def _log_latency_axis(ax: Axes, axis: str = "y") -> None:
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(_ms_formatter())
+    target.set_minor_formatter(NullFormatter())
+
+
+# --------------------------------------------------------------------------------------
+# Sweep figures
+# --------------------------------------------------------------------------------------
+
+
+def _is_aggregated(frame: pd.DataFrame) -> bool:
+    return {"metric", "mean", "low", "high", "n"} <= set(frame.columns)
+
+
+def _agg(
+    results: pd.DataFrame, metrics: Sequence[str], keys: Sequence[str], confidence: float
+) -> pd.DataFrame:
+    if _is_aggregated(results):
+        return results[results["metric"].isin(metrics)]
+    return aggregate(results, metrics=list(metrics), by=list(keys), confidence=confidence)
+
+
+def _ordered_unique(values: Iterable[Any]) -> list[Any]:
+    seen, out = set(), []
+    for v in values:
+        token = ("nan",) if isinstance(v, float) and math.isnan(v) else v
+        if token not in seen:
+            seen.add(token)
+            out.append(v)
+    return out
+
+
+def _band_note(agg: pd.DataFrame, confidence: float) -> str:
+    ns = sorted({int(n) for n in agg["n"] if n > 0})
+    if not ns:
+        return ""
+    runs = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+    if ns[-1] < 2:
+        return f"one run per point ({runs} replication): no confidence band"
+    return f"mean of {runs} replications per point; bands/bars: {confidence:.0%} CI (Student t)"
+
+
+def _grid_ticks(ax: Axes, values: np.ndarray, key: str) -> None:
+    """Ticks at the grid's own x values when there are few of them (they are the data)."""
+    values = np.unique(values[np.isfinite(values)]) * _key_factor(key)
+    if 2 <= values.size <= 9 and ax.get_xscale() == "linear":
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+
+
+def _use_log_x(x: np.ndarray) -> bool:
+    x = x[np.isfinite(x)]
+    return x.size >= 3 and (x > 0).all() and x.max() / x.min() >= 30
+
+
+def _draw_lines(
+    ax: Axes,
+    agg: pd.DataFrame,
+    metric: str,
+    x: str,
+    series: str | None,
+    styles: dict[Any, dict[str, str]],
+    *,
+    linestyle: str = "-",
+    hollow: bool = False,
+    label_series: bool = True,
+) -> None:
+    data = agg[agg["metric"] == metric]
+    groups = [(None, data)] if series is None else list(data.groupby(series, sort=False))
+    xf, yf = _key_factor(x), _metric_factor(metric)
+    for value, frame in groups:
+        frame = frame.sort_values(x)
+        xs = frame[x].to_numpy(float) * xf
+        ys = frame["mean"].to_numpy(float) * yf
+        if np.isnan(ys).all():
+            continue
+        st = styles.get(value, {"color": _PALETTE[0], "marker": _MARKERS[0]})
+        label = value_label(series, value) if (label_series and series) else None
+        ax.plot(
+            xs,
+            ys,
+            linestyle=linestyle,
+            color=st["color"],
+            marker=st["marker"],
+            markerfacecolor="white" if hollow else st["color"],
+            label=label,
+        )
+        lo = frame["low"].to_numpy(float) * yf
+        hi = frame["high"].to_numpy(float) * yf
+        if np.isfinite(lo).any():
+            ax.fill_between(xs, lo, hi, color=st["color"], alpha=_BAND_ALPHA, linewidth=0)
+
+
+@_styled
+def plot_metric(
+    results: pd.DataFrame,
+    metric: str,
+    x: str,
+    series: str | None = None,
+    *,
+    ax: Axes | None = None,
+    log_y: bool = False,
+    log_x: bool | None = None,
+    title: str | None = None,
+    confidence: float = 0.95,
+) -> Figure:
+    """One metric (mean over replications, CI band) vs a numeric grid key, per series.
+
+    ``results``: a sweep's results frame (or the output of
+    :func:`~immodel.analysis.stats.aggregate`). ``x``: the numeric column for the x axis
+    (e.g. ``"network.downlink_loss"``, drawn in %); ``series``: the column whose values
+    get one line each (e.g. ``"transport.kind"``). Latency metrics use a log axis with
+    ms/s ticks. ``log_x`` defaults to a log axis when x spans ≥ 30×.
+    """
+    keys = [x] + ([series] if series else [])
+    agg = _agg(results, [metric], keys, confidence)
+    fig, ax = _new_figure(ax)
+    values = _ordered_unique(agg[series]) if series else [None]
+    styles = _series_styles(values)
+    _draw_lines(ax, agg, metric, x, series, styles)
+    xs = agg[x].to_numpy(float)
+    if log_x if log_x is not None else _use_log_x(xs):
+        ax.set_xscale("log")
+    _grid_ticks(ax, xs, x)
+    if metric.startswith(("latency_", "catchup_latency_")):
+        _log_latency_axis(ax)
+        ax.set_ylabel(metric_label(metric).replace(" (ms)", ""))
+    else:
+        if log_y:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_ylabel(metric_label(metric))
+    ax.set_xlabel(key_label(x))
+    ax.set_title(title or f"{metric_label(metric).split(' (')[0].capitalize()} vs {_short(x)}")
+    if series:
+        ax.legend(title=key_label(series))
+    _footnote(fig, _band_note(agg, confidence))
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _short(key: str) -> str:
+    return key_label(key).split(" (")[0]
+
+
+@_styled
+def plot_latency(
+    results: pd.DataFrame,
+    x: str = "network.downlink_loss",
+    series: str | None = "transport.kind",
+    *,
+    percentiles: Sequence[str] = ("p50", "p99"),
+    ax: Axes | None = None,
+    title: str | None = None,
+    confidence: float = 0.95,
+) -> Figure:
+    """Latency percentiles (send → recipient's app, ms) vs ``x``, one colour per series.
+
+    The last of ``percentiles`` is drawn solid, the others dashed/dotted with hollow
+    markers; the y axis is logarithmic with ms/s ticks because polling and retransmits
+    put p99 orders of magnitude above p50. Bands are the CI of the mean over
+    replications of each run's percentile.
+    """
+    metrics = [f"latency_{p}_ms" for p in percentiles]
+    keys = [x] + ([series] if series else [])
+    agg = _agg(results, metrics, keys, confidence)
+    fig, ax = _new_figure(ax)
+    values = _ordered_unique(agg[series]) if series else [None]
+    styles = _series_styles(values)
+    dashes = ["--", ":", "-."]
+    line_styles = {m: dashes[i % len(dashes)] for i, m in enumerate(metrics[:-1])}
+    line_styles[metrics[-1]] = "-"
+    for m in metrics:
+        solid = line_styles[m] == "-"
+        _draw_lines(
+            ax,
+            agg,
+            m,
+            x,
+            series,
+            styles,
+            linestyle=line_styles[m],
+            hollow=not solid,
+            label_series=solid,
+        )
+    if _use_log_x(agg[x].to_numpy(float)):
+        ax.set_xscale("log")
+    _grid_ticks(ax, agg[x].to_numpy(float), x)
+    _log_latency_axis(ax)
+    ax.set_xlabel(key_label(x))
+    ax.set_ylabel("latency, send → app (log scale)")
+    ax.set_title(title or f"Delivery latency vs {_short(x)}")
+    handles, labels = ax.get_legend_handles_labels()
+    for m in reversed(metrics):
+        handles.append(Line2D([], [], color="#444444", linestyle=line_styles[m]))
+        labels.append(m.split("_")[1])
+    ax.legend(handles, labels, title=key_label(series) if series else None, ncols=1)
+    _footnote(fig, _band_note(agg, confidence))
+    return fig
+
+
+@_styled
+def plot_requests(
+    results: pd.DataFrame,
+    x: str = "workload.users",
+    series: str | None = "transport.kind",
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    confidence: float = 0.95,
+) -> Figure:
+    """Requests per second reaching the access layer vs ``x`` (users by default).
+
+    Polls, sends, ACKs, syncs, logins and heartbeats all count: this is the load the
+    gateways must carry. Log–log when users span ≥ 30×.
+    """
+    xs = results[x].to_numpy(float) if x in results.columns else np.array([])
+    return plot_metric(
+        results,
+        "requests_per_s",
+        x,
+        series,
+        ax=ax,
+        log_y=_use_log_x(xs),
+        title=title or f"Access-layer load vs {_short(x)}",
+        confidence=confidence,
+    )
+
+
+@_styled
+def plot_empty_polls(
+    results: pd.DataFrame,
+    x: str = "network.downlink_loss",
+    series: str | None = "transport.kind",
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    confidence: float = 0.95,
+) -> Figure:
+    """Share of polls (short or long) that returned no message, in %, vs ``x``.
+
+    Strategies without polls (push) have no value and no line.
+    """
+    fig = plot_metric(
+        results,
+        "empty_poll_fraction",
+        x,
+        series,
+        ax=ax,
+        title=title or f"Empty polls vs {_short(x)}",
+        confidence=confidence,
+    )
+    fig.axes[0].set_ylim(0, 100)
+    return fig
+
+
+def _category_labels(frame: pd.DataFrame, category: Sequence[str]) -> pd.Series:
+    if len(category) == 1:
+        key = category[0]
+        return frame[key].map(lambda v: value_label(key, v))
+    return frame[list(category)].apply(
+        lambda row: ", ".join(value_label(k, row[k]) for k in category), axis=1
+    )
+
+
+@_styled
+def plot_outcomes(
+    frame: pd.DataFrame,
+    category: str | Sequence[str] = "mechanisms",
+    outcomes: Sequence[str] = OUTCOMES,
+    hue: str | None = None,
+    *,
+    title: str | None = None,
+    confidence: float = 0.95,
+) -> Figure:
+    """Delivery outcomes (counts) per category: one panel per outcome, horizontal bars.
+
+    ``frame`` has a row per run (replications are averaged, with CI error bars) or per
+    configuration; ``category`` names the column(s) whose values are the bars' labels
+    (e.g. ``"mechanisms"``, or ``["transport.kind", "reliability.sync"]``); ``hue`` an
+    optional column that splits each bar (e.g. ``"fault"`` or the loss rate). Every bar
+    is labelled with its value, so a zero is visible as "0".
+    """
+    cats = [category] if isinstance(category, str) else list(category)
+    outcomes = [o for o in outcomes if o in frame.columns]
+    if not outcomes:
+        raise ValueError(f"none of the outcome columns are in the frame (columns: {list(frame)})")
+    keys = cats + ([hue] if hue else [])
+    agg = aggregate(frame, metrics=outcomes, by=keys, confidence=confidence)
+    agg["_cat"] = _category_labels(agg, cats)
+    cat_order = _ordered_unique(agg["_cat"])
+    hues = _ordered_unique(agg[hue]) if hue else [None]
+    if hue and pd.api.types.is_numeric_dtype(agg[hue]):
+        hues = sorted(hues)
+    styles = _series_styles(hues)
+    n_cat, n_hue = len(cat_order), len(hues)
+    height = min(9.0, max(3.2, 1.3 + 0.28 * n_cat * max(1, n_hue) ** 0.8))
+    label_width = max(len(c) for c in cat_order)
+    fig = Figure(figsize=(6.4 + max(0, label_width - 18) * 0.06, height))
+    axes = fig.subplots(1, len(outcomes), sharey=True, squeeze=False)[0]
+    bar_h = 0.8 / n_hue
+    positions = np.arange(n_cat)
+    tops: list[float] = []
+    for ax, outcome in zip(axes, outcomes, strict=True):
+        data = agg[agg["metric"] == outcome]
+        top = 0.0
+        for j, h in enumerate(hues):
+            sub = data if hue is None else data[data[hue] == h]
+            means = sub.groupby("_cat", sort=False)["mean"].first().reindex(cat_order)
+            halves = sub.groupby("_cat", sort=False)["half_width"].first().reindex(cat_order)
+            ys = positions - 0.4 + bar_h * (j + 0.5)
+            color = styles[h]["color"] if hue else _PALETTE[0]
+            xerr = halves.to_numpy(float)
+            ax.barh(
+                ys,
+                means.fillna(0).to_numpy(float),
+                height=bar_h * 0.9,
+                color=color,
+                xerr=np.where(np.isfinite(xerr), xerr, 0) if np.isfinite(xerr).any() else None,
+                error_kw={"ecolor": "#333333", "elinewidth": 1},
+                label=value_label(hue, h) if hue else None,
+            )
+            for y, v, e in zip(ys, means.to_numpy(float), xerr, strict=True):
+                if math.isfinite(v):
+                    end = v + (e if math.isfinite(e) else 0.0)
+                    top = max(top, end)
+                    ax.annotate(
+                        f"{v:.3g}" if v != int(v) else f"{int(v)}",
+                        (end, y),
+                        xytext=(3, 0),
+                        textcoords="offset points",
+                        va="center",
+                        fontsize=8,
+                    )
+        ax.set_xlim(0, max(1.0, top) * 1.3)
+        tops.append(top)
+        ax.set_title(_OUTCOME_TITLES.get(outcome, outcome.replace("_", " ")), fontsize=10.5)
+        ax.set_xlabel("count per run")
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks(positions, cat_order)
+    axes[0].invert_yaxis()
+    if hue:
+        handles = [Patch(color=styles[h]["color"], label=value_label(hue, h)) for h in hues]
+        # In the emptiest panel, where it hides no bar (an outside legend would fight the
+        # title or the footnote for the figure's edge).
+        emptiest = int(np.argmin(tops))
+        axes[emptiest].legend(
+            handles=handles,
+            title=_wrap(key_label(hue), 14),
+            loc="upper right",
+            fontsize=8.5,
+            title_fontsize=8.5,
+        )
+    fig.suptitle(title or "Delivery outcomes (should all be 0)", fontweight="bold", fontsize=12)
+    _footnote(fig, _band_note(agg, confidence))
+    return fig
+
+
+def pareto_optimal(cost: Sequence[float], latency: Sequence[float]) -> np.ndarray:
+    """Boolean mask of the Pareto-optimal points when lower is better on both axes.
+
+    A point is optimal when no other point is at least as good on both and strictly
+    better on one; of exact duplicates, the first is kept.
+    """
+    points = np.column_stack([np.asarray(cost, float), np.asarray(latency, float)])
+    mask = np.zeros(len(points), dtype=bool)
+    if len(points):
+        mask[_pareto(points)] = True
+    return mask
+
+
+def _pareto(points: np.ndarray) -> np.ndarray:
+    """Indices of the Pareto-optimal points (lower is better on both columns)."""
+    order = np.lexsort((points[:, 1], points[:, 0]))  # by cost, then latency
+    keep, best = [], math.inf
+    for i in order:
+        if points[i, 1] < best:
+            keep.append(i)
+            best = points[i, 1]
+    return np.array(keep, dtype=int)
+
+
+@_styled
+def plot_cost_frontier(
+    results: pd.DataFrame,
+    series: str | None = None,
+    *,
+    within: str | Sequence[str] | None = None,
+    path: str | None = None,
+    cost: str = "requests_per_s",
+    latency: str = "latency_p99_ms",
+    ax: Axes | None = None,
+    title: str | None = None,
+    confidence: float = 0.95,
+) -> Figure:
+    """Latency vs cost, one point per configuration, with the Pareto-optimal ones marked.
+
+    x: ``cost`` (requests/s at the access layer by default), y: ``latency`` (p99 by
+    default, log scale); error bars are the CIs of both means. Lower-left is better: a
+    configuration is Pareto-optimal when no other one is at least as good on both axes
+    and better on one.
+
+    ``series`` colours the points (default: the first categorical grid key). ``within``
+    names the columns that describe the *environment* rather than a choice (loss rate,
+    users): optimality is then judged among configurations with the same environment,
+    optimal points are filled and the others hollow. Without ``within`` all points compete
+    and the frontier is drawn as a dashed staircase. ``path`` (default: the only numeric
+    grid key, if exactly one) joins each series' points in the order of that key and
+    labels the ends, so a strategy reads as a trajectory.
+    """
+    aggregated = _is_aggregated(results)
+    if aggregated:
+        skip = {"metric", "n", "mean", "std", "half_width", "low", "high"}
+        keys = [c for c in results.columns if c not in skip]
+    else:
+        keys = grid_columns(results)
+    if series is None:
+        cats = [k for k in keys if not _is_numeric_key(results[k])]
+        series = cats[0] if cats else None
+    groups = [] if within is None else ([within] if isinstance(within, str) else list(within))
+    if path is None:
+        numeric = [k for k in keys if _is_numeric_key(results[k]) and k != series]
+        path = numeric[0] if len(numeric) == 1 else None
+    by = keys or ["point"]
+    agg = _agg(results, [cost, latency], by, confidence)
+    wide = agg.pivot_table(
+        index=by, columns="metric", values=["mean", "half_width"], dropna=False, sort=False
+    )
+    table = pd.DataFrame(
+        {
+            "x": wide[("mean", cost)] * _metric_factor(cost),
+            "y": wide[("mean", latency)],
+            "xerr": wide[("half_width", cost)] * _metric_factor(cost),
+            "yerr": wide[("half_width", latency)],
+        }
+    ).reset_index()
+    table = table[np.isfinite(table["x"]) & np.isfinite(table["y"])].reset_index(drop=True)
+    table["optimal"] = False
+    for _, sub in table.groupby(groups, sort=False) if groups else [(None, table)]:
+        idx = sub.index.to_numpy()[_pareto(sub[["x", "y"]].to_numpy(float))]
+        table.loc[idx, "optimal"] = True
+
+    fig, ax = _new_figure(ax)
+    values = _ordered_unique(table[series]) if series else [None]
+    styles = _series_styles(values)
+    labelled = [k for k in keys if k not in (series, *groups)] if path is None else []
+    for value in values:
+        sub = table if series is None else table[table[series] == value]
+        st = styles[value]
+        if path is not None and len(sub) > 1:
+            sub = sub.sort_values(path)
+            ax.plot(sub["x"], sub["y"], color=st["color"], linewidth=0.9, alpha=0.6, zorder=1)
+        ax.errorbar(
+            sub["x"],
+            sub["y"],
+            xerr=sub["xerr"].where(np.isfinite(sub["xerr"])),
+            yerr=sub["yerr"].where(np.isfinite(sub["yerr"])),
+            fmt="none",
+            ecolor=st["color"],
+            elinewidth=0.8,
+            zorder=2,
+        )
+        filled = sub["optimal"] if groups else pd.Series(True, index=sub.index)
+        for mask, face in ((filled, st["color"]), (~filled, "white")):
+            if mask.any():
+                ax.plot(
+                    sub.loc[mask, "x"],
+                    sub.loc[mask, "y"],
+                    linestyle="none",
+                    marker=st["marker"],
+                    markersize=7,
+                    color=st["color"],
+                    markerfacecolor=face,
+                    zorder=3,
+                )
+        ax.plot(
+            [],
+            [],
+            linestyle="none",
+            marker=st["marker"],
+            markersize=7,
+            color=st["color"],
+            label=value_label(series, value) if series else "configurations",
+        )
+        ends = [sub.iloc[0], sub.iloc[-1]] if path is not None and len(sub) > 1 else []
+        rows = ends or ([row for _, row in sub.iterrows()] if labelled else [])
+        for row in rows:
+            text = (
+                value_label(path, row[path])
+                if path
+                else ", ".join(value_label(k, row[k]) for k in labelled)
+            )
+            ax.annotate(
+                text,
+                (row["x"], row["y"]),
+                xytext=(5, 3),
+                textcoords="offset points",
+                fontsize=8,
+                color=st["color"],
+            )
+    if not groups and len(table) >= 2:
+        front = table.loc[table["optimal"]].sort_values("x")
+        ax.step(
+            front["x"],
+            front["y"],
+            where="post",
+            color="#777777",
+            linestyle="--",
+            linewidth=1.0,
+            label="Pareto frontier",
+            zorder=0,
+        )
+    if groups:
+        ax.plot(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            color="#555555",
+            markerfacecolor="#555555",
+            label=f"optimal at its {', '.join(_short(g) for g in groups)}",
+        )
+        ax.plot(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            color="#555555",
+            markerfacecolor="white",
+            label="dominated",
+        )
+    if latency.startswith(("latency_", "catchup_latency_")):
+        _log_latency_axis(ax)
+        ax.set_ylabel(metric_label(latency).replace(" (ms)", "") + " (log scale)")
+    else:
+        ax.set_ylabel(metric_label(latency))
+    if _use_log_x(table["x"].to_numpy(float)):
+        ax.set_xscale("log")
+    ax.set_xlabel(metric_label(cost))
+    ax.set_title(title or "Cost frontier: latency vs access-layer load")
+    ax.legend(title=key_label(series) if series else None)
+    _footnote(fig, _band_note(agg, confidence) + " · lower left is better")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Run figures
+# --------------------------------------------------------------------------------------
+
+
+@_styled
+def plot_latency_ecdf(
+    messages: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    by: str | None = None,
+    online_only: bool = True,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Empirical CDF of delivery latency (ms, log axis) of one or several runs.
+
+    ``messages``: a run's ``messages`` frame, or a mapping label → frame to overlay runs
+    (e.g. one per transport). ``by`` splits one frame by a column (``"first_via"``).
+    Latency is send → first arrival at the recipient's app over recipients online when
+    the message was stored (as in the summary); grey lines mark 50 % and 99 %.
+    """
+    if isinstance(messages, Mapping):
+        curves = {str(k): latency_sample(v, online_only) for k, v in messages.items()}
+    elif by is not None:
+        curves = {
+            str(k): latency_sample(v, online_only)
+            for k, v in messages.groupby(by, sort=True, observed=True)
+        }
+    else:
+        curves = {"all deliveries": latency_sample(messages, online_only)}
+    fig, ax = _new_figure(ax)
+    styles = _series_styles(list(curves))
+    drawn = 0
+    for label, x in curves.items():
+        x = np.sort(x[np.isfinite(x) & (x > 0)])
+        if x.size == 0:
+            continue
+        y = np.arange(1, x.size + 1) / x.size * 100.0
+        st = styles[label]
+        ax.plot(
+            np.concatenate([[x[0]], x]),
+            np.concatenate([[0.0], y]),
+            drawstyle="steps-post",
+            color=st["color"],
+            label=f"{value_label(None, label)} (n={x.size:,})",
+        )
+        drawn += 1
+    for q in (50, 99):
+        ax.axhline(q, color="#888888", linewidth=0.8, linestyle=":")
+        ax.annotate(
+            f"p{q}",
+            (1.0, q),
+            xycoords=("axes fraction", "data"),
+            xytext=(-2, 2),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#555555",
+        )
+    if drawn:
+        _log_latency_axis(ax, "x")
+        ax.legend(loc="upper left" if drawn > 1 else "lower right")
+    else:
+        ax.text(0.5, 0.5, "no deliveries", transform=ax.transAxes, ha="center")
+    ax.set_ylim(0, 101)
+    ax.set_xlabel("latency, send → recipient's app (log scale)")
+    ax.set_ylabel("deliveries at or below (%)")
+    ax.set_title(title or "Latency distribution")
+    return fig
+
+
+def _fault_spans(faults: Sequence[Mapping[str, Any]]) -> list[tuple[float, float | None, str]]:
+    spans = []
+    for f in faults:
+        kind = str(f.get("kind", "fault"))
+        at = float(f.get("at_s", 0.0))
+        down = f.get("down_s")
+        where = f" node {f['node']}" if "node" in f else ""
+        if down is not None:
+            spans.append((at, at + float(down), f"{kind}{where}, {float(down):g} s"))
+        else:
+            spans.append((at, None, f"{kind}{where}"))
+    return spans
+
+
+def _down_spans(load: pd.DataFrame) -> list[tuple[float, float | None, str]]:
+    """Windows where some node was down, from the load samples' ``up`` column."""
+    if "up" not in load.columns or load["up"].all():
+        return []
+    spans = []
+    for node, frame in load.groupby("node") if "node" in load.columns else [(0, load)]:
+        frame = frame.sort_values("t")
+        down = ~frame["up"].astype(bool).to_numpy()
+        t = frame["t"].to_numpy(float)
+        start = None
+        for ti, d in zip(t, down, strict=True):
+            if d and start is None:
+                start = ti
+            elif not d and start is not None:
+                spans.append((start, ti, f"node {node} down"))
+                start = None
+        if start is not None:
+            spans.append((start, float(t[-1]), f"node {node} down"))
+    return spans
+
+
+@_styled
+def plot_load_timeline(
+    load: pd.DataFrame,
+    faults: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    window_s: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Access-layer and server load over simulated time, summed over nodes.
+
+    Three panels sharing the time axis (s): open connections (and held long polls);
+    messages waiting in pending-ACK queues; jobs in service and waiting at the server
+    stages. ``faults`` (the scenario's ``faults`` list) are shaded from
+    ``at_s`` for ``down_s`` (a line when they have no duration); without it, the windows
+    where a node's ``up`` sample is false are shaded. ``window_s`` zooms to ``(t0, t1)``.
+    """
+    data = load.copy()
+    if window_s is not None:
+        data = data[(data["t"] >= window_s[0]) & (data["t"] <= window_s[1])]
+    numeric = [c for c in data.columns if c not in ("t", "node", "up")]
+    total = data.groupby("t", sort=True)[numeric].sum()
+    t = total.index.to_numpy(float)
+    fig = Figure(figsize=(6.4, 5.2))
+    axes = fig.subplots(3, 1, sharex=True)
+    styles = _PALETTE
+
+    def column(name: str) -> pd.Series:
+        return total[name] if name in total else pd.Series(0.0, index=total.index)
+
+    spans = _fault_spans(faults) if faults else _down_spans(load)
+    for start, end, _label in spans:
+        for a in axes:
+            if end is None:
+                a.axvline(start, color=_FAULT_COLOR, linewidth=1.2, linestyle="--")
+            else:
+                a.axvspan(start, end, color=_FAULT_COLOR, alpha=0.13, linewidth=0)
+    fault_handles = [
+        (
+            Patch(color=_FAULT_COLOR, alpha=0.25, label=lab)
+            if end is not None
+            else Line2D([], [], color=_FAULT_COLOR, linestyle="--", label=lab)
+        )
+        for _, end, lab in spans
+    ]
+
+    ax = axes[0]
+    ax.plot(t, column("connections"), color=styles[0], label="connections")
+    if column("held_polls").any():
+        ax.plot(t, column("held_polls"), color=styles[4], label="held long polls")
+        ax.set_ylabel("open")
+    else:
+        ax.set_ylabel("open\nconnections")
+    handles = ax.get_legend_handles_labels()[0] + fault_handles
+    top = max(1.0, float(column("connections").max()), float(column("held_polls").max()))
+    if len(handles) > 1:
+        # Headroom above the curves for the legend: the drop and the recovery are the story.
+        ax.legend(handles=handles, loc="upper center", ncols=min(len(handles), 3), fontsize=8.5)
+        ax.set_ylim(0, top * 1.45)
+    else:
+        ax.set_ylim(0, top * 1.08)
+
+    ax = axes[1]
+    ax.plot(t, column("pending_acks"), color=styles[1])
+    ax.set_ylabel("pending ACKs\n(messages)")
+    ax.set_ylim(bottom=0)
+
+    # Work at the server stages: jobs in service and jobs waiting, as sampled. Service
+    # times are milliseconds, so at light load the samples rarely catch any: say so.
+    ax = axes[2]
+    queued = total[[c for c in total.columns if c.startswith("queue_")]].sum(axis=1)
+    in_service = total[[c for c in total.columns if c.startswith("busy_")]].sum(axis=1)
+    ax.plot(t, in_service, color=styles[2], label="in service")
+    ax.plot(t, queued, color=styles[3], label="waiting")
+    if in_service.any() or queued.any():
+        ax.legend(loc="upper right", ncols=2, fontsize=8.5)
+    else:
+        ax.text(
+            0.5,
+            0.55,
+            "no server job in service or waiting at any sample (light load)",
+            transform=ax.transAxes,
+            ha="center",
+            fontsize=8.5,
+            color=_NOTE_COLOR,
+        )
+    ax.set_ylabel("server jobs")
+    for a in axes:  # every panel counts things
+        a.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max(1.0, float(max(in_service.max(), queued.max(), 0.0))) * 1.15)
+    ax.set_xlabel("simulated time (s)")
+
+    fig.suptitle(title or "Load over time", fontweight="bold", fontsize=12)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Folders: what `immodel plot` draws
+# --------------------------------------------------------------------------------------
+
+
+def _is_numeric_key(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def _file_part(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", key.rsplit(".", 1)[-1]).strip("_")
+
+
+def _has_values(frame: pd.DataFrame, metric: str) -> bool:
+    return metric in frame.columns and pd.to_numeric(frame[metric], errors="coerce").notna().any()
+
+
+def sweep_figures(
+    results: pd.DataFrame, directory: str | Path, *, confidence: float = 0.95
+) -> list[Path]:
+    """Draw every standard figure a sweep's grid allows into ``directory``; return the files.
+
+    x axis = the first numeric grid key with several values, series = the first
+    categorical one (strings, booleans); further varying keys give one set of files
+    per combination of their values (suffix ``__key-value``). Always: the outcomes bars
+    and the cost frontier (all configurations). With a numeric key: latency p50/p99,
+    requests/s and (when there are polls) the empty-poll share vs that key.
+    """
+    directory = Path(directory)
+    grid = [k for k in grid_columns(results) if results[k].nunique(dropna=False) > 1]
+    numeric = [k for k in grid if _is_numeric_key(results[k])]
+    categorical = [k for k in grid if k not in numeric]
+    x = numeric[0] if numeric else None
+    series = categorical[0] if categorical else None
+    rest = [k for k in grid if k not in (x, series)]
+    files: list[Path] = []
+
+    combos = (
+        list(results[rest].drop_duplicates().itertuples(index=False, name=None)) if rest else [()]
+    )
+    for combo in combos:
+        subset = results
+        suffix = ""
+        for key, value in zip(rest, combo, strict=True):
+            subset = subset[subset[key] == value]
+            suffix += f"__{_file_part(key)}-{_file_part(str(value))}"
+        note = ", ".join(value_label(k, v) for k, v in zip(rest, combo, strict=True))
+        where = f" ({note})" if note else ""
+        if x is not None:
+            xs = _short(x)
+            if _has_values(subset, "latency_p99_ms"):
+                fig = plot_latency(
+                    subset,
+                    x,
+                    series,
+                    title=f"Delivery latency vs {xs}{where}",
+                    confidence=confidence,
+                )
+                files += save_figure(fig, directory, f"latency_vs_{_file_part(x)}{suffix}")
+            if _has_values(subset, "requests_per_s"):
+                fig = plot_requests(subset, x, series, title=f"Access-layer load vs {xs}{where}")
+                files += save_figure(fig, directory, f"requests_vs_{_file_part(x)}{suffix}")
+            if _has_values(subset, "empty_poll_fraction"):
+                fig = plot_empty_polls(subset, x, series, title=f"Empty polls vs {xs}{where}")
+                files += save_figure(fig, directory, f"empty_polls_vs_{_file_part(x)}{suffix}")
+        outcomes = [o for o in OUTCOMES if o in subset.columns]
+        if outcomes:
+            category = [series] if series else []
+            if not category:
+                subset = subset.assign(configuration="all runs")
+                category = ["configuration"]
+            fig = plot_outcomes(
+                subset,
+                category,
+                outcomes,
+                hue=x,
+                title=f"Delivery outcomes (should all be 0){where}",
+                confidence=confidence,
+            )
+            files += save_figure(fig, directory, f"outcomes{suffix}")
+    if _has_values(results, "requests_per_s") and _has_values(results, "latency_p99_ms"):
+        fig = plot_cost_frontier(
+            results, series, within=[x, *rest] if x else rest or None, confidence=confidence
+        )
+        files += save_figure(fig, directory, "cost_frontier")
+    return files
+
+
+def plot_sweep_folder(directory: str | Path) -> list[Path]:
+    """The sweep figures of a result folder (``results.parquet``) into ``DIR/figures``."""
+    directory = Path(directory)
+    results = pd.read_parquet(directory / "results.parquet")
+    if results.empty:
+        from immodel.errors import UserError
+
+        raise UserError(f"'{directory / 'results.parquet'}' has no finished runs to plot")
+    return sweep_figures(results, directory / "figures")
+
+
+def _read_scenario(directory: Path) -> dict[str, Any]:
+    path = directory / "scenario.toml"
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+        return {}
+
+
+def _read_faults(directory: Path) -> list[dict[str, Any]]:
+    faults = _read_scenario(directory).get("faults", [])
+    return [dict(f) for f in faults] if isinstance(faults, list) else []
+
+
+def plot_run_folder(directory: str | Path) -> list[Path]:
+    """The run figures of a run folder (``summary.json`` + records) into ``DIR/figures``.
+
+    The latency ECDF (from ``messages.parquet``) and the load timeline (from
+    ``load.parquet``, with the faults of ``scenario.toml`` shaded).
+    """
+    from immodel.errors import UserError
+
+    directory = Path(directory)
+    out = directory / "figures"
+    files: list[Path] = []
+    name = _read_scenario(directory).get("name")
+    name = f" — {name}" if isinstance(name, str) and name not in ("", "custom") else ""
+    messages_path = directory / "messages.parquet"
+    load_path = directory / "load.parquet"
+    if not messages_path.is_file() and not load_path.is_file():
+        raise UserError(
+            f"'{directory}' has a summary.json but no messages.parquet or load.parquet to "
+            "plot (write a run with `immodel run SCENARIO --out DIR`)"
+        )
+    if messages_path.is_file():
+        fig = plot_latency_ecdf(pd.read_parquet(messages_path), title=f"Latency distribution{name}")
+        files += save_figure(fig, out, "latency_ecdf")
+    if load_path.is_file():
+        faults = _read_faults(directory)
+        fig = plot_load_timeline(pd.read_parquet(load_path), faults, title=f"Load over time{name}")
+        files += save_figure(fig, out, "load_timeline")
+    return files
+
+
+def cmd_plot(args) -> int:
+    """``immodel plot DIR``: the standard figures of a run or sweep folder (PNG + SVG).
+
+    A run folder (``summary.json``) gets the latency ECDF and the load timeline; a sweep
+    folder (``results.parquet``) the figures its grid allows (:func:`sweep_figures`).
+    Files go to ``DIR/figures/`` and are printed one per line. Anything else is a
+    :class:`~immodel.errors.UserError` (exit 2).
+    """
+    from immodel.errors import UserError
+
+    matplotlib.use("Agg")  # never open a window from the command line
+    directory = Path(args.directory)
+    if not directory.exists():
+        raise UserError(f"'{directory}' does not exist (give a run or sweep result folder)")
+    if not directory.is_dir():
+        raise UserError(f"'{directory}' is not a folder (give a run or sweep result folder)")
+    is_run = (directory / "summary.json").is_file()
+    is_sweep = (directory / "results.parquet").is_file()
+    if not (is_run or is_sweep):
+        if (directory / "sweep.toml").is_file():
+            raise UserError(
+                f"'{directory}' holds a sweep without results.parquet yet; run "
+                f"`immodel sweep {directory / 'sweep.toml'} --out {directory}` to finish it"
+            )
+        raise UserError(
+            f"'{directory}' is neither a run folder (summary.json, from `immodel run --out`) "
+            "nor a sweep folder (results.parquet, from `immodel sweep`)"
+        )
+    files: list[Path] = []
+    if is_run:
+        files += plot_run_folder(directory)
+    if is_sweep:
+        files += plot_sweep_folder(directory)
+    for path in files:
+        print(path)
+    return 0
