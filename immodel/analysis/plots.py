@@ -123,8 +123,22 @@ STYLE: dict[str, Any] = {
 
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies and in
 # greyscale thanks to the markers.
-_PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
-_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+# Then Paul Tol's muted colours for figures with more series than that.
+_PALETTE = [
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#882255",
+    "#999933",
+    "#332288",
+    "#44AA99",
+    "#AA4499",
+]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p"]
 
 #: Fixed colour and marker of the strategies that appear in most figures, so that
 #: "push" is the same blue in every figure of a review.
@@ -688,19 +702,25 @@ def plot_outcomes(
         ax.set_xlabel("count per run")
         ax.grid(axis="y", visible=False)
     axes[0].set_yticks(positions, cat_order)
-    axes[0].invert_yaxis()
+    extra_rows = 0.0
     if hue:
         handles = [Patch(color=styles[h]["color"], label=value_label(hue, h)) for h in hues]
-        # In the emptiest panel, where it hides no bar (an outside legend would fight the
-        # title or the footnote for the figure's edge).
+        legend_title = _wrap(key_label(hue), 14)
+        # The legend goes in a blank band above the first category, in the emptiest panel:
+        # it hides no bar or value (an outside legend would fight the title or the
+        # footnote for the figure's edge). Rows of the band = legend height / row height.
+        legend_in = (len(hues) + legend_title.count("\n") + 1.6) * 0.15 + 0.1
+        axes_in = height - 1.0
+        extra_rows = legend_in * n_cat / max(axes_in - legend_in, 0.5)
         emptiest = int(np.argmin(tops))
         axes[emptiest].legend(
             handles=handles,
-            title=_wrap(key_label(hue), 14),
+            title=legend_title,
             loc="upper right",
             fontsize=8.5,
             title_fontsize=8.5,
         )
+    axes[0].set_ylim(n_cat - 0.5, -0.5 - extra_rows)  # first category on top
     fig.suptitle(title or "Delivery outcomes (should all be 0)", fontweight="bold", fontsize=12)
     _footnote(fig, _band_note(agg, confidence))
     return fig
