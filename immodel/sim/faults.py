@@ -1,40 +1,220 @@
 """Fault injection: the scenario's ``faults`` list, scheduled on the run's clock.
 
-Each kind, with its parameters (times in seconds of simulated time):
+Each kind, with its parameters (times in seconds of simulated time) and what it does:
 
-* ``server_crash`` (``at_s``, ``down_s``, ``node``) — the node's process is interrupted:
-  pending-ACK queues, held long polls, connections, jobs in its stages and (unless
-  ``reliability.dedup_durable``) its dedup window are lost; the message store survives.
-  Its clients notice at their next heartbeat/poll plus the request timeout and reconnect
-  with backoff; the login moves their offline queue to the downlink and they sync.
+* ``server_crash`` (``at_s``, ``down_s``, ``node``) — the node's process is interrupted
+  (:meth:`simpy.Process.interrupt`) and stays down ``down_s``: its pending-ACK queues
+  (counter ``crash_pending_lost``), held long polls, connections, the jobs in its stages
+  (``stage_jobs_lost``), replies it had not sent yet and (unless
+  ``reliability.dedup_durable``) its dedup window are lost; the durable message store,
+  offline queues and the fan-out log survive, and fan-outs the crash interrupted are redone
+  when it comes back. Its clients notice at their next heartbeat/poll plus the request
+  timeout and reconnect with backoff (``logins``); the login moves their offline queue to
+  the downlink and they sync. A crash of a node that is already down extends the outage.
 * ``gateway_crash`` (``at_s``, ``share``) — the access layer drops the connections of a
   share of the connected users; the servers survive (unacknowledged messages go to the
-  offline queues) and the clients reconnect.
+  durable offline queues) and the clients notice as above and reconnect.
 * ``client_crash`` (``at_s``, ``share``, ``keep_local_state``) — a share of the online
-  apps restart; without local state the receiver forgets its cursors and shown ids, and
-  the sender forgets what it had in flight (the app reports those as failed).
+  apps restart and reconnect at once. With local state (the default, an app's local
+  database) nothing is forgotten. Without it the receiver forgets its cursors and shown
+  ids, so its first sync pulls the conversations' whole history again and shows it anew
+  (the checker counts those copies as duplicates: a reinstalled app), and the sender
+  forgets what it had in flight (the app reports those as failed, ``app_restart``).
 * ``partition`` (``at_s``, ``down_s``, ``share``, ``direction``) — a share of users loses
-  every packet in one or both directions for a while.
-* ``loss_burst`` (``at_s``, ``down_s``, ``uplink_loss``, ``downlink_loss``) — the loss
-  of everyone's links is replaced for a while.
-* ``store_failure`` (``at_s``, ``down_s``, ``prob``, ``node``) — writes on the node fail
-  with probability ``prob``: the sender is told "not stored" (retryable), never success.
-* ``slow_server`` (``at_s``, ``down_s``, ``extra_ms``, ``node``) — writes complete
-  ``extra_ms`` late: replies miss the sender's timeout while the message is stored, so
-  the retry must be answered from the dedup window, not stored again.
+  every packet in one (``uplink`` / ``downlink``) or ``both`` directions for a while. The
+  connection survives (as a TCP connection survives a short outage); what was lost is
+  repaired by retries, retransmits and sync once the partition heals.
+* ``loss_burst`` (``at_s``, ``down_s``, ``uplink_loss``, ``downlink_loss``) — the loss of
+  everyone's links is replaced for a while.
+* ``store_failure`` (``at_s``, ``down_s``, ``prob``, ``node``) — writes on the node (the
+  node of the *sender*, which processes the send) fail with probability ``prob``
+  (``store_failures``): the sender is told "not stored" (retryable) and never "success"
+  for that attempt; its retry may be stored.
+* ``slow_server`` (``at_s``, ``down_s``, ``extra_ms``, ``node``) — the node answers its
+  senders ``extra_ms`` late: the write and the fan-out are on time, the reply is not (the
+  article's failure 3). With ``extra_ms`` above ``reliability.uplink_timeout_s`` the
+  sender retries a message that is already stored; the dedup window answers the retry
+  with the original reply (``dedup_hits``) instead of storing it again
+  (``messages_stored_twice``).
 * ``clock_skew`` (``at_s``, ``skew_ms``, ``node``) — from ``at_s`` on, the node's clock
-  is ``skew_ms`` ahead (negative: behind) for 1:1 timestamps.
+  is ``skew_ms`` ahead (negative: behind) for the 1:1 timestamps it stamps. Each node's
+  stamps stay monotonic per conversation, so a recipient, who only receives the other
+  party's messages (all stamped by one node), never sees them out of order; what breaks
+  is the order *between* the two directions of a conversation, measured by
+  ``stored_order_inversions`` and ``causal_order_violations``
+  (:mod:`immodel.analysis.metrics`). Group seq comes from one durable sequencer and is
+  unaffected.
+
+Overlapping faults of one kind combine: the strongest applies (the highest loss, failure
+probability or extra delay), a user stays partitioned until every partition that holds
+it has healed, and a node stays down until its last overlapping crash ends.
+
+Every fault that fires appends an entry to ``world.fault_log`` (kind, start, end, node,
+the users it hit, the users online when it began); the recovery metrics of
+:mod:`immodel.sim.model` read it. Random choices (which users) come from the ``faults``
+stream, so adding a fault does not reshuffle the workload or the network.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from immodel.sim.world import World
+    from immodel.sim.network import Link
+    from immodel.sim.world import Node, World
+
+#: Fault kinds after which clients lose their connection and must recover.
+CRASH_KINDS = ("server_crash", "gateway_crash", "client_crash")
+
+
+def fault_end_s(fault: dict[str, Any]) -> float:
+    """When ``fault`` stops acting: ``at_s + down_s`` for faults that last, else ``at_s``.
+
+    A ``clock_skew`` never ends, but it needs no recovery either, so its end is its start.
+    """
+    return fault["at_s"] + fault.get("down_s", 0.0)
+
+
+# Per-packet probability that a one-way latency exceeds the bound used for drains.
+_LATENCY_TAIL = 1e-6
+_Z_TAIL = 4.753424308822899  # standard normal quantile of 1 − 1e-6
+
+
+def latency_bound_s(spec: Any) -> float:
+    """A one-way latency (s) that a packet exceeds with probability ≤ 1e-6 (``spec`` in ms
+    as ``network.latency_ms`` takes it): the value itself for a constant, the largest
+    sample for an empirical table, the 1 − 1e-6 quantile for lognormal and exponential."""
+    if isinstance(spec, int | float):
+        return float(spec) / 1000.0
+    dist = spec["dist"]
+    if dist == "constant":
+        return spec["value"] / 1000.0
+    if dist == "empirical":
+        return max(spec["samples"]) / 1000.0
+    if dist == "exponential":
+        return spec["mean"] * -math.log(_LATENCY_TAIL) / 1000.0
+    sigma = math.log(spec["p99"] / spec["median"]) / 2.3263478740408408
+    return spec["median"] * math.exp(sigma * _Z_TAIL) / 1000.0
+
+
+def _attempts(q: float, minimum: int, tail: float) -> int:
+    """Tries needed so that all of them failing, each with probability ``q``, has
+    probability ≤ ``tail`` (at least ``minimum``)."""
+    if q <= 0.0:
+        return minimum
+    if q >= 1.0:
+        raise ValueError("no drain is long enough on a network that loses every packet")
+    return max(minimum, math.ceil(math.log(tail) / math.log(q)))
+
+
+def repair_rounds(scenario: Any, tail: float = _LATENCY_TAIL) -> int:
+    """Repair rounds needed with the scenario's background loss: 2 on a lossless network
+    (a retransmit or login push, then the sync of a gap it reveals), else enough that a
+    round trip fails every time with probability ≤ ``tail``."""
+    q = 1.0 - (1.0 - scenario["network.uplink_loss"]) * (1.0 - scenario["network.downlink_loss"])
+    return _attempts(q, 2, tail)
+
+
+def connect_attempts(scenario: Any, tail: float = _LATENCY_TAIL) -> int:
+    """Connection attempts needed after the faults end: 1 on a lossless network, else
+    enough that every one failing (any handshake or login packet lost) has probability
+    ≤ ``tail``."""
+    trips = scenario["transport.handshake_rtts"] + 1
+    ok = (
+        (1.0 - scenario["network.uplink_loss"]) * (1.0 - scenario["network.downlink_loss"])
+    ) ** trips
+    return _attempts(1.0 - ok, 1, tail)
+
+
+def settle_time_s(scenario: Any, rounds: int | None = None) -> float:
+    """How long after the last disturbance (end of sending, or of the last fault) every
+    repair of the protocol has had time to finish, from the scenario's own timeouts.
+
+    The sum of, in order of need:
+
+    * the sender's whole retry schedule (``uplink_timeout_s`` × backoff^k over
+      ``uplink_max_attempts`` attempts): the last copy of a message is stored by then;
+    * dead-connection detection: the client's next heartbeat (push), poll or long-poll
+      hold, plus ``request_timeout_s``;
+    * reconnect, :func:`connect_attempts` times (once on a lossless network): an attempt
+      that fails (the node still down, or a handshake packet lost) times out
+      (``request_timeout_s``), the longest backoff (``reconnect_max_s``) follows, then
+      the handshake and login round trips;
+    * ``rounds`` repair rounds, each the longest repair timer (``ack_timeout_s``,
+      ``request_timeout_s`` for an unanswered sync or poll, the short-poll interval)
+      plus a round trip: a retransmit or the login's offline queue may reveal a group
+      gap that the next sync fills, hence two on a lossless network; with background
+      loss, :func:`repair_rounds` (default) adds rounds until every one failing has
+      probability ≤ 1e-6.
+
+    Round trips use :func:`latency_bound_s`. The result is a sum of worst cases, so
+    it is long; simulating an idle drain costs little.
+    """
+    sc = scenario
+    if rounds is None:
+        rounds = repair_rounds(sc)
+    rtt = 2.0 * latency_bound_s(sc["network.latency_ms"])
+    kind = sc["transport.kind"]
+    periods = {
+        "push": (sc["transport.heartbeat_s"],),
+        "short_poll": (sc["transport.poll_interval_s"],),
+        "long_poll": (sc["transport.long_poll_hold_s"],),
+        "hybrid": (sc["transport.heartbeat_s"], sc["transport.long_poll_hold_s"]),
+    }[kind]
+    timeout = sc["transport.request_timeout_s"]
+    if sc["reliability.uplink_retry"]:
+        attempts = sc["reliability.uplink_max_attempts"]
+        backoff = sc["reliability.uplink_backoff"]
+        uplink = sum(sc["reliability.uplink_timeout_s"] * backoff**k for k in range(attempts))
+    else:
+        uplink = sc["reliability.uplink_timeout_s"]
+    detect = max(periods) + timeout
+    one_connect = (
+        timeout + sc["transport.reconnect_max_s"] + (sc["transport.handshake_rtts"] + 1) * rtt
+    )
+    reconnect = connect_attempts(sc) * one_connect
+    repair_timer = max(sc["reliability.ack_timeout_s"], timeout)
+    if kind == "short_poll":
+        repair_timer = max(repair_timer, sc["transport.poll_interval_s"])
+    return uplink + detect + reconnect + rounds * (repair_timer + rtt)
+
+
+def required_drain_s(scenario: Any, rounds: int | None = None) -> float:
+    """The ``drain_s`` that lets every repair finish: the part of the faults that runs
+    past the sending period, plus :func:`settle_time_s`. A ``clock_skew`` needs none."""
+    ends = [fault_end_s(f) for f in scenario["faults"] if f["kind"] != "clock_skew"]
+    overhang = max([0.0, *(end - scenario["duration_s"] for end in ends)])
+    return math.ceil(overhang + settle_time_s(scenario, rounds))
+
+
+class _FaultState:
+    """The faults acting now, so that overlapping faults combine and heal correctly."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.blocked: dict[int, Counter[int]] = {}  # id(link) → user → partitions holding it
+        self.bursts: list[tuple[float, float]] = []  # active (uplink, downlink) loss pairs
+        self.store_fail: dict[int, list[float]] = {}  # node → active failure probabilities
+        self.slow: dict[int, list[float]] = {}  # node → active extra reply delays (s)
+
+    def log(self, fault: dict[str, Any], **facts: Any) -> None:
+        world = self.world
+        entry = {
+            "kind": fault["kind"],
+            "at_s": world.env.now,
+            "end_s": world.env.now + fault.get("down_s", 0.0),
+            "node": fault.get("node"),
+            "users": (),
+            "online": tuple(sorted(world.online_pos)),
+        }
+        entry.update(facts)
+        world.fault_log.append(entry)
 
 
 def _pick(world: World, candidates: list[int], share: float) -> list[int]:
+    """Each candidate independently with probability ``share`` (the ``faults`` stream)."""
     rng = world.streams["faults"].generator
     if not candidates or share <= 0:
         return []
@@ -43,78 +223,153 @@ def _pick(world: World, candidates: list[int], share: float) -> list[int]:
 
 
 def schedule_faults(world: World) -> None:
-    """Schedule every fault of the scenario."""
+    """Schedule every fault of the scenario on ``world``'s clock (call once, before running)."""
+    state = _FaultState(world)
     for fault in world.sc["faults"]:
-        world.later(fault["at_s"], _start, (world, fault))
+        world.later(fault["at_s"], _start, (state, fault))
 
 
 def _start(arg) -> None:
-    world, fault = arg
+    state, fault = arg
+    world = state.world
     kind = fault["kind"]
     if kind == "server_crash":
-        node = world.nodes[fault["node"]]
-        if node.up:
-            node.process.interrupt(fault["down_s"])
+        _server_crash(state, fault)
     elif kind == "gateway_crash":
         connected = sorted(u for node in world.nodes if node.up for u in node.conn)
-        for uid in _pick(world, connected, fault["share"]):
+        users = _pick(world, connected, fault["share"])
+        state.log(fault, users=tuple(users))
+        for uid in users:
             client = world.clients[uid]
             world.drop_connection(world.nodes[client.node], uid, clean=True)
             world.detect_dead_connection(client)
     elif kind == "client_crash":
-        for uid in _pick(world, sorted(world.online_pos), fault["share"]):
-            client = world.clients[uid]
-            if not fault["keep_local_state"]:
-                client.receiver.reset()
-                for msg in client.sender.forget():
-                    rec = world.rec.messages[msg.msg_id]
-                    rec.failure = "app_restart"
-                    rec.t_outcome = world.env.now
-            node = world.nodes[client.node]
-            if node.up:
-                world.drop_connection(node, uid, clean=True)
-            world._detach_client(client)
-            client.connecting = False
-            world.connect(client)
+        users = _pick(world, sorted(world.online_pos), fault["share"])
+        state.log(fault, users=tuple(users))
+        for uid in users:
+            _restart_app(world, uid, fault["keep_local_state"])
     elif kind == "partition":
-        users = set(_pick(world, list(range(world.n_users)), fault["share"]))
+        users = _pick(world, list(range(world.n_users)), fault["share"])
+        state.log(fault, users=tuple(users))
         links = {"both": (world.up, world.down), "uplink": (world.up,), "downlink": (world.down,)}
         chosen = links[fault["direction"]]
         for link in chosen:
-            link.blocked |= users
-        world.later(fault["down_s"], _end_partition, (chosen, users))
+            _block(state, link, users, +1)
+        world.later(fault["down_s"], _end_partition, (state, chosen, users))
     elif kind == "loss_burst":
-        world.up.override = fault["uplink_loss"]
-        world.down.override = fault["downlink_loss"]
-        world.later(fault["down_s"], _end_loss_burst, world)
+        pair = (fault["uplink_loss"], fault["downlink_loss"])
+        state.log(fault)
+        state.bursts.append(pair)
+        _apply_bursts(state)
+        world.later(fault["down_s"], _end_loss_burst, (state, pair))
     elif kind == "store_failure":
         node = world.nodes[fault["node"]]
-        node.store_fail_prob = fault["prob"]
-        world.later(fault["down_s"], _end_store_failure, node)
+        state.log(fault)
+        state.store_fail.setdefault(node.node_id, []).append(fault["prob"])
+        _apply_node(state, node)
+        world.later(fault["down_s"], _end_store_failure, (state, node, fault["prob"]))
     elif kind == "slow_server":
         node = world.nodes[fault["node"]]
-        node.extra_delay_s = fault["extra_ms"] / 1000.0
-        world.later(fault["down_s"], _end_slow_server, node)
+        extra_s = fault["extra_ms"] / 1000.0
+        state.log(fault)
+        state.slow.setdefault(node.node_id, []).append(extra_s)
+        _apply_node(state, node)
+        world.later(fault["down_s"], _end_slow_server, (state, node, extra_s))
     elif kind == "clock_skew":
+        state.log(fault, end_s=math.inf)
         world.nodes[fault["node"]].core.clock_offset_s = fault["skew_ms"] / 1000.0
     else:  # pragma: no cover - the scenario schema admits only the kinds above
         raise ValueError(f"unknown fault kind {kind!r}")
 
 
+def _server_crash(state: _FaultState, fault: dict[str, Any]) -> None:
+    world = state.world
+    node = world.nodes[fault["node"]]
+    now = world.env.now
+    if node.up:
+        state.log(fault, users=tuple(sorted(node.conn)))
+        node.process.interrupt(fault["down_s"])
+    else:
+        # Already down: interrupting the outage would kill the node's process; extend it.
+        state.log(fault, users=())
+        node.down_until = max(node.down_until, now + fault["down_s"])
+
+
+def _restart_app(world: World, uid: int, keep_local_state: bool) -> None:
+    """The app of ``uid`` restarts: it drops its connection and connects again at once."""
+    client = world.clients[uid]
+    if not keep_local_state:
+        client.receiver.reset()
+        for msg in client.sender.forget():
+            rec = world.rec.messages[msg.msg_id]
+            rec.failure = "app_restart"
+            rec.t_outcome = world.env.now
+    node = world.nodes[client.node]
+    if node.up:
+        world.drop_connection(node, uid, clean=True)
+    world._detach_client(client)
+    client.pending_acks = None  # ACKs waiting for a poll die with the process
+    client.connecting = False
+    world.connect(client)
+
+
+def _block(state: _FaultState, link: Link, users: list[int], delta: int) -> None:
+    counts = state.blocked.setdefault(id(link), Counter())
+    for u in users:
+        counts[u] += delta
+        if counts[u] > 0:
+            link.blocked.add(u)
+        else:
+            del counts[u]
+            link.blocked.discard(u)
+
+
 def _end_partition(arg) -> None:
-    links, users = arg
+    state, links, users = arg
     for link in links:
-        link.blocked -= users
+        _block(state, link, users, -1)
 
 
-def _end_loss_burst(world: World) -> None:
-    world.up.override = None
-    world.down.override = None
+def _apply_bursts(state: _FaultState) -> None:
+    world = state.world
+    if state.bursts:
+        world.up.override = max(b[0] for b in state.bursts)
+        world.down.override = max(b[1] for b in state.bursts)
+    else:
+        world.up.override = None
+        world.down.override = None
 
 
-def _end_store_failure(node) -> None:
-    node.store_fail_prob = 0.0
+def _end_loss_burst(arg) -> None:
+    state, pair = arg
+    state.bursts.remove(pair)
+    _apply_bursts(state)
 
 
-def _end_slow_server(node) -> None:
-    node.extra_delay_s = 0.0
+def _apply_node(state: _FaultState, node: Node) -> None:
+    node.store_fail_prob = max(state.store_fail.get(node.node_id) or [0.0])
+    node.extra_delay_s = max(state.slow.get(node.node_id) or [0.0])
+
+
+def _end_store_failure(arg) -> None:
+    state, node, prob = arg
+    state.store_fail[node.node_id].remove(prob)
+    _apply_node(state, node)
+
+
+def _end_slow_server(arg) -> None:
+    state, node, extra_s = arg
+    state.slow[node.node_id].remove(extra_s)
+    _apply_node(state, node)
+
+
+__all__ = [
+    "CRASH_KINDS",
+    "connect_attempts",
+    "fault_end_s",
+    "latency_bound_s",
+    "repair_rounds",
+    "required_drain_s",
+    "schedule_faults",
+    "settle_time_s",
+]

@@ -174,6 +174,7 @@ class Node:
         self.extra_delay_s = 0.0
         self.crashes = 0
         self.crashed_at = math.nan
+        self.down_until = math.nan  # end of the current outage (a second crash extends it)
         self.epoch = 0  # +1 per crash: work scheduled before a crash is void after it
         # Durable fan-out log: stored messages whose fan-out has not run yet.
         self.unrouted: dict[Any, tuple] = {}
@@ -186,9 +187,12 @@ class Node:
             try:
                 yield env.timeout(math.inf)
             except simpy.Interrupt as crash:
-                down_s = crash.cause
+                self.down_until = env.now + crash.cause
                 self.world.crash_node(self)
-                yield env.timeout(down_s)
+                # faults.py never interrupts a node that is down; a crash that overlaps
+                # this outage moves ``down_until`` instead, and the node stays down longer.
+                while env.now < self.down_until:
+                    yield env.timeout(self.down_until - env.now)
                 self.world.recover_node(self)
 
 
@@ -258,6 +262,8 @@ class World:
             "sync_pages": 0,
         }
         self.t_crash_end: list[float] = []
+        # What each fault did (faults.py appends; recovery metrics read it).
+        self.fault_log: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------------------------
     # set-up
@@ -702,7 +708,19 @@ class World:
         self._reply(node, client, node.core.reject(msg, reason, self.env.now))
 
     def _reply(self, node: Node, client: Client, reply: SendReply) -> None:
+        if node.extra_delay_s > 0:
+            # slow_server: the node answers late although the write is done (the
+            # article's failure 3), so a retry meets a stored message in the dedup window.
+            self.later(node.extra_delay_s, self._late_reply, (node, node.epoch, client, reply))
+            return
         self.send_down(client.uid, self.header + REPLY_BYTES, self._reply_arrives, (client, reply))
+
+    def _late_reply(self, arg) -> None:
+        node, epoch, client, reply = arg
+        if node.epoch == epoch:  # a reply still inside a crashed node is gone with it
+            self.send_down(
+                client.uid, self.header + REPLY_BYTES, self._reply_arrives, (client, reply)
+            )
 
     def _reply_arrives(self, arg) -> None:
         client, reply = arg
