@@ -9,6 +9,25 @@ simulated run and a real system's log are judged alike.
 Latency (``latency_*_ms``): app submit → first arrival at the recipient's app, over
 expected (message, recipient) pairs whose recipient was connected when the message was
 stored; catch-up after being offline is reported separately (``catchup_latency_*_ms``).
+
+Order, beyond the per-recipient ``order_violations`` of DESIGN.md (which the summary also
+splits into ``order_violations_group`` and ``order_violations_1to1``): a recipient of a
+1:1 conversation only receives the other party's messages, all stamped by one server
+node, so a skewed node clock never shows up in its arrival order. It shows up between
+the two directions of a conversation, in the order the app displays (by ``order_key``).
+:func:`order_inversions` measures that on any trace:
+
+``stored_order_inversions``
+    messages whose ``order_key`` is smaller than the key of a message of the same
+    conversation that the server had stored strictly earlier (first ``stored`` row of
+    each message, by ``t``): the displayed order contradicts the order of acceptance.
+``causal_order_violations``
+    messages whose sender had already been shown (a ``deliver`` row for the sender,
+    at or before its ``send`` row) a message of the same conversation with a larger
+    ``order_key``: a reply displayed above the message it answers.
+
+Both are zero for groups by construction (seq is assigned at store time by one
+sequencer), whatever the clocks do.
 """
 
 from __future__ import annotations
@@ -58,6 +77,15 @@ def summarize(
     out["send_failures"] = int(per_msg["send_failed"].sum())
     out["duplicates"] = int(report.duplicates)
     out["order_violations"] = int(report.order_violations)
+    # Violations are counted per (recipient, conversation), so the two kinds add up.
+    groups = set(messages.loc[messages["is_group"], "conversation"].unique())
+    if groups and out["order_violations"]:
+        group_report = check_trace(trace[trace["conversation"].isin(groups)])
+        out["order_violations_group"] = int(group_report.order_violations)
+    else:
+        out["order_violations_group"] = 0
+    out["order_violations_1to1"] = out["order_violations"] - out["order_violations_group"]
+    out.update(order_inversions(trace))
 
     expected = messages[messages["stored"]]
     online = expected[expected["online_at_store"]]
@@ -90,6 +118,124 @@ def summarize(
         for key, value in extra.items():
             out.setdefault(key, value)
     return {k: _plain(v) for k, v in out.items()}
+
+
+RECOVERY_KEYS = (
+    "recovery_time_s",
+    "reconnect_time_s",
+    "recovery_pairs",
+    "recovered_via_sync",
+    "recovered_via_push",
+    "recovery_undelivered",
+)
+
+
+def recovery_metrics(
+    messages: pd.DataFrame, requests: pd.DataFrame, incidents: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """How the deployment recovered from its crashes (server, gateway or app restart).
+
+    ``incidents`` are the crash-type entries of the fault log (:mod:`immodel.sim.faults`):
+    ``at_s`` (t0), ``end_s`` (when the fault stopped: the node is back), ``users`` (the
+    users it cut off) and ``online`` (the users who were online at t0). A cut-off user is
+    *back* at its first ``login`` request after t0 (never, if it did not log in again).
+    An incident's *affected pairs* are the expected (message, recipient) pairs whose
+    recipient was online at t0, which had not reached the recipient's app at t0, and
+    which were stored before t0 (in flight or waiting for an ACK when it struck) or, for
+    a cut-off recipient, before that recipient was back (they waited for the reconnect).
+
+    Keys (None when there was no incident):
+
+    ``recovery_time_s``
+        from t0 until the last affected pair reached its recipient (max over incidents;
+        None if an affected pair never arrived);
+    ``reconnect_time_s``
+        from t0 until the fault had ended and the last cut-off user was back (max over
+        incidents): detection, backoff and login;
+    ``recovery_pairs``
+        affected pairs (a pair affected by two incidents counts once);
+    ``recovered_via_sync``, ``recovered_via_push``
+        affected pairs whose first copy came by a sync page, or by a pushed/polled copy
+        (first push, retransmit, or the offline queue moved to the downlink at login);
+    ``recovery_undelivered``
+        affected pairs that never arrived (they are also in ``lost``). With presence
+        churn, a cut-off user who goes offline before reconnecting leaves pairs here.
+    """
+    if not incidents:
+        return dict.fromkeys(RECOVERY_KEYS)
+    expected = messages[messages["stored"]]
+    logins = requests[requests["kind"].astype(str) == "login"]
+    t_stored = expected["t_stored"].to_numpy(dtype=float)
+    t_show = expected["t_first_show"].to_numpy(dtype=float)
+    recipient = expected["recipient"].to_numpy(dtype=np.int64)
+    affected = np.zeros(len(expected), dtype=bool)
+    recovery_s: list[float] = []
+    reconnect_s: list[float] = []
+    incomplete = False
+    for inc in incidents:
+        t0 = float(inc["at_s"])
+        cut = np.fromiter(inc.get("users", ()), dtype=np.int64)
+        back = logins[(logins["t"] > t0) & logins["user"].isin(cut)].groupby("user")["t"].min()
+        back_at = pd.Series(np.inf, index=cut).astype(float)
+        back_at.update(back)
+        t_back = back_at.reindex(recipient).to_numpy(dtype=float)  # NaN: not cut off
+        last_back = float(back_at.max()) if len(back_at) else t0
+        reconnect_s.append(max(float(inc["end_s"]), last_back) - t0)
+        online = np.isin(recipient, np.fromiter(inc.get("online", ()), dtype=np.int64))
+        waiting = ~(t_show < t0)  # never shown (NaN) counts as waiting
+        mine = online & waiting & ((t_stored < t0) | (t_stored < t_back))
+        affected |= mine
+        shown = t_show[mine]
+        if np.isnan(shown).any():
+            incomplete = True
+        else:
+            recovery_s.append(float(shown.max()) - t0 if shown.size else 0.0)
+    via = expected["first_via"].to_numpy()[affected]
+    reconnect = max(reconnect_s)
+    return {
+        "recovery_time_s": None if incomplete else max(recovery_s),
+        "reconnect_time_s": reconnect if math.isfinite(reconnect) else None,
+        "recovery_pairs": int(affected.sum()),
+        "recovered_via_sync": int((via == "sync").sum()),
+        "recovered_via_push": int((via == "push").sum()),
+        "recovery_undelivered": int(np.isnan(t_show[affected]).sum()),
+    }
+
+
+def order_inversions(trace: pd.DataFrame) -> dict[str, int]:
+    """``stored_order_inversions`` and ``causal_order_violations`` of a trace (see above).
+
+    Reads the trace columns of DESIGN.md (``t``, ``event``, ``msg_id``, ``conversation``,
+    ``user``, ``order_key``); rows keep their time order on ties. Vectorised.
+    """
+    ev = trace["event"].astype(str)
+    stored = trace[ev == "stored"]
+    if stored.empty:
+        return {"stored_order_inversions": 0, "causal_order_violations": 0}
+    # A message stored twice (no server dedup) keeps its first copy's time and key.
+    first = stored.sort_values("t", kind="stable").drop_duplicates("msg_id")
+    first = first[["t", "msg_id", "conversation", "order_key"]].astype({"order_key": float})
+    first = first.sort_values(["conversation", "t"], kind="stable")
+    by_conv = first.groupby("conversation", sort=False)["order_key"]
+    before = by_conv.cummax().groupby(first["conversation"], sort=False).shift()
+    stored_inv = int((first["order_key"] < before).sum())
+
+    key_of = first.set_index("msg_id")["order_key"]
+    cols = ["t", "conversation", "user"]
+    dl = trace.loc[ev == "deliver", cols].assign(
+        seen=trace.loc[ev == "deliver", "order_key"].astype(float), own=np.nan, rank=0
+    )
+    sends = trace.loc[ev == "send", [*cols, "msg_id"]]
+    sd = sends[cols].assign(seen=np.nan, own=sends["msg_id"].map(key_of).to_numpy(), rank=1)
+    rows = pd.concat([dl, sd], ignore_index=True)
+    rows = rows.astype({"conversation": str, "user": str})
+    # At equal times a delivery counts as seen before the send (rank 0 before 1).
+    rows = rows.sort_values(["conversation", "user", "t", "rank"], kind="stable")
+    keys = [rows["conversation"], rows["user"]]
+    seen_max = rows["seen"].groupby(keys, sort=False).cummax()
+    seen_max = seen_max.groupby(keys, sort=False).ffill()
+    causal = int(((rows["rank"] == 1) & (rows["own"] < seen_max)).sum())
+    return {"stored_order_inversions": stored_inv, "causal_order_violations": causal}
 
 
 def _plain(value: Any) -> Any:

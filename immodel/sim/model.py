@@ -7,10 +7,24 @@
 
 A run is a pure function of its scenario: the same scenario (seed included) gives
 bit-identical records and summary, ``wall_s`` aside.
+
+**Faults and recovery.** A scenario with ``faults`` also reports how it recovered
+(:func:`immodel.analysis.metrics.recovery_metrics`: ``recovery_time_s``,
+``reconnect_time_s``, ``recovery_pairs``, ``recovered_via_sync``, ``recovered_via_push``,
+``recovery_undelivered``) and what the faults cost in traffic against the same scenario
+without its faults, same seed (simulated too, once per process and scenario):
+``extra_requests`` (send, ack, poll, sync and login requests minus the fault-free
+run's; heartbeats are left out, a disconnected client sends none) and per kind
+``extra_requests_send`` … ``extra_requests_login``, ``extra_bytes_up``,
+``extra_bytes_down``, ``extra_bytes`` (their sum). A negative figure is real: cut-off
+clients cannot send, so their messages' ACKs and syncs are missing while logins, sync
+pages and retries are extra. The workload does not depend on the
+faults (separate random streams), so the difference is the faults' own cost.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -20,8 +34,9 @@ from typing import Any
 
 import pandas as pd
 
-from immodel.analysis.metrics import summarize
+from immodel.analysis.metrics import RECOVERY_KEYS, recovery_metrics, summarize
 from immodel.scenario import Scenario
+from immodel.sim.faults import CRASH_KINDS
 from immodel.sim.world import PUSH, World
 
 
@@ -70,14 +85,14 @@ def run(scenario: Scenario | str | Path | dict, **overrides: Any) -> Result:
     requests = world.rec.requests_frame()
     load = world.rec.load_frame()
     horizon = world.horizon_s
-    extra = _extra_metrics(world)
+    extra = _extra_metrics(world, messages, requests)
     summary = summarize(messages, requests, trace, horizon_s=horizon, extra=extra)
     summary["sim_events"] = int(next(world.env._eid))
     summary["wall_s"] = time.perf_counter() - t0
     return Result(scenario, summary, messages, requests, load, trace, dict(world.counters))
 
 
-def _extra_metrics(world: World) -> dict[str, Any]:
+def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, Any]:
     horizon = world.horizon_s
     capacity = busy = 0.0
     out: dict[str, Any] = {}
@@ -103,9 +118,7 @@ def _extra_metrics(world: World) -> dict[str, Any]:
     out["server_utilization_max_stage"] = max(per_stage.values()) if per_stage else 0.0
     for name, u in per_stage.items():
         out[f"utilization_{name}"] = u
-    heartbeat_s = world.heartbeat_s
-    connected = sum(c.connected_total_s for c in world.clients if c.kind == PUSH)
-    out["heartbeats"] = int(connected / heartbeat_s)
+    out["heartbeats"] = _heartbeats(world)
     out["retransmits_downlink"] = world.retransmits_downlink
     out["bytes_up"] = world.up.bytes
     out["bytes_down"] = world.down.bytes
@@ -115,4 +128,58 @@ def _extra_metrics(world: World) -> dict[str, Any]:
     out["horizon_s"] = horizon
     for key, value in world.counters.items():
         out[key] = value
+    out.update(_fault_metrics(world, messages, requests))
+    return out
+
+
+def _heartbeats(world: World) -> int:
+    """Heartbeats on push connections, counted from connected time (they are not events)."""
+    connected = sum(c.connected_total_s for c in world.clients if c.kind == PUSH)
+    return int(connected / world.heartbeat_s)
+
+
+_REQUEST_KINDS = ("send", "ack", "poll", "sync", "login")
+
+
+def _traffic(world: World) -> dict[str, int]:
+    """Requests by kind and bytes of a finished world.
+
+    Requests are the access layer's request rows (send, ack, poll, sync, login) without
+    heartbeats: a client cut off by a fault sends no heartbeats, which would otherwise
+    hide what recovering cost.
+    """
+    kinds = world.rec.req_kind
+    out = {f"requests_{k}": kinds.count(k) for k in _REQUEST_KINDS}
+    out["requests"] = len(kinds)
+    out["bytes_up"] = world.up.bytes
+    out["bytes_down"] = world.down.bytes
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _fault_free_traffic(scenario_toml: str) -> dict[str, int]:
+    # Keyed by the TOML text so that the cells of a fault sweep that share a fault-free
+    # twin (same seed and mechanisms) simulate it once per process.
+    import tomllib
+
+    twin = World(Scenario.load(tomllib.loads(scenario_toml)))
+    twin.run()
+    return _traffic(twin)
+
+
+def _fault_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame) -> dict:
+    """Recovery and extra-traffic metrics (module docstring); None without faults."""
+    extra_keys = ("extra_requests", *(f"extra_requests_{k}" for k in _REQUEST_KINDS))
+    extra_keys += ("extra_bytes_up", "extra_bytes_down", "extra_bytes")
+    out: dict[str, Any] = dict.fromkeys((*RECOVERY_KEYS, *extra_keys))
+    if not world.sc["faults"]:
+        return out
+    incidents = [e for e in world.fault_log if e["kind"] in CRASH_KINDS]
+    out.update(recovery_metrics(messages, requests, incidents))
+    twin = world.sc.with_overrides({"faults": []})
+    base = _fault_free_traffic(twin.to_toml())
+    mine = _traffic(world)
+    for key, value in mine.items():
+        out[f"extra_{key}"] = value - base[key]
+    out["extra_bytes"] = out["extra_bytes_up"] + out["extra_bytes_down"]
     return out
