@@ -1,0 +1,371 @@
+"""Receiver: ACK every copy, client dedup, group seq gaps, cursor sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from immodel.protocol import (
+    Message,
+    Receiver,
+    SendAck,
+    Show,
+    StartSync,
+    Stored,
+    SyncRequest,
+    SyncResponse,
+)
+
+
+def one(n: int, key: int, sender: str = "A") -> Stored:
+    return Stored(Message(f"{sender}-{n}", sender, "A|B", False), key)
+
+
+def grp(seq: int, sender: str = "A", msg_id: str | None = None) -> Stored:
+    return Stored(Message(msg_id or f"{sender}-g{seq}", sender, "G", True), seq)
+
+
+def shows(actions: list[Any]) -> list[str]:
+    return [a.item.msg_id for a in actions if isinstance(a, Show)]
+
+
+def syncs(actions: list[Any]) -> list[SyncRequest]:
+    return [a.request for a in actions if isinstance(a, StartSync)]
+
+
+def page(*items: Stored, complete: bool = True) -> SyncResponse:
+    return SyncResponse("B", items, complete)
+
+
+def answered(receiver: Receiver, *items: Stored, now: float = 0.0, complete: bool = True):
+    """Answer the sync in flight with a page of ``items``."""
+    assert receiver.syncing
+    return receiver.handle_sync_response(page(*items, complete=complete), now)
+
+
+# -- ACK ------------------------------------------------------------------------------------
+
+
+def test_every_copy_is_acked_even_a_duplicate() -> None:
+    b = Receiver("B", sync_enabled=False)
+    m = one(1, 100)
+    assert b.handle_push(m, 0.0)[0] == SendAck(("A-1",))
+    assert b.handle_push(m, 1.0) == [SendAck(("A-1",))]  # the first ACK may have been lost
+
+
+def test_ack_off_sends_no_ack() -> None:
+    b = Receiver("B", ack=False, sync_enabled=False)
+    assert b.handle_push(one(1, 100), 0.0) == [Show(one(1, 100), "push")]
+
+
+def test_own_message_is_acked_but_never_shown() -> None:
+    b = Receiver("B")
+    assert b.handle_push(one(1, 100, sender="B"), 0.0) == [SendAck(("B-1",))]
+
+
+# -- 1:1 ------------------------------------------------------------------------------------
+
+
+def test_one_to_one_push_is_shown_at_once_and_triggers_a_sync() -> None:
+    b = Receiver("B", sync_limit=7)
+    actions = b.handle_push(one(1, 100), 0.0)
+    assert shows(actions) == ["A-1"]
+    assert syncs(actions) == [SyncRequest("B", (), 7)]
+
+
+def test_one_to_one_cursor_moves_only_when_a_sync_page_is_merged() -> None:
+    b = Receiver("B")
+    b.handle_push(one(1, 100), 0.0)
+    assert b.cursor("A|B") == 0
+    answered(b, one(1, 100))
+    assert b.cursor("A|B") == 100
+
+
+def test_sync_fills_in_what_a_failed_retransmission_lost() -> None:
+    b = Receiver("B")
+    b.handle_push(one(2, 200), 0.0)  # A-1 (key 100) was lost with a crashed node
+    assert shows(answered(b, one(1, 100), one(2, 200))) == ["A-1"]
+    assert b.cursor("A|B") == 200
+
+
+def test_sync_merge_skips_own_and_shown_messages_but_moves_the_cursor_over_them() -> None:
+    b = Receiver("B")
+    b.handle_push(one(1, 100), 0.0)
+    actions = answered(b, one(1, 100), one(1, 150, sender="B"), one(2, 200))
+    assert shows(actions) == ["A-2"]
+    assert [a.via for a in actions if isinstance(a, Show)] == ["sync"]
+    assert b.cursor("A|B") == 200
+
+
+def test_a_stale_page_never_moves_a_cursor_back() -> None:
+    b = Receiver("B")
+    b.request_sync(0.0)
+    answered(b, one(2, 200))
+    b.request_sync(1.0)
+    answered(b, one(1, 100))
+    assert b.cursor("A|B") == 200
+
+
+def test_client_dedup_drops_a_retransmitted_copy() -> None:
+    b = Receiver("B", sync_enabled=False)
+    b.handle_push(one(1, 100), 0.0)
+    assert shows(b.handle_push(one(1, 100), 5.0)) == []
+
+
+def test_client_dedup_off_shows_retransmitted_copy_again() -> None:
+    b = Receiver("B", dedup=False, sync_enabled=False)
+    b.handle_push(one(1, 100), 0.0)
+    assert shows(b.handle_push(one(1, 100), 5.0)) == ["A-1"]
+
+
+def test_client_dedup_forgets_an_id_after_its_window() -> None:
+    b = Receiver("B", sync_enabled=False, dedup_window_s=60.0)
+    b.handle_push(one(1, 100), 0.0)
+    b.handle_push(one(2, 200), 30.0)
+    assert shows(b.handle_push(one(1, 100), 59.9)) == []
+    assert shows(b.handle_push(one(1, 100), 60.0)) == ["A-1"]  # the window expired
+    assert shows(b.handle_push(one(2, 200), 60.0)) == []
+
+
+def test_sync_merge_checks_shown_ids_even_with_client_dedup_off() -> None:
+    b = Receiver("B", dedup=False)
+    b.handle_push(one(1, 100), 0.0)
+    assert shows(answered(b, one(1, 100))) == []
+
+
+# -- groups ---------------------------------------------------------------------------------
+
+
+def test_group_copies_in_seq_order_are_shown_at_once_without_a_sync() -> None:
+    b = Receiver("B")
+    assert shows(b.handle_push(grp(1), 0.0)) == ["A-g1"]
+    actions = b.handle_push(grp(2), 0.0)
+    assert shows(actions) == ["A-g2"]
+    assert syncs(actions) == []
+    assert b.cursor("G") == 2
+
+
+def test_group_gap_is_held_back_and_triggers_sync() -> None:
+    b = Receiver("B")
+    actions = b.handle_push(grp(2), 0.0)
+    assert shows(actions) == []
+    assert syncs(actions) == [SyncRequest("B", (), 100)]
+    assert b.held("G") == 1
+    assert b.cursor("G") == 0
+
+
+def test_a_held_copy_is_released_in_seq_order_when_the_gap_fills() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(3), 0.0)
+    b.handle_push(grp(2), 0.0)
+    assert shows(b.handle_push(grp(1), 0.0)) == ["A-g1", "A-g2", "A-g3"]
+    assert b.held("G") == 0
+    assert b.cursor("G") == 3
+
+
+def test_a_second_copy_of_a_held_message_is_held_once() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(2), 0.0)
+    b.handle_push(grp(2), 1.0)
+    assert b.held("G") == 1
+    assert shows(b.handle_push(grp(1), 2.0)) == ["A-g1", "A-g2"]
+
+
+def test_sync_page_fills_the_gap_and_releases_held_copies() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(3), 0.0)
+    actions = answered(b, grp(1), grp(2), grp(3))
+    assert shows(actions) == ["A-g1", "A-g2", "A-g3"]
+    assert syncs(actions) == []
+
+
+def test_push_during_sync_never_moves_cursor_past_gap() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(2), 0.0)  # gap at 1: sync in flight
+    actions = b.handle_push(grp(4), 1.0)  # overtakes the sync: another gap
+    assert shows(actions) == []
+    assert syncs(actions) == []  # coalesced with the sync in flight
+    assert b.cursor("G") == 0
+    actions = answered(b, grp(1), grp(2), now=2.0)  # the page was cut before seq 3
+    assert shows(actions) == ["A-g1", "A-g2"]
+    assert b.cursor("G") == 2  # not past the gap at 3
+    assert syncs(actions) == [SyncRequest("B", (("G", 2),), 100)]  # asks again
+    assert shows(answered(b, grp(3), grp(4), now=3.0)) == ["A-g3", "A-g4"]
+
+
+def test_own_group_messages_in_a_page_count_for_contiguity_but_are_not_shown() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(2), 0.0)
+    assert shows(answered(b, grp(1, sender="B"), grp(2))) == ["A-g2"]
+    assert b.cursor("G") == 2
+
+
+def test_own_group_message_behind_a_gap_is_remembered_without_showing() -> None:
+    b = Receiver("B")
+    b.request_sync(0.0)
+    answered(b, grp(2, sender="B"))  # no store cuts such a page; it pins the rule
+    assert b.held("G") == 1
+    assert shows(b.handle_push(grp(1), 1.0)) == ["A-g1"]
+    assert b.cursor("G") == 2
+
+
+def test_group_copy_below_the_cursor_is_dropped_with_client_dedup() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(1), 0.0)
+    assert shows(b.handle_push(grp(1), 5.0)) == []
+
+
+def test_client_dedup_off_shows_a_retransmitted_group_copy_again() -> None:
+    b = Receiver("B", dedup=False)
+    b.handle_push(grp(1), 0.0)
+    assert shows(b.handle_push(grp(1), 5.0)) == ["A-g1"]
+
+
+def test_group_message_stored_twice_is_shown_once_and_its_second_seq_is_no_gap() -> None:
+    # the dedup window forgot a retry: the same message id under seq 1 and seq 2
+    b = Receiver("B")
+    b.handle_push(grp(1, msg_id="A-1"), 0.0)
+    assert shows(b.handle_push(grp(2, msg_id="A-1"), 1.0)) == []
+    assert b.cursor("G") == 2
+    actions = b.handle_push(grp(3), 2.0)
+    assert shows(actions) == ["A-g3"]
+    assert syncs(actions) == []
+
+
+def test_sync_merge_of_a_group_message_stored_twice_shows_it_once() -> None:
+    b = Receiver("B", dedup=False)
+    b.handle_push(grp(1, msg_id="A-1"), 0.0)
+    b.handle_push(grp(3), 1.0)
+    assert shows(answered(b, grp(1, msg_id="A-1"), grp(2, msg_id="A-1"), grp(3))) == ["A-g3"]
+
+
+def test_sync_off_shows_group_copies_on_arrival_in_network_order() -> None:
+    b = Receiver("B", sync_enabled=False)
+    assert shows(b.handle_push(grp(2), 0.0)) == ["A-g2"]
+    assert shows(b.handle_push(grp(1), 0.0)) == ["A-g1"]
+    assert b.held("G") == 0
+
+
+# -- own messages (note_own) ----------------------------------------------------------------
+
+
+def test_note_own_moves_the_cursor_over_the_senders_own_seq() -> None:
+    b = Receiver("B")
+    assert b.note_own("G", 1, 0.0) == []
+    assert b.cursor("G") == 1
+    assert shows(b.handle_push(grp(2), 0.0)) == ["A-g2"]
+
+
+def test_note_own_returns_the_held_copies_it_unblocks() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(2), 0.0)  # held behind B's own seq 1
+    assert shows(b.note_own("G", 1, 0.5)) == ["A-g2"]
+    assert b.cursor("G") == 2
+
+
+def test_note_own_ahead_of_the_cursor_waits_for_the_gap() -> None:
+    b = Receiver("B")
+    b.note_own("G", 2, 0.0)
+    assert b.cursor("G") == 0
+    assert shows(b.handle_push(grp(1), 0.0)) == ["A-g1"]
+    assert b.cursor("G") == 2
+
+
+def test_note_own_at_or_below_the_cursor_changes_nothing() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(1), 0.0)
+    b.handle_push(grp(2), 0.0)
+    assert b.note_own("G", 2, 0.0) == []
+    assert b.cursor("G") == 2
+
+
+def test_note_own_does_nothing_with_sync_off() -> None:
+    b = Receiver("B", sync_enabled=False)
+    assert b.note_own("G", 1, 0.0) == []
+    assert b.cursor("G") == 0
+
+
+# -- the sync exchange ----------------------------------------------------------------------
+
+
+def test_sync_request_names_the_cursors_and_the_page_limit() -> None:
+    b = Receiver("B", sync_limit=2)
+    b.handle_push(grp(1), 0.0)
+    (request,) = syncs(b.request_sync(0.0))
+    assert request == SyncRequest("B", (("G", 1),), 2)
+
+
+def test_incomplete_sync_page_asks_for_next_page() -> None:
+    b = Receiver("B", sync_limit=2)
+    b.request_sync(0.0)
+    actions = answered(b, one(1, 100), one(2, 200), complete=False)
+    assert syncs(actions) == [SyncRequest("B", (("A|B", 200),), 2)]
+    assert b.syncing
+
+
+def test_complete_sync_page_ends_the_sync() -> None:
+    b = Receiver("B")
+    b.request_sync(0.0)
+    assert syncs(answered(b, one(1, 100))) == []
+    assert not b.syncing
+    assert b.next_deadline() is None
+
+
+def test_receipt_during_a_sync_asks_for_exactly_one_more() -> None:
+    b = Receiver("B")
+    b.request_sync(0.0)
+    assert syncs(b.handle_push(one(1, 100), 0.1)) == []
+    assert syncs(b.handle_push(one(2, 200), 0.2)) == []
+    assert len(syncs(answered(b, now=1.0))) == 1
+    assert syncs(answered(b, one(1, 100), one(2, 200), now=2.0)) == []
+
+
+def test_unanswered_sync_is_repeated_after_its_timeout() -> None:
+    b = Receiver("B", sync_timeout_s=10.0)
+    b.request_sync(0.0)
+    assert b.next_deadline() == 10.0
+    assert b.handle_timeout(9.9) == []
+    assert len(syncs(b.handle_timeout(10.0))) == 1
+    assert b.next_deadline() == 20.0
+
+
+def test_timeout_without_a_sync_in_flight_does_nothing() -> None:
+    assert Receiver("B").handle_timeout(100.0) == []
+
+
+def test_answer_to_a_sync_abandoned_by_a_disconnect_is_ignored() -> None:
+    b = Receiver("B")
+    b.request_sync(0.0)
+    b.disconnect()
+    assert not b.syncing
+    assert b.handle_sync_response(page(one(1, 100)), 1.0) == []
+    assert b.cursor("A|B") == 0
+
+
+def test_a_stale_page_that_leaves_a_gap_open_asks_again() -> None:
+    # the late answer to a sync that was repeated after its timeout is taken as the
+    # answer to the repeat; it was cut before the gap's message (B's own seq 1) existed
+    b = Receiver("B")
+    b.request_sync(0.0)
+    b.handle_timeout(10.0)  # repeated: two answers may come
+    b.handle_push(grp(2), 11.0)  # held behind B's own seq 1, which B never heard of
+    actions = answered(b, now=12.0)  # the first request's answer, cut before seq 1
+    assert len(syncs(actions)) == 1
+    actions = answered(b, now=12.5)  # the second one: still cut before seq 1
+    assert len(syncs(actions)) == 1
+    assert shows(answered(b, grp(1, sender="B"), grp(2), now=13.0)) == ["A-g2"]
+
+
+def test_sync_off_never_syncs() -> None:
+    b = Receiver("B", sync_enabled=False)
+    assert b.request_sync(0.0) == []
+    assert syncs(b.handle_push(one(1, 100), 0.0)) == []
+    assert not b.syncing
+
+
+def test_reset_forgets_cursors_shown_ids_held_copies_and_the_sync() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(1), 0.0)
+    b.handle_push(grp(3), 0.0)
+    b.reset()
+    assert (b.cursor("G"), b.held("G"), b.syncing) == (0, 0, False)
+    assert shows(b.handle_push(grp(1), 1.0)) == ["A-g1"]  # the restarted app shows it again
