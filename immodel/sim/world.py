@@ -670,10 +670,6 @@ class World:
 
     def _after_store(self, job) -> None:
         node, client, msg = job
-        if node.extra_delay_s > 0:
-            # slow_server: the write completes, but late (the article's failure 3).
-            self.later(node.extra_delay_s, self._commit, (node, client, msg, node.epoch))
-            return
         self._commit((node, client, msg, node.epoch))
 
     def _commit(self, job) -> None:
@@ -744,7 +740,7 @@ class World:
             conn = rnode.conn.get(r)
             mode = conn[1] if conn is not None else None
             if mode is None:
-                self._offline_push(r)
+                self._offline_push(r, item)
             delivers = rnode.core.route(item, r, mode, now)
             if delivers:
                 self._push_out(rnode, delivers, conn[0])
@@ -752,11 +748,18 @@ class World:
             elif mode == "poll" and r in rnode.held:
                 self._answer_poll(rnode, self.clients[r])
 
-    def _offline_push(self, uid: int) -> None:
-        """The vendor's offline notification: counted, with its own loss."""
+    def _offline_push(self, uid: int, item) -> None:
+        """The vendor's offline notification to a user who is not connected.
+
+        It travels the vendor's channel (its own latency and loss) and tells the device
+        that a message waits; the message itself comes with the next login. Its arrival
+        time is recorded per message × recipient (``t_offline_push``)."""
         self.counters["offline_pushes"] += 1
-        if self.streams["faults"].uniform() < self.sc["server.offline_push_loss"]:
+        if self.streams["offline_push"].uniform() < self.sc["server.offline_push_loss"]:
             self.counters["offline_pushes_lost"] += 1
+            return
+        arrival = self.env.now + self.sc["server.offline_push_ms"] / 1000.0
+        self.rec.messages[item.msg_id].offline_push.setdefault(uid, arrival)
 
     def _push_out(self, node: Node, delivers: list[Deliver], conn_id: int) -> None:
         for d in delivers:
