@@ -35,7 +35,6 @@ def _peak_rss_mib() -> float:
 
 def _model(args: tuple[str, int, float, float], out: mp.Queue) -> None:
     kind, users, duration_s, rate = args
-    from immodel.analysis.metrics import summarize
     from immodel.scenario import Scenario
     from immodel.sim import model
     from immodel.sim.world import World
@@ -56,15 +55,8 @@ def _model(args: tuple[str, int, float, float], out: mp.Queue) -> None:
     t0 = time.perf_counter()
     world.run()
     run_s = time.perf_counter() - t0
-    events = next(world.env._eid)
-    rec = world.rec
-    summary = summarize(
-        rec.messages_frame(),
-        rec.requests_frame(),
-        rec.trace_frame(),
-        horizon_s=world.horizon_s,
-        extra=model._extra_metrics(world),
-    )
+    summary = model.collect(world, started_at=t0).summary
+    events = summary["sim_events"]
     total_s = time.perf_counter() - t0
     out.put(
         {

@@ -80,6 +80,17 @@ def run(scenario: Scenario | str | Path | dict, **overrides: Any) -> Result:
     t0 = time.perf_counter()
     world = World(scenario)
     world.run()
+    return collect(world, started_at=t0)
+
+
+def collect(world: World, started_at: float | None = None) -> Result:
+    """The :class:`Result` of a world that has run: record frames and the summary.
+
+    ``started_at`` (a ``time.perf_counter()`` reading) sets ``wall_s``; building the
+    world yourself and calling this is how a benchmark separates set-up from the run.
+    """
+    t0 = time.perf_counter() if started_at is None else started_at
+    scenario = world.sc
     trace = world.rec.trace_frame()
     messages = world.rec.messages_frame()
     requests = world.rec.requests_frame()
