@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 from faultkit import ALL_ON, run_checked, scenario
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from immodel.experiments.ablation import MECHANISMS, default_faults
@@ -83,9 +83,49 @@ fault_tables = st.builds(
 def test_every_mechanism_on_repairs_random_fault_schedules(faults, seed):
     # Apps restart with their local state here: a wiped app re-shows its history by
     # design (see test_client_crash_without_local_state_shows_the_history_again).
+    # The claim assumes synchronised clocks: a skewed clock together with a server crash
+    # is the one combination that loses messages (see the test right below).
+    kinds = {f["kind"] for f in faults}
+    assume(not {"clock_skew", "server_crash"} <= kinds)
     sc = scenario(faults, seed=seed, **ALL_ON)
     note(f"faults={faults}")
     run_checked(sc)
+
+
+def _skew_and_crash(skew_ms: float, seed: int):
+    # Users 1 and 3 are on node 1, whose clock runs ahead. Their own messages carry the
+    # fast stamps, and a sync page that includes them moves their cursor past the
+    # slower stamps that node 0 gives their partners' replies. Those replies arrive by
+    # push; when node 1 crashes with some of them in its pending-ACK queue (30 %
+    # downlink loss keeps them there), the reconnect sync starts above their keys and
+    # never pulls them. A timestamp cursor is only as good as the clocks (sync.py).
+    return scenario(
+        [
+            {"kind": "clock_skew", "at_s": 0.0, "skew_ms": skew_ms, "node": 1},
+            {"kind": "server_crash", "at_s": 15.0, "down_s": 5.0, "node": 1},
+        ],
+        seed=seed,
+        **{
+            **ALL_ON,
+            "workload.users": 4,
+            "workload.group_share": 0.0,
+            "workload.send_rate_per_user": 2.0,
+            "network.downlink_loss": 0.3,
+            "server.nodes": 2,
+        },
+    )
+
+
+def test_a_clock_ahead_on_a_node_that_crashes_loses_one_to_one_messages_despite_sync():
+    from immodel import run
+
+    seeds = range(1, 9)
+    skewed = [run(_skew_and_crash(3000.0, seed)).summary for seed in seeds]
+    # Measured: 17 messages lost over seeds 1-20; seeds 2, 3, 4 and 7 of these lose some.
+    assert sum(s["lost"] for s in skewed) > 0
+    assert all(s["order_violations_group"] == 0 for s in skewed)
+    synced = [run(_skew_and_crash(0.0, seed)).summary["lost"] for seed in seeds]
+    assert synced == [0] * len(synced)
 
 
 # --------------------------------------------------------------------------------------
