@@ -14,7 +14,7 @@ import pandas as pd
 from faultkit import SMALL, replay_hint, run_checked, scenario
 
 from immodel import run
-from immodel.analysis.metrics import order_inversions
+from immodel.analysis.metrics import order_inversions, recovery_metrics
 from immodel.sim.world import World
 
 
@@ -98,6 +98,46 @@ def test_gateway_crash_drops_connections_and_every_client_reconnects_without_los
     assert s["crash_pending_lost"] == 0
     # Detection waits for the next heartbeat (≤ 30 s) plus the request timeout (10 s).
     assert 0 < s["reconnect_time_s"] <= 30.0 + 10.0 + 1.0
+    # The fault-free twin never logs in (users online at t = 0 start connected), so
+    # every login is extra traffic, each carrying its 300-byte UserSig.
+    assert s["extra_requests_login"] == s["logins"]
+    assert s["extra_bytes_up"] > 0
+
+
+def test_a_run_without_faults_has_no_recovery_figures():
+    s = run_checked(scenario([])).summary
+    assert s["recovery_time_s"] is None and s["recovery_pairs"] is None
+    assert s["extra_requests"] is None
+
+
+def test_recovery_metrics_on_hand_written_records():
+    # A crash at t = 10 cut off user 1 (back at 25); user 2 was not cut off.
+    # m1: stored at 9 for user 2, shown at 9.05, before the crash: not affected.
+    # m2: stored at 9.9 for user 2, shown at 10.1 by push: in flight at the crash.
+    # m3: stored at 12 for user 1 (cut off), shown at 26 by sync: waited for the reconnect.
+    # m4: stored at 30 for user 1, after it was back: not affected.
+    # m5: stored at 11 for user 3, who was offline at the crash: not affected.
+    messages = pd.DataFrame(
+        {
+            "msg_id": ["m1", "m2", "m3", "m4", "m5"],
+            "recipient": [2, 2, 1, 1, 3],
+            "stored": [True] * 5,
+            "t_stored": [9.0, 9.9, 12.0, 30.0, 11.0],
+            "t_first_show": [9.05, 10.1, 26.0, 30.1, 40.0],
+            "first_via": ["push", "push", "sync", "push", "push"],
+        }
+    )
+    requests = pd.DataFrame({"t": [25.0, 31.0], "user": [1, 1], "kind": ["login", "login"]})
+    incident = {"at_s": 10.0, "end_s": 20.0, "users": (1,), "online": (1, 2)}
+    got = recovery_metrics(messages, requests, [incident])
+    assert got == {
+        "recovery_time_s": 16.0,
+        "reconnect_time_s": 15.0,
+        "recovery_pairs": 2,
+        "recovered_via_sync": 1,
+        "recovered_via_push": 1,
+        "recovery_undelivered": 0,
+    }
 
 
 def test_client_crash_with_local_state_reconnects_at_once_and_forgets_nothing():
