@@ -61,6 +61,8 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from immodel.sim.network import Z_99
+
 if TYPE_CHECKING:  # pragma: no cover
     from immodel.sim.network import Link
     from immodel.sim.world import Node, World
@@ -77,8 +79,9 @@ def fault_end_s(fault: dict[str, Any]) -> float:
     return fault["at_s"] + fault.get("down_s", 0.0)
 
 
-# Per-packet probability that a one-way latency exceeds the bound used for drains.
-_LATENCY_TAIL = 1e-6
+# The drain bounds accept a 1e-6 chance of being exceeded: per packet for latency, per
+# chain of attempts for retransmits and reconnects.
+_TAIL = 1e-6
 _Z_TAIL = 4.753424308822899  # standard normal quantile of 1 − 1e-6
 
 
@@ -94,8 +97,8 @@ def latency_bound_s(spec: Any) -> float:
     if dist == "empirical":
         return max(spec["samples"]) / 1000.0
     if dist == "exponential":
-        return spec["mean"] * -math.log(_LATENCY_TAIL) / 1000.0
-    sigma = math.log(spec["p99"] / spec["median"]) / 2.3263478740408408
+        return spec["mean"] * -math.log(_TAIL) / 1000.0
+    sigma = math.log(spec["p99"] / spec["median"]) / Z_99
     return spec["median"] * math.exp(sigma * _Z_TAIL) / 1000.0
 
 
@@ -109,7 +112,7 @@ def _attempts(q: float, minimum: int, tail: float) -> int:
     return max(minimum, math.ceil(math.log(tail) / math.log(q)))
 
 
-def repair_rounds(scenario: Any, tail: float = _LATENCY_TAIL) -> int:
+def repair_rounds(scenario: Any, tail: float = _TAIL) -> int:
     """Repair rounds needed with the scenario's background loss: 2 on a lossless network
     (a retransmit or login push, then the sync of a gap it reveals), else enough that a
     round trip fails every time with probability ≤ ``tail``."""
@@ -117,7 +120,7 @@ def repair_rounds(scenario: Any, tail: float = _LATENCY_TAIL) -> int:
     return _attempts(q, 2, tail)
 
 
-def connect_attempts(scenario: Any, tail: float = _LATENCY_TAIL) -> int:
+def connect_attempts(scenario: Any, tail: float = _TAIL) -> int:
     """Connection attempts needed after the faults end: 1 on a lossless network, else
     enough that every one failing (any handshake or login packet lost) has probability
     ≤ ``tail``."""
