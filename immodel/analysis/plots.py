@@ -357,9 +357,14 @@ def _ms_formatter() -> FuncFormatter:
 
 
 def _log_latency_axis(ax: Axes, axis: str = "y") -> None:
+    """Log scale with ms/s tick labels; call after drawing (the ticks follow the range)."""
     target = ax.yaxis if axis == "y" else ax.xaxis
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
-    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    # 1-2-5 ticks collide ("100 ms200 ms") beyond a couple of decades; 1-3 do not.
+    subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0, 3.0) if decades <= 4.5 else (1.0,)
+    target.set_major_locator(LogLocator(base=10, subs=subs))
     target.set_major_formatter(_ms_formatter())
     target.set_minor_formatter(NullFormatter())
 
@@ -975,7 +980,7 @@ def plot_latency_ecdf(
         )
     if drawn:
         _log_latency_axis(ax, "x")
-        ax.legend(loc="upper left" if drawn > 1 else "lower right")
+        ax.legend(loc="lower right")  # ECDFs rise early: the lower right stays empty
     else:
         ax.text(0.5, 0.5, "no deliveries", transform=ax.transAxes, ha="center")
     ax.set_ylim(0, 101)
@@ -1140,8 +1145,10 @@ def sweep_figures(
     x axis = the first numeric grid key with several values, series = the first
     categorical one (strings, booleans); further varying keys give one set of files
     per combination of their values (suffix ``__key-value``). Always: the outcomes bars
-    and the cost frontier (all configurations). With a numeric key: latency p50/p99,
-    requests/s and (when there are polls) the empty-poll share vs that key.
+    (one bar per series value and x value, or per combination of the categorical keys
+    when there is no numeric one) and the cost frontier (all configurations). With a
+    numeric key: latency p50/p99, requests/s and (when there are polls) the empty-poll
+    share vs that key.
     """
     directory = Path(directory)
     grid = [k for k in grid_columns(results) if results[k].nunique(dropna=False) > 1]
@@ -1149,7 +1156,9 @@ def sweep_figures(
     categorical = [k for k in grid if k not in numeric]
     x = numeric[0] if numeric else None
     series = categorical[0] if categorical else None
-    rest = [k for k in grid if k not in (x, series)]
+    # Without a numeric key there are no lines to split: one outcomes figure lists every
+    # combination of the categorical keys instead.
+    rest = [k for k in grid if k not in (x, series)] if x is not None else []
     files: list[Path] = []
 
     combos = (
@@ -1182,7 +1191,7 @@ def sweep_figures(
                 files += save_figure(fig, directory, f"empty_polls_vs_{_file_part(x)}{suffix}")
         outcomes = [o for o in OUTCOMES if o in subset.columns]
         if outcomes:
-            category = [series] if series else []
+            category = ([series] if series else []) if x is not None else categorical
             if not category:
                 subset = subset.assign(configuration="all runs")
                 category = ["configuration"]

@@ -419,3 +419,26 @@ def test_one_style_for_every_figure():
     before = dict(matplotlib.rcParams)
     plot_latency(results_frame())
     assert matplotlib.rcParams["figure.figsize"] == before["figure.figsize"]
+
+
+def test_sweep_figures_list_every_combination_of_categorical_keys_in_one_outcomes_figure(
+    tmp_path,
+):
+    rows = [
+        {"point": i, "transport.kind": kind, "reliability.sync": sync, "replication": 0}
+        for i, (kind, sync) in enumerate(
+            [(k, s) for k in ("push", "long_poll") for s in (True, False)]
+        )
+    ]
+    frame = pd.DataFrame(rows).assign(
+        seed=1, lost=[0, 3, 0, 9], latency_p99_ms=100.0, requests_per_s=50.0
+    )
+    files = sweep_figures(frame, tmp_path)
+    assert sorted({p.stem for p in files}) == ["cost_frontier", "outcomes"]
+    fig = plot_outcomes(frame, ["transport.kind", "reliability.sync"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
+        "push, timestamp/seq sync on",
+        "push, timestamp/seq sync off",
+        "long polling, timestamp/seq sync on",
+        "long polling, timestamp/seq sync off",
+    ]
