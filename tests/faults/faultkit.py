@@ -6,6 +6,7 @@ failure names its seed and the exact ``immodel run`` command that repeats it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from immodel import Scenario, run
@@ -35,13 +36,34 @@ def scenario(faults: list[dict[str, Any]], **overrides: Any) -> Scenario:
     return sc.with_overrides({"drain_s": required_drain_s(sc)})
 
 
-def replay_hint(sc: Scenario) -> str:
-    """Seed and command that replay ``sc`` (the scenario is written to a temp file)."""
-    return f"seed {sc['seed']}; replay with: {replay_command(sc)}"
+class replay_hint:  # lower case: called like a function in assert messages
+    """Seed and command that replay ``sc``, as an ``assert`` message.
+
+    Lazy: the scenario is written to a temporary file (or ``directory``) only when the
+    message is formatted, i.e. when the assertion fails.
+    """
+
+    def __init__(self, sc: Scenario, directory: Path | None = None) -> None:
+        self.sc = sc
+        self.directory = directory
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            command = replay_command(self.sc, self.directory)
+            self._text = f"seed {self.sc['seed']}; replay with: {command}"
+        return self._text
+
+    __repr__ = __str__
 
 
 def run_checked(
-    sc: Scenario, *, lost: int = 0, duplicates: int = 0, group_order: int = 0
+    sc: Scenario,
+    *,
+    lost: int = 0,
+    duplicates: int = 0,
+    group_order: int = 0,
+    replay_dir: Path | None = None,
 ) -> Result:
     """Run ``sc``; fail with the replay command unless the counts are as given."""
     result = run(sc)
@@ -50,6 +72,6 @@ def run_checked(
     if got != (lost, duplicates, group_order):
         raise AssertionError(
             f"lost/duplicates/group order violations = {got}, expected "
-            f"{(lost, duplicates, group_order)}; {replay_hint(sc)}"
+            f"{(lost, duplicates, group_order)}; {replay_hint(sc, replay_dir)}"
         )
     return result

@@ -54,7 +54,7 @@ def test_a_failed_check_names_the_seed_and_a_command_that_replays_the_run(tmp_pa
         **{"network.downlink_loss": 0.2, "reliability.sync": False},
     )
     with pytest.raises(AssertionError) as failure:
-        run_checked(sc)
+        run_checked(sc, replay_dir=tmp_path)
     message = str(failure.value)
     assert "seed 3" in message and "immodel run " in message and "--seed 3" in message
     command = message.split("replay with: ", 1)[1].strip()
