@@ -192,7 +192,7 @@ SCHEMA: tuple[Key, ...] = (
         "transport.liveness_timeout_s",
         75.0,
         "float",
-        "a client that hears nothing for this long reconnects (s)",
+        "the server drops a push connection that sent nothing (no heartbeat) for this long (s)",
         lo=0.0,
         lo_open=True,
     ),

@@ -21,9 +21,12 @@ Each kind, with its parameters (times in seconds of simulated time) and what it 
   (the checker counts those copies as duplicates: a reinstalled app), and the sender
   forgets what it had in flight (the app reports those as failed, ``app_restart``).
 * ``partition`` (``at_s``, ``down_s``, ``share``, ``direction``) — a share of users loses
-  every packet in one (``uplink`` / ``downlink``) or ``both`` directions for a while. The
-  connection survives (as a TCP connection survives a short outage); what was lost is
-  repaired by retries, retransmits and sync once the partition heals.
+  every packet in one (``uplink`` / ``downlink``) or ``both`` directions for a while. A
+  short partition is repaired in place by retries, retransmits and sync once it heals.
+  A longer one trips the heartbeats: a push client notices at its next heartbeat plus
+  the request timeout and reconnects (backing off until the partition heals), and the
+  server drops a connection silent for ``transport.liveness_timeout_s`` (unacknowledged
+  messages move to the offline queue; ``liveness_drops``).
 * ``loss_burst`` (``at_s``, ``down_s``, ``uplink_loss``, ``downlink_loss``) — the loss of
   everyone's links is replaced for a while.
 * ``store_failure`` (``at_s``, ``down_s``, ``prob``, ``node``) — writes on the node (the
@@ -259,6 +262,7 @@ def _start(arg) -> None:
         for link in chosen:
             _block(state, link, users, +1)
         world.later(fault["down_s"], _end_partition, (state, chosen, users))
+        _watch_liveness(world, users, uplink_cut=world.up in chosen)
     elif kind == "loss_burst":
         pair = (fault["uplink_loss"], fault["downlink_loss"])
         state.log(fault)
@@ -325,6 +329,48 @@ def _block(state: _FaultState, link: Link, users: list[int], delta: int) -> None
         else:
             del counts[u]
             link.blocked.discard(u)
+
+
+def _watch_liveness(world: World, users: list[int], uplink_cut: bool) -> None:
+    """Heartbeats across a partition: both ends notice silence if it lasts long enough.
+
+    A push client whose heartbeat gets no answer (either direction cut) gives up on the
+    connection at its next heartbeat plus the request timeout and reconnects (with
+    backoff while the partition lasts). The server drops a push connection that has sent
+    nothing for ``transport.liveness_timeout_s`` (uplink cut), moving its unacknowledged
+    messages to the offline queue. A partition that heals sooner is repaired in place.
+    """
+    timeout_s = world.request_timeout_s
+    liveness_s = world.sc["transport.liveness_timeout_s"]
+    for uid in users:
+        client = world.clients[uid]
+        if client.kind != "push" or not client.conn_id:
+            continue
+        t_notice = world._next_phase_time(client.phase, world.heartbeat_s) + timeout_s
+        world.later(t_notice - world.env.now, _client_hears_nothing, (world, uid, client.conn_id))
+        if uplink_cut:
+            world.later(liveness_s, _server_hears_nothing, (world, uid, client.conn_id))
+
+
+def _cut_off(world: World, uid: int) -> bool:
+    return uid in world.up.blocked or uid in world.down.blocked
+
+
+def _client_hears_nothing(arg) -> None:
+    world, uid, conn_id = arg
+    client = world.clients[uid]
+    if client.conn_id == conn_id and _cut_off(world, uid):
+        world._detach_client(client)
+        world.connect(client)
+
+
+def _server_hears_nothing(arg) -> None:
+    world, uid, conn_id = arg
+    node = world.nodes[world.clients[uid].node]
+    conn = node.conn.get(uid) if node.up else None
+    if conn is not None and conn[0] == conn_id and uid in world.up.blocked:
+        world.counters["liveness_drops"] += 1
+        world.drop_connection(node, uid, clean=True)
 
 
 def _end_partition(arg) -> None:

@@ -260,6 +260,7 @@ class World:
             "rejections": 0,
             "store_failures": 0,
             "sync_pages": 0,
+            "liveness_drops": 0,
         }
         self.t_crash_end: list[float] = []
         # What each fault did (faults.py appends; recovery metrics read it).
