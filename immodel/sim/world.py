@@ -279,6 +279,8 @@ class World:
         self.checks_policy = admission.AdmissionPolicy(
             require_friendship=sc["server.require_friendship"]
         )
+        self.friend_fraction = sc["server.friend_fraction"]
+        self.blacklist_fraction = sc["server.blacklist_fraction"]
         rng = self.streams["admission"].generator
         muted = rng.random(self.n_users) < sc["server.muted_fraction"]
         self.muted = {int(u) for u in muted.nonzero()[0]}
@@ -594,16 +596,20 @@ class World:
         node.stages["checks"].submit(self._after_checks, job, self.sc["server.checks_ms"])
 
     def _facts(self, msg: Message, callback: str | None, screening: str | None):
+        """What the check stages look up for ``msg``: mute, blacklist, friendship.
+
+        Relationship facts are fixed per pair (:func:`pair_uniform`); a fraction of 0 or 1
+        needs no draw, which keeps the common plain deployment cheap."""
         sender = msg.sender
-        if msg.is_group:
-            friends, black = True, False
-        else:
+        friends, black = True, False
+        if not msg.is_group:
             other = self.rec.messages[msg.msg_id].recipients[0]
-            friends = (
-                pair_uniform(self.seed, min(sender, other), max(sender, other), 1)
-                < (self.sc["server.friend_fraction"])
-            )
-            black = pair_uniform(self.seed, other, sender, 2) < self.sc["server.blacklist_fraction"]
+            friend_fraction = self.friend_fraction
+            if friend_fraction < 1.0:
+                a, b = (sender, other) if sender < other else (other, sender)
+                friends = pair_uniform(self.seed, a, b, 1) < friend_fraction
+            if self.blacklist_fraction > 0.0:
+                black = pair_uniform(self.seed, other, sender, 2) < self.blacklist_fraction
         return admission.MessageFacts(
             sender_muted=sender in self.muted,
             blacklisted_by_recipient=black,
