@@ -1,0 +1,174 @@
+"""Every notebook in ``notebooks/*.py`` runs top to bottom with small parameters.
+
+Each notebook is stored as jupytext ``py:percent``; the test converts it to a temporary
+``.ipynb`` and executes it with papermill on the ``python3`` kernel, from the
+``notebooks/`` folder (as ``jupyter lab`` would), failing on any cell error.
+
+Small parameters: a notebook gets the values of :data:`SMALL` whose names appear in its
+``parameters`` cell (so a new notebook that follows the convention of
+``notebooks/README.md`` runs small without touching this file), then its own entry of
+:data:`PER_NOTEBOOK`. Results go to a temporary folder, never into the repository.
+
+The kernel: ``python3`` must resolve to a kernelspec. The ipykernel wheel ships one into
+the environment and jupyter_client falls back to ipykernel's own; should neither be
+there, :func:`python3_kernel` installs it into this environment (``--sys-prefix``) once,
+so the test never depends on a hand install.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+jupytext = pytest.importorskip("jupytext")
+papermill = pytest.importorskip("papermill")
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.py"))
+
+#: Small values for parameter names shared by the notebooks (see notebooks/README.md).
+SMALL = {
+    "WORKERS": 1,  # in the kernel's process: no pool start-up for a few tiny runs
+    "INTERACTIVE": False,
+    "REPLICATIONS": 2,
+    "USERS": 40,
+    "DURATION_S": 10.0,
+}
+
+#: Per-notebook values on top of SMALL (keyed by file stem).
+PER_NOTEBOOK: dict[str, dict] = {
+    "01_quickstart": {"EXPLORER_USERS": 20, "EXPLORER_DURATION_S": 5.0},
+    "02_loss_sweep": {
+        "SET": {"workload.users": 20, "duration_s": 10.0, "drain_s": 60.0},
+        "GRID": {"network.downlink_loss": [0.0, 0.2]},
+    },
+    "03_cost_frontier": {
+        "SET": {"duration_s": 10.0, "drain_s": 10.0},
+        "GRID": {"workload.users": [10, 30]},
+        "KNOB_USERS": 20,
+        "POLL_INTERVALS_S": [1.0, 5.0],
+        "LONG_POLL_HOLDS_S": [30.0],
+    },
+    "04_crash_recovery": {
+        "SET": {
+            "workload.users": 30,
+            "duration_s": 30.0,
+            "faults": [{"kind": "server_crash", "at_s": 10.0, "down_s": 5.0}],
+        },
+        "GRID": {"transport.kind": ["push", "long_poll"]},
+    },
+    "05_group_fanout": {
+        "SET": {"workload.users": 40, "duration_s": 10.0, "drain_s": 20.0},
+        "GRID": {"workload.group_size": [5, 40]},
+    },
+}
+
+# Modules a notebook may import: immodel's public layers, the standard library, and the
+# display stack. Simulator internals (immodel.sim, immodel.protocol, simpy) are model
+# logic and stay out of notebooks.
+ALLOWED_IMPORTS = re.compile(
+    r"^(immodel(\.analysis(\.\w+)?|\.experiments(\.\w+)?|\.scenario)?|pandas|numpy|"
+    r"matplotlib(\.\w+)*|IPython(\.\w+)*|ipywidgets|tomllib|pathlib|json|math)$"
+)
+
+
+@pytest.fixture(scope="session")
+def python3_kernel() -> str:
+    """The name of a usable python3 kernelspec, installed into this environment if absent."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
+            check=True,
+            capture_output=True,
+        )
+    return "python3"
+
+
+def test_there_are_notebooks():
+    names = {p.stem for p in NOTEBOOKS}
+    assert {
+        "01_quickstart",
+        "02_loss_sweep",
+        "03_cost_frontier",
+        "04_crash_recovery",
+        "05_group_fanout",
+    } <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_paired_py_percent_with_a_parameters_cell(path):
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# ---\n# jupyter:\n#   jupytext:\n#     formats: py:percent\n")
+    assert '# %% tags=["parameters"]' in text
+    nb = jupytext.reads(text, fmt="py:percent")
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_imports_only_immodel_public_layers(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            assert ALLOWED_IMPORTS.match(name), f"{path.name} imports {name}"
+
+
+def small_parameters(path: Path, ipynb: Path, out: Path) -> dict:
+    declared = papermill.inspect_notebook(str(ipynb))
+    params = {k: v for k, v in SMALL.items() if k in declared}
+    params.update(PER_NOTEBOOK.get(path.stem, {}))
+    if "OUT_DIR" in declared:
+        params["OUT_DIR"] = str(out)
+    unknown = set(params) - set(declared)
+    assert not unknown, f"{path.name} has no parameters {sorted(unknown)}"
+    return params
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_with_small_parameters(path, tmp_path, python3_kernel):
+    nb = jupytext.read(path)
+    nb.metadata["kernelspec"] = {
+        "name": python3_kernel,
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    ipynb = tmp_path / f"{path.stem}.ipynb"
+    jupytext.write(nb, ipynb)
+    params = small_parameters(path, ipynb, tmp_path / "results")
+    executed = papermill.execute_notebook(
+        str(ipynb),
+        str(tmp_path / f"{path.stem}.out.ipynb"),
+        parameters=params,
+        kernel_name=python3_kernel,
+        language="python",
+        cwd=str(NOTEBOOK_DIR),
+        progress_bar=False,
+        execution_timeout=300,
+    )
+    errors = [
+        out
+        for cell in executed.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
+    assert not errors
+    images = sum(
+        "image/png" in out.get("data", {})
+        for cell in executed.cells
+        for out in cell.get("outputs", [])
+    )
+    assert images >= 1, "the notebook drew no figure"
