@@ -1,0 +1,206 @@
+"""The formulas of ``immodel.analysis.theory`` against independent computations.
+
+Before the simulator is judged by them, each formula is checked on its own: against the
+textbook closed form it generalises, a limit it must reach, or a small Monte Carlo /
+Lindley recursion written here from the definition (numpy only, no simulator).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import immodel
+from immodel.analysis import theory as th
+from immodel.sim.network import latency_mean_s
+
+
+def erlang_c_direct(c: int, a: float) -> float:
+    top = a**c / math.factorial(c) * c / (c - a)
+    return top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
+
+
+@pytest.mark.parametrize("c, a", [(1, 0.3), (2, 1.2), (4, 2.8), (8, 6.4), (16, 15.0)])
+def test_erlang_c_recursion_equals_the_direct_sum(c, a):
+    assert th.erlang_c(c, a) == pytest.approx(erlang_c_direct(c, a), rel=1e-12)
+
+
+@pytest.mark.parametrize("rho", [0.1, 0.5, 0.9])
+def test_one_server_queues_reduce_to_mm1_and_md1(rho):
+    s = 0.01
+    lam = rho / s
+    assert th.erlang_c(1, rho) == pytest.approx(rho)
+    mm1 = rho * s / (1 - rho)
+    assert th.mmc_mean_wait_s(lam, s, 1) == pytest.approx(mm1)
+    assert th.mg1_mean_wait_s(lam, s, 1.0) == pytest.approx(mm1)
+    assert th.md1_mean_wait_s(lam, s) == pytest.approx(mm1 / 2)
+    for dist in ("exponential", "lognormal"):
+        assert th.mean_stage_wait_s(lam, s, 1, dist) == pytest.approx(mm1)
+
+
+def lindley_periodic_mean_wait(n: int, period: float, reps: int, rng) -> float:
+    """Mean wait of n periodic unit-service sources with uniform phases (Lindley)."""
+    waits = []
+    for _ in range(reps):
+        t = np.sort(rng.random(n) * period)
+        arrivals = np.concatenate([t + k * period for k in range(4)])
+        w, out = 0.0, []
+        for i in range(1, arrivals.size):
+            w = max(0.0, w + 1.0 - (arrivals[i] - arrivals[i - 1]))
+            out.append(w)
+        waits.append(np.mean(out[-n:]))  # the last period: periodic steady state
+    return float(np.mean(waits)), float(np.std(waits, ddof=1) / math.sqrt(reps))
+
+
+@pytest.mark.parametrize("n, period", [(5, 10.0), (20, 25.0), (50, 100.0)])
+def test_periodic_sources_wait_matches_a_lindley_recursion(n, period):
+    mean, se = lindley_periodic_mean_wait(n, period, 1500, np.random.default_rng(n))
+    assert th.periodic_sources_mean_wait_s(n, period, 1.0) == pytest.approx(mean, abs=4 * se)
+
+
+def test_periodic_sources_wait_rises_to_md1_as_sources_grow():
+    rho, s = 0.8, 1.0
+    md1 = th.md1_mean_wait_s(rho / s, s)
+    # The gap closes about like 1/N (≈ 50/N at ρ = 0.8): 17 % at N = 100, 0.5 % at 10⁴.
+    waits = [th.periodic_sources_mean_wait_s(n, n * s / rho, s) for n in (5, 20, 100, 10_000)]
+    assert all(a < b for a, b in pairwise(waits))
+    assert waits[-1] == pytest.approx(md1, rel=0.01)
+    assert waits[0] < 0.6 * md1
+
+
+@pytest.mark.parametrize("lam, hold, d", [(0.1, 30.0, 0.04), (1.0, 5.0, 0.2), (5.0, 1.0, 0.1)])
+def test_long_poll_cycle_is_the_textbook_form_when_the_poll_takes_no_service(lam, hold, d):
+    textbook = math.exp(-2 * lam * d) * (1 - math.exp(-lam * hold)) / lam + 2 * d
+    assert th.long_poll_cycle_s(lam, hold, d) == pytest.approx(textbook)
+    latency = 2 * d + 0.002 + 2 * d * d / textbook
+    assert th.long_poll_mean_latency_s(lam, hold, d, 0.002) == pytest.approx(latency)
+
+
+def test_long_poll_cycle_of_an_idle_client_is_hold_plus_blind_window():
+    assert th.long_poll_cycle_s(0.0, 30.0, 0.04, 0.0002) == pytest.approx(30.0802)
+    assert th.long_poll_cycle_s(1e-9, 30.0, 0.04, 0.0002) == pytest.approx(30.0802, rel=1e-6)
+
+
+def test_long_poll_latency_matches_a_monte_carlo_of_the_cycle_model():
+    # The cycle model on its own: one client, Poisson arrivals, blind window b after each
+    # response R; then the poll is answered at once if anything waits, else held for H.
+    rng = np.random.default_rng(7)
+    lam, hold, b = 2.0, 2.0, 0.2
+    arrivals = np.cumsum(rng.exponential(1 / lam, 200_000))
+    response, i, cycles, extra = 0.0, 0, 0, []
+    while i < arrivals.size:
+        served = response + b
+        j = i
+        while j < arrivals.size and arrivals[j] <= served:
+            extra.append(served - arrivals[j])  # waited for the blind window to end
+            j += 1
+        if j > i:
+            response = served  # answered as soon as the poll is served
+        elif j < arrivals.size and arrivals[j] - served <= hold:
+            extra.append(0.0)  # answered the moment it arrives at the held poll
+            response = arrivals[j]
+            j += 1
+        else:
+            response = served + hold  # the hold expired: empty response
+        i = j
+        cycles += 1
+    assert response / cycles == pytest.approx(th.long_poll_cycle_s(lam, hold, b / 2), rel=0.01)
+    blind_share = th.long_poll_mean_latency_s(lam, hold, b / 2, 0.0) - b
+    assert np.mean(extra) == pytest.approx(blind_share, rel=0.03)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.4])
+def test_retry_penalty_sum_reaches_the_closed_forms(p):
+    assert th.retry_penalty_s(p, 1.0, 1.0, 400) == pytest.approx(p / (1 - p))
+    assert th.retry_penalty_s(p, 1.0) == pytest.approx(p / (1 - p))
+    assert th.retry_penalty_s(p, 1.0, 1.0, 1) == 0.0
+    if 2 * p < 1:
+        assert th.retry_penalty_s(p, 0.5, 2.0, 400) == pytest.approx(0.5 * p / (1 - 2 * p))
+
+
+@pytest.mark.parametrize("p_up, p_down", [(0.1, 0.1), (0.3, 0.05), (0.05, 0.4)])
+def test_loss_formulas_follow_from_the_retry_process(p_up, p_down):
+    q = (1 - p_up) * (1 - p_down)
+    assert th.mean_uplink_transmissions(p_up, p_down) == pytest.approx(1 / q)
+    assert th.mean_push_transmissions(p_up, p_down) == pytest.approx(1 / q)
+    # copies: 1 + E[failed attempts] · P(push arrived | attempt failed)
+    copies = 1 + (1 - q) / q * ((1 - p_down) * p_up / (1 - q))
+    assert th.mean_copies_at_client(p_up, p_down) == pytest.approx(copies)
+    assert th.duplicates_per_message(p_up) == pytest.approx(copies - 1)
+    for m in (1, 3, 10):
+        assert th.failed_but_stored_probability(p_up, p_down, m) >= 0
+    # Monte Carlo of the pending-ACK loop: push until push and ACK both survive.
+    rng = np.random.default_rng(3)
+    pushes = copies_mc = 0
+    for _ in range(20_000):
+        while True:
+            pushes += 1
+            arrived = rng.random() >= p_down
+            copies_mc += arrived
+            if arrived and rng.random() >= p_up:
+                break
+    assert pushes / 20_000 == pytest.approx(1 / q, rel=0.03)
+    assert copies_mc / 20_000 == pytest.approx(copies, rel=0.03)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        40.0,
+        {"dist": "constant", "value": 25.0},
+        {"dist": "exponential", "mean": 50.0},
+        {"dist": "lognormal", "median": 40.0, "p99": 300.0},
+        {"dist": "empirical", "samples": [10.0, 20.0, 90.0]},
+    ],
+)
+def test_one_way_delay_mean_agrees_with_the_model_and_with_sampling(spec):
+    assert th.one_way_delay_mean_s(spec) == pytest.approx(latency_mean_s(spec))
+    if isinstance(spec, dict) and spec["dist"] == "lognormal":
+        sigma = math.log(spec["p99"] / spec["median"]) / th.Z_99
+        draws = np.random.default_rng(1).lognormal(math.log(spec["median"]), sigma, 400_000)
+        assert th.one_way_delay_mean_s(spec) * 1000 == pytest.approx(draws.mean(), rel=0.01)
+
+
+def test_message_path_sums_the_stages_a_message_passes():
+    sc = immodel.Scenario.load("baseline")
+    assert th.message_path_service_s(sc) == pytest.approx(
+        (0.3 + 0.3 + 0.3 + 1.0 + 0.1 + 0.02) / 1000
+    )
+    sc = sc.with_overrides({"server.screening_enabled": True, "server.callback_enabled": True})
+    cb = 0.030 * (1 - math.exp(-0.5 / 0.030))
+    expected = (0.3 + 0.3 + 5.0 + 0.3 + 1.0 + 0.1 + 0.02) / 1000 + cb
+    assert th.message_path_service_s(sc) == pytest.approx(expected)
+
+
+def test_receive_rate_counts_only_online_senders():
+    assert th.receive_rate_per_user(0.2, 100) == pytest.approx(0.2)
+    assert th.receive_rate_per_user(0.2, 101, online=51) == pytest.approx(0.2 * 50 / 100)
+
+
+def test_short_poll_freshness_tends_to_push_and_is_0_63_of_it_at_the_publish_interval():
+    lam, base = 0.5, 0.1
+    push = th.fresh_fraction_push(lam, base)
+    assert th.fresh_fraction_short_poll(lam, 1e-6, base) == pytest.approx(push, rel=1e-5)
+    assert th.fresh_fraction_short_poll(lam, 1 / lam, base) / push == pytest.approx(
+        1 - math.exp(-1)
+    )
+    assert th.fresh_fraction_periodic_publish(2.0, 1.5, 0.1) == 1.0
+    assert th.fresh_fraction_periodic_publish(2.0, 3.8, 0.1) == pytest.approx(0.5)
+
+
+def test_fresh_fraction_counts_messages_shown_before_the_next_send():
+    m = pd.DataFrame(
+        {
+            "recipient": [1, 1, 1, 2, 2],
+            "t_send": [0.0, 1.0, 5.0, 0.0, 9.0],
+            "t_first_show": [0.5, 6.0, 5.1, np.nan, 9.2],
+            "stored": True,
+            "online_at_store": True,
+        }
+    )
+    # r1: 0→0.5 < 1 fresh; 1→6 > 5 stale; 5 (last) fresh; r2: never shown; 9 beyond until.
+    assert th.fresh_fraction(m, until_s=8.0) == (2, 4)
