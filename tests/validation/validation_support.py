@@ -1,0 +1,181 @@
+"""Shared machinery of the validation suite: scenarios, replications, statistical bands.
+
+(A plain module, not ``conftest.py``: the tests import it by its unique name.)
+
+Every check compares a simulated estimate with a value from
+:mod:`immodel.analysis.theory`. The tolerance is statistical, never tuned on a run:
+
+* a mean over replications (independent seeds ``1 … R``) must lie within its two-sided
+  99.9 % Student-t interval of the analytic value (:func:`assert_mean_matches`);
+* a proportion pooled over independent trials must lie within 4 binomial standard
+  errors of the analytic probability (:func:`assert_proportion_matches`).
+
+Seeds are fixed, so a run is reproducible; the bands are wide enough that changing a
+seed or a random stream would not make a correct model fail (about 1 in 1000 per check
+for the t-band, 1 in 16 000 for 4σ).
+
+Set ``IMMODEL_VALIDATION_LOG=path`` to append one JSON line per check (label, analytic
+value, simulated mean, 95 % CI), the raw material of a validation report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+import immodel
+from immodel.analysis import theory as th
+
+#: Defaults of the validation scenarios: small, light load, constant 50 ms one-way delay,
+#: client sync off (a 1:1 receipt would otherwise pull later messages early; the checks
+#: that want it say so).
+BASE: dict[str, Any] = {
+    "workload.users": 100,
+    "workload.send_rate_per_user": 0.2,
+    "duration_s": 60.0,
+    "drain_s": 15.0,
+    "network.latency_ms": 50.0,
+    "reliability.sync": False,
+}
+
+#: Every server stage at 0 ms (skipped in time): set one back to load it alone.
+ZERO_STAGES: dict[str, float] = {
+    f"server.{k}": 0.0
+    for k in (
+        "auth_ms",
+        "checks_ms",
+        "recent_contacts_ms",
+        "store_ms",
+        "status_ms",
+        "fanout_ms_per_recipient",
+        "poll_ms",
+        "sync_ms",
+    )
+}
+
+T_LEVEL = 0.999  # two-sided level of the pass band for replication means
+Z_BAND = 4.0  # standard errors of the pass band for proportions
+
+
+def scenario(**overrides: Any) -> immodel.Scenario:
+    """The validation base scenario with dotted-key overrides."""
+    values = dict(BASE)
+    values.update(overrides)
+    return immodel.Scenario.load("baseline", values)
+
+
+@lru_cache(maxsize=64)
+def _run(toml_text: str, seed: int) -> immodel.Result:
+    import tomllib
+
+    return immodel.run(immodel.Scenario.load(tomllib.loads(toml_text), seed=seed))
+
+
+def replicate(sc: immodel.Scenario, replications: int) -> list[immodel.Result]:
+    """``replications`` runs of ``sc`` with seeds 1 … R (cached within a test process)."""
+    text = sc.to_toml()
+    return [_run(text, seed) for seed in range(1, replications + 1)]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Mean of replication values with Student-t half-widths at 95 % and at the band."""
+
+    mean: float
+    half95: float
+    half_band: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.6g} ± {self.half95:.2g} (95 %, n={self.n})"
+
+
+def estimate(values) -> Estimate:
+    """Mean and t-intervals of per-replication values (n ≥ 2)."""
+    x = np.asarray(list(values), dtype=float)
+    n = x.size
+    if n < 2:
+        raise ValueError("a confidence interval needs at least two replications")
+    se = x.std(ddof=1) / math.sqrt(n)
+    t95 = stats.t.ppf(0.975, n - 1)
+    tband = stats.t.ppf(0.5 + T_LEVEL / 2, n - 1)
+    return Estimate(float(x.mean()), float(t95 * se), float(tband * se), n)
+
+
+def _log(label: str, expected: float, simulated: float, half95: float, **extra) -> None:
+    path = os.environ.get("IMMODEL_VALIDATION_LOG")
+    if not path:
+        return
+    row = {"check": label, "analytic": expected, "simulated": simulated, "ci95": half95}
+    row.update(extra)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def assert_mean_matches(
+    values, expected, label: str, allowance: float = 0.0, nominal: float | None = None
+) -> Estimate:
+    """The replication mean lies within its 99.9 % t-interval (+ ``allowance``, a
+    documented bound on a theory approximation, 0 by default) of ``expected``.
+
+    ``expected`` is one analytic value, or one per replication (the formula evaluated at
+    each run's realized input, e.g. its realized send rate: a control variate that takes
+    the workload's Poisson noise out of the comparison). Then the paired differences
+    are tested against 0; ``nominal`` (the formula at the nominal input) is only logged.
+    """
+    x = np.asarray(list(values), dtype=float)
+    paired = np.ndim(expected) > 0
+    exp = np.asarray(expected, dtype=float) if paired else np.full(x.size, float(expected))
+    est = estimate(x)
+    diff = estimate(x - exp)
+    analytic = float(exp.mean()) if nominal is None else nominal
+    _log(label, analytic, est.mean, est.half95, paired=paired)
+    gap = abs(diff.mean)
+    assert gap <= diff.half_band + allowance, (
+        f"{label}: simulated {est} vs analytic {float(exp.mean()):.6g}"
+        + (" (paired per replication)" if paired else "")
+        + f": gap {gap:.3g} exceeds the {T_LEVEL:.1%} band {diff.half_band:.3g}"
+        + (f" + allowance {allowance:.3g}" if allowance else "")
+    )
+    return est
+
+
+def realized_receive_rate(result: immodel.Result) -> float:
+    """The run's realized λ: 1:1 messages sent per second per user, every user online
+    (:func:`immodel.analysis.theory.receive_rate_per_user` with the realized send rate)."""
+    sc = result.scenario
+    users = sc["workload.users"]
+    r_hat = result.summary["messages_sent"] / sc["duration_s"] / users
+    return th.receive_rate_per_user(r_hat, users)
+
+
+def assert_proportion_matches(successes: int, trials: int, p: float, label: str) -> float:
+    """``successes / trials`` is within 4 binomial standard errors (under ``p``) of ``p``."""
+    assert trials > 0, f"{label}: no trials"
+    p_hat = successes / trials
+    se = math.sqrt(max(p * (1 - p), 1e-12) / trials)
+    _log(label, p, p_hat, 1.96 * math.sqrt(max(p_hat * (1 - p_hat), 1e-12) / trials), n=trials)
+    assert abs(p_hat - p) <= Z_BAND * se, (
+        f"{label}: simulated {p_hat:.5f} ({successes}/{trials}) vs analytic {p:.5f}: "
+        f"more than {Z_BAND:g} standard errors ({se:.2g}) apart"
+    )
+    return p_hat
+
+
+def assert_sample_mean_matches(samples, expected: float, label: str) -> float:
+    """The mean of independent samples is within 4 standard errors of ``expected``."""
+    x = np.asarray(samples, dtype=float)
+    se = x.std(ddof=1) / math.sqrt(x.size)
+    _log(label, expected, float(x.mean()), 1.96 * se, n=int(x.size))
+    assert abs(x.mean() - expected) <= Z_BAND * se, (
+        f"{label}: simulated {x.mean():.6g} ± {se:.2g} (SE, n={x.size}) vs analytic "
+        f"{expected:.6g}: more than {Z_BAND:g} standard errors apart"
+    )
+    return float(x.mean())
