@@ -97,6 +97,8 @@ STYLE: dict[str, Any] = {
     "font.size": 11,
     "axes.titlesize": 12,
     "axes.titleweight": "bold",
+    "figure.titlesize": 12,
+    "figure.titleweight": "bold",
     "axes.labelsize": 11,
     "xtick.labelsize": 10,
     "ytick.labelsize": 10,
@@ -179,6 +181,28 @@ def _new_figure(ax: Axes | None, figsize: tuple[float, float] | None = None) -> 
         return ax.figure, ax
     fig = Figure(figsize=figsize or STYLE["figure.figsize"])
     return fig, fig.add_subplot()
+
+
+def _legend(ax: Axes, own: bool, handles=None, labels=None, title: str | None = None) -> None:
+    """The series legend: right of the axes on a figure of ours, so it never hides data;
+    inside (best place) when drawing into the caller's axes."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    title = _wrap(title, 16) if title else None
+    if own:
+        ax.figure.legend(handles, labels, title=title, loc="outside right center")
+    else:
+        ax.legend(handles, labels, title=title)
+
+
+def _title(ax: Axes, own: bool, text: str) -> None:
+    """Centred over the whole figure (axes and outside legend) on a figure of ours."""
+    if own:
+        ax.figure.suptitle(text)
+    else:
+        ax.set_title(text)
 
 
 def _series_style(value: Any, index: int) -> dict[str, str]:
@@ -356,8 +380,22 @@ def _ms_formatter() -> FuncFormatter:
     return FuncFormatter(fmt)
 
 
-def _log_latency_axis(ax: Axes, axis: str = "y") -> None:
-    """Log scale with ms/s tick labels; call after drawing (the ticks follow the range)."""
+def _plain_formatter() -> FuncFormatter:
+    """Tick labels for a log axis of counts or rates: 30, 100, 3,000 (not 10³)."""
+
+    def fmt(v: float, _pos: int) -> str:
+        if v <= 0 or not math.isfinite(v):
+            return ""
+        return f"{v:,.0f}" if v >= 1 else f"{v:g}"
+
+    return FuncFormatter(fmt)
+
+
+def _log_axis(ax: Axes, axis: str = "y", latency: bool = False) -> None:
+    """Log scale with readable ticks (ms/s for latency, plain numbers otherwise).
+
+    Call after drawing: the tick spacing follows the range.
+    """
     target = ax.yaxis if axis == "y" else ax.xaxis
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
     lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
@@ -365,8 +403,12 @@ def _log_latency_axis(ax: Axes, axis: str = "y") -> None:
     # 1-2-5 ticks collide ("100 ms200 ms") beyond a couple of decades; 1-3 do not.
     subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0, 3.0) if decades <= 4.5 else (1.0,)
     target.set_major_locator(LogLocator(base=10, subs=subs))
-    target.set_major_formatter(_ms_formatter())
+    target.set_major_formatter(_ms_formatter() if latency else _plain_formatter())
     target.set_minor_formatter(NullFormatter())
+
+
+def _log_latency_axis(ax: Axes, axis: str = "y") -> None:
+    _log_axis(ax, axis, latency=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -409,8 +451,9 @@ def _band_note(agg: pd.DataFrame, confidence: float) -> str:
 def _grid_ticks(ax: Axes, values: np.ndarray, key: str) -> None:
     """Ticks at the grid's own x values when there are few of them (they are the data)."""
     values = np.unique(values[np.isfinite(values)]) * _key_factor(key)
-    if 2 <= values.size <= 9 and ax.get_xscale() == "linear":
-        ax.set_xticks(values, [f"{v:g}" for v in values])
+    if 2 <= values.size <= 9:
+        ax.set_xticks(values, [f"{v:,g}" for v in values])
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _use_log_x(x: np.ndarray) -> bool:
@@ -479,27 +522,28 @@ def plot_metric(
     """
     keys = [x] + ([series] if series else [])
     agg = _agg(results, [metric], keys, confidence)
+    own = ax is None
     fig, ax = _new_figure(ax)
     values = _ordered_unique(agg[series]) if series else [None]
     styles = _series_styles(values)
     _draw_lines(ax, agg, metric, x, series, styles)
     xs = agg[x].to_numpy(float)
     if log_x if log_x is not None else _use_log_x(xs):
-        ax.set_xscale("log")
+        _log_axis(ax, "x")
     _grid_ticks(ax, xs, x)
     if metric.startswith(("latency_", "catchup_latency_")):
         _log_latency_axis(ax)
         ax.set_ylabel(metric_label(metric).replace(" (ms)", ""))
     else:
         if log_y:
-            ax.set_yscale("log")
+            _log_axis(ax, "y")
         else:
             ax.set_ylim(bottom=0)
         ax.set_ylabel(metric_label(metric))
     ax.set_xlabel(key_label(x))
-    ax.set_title(title or f"{metric_label(metric).split(' (')[0].capitalize()} vs {_short(x)}")
+    _title(ax, own, title or f"{metric_label(metric).split(' (')[0].capitalize()} vs {_short(x)}")
     if series:
-        ax.legend(title=key_label(series))
+        _legend(ax, own, title=key_label(series))
     _footnote(fig, _band_note(agg, confidence))
     return fig
 
@@ -533,6 +577,7 @@ def plot_latency(
     metrics = [f"latency_{p}_ms" for p in percentiles]
     keys = [x] + ([series] if series else [])
     agg = _agg(results, metrics, keys, confidence)
+    own = ax is None
     fig, ax = _new_figure(ax)
     values = _ordered_unique(agg[series]) if series else [None]
     styles = _series_styles(values)
@@ -553,17 +598,17 @@ def plot_latency(
             label_series=solid,
         )
     if _use_log_x(agg[x].to_numpy(float)):
-        ax.set_xscale("log")
+        _log_axis(ax, "x")
     _grid_ticks(ax, agg[x].to_numpy(float), x)
     _log_latency_axis(ax)
     ax.set_xlabel(key_label(x))
     ax.set_ylabel("latency, send → app (log scale)")
-    ax.set_title(title or f"Delivery latency vs {_short(x)}")
+    _title(ax, own, title or f"Delivery latency vs {_short(x)}")
     handles, labels = ax.get_legend_handles_labels()
     for m in reversed(metrics):
         handles.append(Line2D([], [], color="#444444", linestyle=line_styles[m]))
         labels.append(m.split("_")[1])
-    ax.legend(handles, labels, title=key_label(series) if series else None, ncols=1)
+    _legend(ax, own, handles, labels, title=key_label(series) if series else None)
     _footnote(fig, _band_note(agg, confidence))
     return fig
 
@@ -726,7 +771,7 @@ def plot_outcomes(
             title_fontsize=8.5,
         )
     axes[0].set_ylim(n_cat - 0.5, -0.5 - extra_rows)  # first category on top
-    fig.suptitle(title or "Delivery outcomes (should all be 0)", fontweight="bold", fontsize=12)
+    fig.suptitle(title or "Delivery outcomes (should all be 0)")
     _footnote(fig, _band_note(agg, confidence))
     return fig
 
@@ -815,6 +860,7 @@ def plot_cost_frontier(
         idx = sub.index.to_numpy()[_pareto(sub[["x", "y"]].to_numpy(float))]
         table.loc[idx, "optimal"] = True
 
+    own = ax is None
     fig, ax = _new_figure(ax)
     values = _ordered_unique(table[series]) if series else [None]
     styles = _series_styles(values)
@@ -893,7 +939,7 @@ def plot_cost_frontier(
             marker="o",
             color="#555555",
             markerfacecolor="#555555",
-            label=f"optimal at its {', '.join(_short(g) for g in groups)}",
+            label=_wrap(f"optimal for its {', '.join(_short(g) for g in groups)}", 20),
         )
         ax.plot(
             [],
@@ -910,10 +956,10 @@ def plot_cost_frontier(
     else:
         ax.set_ylabel(metric_label(latency))
     if _use_log_x(table["x"].to_numpy(float)):
-        ax.set_xscale("log")
+        _log_axis(ax, "x")
     ax.set_xlabel(metric_label(cost))
-    ax.set_title(title or "Cost frontier: latency vs access-layer load")
-    ax.legend(title=key_label(series) if series else None)
+    _title(ax, own, title or "Cost frontier: latency vs access-layer load")
+    _legend(ax, own, title=key_label(series) if series else None)
     _footnote(fig, _band_note(agg, confidence) + " · lower left is better")
     return fig
 
@@ -948,6 +994,7 @@ def plot_latency_ecdf(
         }
     else:
         curves = {"all deliveries": latency_sample(messages, online_only)}
+    ax_given = ax
     fig, ax = _new_figure(ax)
     styles = _series_styles(list(curves))
     drawn = 0
@@ -986,7 +1033,7 @@ def plot_latency_ecdf(
     ax.set_ylim(0, 101)
     ax.set_xlabel("latency, send → recipient's app (log scale)")
     ax.set_ylabel("deliveries at or below (%)")
-    ax.set_title(title or "Latency distribution")
+    _title(ax, ax_given is None, title or "Latency distribution")
     return fig
 
 
@@ -1112,11 +1159,11 @@ def plot_load_timeline(
         )
     ax.set_ylabel("server jobs")
     for a in axes:  # every panel counts things
-        a.yaxis.set_major_locator(MaxNLocator(integer=True))
+        a.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
     ax.set_ylim(0, max(1.0, float(max(in_service.max(), queued.max(), 0.0))) * 1.15)
     ax.set_xlabel("simulated time (s)")
 
-    fig.suptitle(title or "Load over time", fontweight="bold", fontsize=12)
+    fig.suptitle(title or "Load over time")
     return fig
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from immodel.analysis.plots import key_label, value_label
@@ -93,6 +94,13 @@ def _cell(mean: float, pm: float, digits: int, with_pm: bool) -> str:
     return text
 
 
+def _key_cell(key: str, value) -> str:
+    # The column header names the switch; its cells need only say on or off.
+    if isinstance(value, bool | np.bool_):
+        return "on" if value else "off"
+    return value_label(key, value)
+
+
 def _rows(
     table: pd.DataFrame, keys: Sequence[str], columns: Sequence[Column], with_pm: bool
 ) -> tuple[list[str], list[list[str]]]:
@@ -100,7 +108,7 @@ def _rows(
     headers = [key_label(k) for k in keys] + [c.header for c in present]
     rows = []
     for _, row in table.iterrows():
-        cells = [value_label(k, row[k]) for k in keys]
+        cells = [_key_cell(k, row[k]) for k in keys]
         cells += [
             _cell(row[c.metric], row.get(f"{c.metric}_pm"), c.digits, with_pm) for c in present
         ]

@@ -85,8 +85,9 @@ def labels(fig: Figure) -> list[tuple[str, str]]:
 
 
 def legend_texts(ax) -> list[str]:
-    legend = ax.get_legend()
-    return [t.get_text() for t in legend.get_texts()] if legend else []
+    """Entries of the axes' legend, or of the figure's (drawn right of the axes)."""
+    legends = [ax.get_legend(), *ax.figure.legends]
+    return [t.get_text() for leg in legends if leg is not None for t in leg.get_texts()]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -165,11 +166,19 @@ def test_empty_poll_share_skips_strategies_without_polls():
     assert ax.get_ylabel() == "empty polls (% of polls)"
 
 
-def test_plot_metric_draws_into_a_given_axes():
+def test_plot_metric_draws_into_a_given_axes_with_the_legend_inside():
     fig = Figure()
     ax = fig.add_subplot()
-    out = plot_metric(results_frame(), "lost", "network.downlink_loss", ax=ax)
-    assert out is fig
+    out = plot_metric(results_frame(), "lost", "network.downlink_loss", "transport.kind", ax=ax)
+    assert out is fig and not fig.legends and ax.get_legend() is not None
+    assert ax.get_title() == "Lost deliveries vs downlink packet loss"
+
+
+def test_own_figures_put_the_legend_right_of_the_axes_and_title_over_the_figure():
+    fig = plot_metric(results_frame(), "lost", "network.downlink_loss", "transport.kind")
+    assert len(fig.legends) == 1
+    assert fig.axes[0].get_legend() is None
+    assert fig.get_suptitle() == "Lost deliveries vs downlink packet loss"
 
 
 def test_outcomes_bars_take_any_frame_and_column_names():
