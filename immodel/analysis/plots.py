@@ -342,14 +342,31 @@ def metric_label(metric: str) -> str:
     if m:
         what = "catch-up latency" if m[1] else "latency"
         return f"{m[2]} {what} (ms)"
-    text, unit, _ = _METRIC_LABELS.get(metric) or _unit_of(metric)
+    text, unit, _ = _METRIC_LABELS.get(metric) or _stage_metric(metric) or _unit_of(metric)
     return _label(text, unit)
+
+
+# Per-stage queueing metrics of the summary: name pattern → (label, unit, factor).
+_STAGE_METRICS = (
+    (r"utilization_(\w+)", "{} stage utilization", "%", 100.0),
+    (r"wait_mean_ms_(\w+)", "mean wait in the {} queue", "ms", 1.0),
+    (r"queue_mean_(\w+)", "mean {} queue length", "jobs", 1.0),
+    (r"arrival_rate_(\w+)", "{} stage arrivals", "jobs/s", 1.0),
+)
+
+
+def _stage_metric(metric: str) -> tuple[str, str, float] | None:
+    for pattern, text, unit, factor in _STAGE_METRICS:
+        m = re.fullmatch(pattern, metric)
+        if m:
+            return text.format(m[1].replace("_", " ")), unit, factor
+    return None
 
 
 def _metric_factor(metric: str) -> float:
     if metric.startswith(("latency_", "catchup_latency_")):
         return 1.0
-    return (_METRIC_LABELS.get(metric) or _unit_of(metric))[2]
+    return (_METRIC_LABELS.get(metric) or _stage_metric(metric) or _unit_of(metric))[2]
 
 
 def value_label(key: str | None, value: Any) -> str:
@@ -362,7 +379,7 @@ def value_label(key: str | None, value: Any) -> str:
     if isinstance(value, int | float | np.number) and key:
         factor = _key_factor(key)
         unit = (_KEY_LABELS.get(key) or _unit_of(key))[1]
-        shown = f"{float(value) * factor:g}"
+        shown = f"{float(value) * factor:,g}"
         return f"{shown} {unit}".strip() if unit in ("%", "s", "ms") else shown
     return str(value)
 

@@ -114,7 +114,9 @@ def test_axis_labels_carry_units():
     assert metric_label("latency_p99_ms") == "p99 latency (ms)"
     assert metric_label("requests_per_s") == "requests/s at the access layer (req/s)"
     assert metric_label("empty_poll_fraction") == "empty polls (% of polls)"
-    assert metric_label("wait_mean_ms_store").endswith("(ms)") is False  # no unit guessed wrong
+    assert metric_label("wait_mean_ms_store") == "mean wait in the store queue (ms)"
+    assert metric_label("utilization_recent_contacts") == "recent contacts stage utilization (%)"
+    assert metric_label("recovery_time_s") == "recovery time (s)"
 
 
 def test_value_labels_read_like_prose():
@@ -122,7 +124,7 @@ def test_value_labels_read_like_prose():
     assert value_label("reliability.sync", True) == "timestamp/seq sync on"
     assert value_label("reliability.sync", False) == "timestamp/seq sync off"
     assert value_label("network.downlink_loss", 0.05) == "5 %"
-    assert value_label("workload.users", 1000) == "1000"
+    assert value_label("workload.users", 10000) == "10,000"
 
 
 # --- sweep figures -------------------------------------------------------------------------
