@@ -216,7 +216,7 @@ def _findings(table: pd.DataFrame, results: pd.DataFrame, fixed) -> list[str]:
             sp = results[(results[LOSS_KEY] == lo) & (results[KIND_KEY] == "short_poll")]
             share = pd.to_numeric(sp["empty_poll_fraction"], errors="coerce").mean()
             if not math.isnan(share):
-                text += f"; {share:.0%} of its polls come back empty"
+                text += f"; {share * 100:.0f} % of its polls come back empty"
     out.append(text + ".")
 
     # 2. Under loss: the tail.
@@ -245,22 +245,23 @@ def _findings(table: pd.DataFrame, results: pd.DataFrame, fixed) -> list[str]:
     out.append(text)
 
     # 3. Loss, duplicates, order.
-    bad = []
-    for metric, label in (
-        ("lost", "lost"),
-        ("duplicates", "duplicated"),
-        ("order_violations", "out of order"),
-    ):
+    runs = len(results)
+    labels = {"lost": "lost", "duplicates": "duplicated", "order_violations": "reordered"}
+    clean, cells = [], []
+    for metric, label in labels.items():
         if metric not in results.columns:
             continue
         sums = results.groupby([LOSS_KEY, KIND_KEY], sort=False)[metric].sum()
-        for (loss, kind), total in sums.items():
-            if total > 0:
-                bad.append(
-                    f"{int(total)} {label} ({name.get(kind, kind)}, {value_label(LOSS_KEY, loss)})"
-                )
-    runs = len(results)
-    if not bad:
+        bad = [(loss, kind, int(total)) for (loss, kind), total in sums.items() if total > 0]
+        if not bad:
+            clean.append(label)
+            continue
+        where = "; ".join(
+            f"{total} with {name.get(kind, kind)} at {value_label(LOSS_KEY, loss)}"
+            for loss, kind, total in bad
+        )
+        cells.append(f"{sum(t for _, _, t in bad)} deliveries were {label} ({where})")
+    if not cells:
         out.append(
             f"**Nothing was lost, duplicated or reordered** in any of the {runs} runs: with "
             "every reliability mechanism of the article on (uplink retry + server dedup, "
@@ -268,11 +269,15 @@ def _findings(table: pd.DataFrame, results: pd.DataFrame, fixed) -> list[str]:
             "and retransmissions, not messages."
         )
     else:
-        out.append(
-            f"**Deliveries that went wrong** over {runs} runs (totals): "
-            + "; ".join(bad)
-            + ". 'Lost' means not delivered by the end of the drain; see the outcomes figure."
+        text = f"Over the {runs} runs, "
+        if clean:
+            text += "nothing was " + " or ".join(clean) + "; "
+        text += "; ".join(cells) + (
+            ". 'Lost' means not delivered by the end of the drain; 'reordered' means shown "
+            "after a message that comes later in its conversation (server timestamp for "
+            "1:1). The outcomes figure shows them per run with confidence intervals."
         )
+        out.append(text)
     return out
 
 
@@ -339,7 +344,8 @@ def run_demo(
         f"{fixed['network.latency_ms']:g} ms one-way latency, every reliability mechanism "
         f"on; short polling every {fixed['transport.poll_interval_s']:g} s, long polls held "
         f"{fixed['transport.long_poll_hold_s']:g} s, hybrid = "
-        f"{fixed['transport.web_share']:.0%} web clients on long polling and the rest on push. "
+        f"{fixed['transport.web_share'] * 100:.0f} % web clients on long polling and "
+        "the rest on push. "
         f"Downlink loss {', '.join(value_label(LOSS_KEY, x) for x in s.losses)}; "
         f"{s.replications} "
         f"replications per point with common random numbers ({len(results)} runs, "
