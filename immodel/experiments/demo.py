@@ -22,7 +22,8 @@ seconds-long smoke run (the tests use it).
 Scale (``default``): 1 000 users each sending 0.02 messages/s for 120 s, then a 180 s
 drain so that the slowest repair (a long poll whose response was lost waits out its
 hold and request timeout, then re-polls) finishes inside the run and late is not
-counted as lost; 3 replications with common random numbers. About a minute on two cores.
+counted as lost; 5 replications with common random numbers: 80 runs, about 90 s of CPU,
+so about a minute on two idle cores (``immodel demo --workers 2``).
 """
 
 from __future__ import annotations
