@@ -935,9 +935,20 @@ fresh
 # ## Summary
 #
 # Every comparison above: the analytic value, the simulated mean over the replications
-# and its 95 % half-width, and how many half-widths apart they are (|z| ≲ 2 is what
-# agreement looks like; with two or three replications the intervals are wide). The
-# test-suite version uses fixed seeds, more replications and 99.9 % bands.
+# and its 95 % half-width, and how many half-widths apart they are (≲ 2 is what agreement
+# looks like; with two or three replications the intervals are wide). The test-suite
+# version uses fixed seeds, more replications and 99.9 % bands.
+#
+# A caveat on reading this column with few replications. The workload's Poisson count
+# moves a run's receive rate by ~1/√(messages) (1 % at 10⁴ messages), and the empty-poll,
+# long-poll cycle and freshness figures move with it. Seeds 1–5 happen to draw counts
+# with much less spread than that (and slightly above nominal), so with
+# `first_seed = 1` their intervals for those rows come out too narrow and a few rows sit
+# 2–3 half-widths from theory at `scale = "full"`; over 24 other seeds the long-poll
+# cycle, its empty share and the freshness at T = P/10 agree within 1.5 standard errors.
+# The tests compare each replication with the formula at the rate that run realized, and
+# pass on other seed sets as well
+# (`IMMODEL_VALIDATION_SEED_OFFSET`); here, try `first_seed = 101`.
 
 # %%
 summary = pd.DataFrame(CHECKS)
