@@ -83,12 +83,15 @@ class SyncRequest:
 
     ``cursors`` maps conversation → the highest order key the client has merged from a
     sync (1:1) or shown contiguously (groups); conversations it does not name start at 0.
-    ``limit`` bounds the page size.
+    ``limit`` bounds the page size. ``merged_at_cursor`` names, for 1:1 conversations,
+    the message ids already merged at the cursor key itself: 1:1 pages start at that key
+    (two nodes may stamp the same millisecond) and leave those ids out.
     """
 
     user: Id
     cursors: tuple[tuple[Id, int], ...]
     limit: int
+    merged_at_cursor: tuple[tuple[Id, Id], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

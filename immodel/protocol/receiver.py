@@ -66,6 +66,7 @@ class Receiver:
 
     __slots__ = (
         "_cursor",
+        "_edge",
         "_held",
         "_seen",
         "_sync_again",
@@ -99,6 +100,8 @@ class Receiver:
         self.sync_timeout_s = sync_timeout_s
         self._seen: OrderedDict[Id, float] | None = None  # msg_id → forget-at time
         self._cursor: dict[Id, int] | None = None
+        # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py).
+        self._edge: dict[Id, set[Id]] | None = None
         self._held: dict[Id, dict[int, Stored | None]] | None = None  # group → seq → item
         self._sync_deadline: float | None = None
         self._sync_again = False
@@ -128,19 +131,33 @@ class Receiver:
             return actions  # an answer to a sync abandoned by a disconnect
         self._sync_deadline = None
         advanced: dict[Id, int] = {}
+        at_top: dict[Id, set[Id]] = {}  # ids merged at each conversation's highest key
+        cursor = self._cursors()
+        edge = self._edge
         for item in response.items:
             if item.is_group:
                 self._arrive_in_group(item, "sync", now, actions)
                 continue
+            conv, key = item.conversation, item.order_key
+            cur = cursor.get(conv, 0)
+            if key < cur or (key == cur and edge and item.msg_id in edge.get(conv, ())):
+                continue  # merged by an earlier page
             if item.message.sender != self.user and not self._was_shown(item.msg_id, now):
                 self._show(item, "sync", now, actions)
-            conv = item.conversation
-            advanced[conv] = max(advanced.get(conv, 0), item.order_key)
-        if advanced:
-            cursor = self._cursors()
-            for conv, key in advanced.items():
-                if key > cursor.get(conv, 0):
-                    cursor[conv] = key
+            top = advanced.get(conv)
+            if top is None or key > top:
+                advanced[conv] = key
+                at_top[conv] = {item.msg_id}
+            elif key == top:
+                at_top[conv].add(item.msg_id)
+        for conv, key in advanced.items():
+            if self._edge is None:
+                self._edge = {}
+            if key > cursor.get(conv, 0):
+                cursor[conv] = key
+                self._edge[conv] = at_top[conv]
+            else:
+                self._edge.setdefault(conv, set()).update(at_top[conv])
         if not response.complete or self._sync_again or self._gap_open():
             self._sync_again = False
             actions.extend(self._start_sync(now))
@@ -179,7 +196,14 @@ class Receiver:
     def _start_sync(self, now: float) -> list[Action]:
         self._sync_deadline = now + self.sync_timeout_s
         cursors = tuple(sorted(self._cursor.items(), key=repr)) if self._cursor else ()
-        return [StartSync(SyncRequest(self.user, cursors, self.sync_limit))]
+        merged = ()
+        if self._edge:
+            merged = tuple(
+                (conv, msg_id)
+                for conv in sorted(self._edge, key=repr)
+                for msg_id in sorted(self._edge[conv], key=repr)
+            )
+        return [StartSync(SyncRequest(self.user, cursors, self.sync_limit, merged))]
 
     def handle_timeout(self, now: float) -> list[Action]:
         """Repeat a sync that was not answered in time."""
@@ -203,7 +227,7 @@ class Receiver:
 
     def reset(self) -> None:
         """The app restarted without its local state (cursors, shown ids, held copies)."""
-        self._seen = self._cursor = self._held = None
+        self._seen = self._cursor = self._held = self._edge = None
         self.disconnect()
 
     # -- inspection -----------------------------------------------------------------------

@@ -16,6 +16,11 @@ two nodes whose clocks disagree, a 1:1 reply stamped by the slow node can land *
 cursor that already passed the fast node's stamp, and timestamp sync never pulls it
 (group seq has no such hole). Pushes and retransmits still deliver it.
 
+Two nodes can also stamp the *same* millisecond in one conversation, so for 1:1 a page
+starts at the cursor key itself, not after it; the receiver remembers the ids it merged
+at its cursor key and names them in the request, so the page leaves them out (a bounded
+set: at most one id per stamping node).
+
 A conversation's timeline holds the messages of all its members, the reader's own
 included: the receiver skips its own messages but still moves its cursors over them
 (a group's seq is contiguous only if the reader counts its own messages too).
@@ -23,7 +28,7 @@ included: the receiver skips its own messages but still moves its cursors over t
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 
 from immodel.protocol.messages import Id, Stored, SyncRequest, SyncResponse
@@ -52,9 +57,10 @@ class Timeline:
             self.keys.insert(i, key)
             self.items.insert(i, item)
 
-    def after(self, cursor: int) -> Sequence[Stored]:
-        """Items with a key strictly greater than ``cursor``."""
-        return self.items[bisect_right(self.keys, cursor) :]
+    def after(self, cursor: int, *, inclusive: bool = False) -> Sequence[Stored]:
+        """Items with a key greater than ``cursor`` (or equal, with ``inclusive``)."""
+        find = bisect_left if inclusive else bisect_right
+        return self.items[find(self.keys, cursor) :]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -71,13 +77,23 @@ def answer_sync(
     store's timelines by conversation.
     """
     cursors = dict(request.cursors)
+    merged: dict[Id, set[Id]] = {}
+    for conv, msg_id in request.merged_at_cursor:
+        merged.setdefault(conv, set()).add(msg_id)
     out: list[Stored] = []
     complete = True
     for conv in sorted(conversations, key=repr):
         timeline = timelines.get(conv)
         if timeline is None:
             continue
-        pending = timeline.after(cursors.get(conv, 0))
+        # 1:1 keys are node timestamps: two nodes can stamp the same millisecond, so the
+        # page starts AT the cursor, less the ids the client merged there. Group seqs are
+        # unique: the page starts after the cursor.
+        inclusive = bool(timeline.items) and not timeline.items[0].is_group
+        pending = timeline.after(cursors.get(conv, 0), inclusive=inclusive)
+        if inclusive and conv in merged:
+            skip = merged[conv]
+            pending = [i for i in pending if i.msg_id not in skip]
         room = request.limit - len(out)
         if len(pending) > room:
             out.extend(pending[:room])

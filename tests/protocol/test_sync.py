@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,6 +10,7 @@ from immodel.protocol import (
     MessageStore,
     Receiver,
     ServerNode,
+    Show,
     Stored,
     SyncRequest,
     Timeline,
@@ -56,10 +56,17 @@ def test_after_returns_keys_strictly_above_the_cursor() -> None:
     assert list(t.after(9)) == []
 
 
-def test_sync_returns_everything_after_each_cursor_in_conversation_then_key_order() -> None:
+def test_sync_returns_from_each_cursor_in_conversation_then_key_order() -> None:
     tl = timelines(item("g1", 1, "G"), item("g2", 2, "G"), item("a", 10), item("b", 20))
     response = answer_sync(request({"A|B": 10}), ["G", "A|B"], tl)
-    assert [i.msg_id for i in response.items] == ["b", "g1", "g2"]
+    # 1:1 pages start AT the cursor key (a second node may have stamped it too).
+    assert [i.msg_id for i in response.items] == ["a", "b", "g1", "g2"]
+    skipped = SyncRequest("B", (("A|B", 10),), 100, (("A|B", "a"),))
+    assert [i.msg_id for i in answer_sync(skipped, ["G", "A|B"], tl).items] == [
+        "b",
+        "g1",
+        "g2",
+    ]
     assert response.complete
     assert response.user == "B"
 
@@ -117,6 +124,7 @@ def test_paging_with_cursors_pulls_every_stored_message_exactly_once(
     todo = [Message(f"m{i}", "A", c, c == "G") for i, c in enumerate(conversations)]
     pulled: list[Stored] = []
     cursors: dict[str, int] = {}
+    at_cursor: dict[str, set[str]] = {}  # what a client tells the server it merged there
     now = 0.0
     for burst in [*sends_between_pages, len(todo)]:
         for message in todo[:burst]:
@@ -125,10 +133,17 @@ def test_paging_with_cursors_pulls_every_stored_message_exactly_once(
         del todo[:burst]
         now += 0.0004  # several messages per millisecond
         while True:
-            page = store.answer_sync(SyncRequest("B", tuple(sorted(cursors.items())), limit))
+            merged = tuple((c, m) for c in sorted(at_cursor) for m in sorted(at_cursor[c]))
+            request = SyncRequest("B", tuple(sorted(cursors.items())), limit, merged)
+            page = store.answer_sync(request)
             pulled.extend(page.items)
             for i in page.items:
-                cursors[i.conversation] = max(cursors.get(i.conversation, 0), i.order_key)
+                conv, key = i.conversation, i.order_key
+                if key > cursors.get(conv, 0):
+                    cursors[conv] = key
+                    at_cursor[conv] = {i.msg_id}
+                elif key == cursors[conv]:
+                    at_cursor.setdefault(conv, set()).add(i.msg_id)
             if page.complete:
                 break
     assert sorted(i.msg_id for i in pulled) == sorted(f"m{i}" for i in range(len(conversations)))
@@ -163,11 +178,6 @@ def test_skewed_node_can_stamp_below_a_cursor_and_sync_never_pulls_it() -> None:
     assert store.answer_sync(start.request).items == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: 1:1 stamps come from per-node clocks, so two nodes stamp the same "
-    "millisecond alike; a cursor that reached the key misses the second one (see report)",
-)
 def test_equal_stamps_from_two_nodes_are_both_pulled_by_sync() -> None:
     store, a_node, b_node = two_nodes(offset_s=0.0)
     b = Receiver("B")
@@ -179,4 +189,12 @@ def test_equal_stamps_from_two_nodes_are_both_pulled_by_sync() -> None:
     a_node.begin_send(theirs, 10.0004)
     a_node.commit(theirs, 10.0004)  # same millisecond, other node: key 10000 too
     (start,) = b.request_sync(11.0)
-    assert [i.msg_id for i in store.answer_sync(start.request).items] == ["A-1"]
+    page = store.answer_sync(start.request)
+    # The page starts at the cursor key, less the id B merged there: A's equal stamp
+    # comes back, and only once.
+    assert [i.msg_id for i in page.items] == ["A-1"]
+    shown = [a.item.msg_id for a in b.handle_sync_response(page, 11.1) if isinstance(a, Show)]
+    assert shown == ["A-1"]
+    (again,) = b.request_sync(12.0)
+    repeat = store.answer_sync(again.request)
+    assert not [a for a in b.handle_sync_response(repeat, 12.1) if isinstance(a, Show)]
