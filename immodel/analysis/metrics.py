@@ -64,9 +64,18 @@ def summarize(
     trace: pd.DataFrame,
     *,
     horizon_s: float,
+    window_s: float | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The summary dict of DESIGN.md from the records of one run."""
+    """The summary dict of DESIGN.md from the records of one run.
+
+    Totals (``requests_total``, ``requests_<kind>``) cover the whole run. Rates and
+    fractions that describe the deployment in operation — ``requests_per_s``,
+    ``empty_poll_fraction`` — are measured over the sending window ``[0, window_s)``
+    (default: the whole run), so a long drain, in which nothing is sent and every poll is
+    empty, does not dilute them. ``extra["heartbeats_window"]`` gives the heartbeats in
+    that window.
+    """
     out: dict[str, Any] = {}
     per_msg = messages.drop_duplicates("msg_id")
     out["messages_sent"] = len(per_msg)
@@ -102,11 +111,17 @@ def summarize(
     kinds = requests["kind"].astype(str)
     heartbeats = int((extra or {}).get("heartbeats", 0))
     out["requests_total"] = len(requests) + heartbeats
-    out["requests_per_s"] = out["requests_total"] / horizon_s if horizon_s > 0 else None
     for kind in ("send", "ack", "poll", "sync", "login"):
         out[f"requests_{kind}"] = int((kinds == kind).sum())
     out["requests_heartbeat"] = heartbeats
-    polls = requests[kinds == "poll"]
+    window = horizon_s if window_s is None else window_s
+    in_window = (requests["t"] < window).to_numpy()
+    heartbeats_window = int((extra or {}).get("heartbeats_window", heartbeats))
+    out["window_s"] = window
+    out["requests_per_s"] = (
+        (int(in_window.sum()) + heartbeats_window) / window if window > 0 else None
+    )
+    polls = requests[in_window & (kinds == "poll").to_numpy()]
     out["empty_poll_fraction"] = float((polls["messages"] == 0).mean()) if len(polls) else None
     out["retransmits_uplink"] = int((per_msg["attempts"] - 1).clip(lower=0).sum())
     out["sync_pulls"] = out["requests_sync"]

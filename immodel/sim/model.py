@@ -97,7 +97,9 @@ def collect(world: World, started_at: float | None = None) -> Result:
     load = world.rec.load_frame()
     horizon = world.horizon_s
     extra = _extra_metrics(world, messages, requests)
-    summary = summarize(messages, requests, trace, horizon_s=horizon, extra=extra)
+    summary = summarize(
+        messages, requests, trace, horizon_s=horizon, window_s=world.duration_s, extra=extra
+    )
     summary["sim_events"] = int(next(world.env._eid))
     summary["wall_s"] = time.perf_counter() - t0
     return Result(scenario, summary, messages, requests, load, trace, dict(world.counters))
@@ -105,16 +107,19 @@ def collect(world: World, started_at: float | None = None) -> Result:
 
 def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, Any]:
     horizon = world.horizon_s
+    window = world.duration_s
     capacity = busy = 0.0
     out: dict[str, Any] = {}
     per_stage: dict[str, float] = {}
+    # Utilisation over the sending period: the drain would only dilute it.
     for node in world.nodes:
         for name, stage in node.stages.items():
-            u = stage.utilization(horizon)
+            u = world.window_busy.get((node.node_id, name), 0.0) / (stage.workers * window)
             busy += u * stage.workers
             capacity += stage.workers
             per_stage[name] = max(per_stage.get(name, 0.0), u)
-    # Per-stage queueing figures over all nodes (for Little's law and Erlang C checks):
+    # Per-stage queueing figures over the whole run, all nodes (for Little's law and
+    # Erlang C checks; the drain empties the queues, so L = λW holds exactly):
     # arrivals per second, time-average queue length, mean wait in queue per job.
     for name in world.nodes[0].stages:
         stages = [node.stages[name] for node in world.nodes]
@@ -130,6 +135,7 @@ def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame)
     for name, u in per_stage.items():
         out[f"utilization_{name}"] = u
     out["heartbeats"] = _heartbeats(world)
+    out["heartbeats_window"] = int(world.window_push_connected_s / world.heartbeat_s)
     out["retransmits_downlink"] = world.retransmits_downlink
     out["bytes_up"] = world.up.bytes
     out["bytes_down"] = world.down.bytes

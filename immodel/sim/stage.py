@@ -139,6 +139,11 @@ class Stage:
             self.busy -= 1
         job.fn(job.arg)
 
+    def busy_area(self) -> float:
+        """Worker-seconds of service so far (the integral of busy workers over time)."""
+        self._account()
+        return self._area_busy
+
     def crash(self) -> int:
         """Drop every queued and in-service job; returns how many were dropped."""
         self._account()

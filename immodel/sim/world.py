@@ -263,6 +263,9 @@ class World:
             "liveness_drops": 0,
         }
         self.t_crash_end: list[float] = []
+        # Filled when the sending period ends (rates over it, see _close_window).
+        self.window_busy: dict[tuple[int, str], float] = {}
+        self.window_push_connected_s = 0.0
         # What each fault did (faults.py appends; recovery metrics read it).
         self.fault_log: list[dict[str, Any]] = []
 
@@ -391,7 +394,7 @@ class World:
         client.conn_id = conn_id
         client.connected_since = self.env.now
         if client.kind != PUSH:
-            self._start_polling(client)
+            self._start_polling(client, at_start=True)
 
     def _detach_client(self, client: Client) -> None:
         """The client learns its connection is gone."""
@@ -842,11 +845,21 @@ class World:
 
     # ------------------------------------------------------------------------------------
     # polling transports
-    def _start_polling(self, client: Client) -> None:
+    def _start_polling(self, client: Client, *, at_start: bool = False) -> None:
+        """Begin a polling client's request loop (after a login, or at t = 0).
+
+        Clients connected at the start of the run are spread over one poll cycle by their
+        phase, as a population that has been polling for a while would be; starting them
+        all at t = 0 would send the whole population in lockstep for many cycles.
+        """
         if client.kind == SHORT_POLL and not self.fixed_delay:
             # Fixed rate: polls at phase·T + k·T, whatever the responses do.
             t_next = self._next_phase_time(client.phase, self.poll_interval_s)
             self.later(t_next - self.env.now, self._poll_tick, (client, client.conn_id))
+        elif at_start:
+            period = self.hold_s if client.kind == LONG_POLL else self.poll_interval_s
+            cycle = period + 2.0 * self.one_way_mean_s
+            self.later(client.phase * cycle, self._poll_after_delay, (client, client.conn_id))
         else:
             self._poll(client)
 
@@ -1167,6 +1180,24 @@ class World:
                 rows.append(row)
             yield env.timeout(interval)
 
+    def _close_window(self, _arg) -> None:
+        """The sending period ends: note what rates over it need (busy worker-seconds per
+        stage, connected push time for heartbeats)."""
+        now = self.env.now
+        self.window_busy = {
+            (node.node_id, name): stage.busy_area()
+            for node in self.nodes
+            for name, stage in node.stages.items()
+        }
+        connected_s = 0.0
+        for c in self.clients:
+            if c.kind != PUSH:
+                continue
+            connected_s += c.connected_total_s
+            if c.conn_id and not math.isnan(c.connected_since):
+                connected_s += now - c.connected_since
+        self.window_push_connected_s = connected_s
+
     def run(self) -> None:
         """Run the scenario to the end of the drain."""
         env = self.env
@@ -1176,6 +1207,7 @@ class World:
         from immodel.sim.faults import schedule_faults
 
         schedule_faults(self)
+        self.later(self.duration_s, self._close_window, None)
         # The run allocates millions of short-lived, acyclic objects (events, packets);
         # the cyclic GC would only re-traverse the long-lived client objects, so it is
         # paused for the run and restored after it.

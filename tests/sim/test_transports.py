@@ -33,8 +33,9 @@ def test_short_poll_message_waits_for_the_recipients_next_poll():
 
 
 def test_held_long_poll_answers_as_soon_as_a_message_arrives():
-    _world, row = follow_one(quiet(**{"transport.kind": "long_poll"}), at_s=5.0)
-    # The recipient's poll is held since t ≈ 0.04 s (hold 30 s): the answer goes out at once.
+    _world, row = follow_one(quiet(**{"transport.kind": "long_poll"}), at_s=40.0)
+    # By t = 40 s every client has made its first poll (within one 30 s cycle of its
+    # phase) and holds the next one: the answer goes out at once.
     assert row["latency_ms"] == pytest.approx(2 * D_MS + SERVICE_MS, abs=1e-6)
 
 
