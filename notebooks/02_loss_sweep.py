@@ -28,13 +28,11 @@ WORKERS = None  # local worker processes (None: every core)
 
 # %%
 # %matplotlib inline
-import tomllib
-from pathlib import Path
 
 from IPython.display import Markdown, display
 
 from immodel.analysis import plots, stats
-from immodel.experiments import load_sweep, run_sweep
+from immodel.experiments import load_sweep_with, run_sweep
 from immodel.experiments.report import format_markdown_table, headline_table
 
 # %% [markdown]
@@ -43,13 +41,9 @@ from immodel.experiments.report import format_markdown_table, headline_table
 # The sweep file with this notebook's overrides, validated up front (every grid point).
 
 # %%
-spec = tomllib.loads(Path(SWEEP_FILE).read_text(encoding="utf-8"))
-spec.setdefault("set", {}).update(SET)
-spec.setdefault("grid", {}).update(GRID)
-if REPLICATIONS:
-    spec["replications"] = REPLICATIONS
-sweep = load_sweep(spec, base_dir=Path(SWEEP_FILE).parent)
-out = Path(OUT_DIR or f"results/{Path(SWEEP_FILE).stem}-{sweep.identity_hash()[:10]}")
+sweep, out = load_sweep_with(
+    SWEEP_FILE, set_overrides=SET, grid_overrides=GRID, replications=REPLICATIONS, out=OUT_DIR
+)
 print(sweep.description)
 print(dict(sweep.grid))
 print(f"{len(sweep.points())} points × {sweep.replications} replications → {out}")

@@ -34,27 +34,21 @@ WORKERS = None  # local worker processes (None: every core)
 
 # %%
 # %matplotlib inline
-import tomllib
-from pathlib import Path
 
 import pandas as pd
 from IPython.display import Markdown, display
 
 from immodel.analysis import plots, stats
-from immodel.experiments import load_sweep, run_sweep
+from immodel.experiments import load_sweep, load_sweep_with, run_sweep
 from immodel.experiments.report import Column, format_markdown_table, headline_table
 
 # %% [markdown]
 # ## 1 · Transports × users
 
 # %%
-spec = tomllib.loads(Path(SWEEP_FILE).read_text(encoding="utf-8"))
-spec.setdefault("set", {}).update(SET)
-spec.setdefault("grid", {}).update(GRID)
-if REPLICATIONS:
-    spec["replications"] = REPLICATIONS
-sweep = load_sweep(spec, base_dir=Path(SWEEP_FILE).parent)
-out = Path(OUT_DIR or f"results/{Path(SWEEP_FILE).stem}-{sweep.identity_hash()[:10]}")
+sweep, out = load_sweep_with(
+    SWEEP_FILE, set_overrides=SET, grid_overrides=GRID, replications=REPLICATIONS, out=OUT_DIR
+)
 print(sweep.description)
 print(f"{len(sweep.points())} points × {sweep.replications} replications → {out}")
 results = run_sweep(sweep, out, workers=WORKERS)
@@ -95,11 +89,11 @@ plots.plot_cost_frontier(results, within="workload.users")
 
 # %%
 base = {
-    "scenario": spec["scenario"],
+    "scenario": sweep.scenario,
     "replications": sweep.replications,
     "seed": sweep.seed,
     "set": {
-        **spec["set"],
+        **sweep.set,
         "workload.users": KNOB_USERS,
         "network.downlink_loss": KNOB_LOSS,
     },
@@ -112,8 +106,7 @@ knobs = {
 frames = []
 for kind, (key, values) in knobs.items():
     knob_sweep = load_sweep(
-        {**base, "set": {**base["set"], "transport.kind": kind}, "grid": {key: values}},
-        base_dir=Path(SWEEP_FILE).parent,
+        {**base, "set": {**base["set"], "transport.kind": kind}, "grid": {key: values}}
     )
     knob_out = out.parent / f"{out.name}-knobs-{knob_sweep.identity_hash()[:10]}"
     frame = run_sweep(knob_sweep, knob_out, workers=WORKERS)

@@ -27,27 +27,21 @@ WORKERS = None  # local worker processes (None: every core)
 
 # %%
 # %matplotlib inline
-import tomllib
-from pathlib import Path
 
 from IPython.display import Markdown, display
 
 import immodel
 from immodel.analysis import plots
-from immodel.experiments import load_sweep, run_sweep
+from immodel.experiments import load_sweep_with, run_sweep
 from immodel.experiments.report import Column, format_markdown_table, headline_table
 
 # %% [markdown]
 # ## The sweep
 
 # %%
-spec = tomllib.loads(Path(SWEEP_FILE).read_text(encoding="utf-8"))
-spec.setdefault("set", {}).update(SET)
-spec.setdefault("grid", {}).update(GRID)
-if REPLICATIONS:
-    spec["replications"] = REPLICATIONS
-sweep = load_sweep(spec, base_dir=Path(SWEEP_FILE).parent)
-out = Path(OUT_DIR or f"results/{Path(SWEEP_FILE).stem}-{sweep.identity_hash()[:10]}")
+sweep, out = load_sweep_with(
+    SWEEP_FILE, set_overrides=SET, grid_overrides=GRID, replications=REPLICATIONS, out=OUT_DIR
+)
 faults = sweep.tasks()[0].scenario["faults"]
 print(sweep.description)
 print("faults:", faults)

@@ -729,16 +729,7 @@ little = pd.DataFrame(
             "λW": s[f"arrival_rate_{stage}"] * s[f"wait_mean_ms_{stage}"] / 1000,
             "L (time-average queue)": s[f"queue_mean_{stage}"],
         }
-        for stage in (
-            "auth",
-            "checks",
-            "screening",
-            "recent_contacts",
-            "store",
-            "downlink",
-            "poll",
-            "sync",
-        )
+        for stage in [k.removeprefix("arrival_rate_") for k in s if k.startswith("arrival_rate_")]
     }
 ).T
 little["L − λW"] = little["L (time-average queue)"] - little["λW"]

@@ -21,6 +21,7 @@ __all__ = [
     "Task",
     "collect_results",
     "load_sweep",
+    "load_sweep_with",
     "run_sweep",
 ]
 

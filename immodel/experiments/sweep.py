@@ -428,6 +428,37 @@ def load_sweep(
     return sweep
 
 
+def load_sweep_with(
+    sweep_file: str | os.PathLike[str],
+    *,
+    set_overrides: Mapping[str, Any] | None = None,
+    grid_overrides: Mapping[str, Any] | None = None,
+    replications: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+) -> tuple[Sweep, Path]:
+    """A sweep file with some of its ``[set]``/``[grid]`` entries (and replications)
+    replaced, validated, plus its result folder.
+
+    This is how a notebook runs a scaled-down version of a batch experiment: the folder
+    defaults to ``results/<file stem>-<hash of the resolved sweep>``, so each variant
+    resumes into its own folder and never mixes with another.
+    """
+    path = Path(sweep_file)
+    if not path.is_file():
+        raise ConfigError(f"sweep file '{sweep_file}' does not exist")
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"sweep file '{sweep_file}' is not valid TOML: {exc}") from None
+    spec.setdefault("set", {}).update(set_overrides or {})
+    spec.setdefault("grid", {}).update(grid_overrides or {})
+    if replications:
+        spec["replications"] = replications
+    sweep = load_sweep(spec, base_dir=path.parent)
+    folder = Path(out) if out else Path("results") / f"{path.stem}-{sweep.identity_hash()[:10]}"
+    return sweep, folder
+
+
 def _load_base(source: Any, root: Path, fail) -> tuple[Scenario, str | None]:
     if source is None:
         raise fail(

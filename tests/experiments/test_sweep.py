@@ -545,3 +545,26 @@ def test_replay_of_an_in_memory_scenario_uses_the_saved_scenario_file(tmp_path):
     replay = info.value.failures[0].replay
     saved = str((out / "scenario.toml").resolve())
     assert os.path.relpath(saved) in replay or saved in replay
+
+
+def test_load_sweep_with_overrides_set_grid_and_replications_and_names_its_folder(tmp_path):
+    from immodel.experiments import load_sweep_with
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'scenario = "baseline"\nreplications = 5\n[set]\nduration_s = 600.0\n'
+        '[grid]\n"network.downlink_loss" = [0.0, 0.1]\n'
+    )
+    sweep, out = load_sweep_with(
+        path,
+        set_overrides={"duration_s": 5.0},
+        grid_overrides={"network.downlink_loss": [0.2]},
+        replications=2,
+    )
+    assert sweep.replications == 2
+    assert dict(sweep.grid)["network.downlink_loss"] == (0.2,)
+    assert sweep.tasks()[0].scenario["duration_s"] == 5.0
+    # The folder is named by the resolved sweep: another variant gets another folder.
+    _other, other_out = load_sweep_with(path, replications=2)
+    assert out.parent == other_out.parent and out != other_out
+    assert out.name.startswith("s-")
