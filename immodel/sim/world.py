@@ -848,17 +848,20 @@ class World:
     def _start_polling(self, client: Client, *, at_start: bool = False) -> None:
         """Begin a polling client's request loop (after a login, or at t = 0).
 
-        Clients connected at the start of the run are spread over one poll cycle by their
-        phase, as a population that has been polling for a while would be; starting them
-        all at t = 0 would send the whole population in lockstep for many cycles.
+        Clients connected at the start of the run begin where a population that has been
+        polling for a while would be, spread by their phase; starting them all alike would
+        keep the whole population in lockstep for many cycles. A long-polling client has a
+        poll held at the server, with a residual hold of phase × H; a fixed-delay short
+        poller is waiting out its interval, for phase × (T + 2d).
         """
         if client.kind == SHORT_POLL and not self.fixed_delay:
             # Fixed rate: polls at phase·T + k·T, whatever the responses do.
             t_next = self._next_phase_time(client.phase, self.poll_interval_s)
             self.later(t_next - self.env.now, self._poll_tick, (client, client.conn_id))
+        elif at_start and client.kind == LONG_POLL:
+            self._poll(client, hold_s=client.phase * self.hold_s)
         elif at_start:
-            period = self.hold_s if client.kind == LONG_POLL else self.poll_interval_s
-            cycle = period + 2.0 * self.one_way_mean_s
+            cycle = self.poll_interval_s + 2.0 * self.one_way_mean_s
             self.later(client.phase * cycle, self._poll_after_delay, (client, client.conn_id))
         else:
             self._poll(client)
@@ -876,16 +879,18 @@ class World:
         self._poll(client)
         self.later(self.poll_interval_s, self._poll_tick, arg)
 
-    def _poll(self, client: Client) -> None:
-        """Send one poll (carrying any ACKs that wait for a ride)."""
+    def _poll(self, client: Client, hold_s: float | None = None) -> None:
+        """Send one poll (carrying any ACKs that wait for a ride); a long poll asks the
+        server to hold it ``hold_s`` (default ``transport.long_poll_hold_s``)."""
         client.poll_seq += 1
         acks = client.pending_acks or ()
         client.pending_acks = None
         size = self.header + ACK_BYTES_PER_ID * len(acks)
         seq = client.poll_seq
-        self.send_up(client, size, self._poll_arrives, (client, seq, tuple(acks)))
+        hold = self.hold_s if hold_s is None else hold_s
+        self.send_up(client, size, self._poll_arrives, (client, seq, tuple(acks), hold))
         if client.kind == LONG_POLL or self.fixed_delay:
-            wait = self.request_timeout_s + (self.hold_s if client.kind == LONG_POLL else 0.0)
+            wait = self.request_timeout_s + (hold if client.kind == LONG_POLL else 0.0)
             self.later(wait, self._poll_timeout, (client, seq))
 
     def _poll_timeout(self, arg) -> None:
@@ -894,7 +899,7 @@ class World:
             self._poll(client)  # no response: ask again (the ACKs it carried are resent)
 
     def _poll_arrives(self, arg) -> None:
-        client, seq, acks = arg
+        client, seq, acks, hold = arg
         node = self._session(client)
         if node is None:
             return
@@ -905,14 +910,14 @@ class World:
         if acks:
             node.core.pending.handle_ack(client.uid, acks)
         node.stages["poll"].submit(
-            self._poll_served, (node, client, seq, row), self.sc["server.poll_ms"]
+            self._poll_served, (node, client, seq, row, hold), self.sc["server.poll_ms"]
         )
 
     def _poll_served(self, job) -> None:
-        node, client, seq, row = job
+        node, client, seq, row, hold = job
         if client.kind == LONG_POLL and node.core.pending.waiting(client.uid) == 0:
             node.held[client.uid] = (seq, row)
-            self.later(self.hold_s, self._hold_expires, (node, client, seq))
+            self.later(hold, self._hold_expires, (node, client, seq))
             return
         self._respond_poll(node, client, seq, row)
 
