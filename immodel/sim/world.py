@@ -262,7 +262,6 @@ class World:
             "sync_pages": 0,
             "liveness_drops": 0,
         }
-        self.t_crash_end: list[float] = []
         # Filled when the sending period ends (rates over it, see _close_window).
         self.window_busy: dict[tuple[int, str], float] = {}
         self.window_push_connected_s = 0.0
@@ -1163,7 +1162,6 @@ class World:
         """The node is back: fan-outs that the crash interrupted are redone from the
         store's durable fan-out log (the store kept the messages)."""
         node.up = True
-        self.t_crash_end.append(self.env.now)
         for item, recipients in list(node.unrouted.values()):
             self._route_stored(node, item, recipients)
 
