@@ -83,9 +83,18 @@ def test_a_crash_while_the_node_is_down_extends_the_outage():
     )
     world = World(sc)
     up = _probe(world, (4.0, 12.0, 17.0, 19.5, 20.5), lambda w: w.nodes[0].up)
+    recovered_at = []
+    recover_node = world.recover_node
+
+    def recording_recover(node):
+        recovered_at.append(world.env.now)
+        recover_node(node)
+
+    world.recover_node = recording_recover
     world.run()
     assert up == {4.0: True, 12.0: False, 17.0: False, 19.5: False, 20.5: True}
-    assert world.t_crash_end == [20.0]
+    # One outage, one recovery: the second crash moved its end, it did not add another.
+    assert recovered_at == [20.0]
 
 
 # --------------------------------------------------------------------------------------
