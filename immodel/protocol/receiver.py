@@ -195,13 +195,16 @@ class Receiver:
 
     def _start_sync(self, now: float) -> list[Action]:
         self._sync_deadline = now + self.sync_timeout_s
-        cursors = tuple(sorted(self._cursor.items(), key=repr)) if self._cursor else ()
-        merged = ()
+        # Dicts keep insertion order, which the run decides deterministically, so the
+        # request needs no sort (the server does not depend on the order); only the
+        # sets of ids need one, and only when they hold more than one id.
+        cursors = tuple(self._cursor.items()) if self._cursor else ()
+        merged: tuple[tuple[Id, Id], ...] = ()
         if self._edge:
             merged = tuple(
                 (conv, msg_id)
-                for conv in sorted(self._edge, key=repr)
-                for msg_id in sorted(self._edge[conv], key=repr)
+                for conv, ids in self._edge.items()
+                for msg_id in (ids if len(ids) == 1 else sorted(ids, key=repr))
             )
         return [StartSync(SyncRequest(self.user, cursors, self.sync_limit, merged))]
 

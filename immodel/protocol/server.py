@@ -27,6 +27,7 @@ acknowledged moves back to it (:meth:`ServerNode.disconnect`).
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Iterable
 
 from immodel.protocol.dedup import DedupWindow, Verdict
@@ -51,14 +52,18 @@ class MessageStore:
 
     def __init__(self) -> None:
         self.timelines: dict[Id, Timeline] = {}
-        self._conversations_of: dict[Id, set[Id]] = {}
+        # user → conversations in ``repr`` order (the order of sync pages), kept sorted
+        # on join so that a sync, the frequent operation, needs no sort
+        self._conversations_of: dict[Id, list[Id]] = {}
         self.offline: dict[Id, list[Stored]] = {}
         self.group_sequencer = Sequencer()
         self.stored_copies: dict[Id, int] = {}  # msg_id → times stored (1 unless dedup failed)
 
     def join(self, user: Id, conversation: Id) -> None:
         """Make ``user`` a member of ``conversation`` (what sync looks through)."""
-        self._conversations_of.setdefault(user, set()).add(conversation)
+        convs = self._conversations_of.setdefault(user, [])
+        if conversation not in convs:
+            insort(convs, conversation, key=repr)
 
     def conversations_of(self, user: Id) -> Iterable[Id]:
         return self._conversations_of.get(user, ())
@@ -73,7 +78,8 @@ class MessageStore:
 
     def answer_sync(self, request: SyncRequest) -> SyncResponse:
         """One page of what ``request.user`` has not merged yet."""
-        return answer_sync(request, self.conversations_of(request.user), self.timelines)
+        convs = self.conversations_of(request.user)
+        return answer_sync(request, convs, self.timelines, in_order=True)
 
 
 class ServerNode:

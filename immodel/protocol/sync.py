@@ -41,14 +41,17 @@ class Timeline:
     skewed node) is inserted where it belongs so the timeline stays sorted.
     """
 
-    __slots__ = ("items", "keys")
+    __slots__ = ("is_group", "items", "keys")
 
     def __init__(self) -> None:
         self.keys: list[int] = []
         self.items: list[Stored] = []
+        self.is_group = False  # set by the first item: a conversation is one or the other
 
     def add(self, item: Stored) -> None:
         key = item.order_key
+        if not self.keys:
+            self.is_group = item.message.is_group
         if not self.keys or key >= self.keys[-1]:
             self.keys.append(key)
             self.items.append(item)
@@ -70,30 +73,43 @@ def answer_sync(
     request: SyncRequest,
     conversations: Iterable[Id],
     timelines: Mapping[Id, Timeline],
+    *,
+    in_order: bool = False,
 ) -> SyncResponse:
     """One page of everything the user has not merged yet.
 
     ``conversations`` are the user's conversations (1:1 and groups), ``timelines`` the
-    store's timelines by conversation.
+    store's timelines by conversation. Pages list conversations in ``repr`` order;
+    ``in_order`` says ``conversations`` already come in that order (the store keeps
+    them so), which spares a sort per request.
     """
     cursors = dict(request.cursors)
-    merged: dict[Id, set[Id]] = {}
-    for conv, msg_id in request.merged_at_cursor:
-        merged.setdefault(conv, set()).add(msg_id)
+    merged = set(request.merged_at_cursor)  # (conversation, msg_id) pairs
     out: list[Stored] = []
     complete = True
-    for conv in sorted(conversations, key=repr):
+    for conv in conversations if in_order else sorted(conversations, key=repr):
         timeline = timelines.get(conv)
-        if timeline is None:
+        if timeline is None or not timeline.keys:
             continue
+        cursor = cursors.get(conv, 0)
         # 1:1 keys are node timestamps: two nodes can stamp the same millisecond, so the
         # page starts AT the cursor, less the ids the client merged there. Group seqs are
         # unique: the page starts after the cursor.
-        inclusive = bool(timeline.items) and not timeline.items[0].is_group
-        pending = timeline.after(cursors.get(conv, 0), inclusive=inclusive)
-        if inclusive and conv in merged:
-            skip = merged[conv]
-            pending = [i for i in pending if i.msg_id not in skip]
+        keys = timeline.keys
+        top = keys[-1]
+        if top <= cursor:
+            # Nothing new — the common case, decided without a slice: a group page
+            # starts after the cursor; a 1:1 page at it, and is empty when the one item
+            # at the cursor key is among the ids the client merged there.
+            if top < cursor or timeline.is_group:
+                continue
+            only_one_at_top = len(keys) == 1 or keys[-2] < top
+            if only_one_at_top and (conv, timeline.items[-1].message.msg_id) in merged:
+                continue
+        inclusive = not timeline.is_group
+        pending = timeline.after(cursor, inclusive=inclusive)
+        if inclusive and merged:
+            pending = [i for i in pending if (conv, i.message.msg_id) not in merged]
         room = request.limit - len(out)
         if len(pending) > room:
             out.extend(pending[:room])
