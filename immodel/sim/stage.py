@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simpy import Environment
-from simpy.events import NORMAL, Event
+from simpy.events import NORMAL
 
 from immodel.sim.rng import Stream
 
@@ -42,17 +42,26 @@ def service_sampler(dist: str, mean_s: float, stream: Stream) -> Callable[[float
     return lambda scale=1.0: exponential(mean_s) * scale
 
 
+def _complete(job: _Job) -> None:
+    job.stage._finish(job)
+
+
 class _Job:
-    __slots__ = ("arg", "epoch", "fn", "stage")
+    """A job, and once in service the event of its completion: ``Environment.step``
+    needs only ``callbacks`` (called with the event, then set to None) and ``_ok``."""
+
+    __slots__ = ("arg", "callbacks", "epoch", "fn", "stage")
+    _ok = True
 
     def __init__(self, stage: Stage, fn: Callable[[Any], None], arg: Any) -> None:
         self.stage = stage
         self.fn = fn
         self.arg = arg
         self.epoch = stage.epoch
+        self.callbacks: tuple | None = _COMPLETE
 
-    def __call__(self, _event: Event) -> None:
-        self.stage._finish(self)
+
+_COMPLETE = (_complete,)
 
 
 class Stage:
@@ -119,12 +128,7 @@ class Stage:
             self.queue.append((job, self.service(scale), self.env.now))
 
     def _start(self, job: _Job, service_s: float) -> None:
-        env = self.env
-        ev = Event(env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(job)
-        env.schedule(ev, NORMAL, service_s)
+        self.env.schedule(job, NORMAL, service_s)  # type: ignore[arg-type]
 
     def _finish(self, job: _Job) -> None:
         self._account()

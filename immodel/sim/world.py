@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL, Event
+from simpy.events import NORMAL
 
 from immodel.protocol import admission
 from immodel.protocol.dedup import DedupWindow, Verdict
@@ -93,17 +93,30 @@ def pair_uniform(seed: int, a: int, b: int, salt: int) -> float:
     return (h >> 11) / float(1 << 53)
 
 
-class _Call:
-    """A scheduled callback ``fn(arg)`` (cheaper than a process or a lambda per event)."""
+def _fire(call: _Call) -> None:
+    call.fn(call.arg)
 
-    __slots__ = ("arg", "fn")
+
+class _Call:
+    """A scheduled callback ``fn(arg)``: the event itself, cheaper than a process, an
+    :class:`~simpy.events.Event` with a callback list, or a lambda per event.
+
+    ``Environment.step`` needs only what this class has: ``callbacks`` (an iterable it
+    calls with the event and then sets to None) and ``_ok`` (the event succeeded). The
+    callback is a module function, not a bound method, so no reference cycle is made
+    (the cyclic GC is paused during a run).
+    """
+
+    __slots__ = ("arg", "callbacks", "fn")
+    _ok = True
 
     def __init__(self, fn: Callable[[Any], None], arg: Any) -> None:
         self.fn = fn
         self.arg = arg
+        self.callbacks: tuple | None = _FIRE
 
-    def __call__(self, _event: Event) -> None:
-        self.fn(self.arg)
+
+_FIRE = (_fire,)
 
 
 class Client:
@@ -363,11 +376,7 @@ class World:
     # small helpers
     def later(self, delay: float, fn: Callable[[Any], None], arg: Any) -> None:
         """Call ``fn(arg)`` after ``delay`` seconds of simulated time."""
-        ev = Event(self.env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(_Call(fn, arg))
-        self.env.schedule(ev, NORMAL, delay)
+        self.env.schedule(_Call(fn, arg), NORMAL, delay)  # type: ignore[arg-type]
 
     def _set_online(self, client: Client, online: bool) -> None:
         uid = client.uid
