@@ -19,11 +19,13 @@ It prints the headline table (latency p50/p99, requests/s, lost per strategy at 
 loss rate). :func:`run_demo` is the same from Python, with ``scale="tiny"`` for a
 seconds-long smoke run (the tests use it).
 
-Scale (``default``): 1 000 users each sending 0.02 messages/s for 120 s, then a 180 s
-drain so that the slowest repair (a long poll whose response was lost waits out its
-hold and request timeout, then re-polls) finishes inside the run and late is not
-counted as lost; 5 replications with common random numbers: 80 runs, about 90 s of CPU,
-so about a minute on two idle cores (``immodel demo --workers 2``).
+Scale (``default``): 1 000 users each sending 0.02 messages/s for 120 s, then a drain
+derived from the protocol's timeouts (390 s) so that the slowest repair finishes inside
+the run and late is not counted as lost: at 20 % loss a long poll whose response is
+lost waits out its hold and request timeout (40 s) before it polls again, and nine such
+losses in a row still have a chance of 1 in 2 million. 5 replications with common
+random numbers: 80 runs, about two minutes of CPU, so about a minute on two idle cores
+(``immodel demo --workers 2``).
 """
 
 from __future__ import annotations
@@ -55,11 +57,26 @@ class DemoScale:
 
     users: int
     duration_s: float
-    drain_s: float
     send_rate_per_user: float  # messages/s per user
     losses: tuple[float, ...]
     replications: int
     ecdf_loss: float  # the loss rate of the per-transport latency-distribution runs
+
+    @property
+    def drain_s(self) -> float:
+        """The drain every grid point needs (:func:`~immodel.sim.faults.
+        loss_settle_time_s` at its worst point, rounded up to 10 s): late messages
+        are counted as lost, so the drain must outlast the slowest repair — at 20 %
+        loss, a long poll whose response is lost several times in a row."""
+        from immodel.scenario import Scenario
+        from immodel.sim.faults import loss_settle_time_s
+
+        worst = max(
+            loss_settle_time_s(Scenario.load("baseline", {KIND_KEY: kind, LOSS_KEY: loss}))
+            for kind in TRANSPORTS
+            for loss in self.losses
+        )
+        return 10.0 * math.ceil(worst / 10.0)
 
 
 #: ``default`` is the real demo (about a minute on two cores); ``tiny`` a smoke test.
@@ -67,7 +84,6 @@ SCALES: dict[str, DemoScale] = {
     "default": DemoScale(
         users=1000,
         duration_s=120.0,
-        drain_s=180.0,
         send_rate_per_user=0.02,
         losses=(0.0, 0.05, 0.1, 0.2),
         replications=5,
@@ -76,7 +92,6 @@ SCALES: dict[str, DemoScale] = {
     "tiny": DemoScale(
         users=20,
         duration_s=10.0,
-        drain_s=60.0,
         send_rate_per_user=0.1,
         losses=(0.0, 0.2),
         replications=2,

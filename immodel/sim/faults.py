@@ -148,19 +148,18 @@ def settle_time_s(scenario: Any, rounds: int | None = None) -> float:
       that fails (the node still down, or a handshake packet lost) times out
       (``request_timeout_s``), the longest backoff (``reconnect_max_s``) follows, then
       the handshake and login round trips;
-    * ``rounds`` repair rounds, each the longest repair timer (``ack_timeout_s``,
-      ``request_timeout_s`` for an unanswered sync or poll, the short-poll interval)
-      plus a round trip: a retransmit or the login's offline queue may reveal a group
-      gap that the next sync fills, hence two on a lossless network; with background
-      loss, :func:`repair_rounds` (default) adds rounds until every one failing has
+    * ``rounds`` repair rounds, each the longest repair timer (:func:`repair_timer_s`:
+      ``ack_timeout_s``, ``request_timeout_s`` for an unanswered sync, the short-poll
+      interval, a long poll's hold plus ``request_timeout_s``) plus a round trip: a
+      retransmit or the login's offline queue may reveal a group gap that the next
+      sync fills, hence two on a lossless network; with background loss,
+      :func:`repair_rounds` (default) adds rounds until every one failing has
       probability ≤ 1e-6.
 
     Round trips use :func:`latency_bound_s`. The result is a sum of worst cases, so
     it is long; simulating an idle drain costs little.
     """
     sc = scenario
-    if rounds is None:
-        rounds = repair_rounds(sc)
     rtt = 2.0 * latency_bound_s(sc["network.latency_ms"])
     kind = sc["transport.kind"]
     periods = {
@@ -170,21 +169,48 @@ def settle_time_s(scenario: Any, rounds: int | None = None) -> float:
         "hybrid": (sc["transport.heartbeat_s"], sc["transport.long_poll_hold_s"]),
     }[kind]
     timeout = sc["transport.request_timeout_s"]
+    detect = max(periods) + timeout
+    one_connect = (
+        timeout + sc["transport.reconnect_max_s"] + (sc["transport.handshake_rtts"] + 1) * rtt
+    )
+    reconnect = connect_attempts(sc) * one_connect
+    return detect + reconnect + loss_settle_time_s(sc, rounds)
+
+
+def repair_timer_s(scenario: Any) -> float:
+    """The longest wait before one failed delivery round is tried again: the ACK
+    timeout (push retransmit), the request timeout (an unanswered sync), the short-poll
+    interval, and — for long polling — the hold plus the request timeout, since the
+    client notices a lost response only when its poll times out."""
+    sc = scenario
+    kind = sc["transport.kind"]
+    timeout = sc["transport.request_timeout_s"]
+    timer = max(sc["reliability.ack_timeout_s"], timeout)
+    if kind == "short_poll":
+        timer = max(timer, sc["transport.poll_interval_s"])
+    if kind in ("long_poll", "hybrid"):
+        timer = max(timer, sc["transport.long_poll_hold_s"] + timeout)
+    return timer
+
+
+def loss_settle_time_s(scenario: Any, rounds: int | None = None) -> float:
+    """How long after the end of sending a run *without faults* needs so that, under
+    its background loss, every message has reached its recipients except with
+    probability ≤ 1e-6 per repair: the sender's whole retry schedule plus ``rounds``
+    (default :func:`repair_rounds`) repair rounds of :func:`repair_timer_s` and a round
+    trip. No reconnect is counted: without faults, connections do not drop (use
+    :func:`settle_time_s` when they do)."""
+    sc = scenario
+    if rounds is None:
+        rounds = repair_rounds(sc)
+    rtt = 2.0 * latency_bound_s(sc["network.latency_ms"])
     if sc["reliability.uplink_retry"]:
         attempts = sc["reliability.uplink_max_attempts"]
         backoff = sc["reliability.uplink_backoff"]
         uplink = sum(sc["reliability.uplink_timeout_s"] * backoff**k for k in range(attempts))
     else:
         uplink = sc["reliability.uplink_timeout_s"]
-    detect = max(periods) + timeout
-    one_connect = (
-        timeout + sc["transport.reconnect_max_s"] + (sc["transport.handshake_rtts"] + 1) * rtt
-    )
-    reconnect = connect_attempts(sc) * one_connect
-    repair_timer = max(sc["reliability.ack_timeout_s"], timeout)
-    if kind == "short_poll":
-        repair_timer = max(repair_timer, sc["transport.poll_interval_s"])
-    return uplink + detect + reconnect + rounds * (repair_timer + rtt)
+    return uplink + rounds * (repair_timer_s(sc) + rtt)
 
 
 def required_drain_s(scenario: Any, rounds: int | None = None) -> float:
