@@ -28,8 +28,16 @@ def _handler(module: str, name: str):
     return call
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``error:`` line (exit 2), like every other
+    user error, instead of the usage text followed by the message."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="immodel",
         description="Simulate and check how a cloud IM service delivers messages.",
     )

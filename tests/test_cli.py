@@ -110,3 +110,23 @@ def test_bad_input_from_a_real_process_has_no_traceback():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: network.uplink_loss")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "baseline", "--seed", "abc"],
+        ["run"],
+        ["sweep", "x.toml", "--workers", "many"],
+        ["check", "trace.csv", "--colour"],
+        ["launch"],
+    ],
+)
+def test_a_usage_mistake_is_one_error_line_and_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: immodel"), captured.err
