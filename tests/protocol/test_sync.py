@@ -206,8 +206,8 @@ def _page_by_definition(request: SyncRequest, convs, tl) -> list[str]:
     merged = set(request.merged_at_cursor)
     out: list[str] = []
     for conv in sorted(convs, key=repr):
+        cur = cursors.get(conv, 0)
         for i in tl.get(conv, Timeline()).items:
-            cur = cursors.get(conv, 0)
             if i.is_group:
                 wanted = i.order_key > cur  # seqs are unique: after the cursor
             else:
