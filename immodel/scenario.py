@@ -36,6 +36,7 @@ SERVICE_DISTS = ("exponential", "constant", "lognormal")
 POLL_SCHEDULES = ("fixed_rate", "fixed_delay")
 DIFFUSIONS = ("write", "read")
 LATENCY_DISTS = ("constant", "lognormal", "exponential", "empirical")
+NETWORK_MODELS = ("stream", "datagram")
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,36 @@ SCHEMA: tuple[Key, ...] = (
         "network.burst_loss", 0.5, "float", "Gilbert–Elliott: loss in the bad state", lo=0.0, hi=1.0
     ),
     _k("network.header_bytes", 60, "int", "bytes of framing per packet (TCP/TLS/protocol)", lo=0),
+    _k(
+        "network.model",
+        "stream",
+        "choice",
+        "stream: each connection delivers in order and the transport resends a lost segment "
+        "after an RTO (loss becomes delay; data is lost only when a connection breaks); "
+        "datagram: loss and latency per application packet, no transport underneath",
+        choices=NETWORK_MODELS,
+    ),
+    _ms(
+        "network.rto_min_ms",
+        200.0,
+        "stream: floor of the retransmission timeout (RFC 6298 says 1 s; Linux uses 200 ms)",
+    ),
+    _k(
+        "network.rto_max_ms",
+        60000.0,
+        "float",
+        "stream: ceiling of the retransmission timeout, doubling included (ms)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "network.break_rate_per_hour",
+        0.0,
+        "float",
+        "stream: silent breaks per connection per hour (NAT rebinding, network handover): "
+        "in-flight data is lost, the client notices at its next heartbeat or request",
+        lo=0.0,
+    ),
     # --- transport -------------------------------------------------------------------------
     _k("transport.kind", "push", "choice", "how messages get down to clients", choices=TRANSPORTS),
     _k("transport.poll_interval_s", 2.0, "float", "short polling period (s)", lo=0.0, lo_open=True),
@@ -302,12 +333,66 @@ SCHEMA: tuple[Key, ...] = (
         "reliability.sync",
         True,
         "bool",
-        "the client syncs with the server's store by timestamp/seq cursor on receipt, on a gap "
-        "and on reconnect",
+        "master switch of cursor sync with the server's store (false turns off all three "
+        "triggers below)",
     ),
+    _k(
+        "reliability.sync_on_receipt",
+        True,
+        "bool",
+        "sync by timestamp cursor on every 1:1 receipt (the article's figure 4)",
+    ),
+    _k("reliability.sync_on_gap", True, "bool", "sync when a group seq gap is seen"),
+    _k("reliability.sync_on_reconnect", True, "bool", "sync after every (re)connect"),
     # --- server ----------------------------------------------------------------------------
-    _k("server.nodes", 1, "int", "server nodes; users and groups are assigned to nodes", lo=1),
-    _k("server.workers", 8, "int", "workers per processing stage per node", lo=1),
+    _k(
+        "server.nodes",
+        1,
+        "int",
+        "logic nodes (stages, dedup, ordering, pending-ACK, fan-out); a user maps to one by "
+        "a stable hash over the live nodes",
+        lo=1,
+    ),
+    _k("server.workers", 8, "int", "workers per processing stage per logic node", lo=1),
+    _k(
+        "server.access_nodes",
+        1,
+        "int",
+        "access nodes (connections, sessions, heartbeats, held polls); a client picks one "
+        "at connect",
+        lo=1,
+    ),
+    _k("server.access_workers", 8, "int", "workers (cores) per access node", lo=1),
+    _k(
+        "server.failover_detect_s",
+        3.0,
+        "float",
+        "how long the access tier takes to notice a dead logic node and route its users to "
+        "the survivors (s)",
+        lo=0.0,
+    ),
+    _ms(
+        "server.tls_handshake_ms",
+        1.0,
+        "access: CPU of a TLS handshake and login (RSA-2048 signature ≈ 1 ms per core)",
+    ),
+    _ms(
+        "server.access_request_ms",
+        0.02,
+        "access: decode, session lookup and forwarding of one request (ms)",
+    ),
+    _ms("server.access_frame_ms", 0.01, "access: encrypting and writing one downlink frame (ms)"),
+    _ms("server.heartbeat_ms", 0.005, "access: handling one heartbeat (ms)"),
+    _ms("server.hold_ms", 0.01, "access: parking a long poll and its timer (ms)"),
+    _k(
+        "server.held_poll_bytes",
+        8192,
+        "int",
+        "access: memory one held long poll keeps (socket buffers, request, timer; bytes)",
+        lo=0,
+    ),
+    _ms("server.ack_ms", 0.01, "logic: removing acknowledged pending-ACK entries, per ACK (ms)"),
+    _ms("server.retransmit_ms", 0.02, "logic: one pending-ACK retransmission (ms)"),
     _k(
         "server.service_dist",
         "exponential",
@@ -329,7 +414,14 @@ SCHEMA: tuple[Key, ...] = (
     _ms("server.fanout_ms_per_recipient", 0.02, "fan-out cost per recipient (ms)"),
     _ms("server.inbox_write_ms", 0.01, "write diffusion: cost of one member's inbox copy (ms)"),
     _ms("server.poll_ms", 0.2, "mean service time of answering a poll (ms)"),
-    _ms("server.sync_ms", 0.5, "mean service time of answering a sync page (ms)"),
+    _ms("server.poll_ms_per_message", 0.01, "poll: extra service time per message returned (ms)"),
+    _ms("server.sync_ms", 0.2, "sync: base service time of answering one page (ms)"),
+    _ms(
+        "server.sync_ms_per_conversation",
+        0.002,
+        "sync: service time per conversation of the user scanned (ms)",
+    ),
+    _ms("server.sync_ms_per_item", 0.01, "sync: service time per message returned (ms)"),
     _k("server.callback_enabled", False, "bool", "call the business backend before each send"),
     _k("server.callback_timeout_s", 0.5, "float", "callback timeout (s)", lo=0.0, lo_open=True),
     _k(
@@ -410,7 +502,7 @@ KEYS: dict[str, Key] = {k.name: k for k in SCHEMA}
 # Fault kinds and their parameters: name → (default, validator description, check).
 FAULT_KINDS: dict[str, dict[str, Any]] = {
     "server_crash": {"at_s": None, "down_s": 20.0, "node": 0},
-    "gateway_crash": {"at_s": None, "share": 1.0},
+    "gateway_crash": {"at_s": None, "share": 1.0, "node": -1, "down_s": 0.0},
     "client_crash": {"at_s": None, "share": 0.1, "keep_local_state": True},
     "partition": {"at_s": None, "down_s": 20.0, "share": 0.1, "direction": "both"},
     "loss_burst": {"at_s": None, "down_s": 10.0, "uplink_loss": 0.5, "downlink_loss": 0.5},
@@ -550,7 +642,9 @@ def _check_faults(key: Key, value: Any) -> tuple[dict[str, Any], ...]:
                 if not isinstance(v, bool):
                     raise ConfigError(f"{where}.keep_local_state must be true or false")
             elif name == "node":
-                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                # gateway_crash: -1 (the default) means "a share of connections", not a node
+                low = -1 if kind == "gateway_crash" else 0
+                if isinstance(v, bool) or not isinstance(v, int) or v < low:
                     raise ConfigError(f"{where}.node must be an integer ≥ 0, got {v!r}")
             else:
                 if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -762,8 +856,14 @@ def _check_consistency(values: dict[str, Any]) -> None:
     if values["transport.reconnect_max_s"] < values["transport.reconnect_base_s"]:
         raise ConfigError("transport.reconnect_max_s must be ≥ transport.reconnect_base_s")
     nodes = values["server.nodes"]
+    access = values["server.access_nodes"]
     for i, f in enumerate(values["faults"]):
-        if "node" in f and f["node"] >= nodes:
+        if f["kind"] == "gateway_crash":
+            if f["node"] >= access:
+                raise ConfigError(
+                    f"faults[{i}].node must be < server.access_nodes ({access}), got {f['node']}"
+                )
+        elif "node" in f and f["node"] >= nodes:
             raise ConfigError(f"faults[{i}].node must be < server.nodes ({nodes}), got {f['node']}")
 
 

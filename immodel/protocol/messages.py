@@ -92,6 +92,10 @@ class SyncRequest:
     cursors: tuple[tuple[Id, int], ...]
     limit: int
     merged_at_cursor: tuple[tuple[Id, Id], ...] = ()
+    #: 1:1 (conversation, msg_id) pairs the client already holds above its cursor (a
+    #: pushed copy it showed, or its own message the server confirmed): the page leaves
+    #: them out, so a sync never carries down again what the client has.
+    held: tuple[tuple[Id, Id], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +103,18 @@ class SyncResponse:
     """One page of a sync answer, in ``(conversation, order_key)`` order.
 
     ``complete`` is false when the page was cut at the limit: the client asks again.
+    ``covered`` names, per 1:1 conversation the page reached past the cursor, the key up
+    to which the page is complete (the timeline's top, or the last key before the cut):
+    the client moves its cursor there even when every item up to it was one it already
+    ``held`` and the page carries none. ``scanned`` is how many conversations the server
+    looked through (what the page cost it).
     """
 
     user: Id
     items: tuple[Stored, ...]
     complete: bool
+    covered: tuple[tuple[Id, int], ...] = ()
+    scanned: int = 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -150,7 +161,10 @@ class Show:
     """Receiver → app: show this message to the user (it reaches the app, once)."""
 
     item: Stored
-    via: str  # "push", "sync" or "offline"
+    via: str  # "push" or "sync"
+    #: for ``via == "sync"``: what started the sync — "receipt" (a 1:1 copy arrived),
+    #: "gap" (a group seq gap) or "reconnect" (a login); the repair a record credits
+    trigger: str = ""
 
 
 @dataclass(frozen=True, slots=True)

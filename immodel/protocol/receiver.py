@@ -21,7 +21,17 @@ check what was shown: merging into the local store is by id.
   order is then only as good as the network.)
 * *1:1* — timestamps have no gaps to detect, so a pushed copy is shown on arrival and,
   as the article says, every receipt triggers a sync by timestamp cursor, which fills in
-  what a failed retransmission lost.
+  what a failed retransmission lost. The client names the 1:1 copies it already holds
+  above its cursor (pushed copies it showed, its own messages the server confirmed), so
+  the page carries only what it lacks, and the page's ``covered`` keys move the cursor
+  over what it held.
+
+**Triggers.** Three things start a sync, each switchable (``sync_on_receipt``,
+``sync_on_gap``, ``sync_on_reconnect``; ``sync_enabled`` is the master switch): a 1:1
+receipt, a group seq gap, a (re)connect (:meth:`Receiver.handle_connected`). Every
+message a sync page shows carries the trigger that started the sync, so a run can say
+which mechanism repaired what. With ``sync_on_gap`` off a group gap still holds later
+copies back (the order is kept) until a sync started otherwise fills it.
 
 A cursor moves only when a sync page is merged (or, for groups, contiguously), never
 because a push arrived, so a push that overtakes a sync cannot carry a cursor past a
@@ -65,17 +75,23 @@ class Receiver:
     """
 
     __slots__ = (
+        "_above",
+        "_again_trigger",
         "_cursor",
         "_edge",
         "_held",
         "_seen",
         "_sync_again",
         "_sync_deadline",
+        "_trigger",
         "ack",
         "dedup",
         "dedup_window_s",
         "sync_enabled",
         "sync_limit",
+        "sync_on_gap",
+        "sync_on_receipt",
+        "sync_on_reconnect",
         "sync_timeout_s",
         "user",
     )
@@ -90,11 +106,17 @@ class Receiver:
         dedup_window_s: float = 600.0,
         sync_limit: int = 100,
         sync_timeout_s: float = 10.0,
+        sync_on_receipt: bool = True,
+        sync_on_gap: bool = True,
+        sync_on_reconnect: bool = True,
     ) -> None:
         self.user = user
         self.ack = ack
         self.dedup = dedup
         self.sync_enabled = sync_enabled
+        self.sync_on_receipt = sync_on_receipt
+        self.sync_on_gap = sync_on_gap
+        self.sync_on_reconnect = sync_on_reconnect
         self.dedup_window_s = dedup_window_s
         self.sync_limit = sync_limit
         self.sync_timeout_s = sync_timeout_s
@@ -103,8 +125,12 @@ class Receiver:
         # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py).
         self._edge: dict[Id, set[Id]] | None = None
         self._held: dict[Id, dict[int, Stored | None]] | None = None  # group → seq → item
+        # 1:1 only: copies held above the cursor, conversation → {msg_id: key}
+        self._above: dict[Id, dict[Id, int]] | None = None
         self._sync_deadline: float | None = None
         self._sync_again = False
+        self._trigger = ""  # what started the sync in flight
+        self._again_trigger = ""  # what asked for one more while it was in flight
 
     # -- arrivals -------------------------------------------------------------------------
     def handle_push(self, item: Stored, now: float) -> list[Action]:
@@ -117,11 +143,13 @@ class Receiver:
             # twice has two seqs), else it would stand as a gap
             self._arrive_in_group(item, "push", now, actions)
             return actions
+        if not item.is_group and self.sync_enabled:
+            self._hold_above(item.conversation, item.msg_id, item.order_key)
         if self.dedup and self._was_shown(item.msg_id, now):
             return actions
         self._show(item, "push", now, actions)
-        if not item.is_group and self.sync_enabled:
-            actions.extend(self.request_sync(now))
+        if not item.is_group and self.sync_enabled and self.sync_on_receipt:
+            actions.extend(self.request_sync(now, "receipt"))
         return actions
 
     def handle_sync_response(self, response: SyncResponse, now: float) -> list[Action]:
@@ -134,22 +162,38 @@ class Receiver:
         at_top: dict[Id, set[Id]] = {}  # ids merged at each conversation's highest key
         cursor = self._cursors()
         edge = self._edge
+        trigger = self._trigger
         for item in response.items:
             if item.is_group:
-                self._arrive_in_group(item, "sync", now, actions)
+                self._arrive_in_group(item, "sync", now, actions, trigger)
                 continue
             conv, key = item.conversation, item.order_key
             cur = cursor.get(conv, 0)
             if key < cur or (key == cur and edge and item.msg_id in edge.get(conv, ())):
                 continue  # merged by an earlier page
             if item.message.sender != self.user and not self._was_shown(item.msg_id, now):
-                self._show(item, "sync", now, actions)
+                self._show(item, "sync", now, actions, trigger)
             top = advanced.get(conv)
             if top is None or key > top:
                 advanced[conv] = key
                 at_top[conv] = {item.msg_id}
             elif key == top:
                 at_top[conv].add(item.msg_id)
+        above = self._above
+        for conv, key in response.covered:
+            top = advanced.get(conv)
+            if top is None or key > top:
+                advanced[conv] = key
+                at_top[conv] = set()
+            held = above.get(conv) if above else None
+            if held:
+                for msg_id, k in list(held.items()):
+                    if k <= key:
+                        del held[msg_id]
+                        if k == key:
+                            at_top[conv].add(msg_id)
+                if not held:
+                    del above[conv]
         for conv, key in advanced.items():
             if self._edge is None:
                 self._edge = {}
@@ -158,19 +202,40 @@ class Receiver:
                 self._edge[conv] = at_top[conv]
             else:
                 self._edge.setdefault(conv, set()).update(at_top[conv])
-        if not response.complete or self._sync_again or self._gap_open():
+        gap = self.sync_on_gap and self._gap_open()
+        if not response.complete or self._sync_again or gap:
+            again = self._again_trigger or ("gap" if gap and response.complete else trigger)
             self._sync_again = False
-            actions.extend(self._start_sync(now))
+            self._again_trigger = ""
+            actions.extend(self._start_sync(now, again))
         return actions
 
-    def note_own(self, conversation: Id, order_key: int, now: float) -> list[Action]:
-        """The server stored one of this user's own group messages under ``order_key``.
+    def handle_connected(self, now: float) -> list[Action]:
+        """A (re)connect completed: sync what was missed while away (``sync_on_reconnect``)."""
+        if not self.sync_on_reconnect:
+            return []
+        return self.request_sync(now, "reconnect")
 
-        Returns the :class:`Show` actions of held copies that this seq unblocks (the own
-        message may be the gap that held them back).
+    def note_own(
+        self,
+        conversation: Id,
+        order_key: int,
+        now: float,
+        *,
+        msg_id: Id = None,
+        is_group: bool = True,
+    ) -> list[Action]:
+        """The server stored one of this user's own messages under ``order_key``.
+
+        Group: returns the :class:`Show` actions of held copies that this seq unblocks
+        (the own message may be the gap that held them back). 1:1 (``is_group=False``,
+        with ``msg_id``): the client holds it, so later sync pages leave it out.
         """
         actions: list[Action] = []
         if not self.sync_enabled:
+            return actions
+        if not is_group:
+            self._hold_above(conversation, msg_id, order_key)
             return actions
         cursor = self._cursors()
         cur = cursor.get(conversation, 0)
@@ -184,17 +249,20 @@ class Receiver:
         return actions
 
     # -- sync -----------------------------------------------------------------------------
-    def request_sync(self, now: float) -> list[Action]:
-        """Ask for a sync (coalesced with one already in flight)."""
+    def request_sync(self, now: float, trigger: str = "reconnect") -> list[Action]:
+        """Ask for a sync (coalesced with one already in flight); ``trigger`` says why."""
         if not self.sync_enabled:
             return []
         if self._sync_deadline is not None:
             self._sync_again = True
+            if not self._again_trigger:
+                self._again_trigger = trigger
             return []
-        return self._start_sync(now)
+        return self._start_sync(now, trigger)
 
-    def _start_sync(self, now: float) -> list[Action]:
+    def _start_sync(self, now: float, trigger: str) -> list[Action]:
         self._sync_deadline = now + self.sync_timeout_s
+        self._trigger = trigger
         # Dicts keep insertion order, which the run decides deterministically, so the
         # request needs no sort (the server does not depend on the order); only the
         # sets of ids need one, and only when they hold more than one id.
@@ -206,13 +274,16 @@ class Receiver:
                 for conv, ids in self._edge.items()
                 for msg_id in (ids if len(ids) == 1 else sorted(ids, key=repr))
             )
-        return [StartSync(SyncRequest(self.user, cursors, self.sync_limit, merged))]
+        held: tuple[tuple[Id, Id], ...] = ()
+        if self._above:
+            held = tuple((conv, m) for conv, ids in self._above.items() for m in ids)
+        return [StartSync(SyncRequest(self.user, cursors, self.sync_limit, merged, held))]
 
     def handle_timeout(self, now: float) -> list[Action]:
         """Repeat a sync that was not answered in time."""
         if self._sync_deadline is not None and self._sync_deadline <= now:
             self._sync_deadline = None
-            return self._start_sync(now)
+            return self._start_sync(now, self._trigger)
         return []
 
     def next_deadline(self) -> float | None:
@@ -227,10 +298,11 @@ class Receiver:
         """The connection dropped: an in-flight sync's answer will never come."""
         self._sync_deadline = None
         self._sync_again = False
+        self._again_trigger = ""
 
     def reset(self) -> None:
         """The app restarted without its local state (cursors, shown ids, held copies)."""
-        self._seen = self._cursor = self._held = self._edge = None
+        self._seen = self._cursor = self._held = self._edge = self._above = None
         self.disconnect()
 
     # -- inspection -----------------------------------------------------------------------
@@ -264,14 +336,26 @@ class Receiver:
             del seen[oldest]
         return msg_id in seen
 
-    def _show(self, item: Stored, via: str, now: float, actions: list[Action]) -> None:
+    def _hold_above(self, conv: Id, msg_id: Id, key: int) -> None:
+        """Remember a 1:1 item the client has above its cursor (left out of pages)."""
+        if key < self.cursor(conv):
+            return  # a page already covered it
+        if self._above is None:
+            self._above = {}
+        self._above.setdefault(conv, {})[msg_id] = key
+
+    def _show(
+        self, item: Stored, via: str, now: float, actions: list[Action], trigger: str = ""
+    ) -> None:
         if self._seen is None:
             self._seen = OrderedDict()
         self._seen[item.msg_id] = now + self.dedup_window_s
         self._seen.move_to_end(item.msg_id)
-        actions.append(Show(item, via))
+        actions.append(Show(item, via, trigger))
 
-    def _arrive_in_group(self, item: Stored, via: str, now: float, actions: list[Action]) -> None:
+    def _arrive_in_group(
+        self, item: Stored, via: str, now: float, actions: list[Action], trigger: str = ""
+    ) -> None:
         conv, seq = item.conversation, item.order_key
         cursor = self._cursors()
         cur = cursor.get(conv, 0)
@@ -288,12 +372,12 @@ class Receiver:
             # a sync merge is always by id; a pushed copy only with client dedup on
             shown = (via == "sync" or self.dedup) and self._was_shown(item.msg_id, now)
             if not own and not shown:
-                self._show(item, via, now, actions)
+                self._show(item, via, now, actions, trigger)
             self._release(conv, now, actions)
             return
         held[seq] = None if own else item
-        if via == "push":
-            actions.extend(self.request_sync(now))
+        if via == "push" and self.sync_on_gap:
+            actions.extend(self.request_sync(now, "gap"))
 
     def _gap_open(self) -> bool:
         """A copy of someone else's message is held behind a gap."""

@@ -15,6 +15,14 @@ the first attempt is the only one. A reply for a message no longer in flight (la
 duplicate reply to a retransmission) is ignored. A retryable rejection (the server could
 not store the message) is never reported as success: the sender simply waits for its
 deadline and retries.
+
+**No retries into a dead connection.** Attempts are spent only while the client is
+connected. :meth:`UplinkSender.handle_disconnect` suspends every message in flight (no
+deadline; the attempt that died with the connection is not charged), a message submitted
+while disconnected waits, and :meth:`UplinkSender.handle_connected` sends them all again
+(same ids) on the new connection. A reconnect that lands on another server node may
+store a retry twice when the dedup window is per node — that is the deployment's
+behaviour, and the simulator shows it.
 """
 
 from __future__ import annotations
@@ -49,12 +57,15 @@ class RetryPolicy:
 
 
 class _InFlight:
-    __slots__ = ("attempts", "deadline", "message", "timeout_s")
+    __slots__ = ("attempts", "charged", "deadline", "message", "timeout_s")
 
-    def __init__(self, message: Message, deadline: float, timeout_s: float) -> None:
+    def __init__(self, message: Message, deadline: float | None, timeout_s: float) -> None:
         self.message = message
-        self.attempts = 1
-        self.deadline = deadline
+        # transmissions so far / attempts counted against max_attempts (an attempt that
+        # died with its connection is not counted)
+        self.attempts = 1 if deadline is not None else 0
+        self.charged = self.attempts
+        self.deadline = deadline  # None: suspended until the client is connected
         self.timeout_s = timeout_s
 
 
@@ -67,11 +78,12 @@ class UplinkSender:
     :meth:`next_deadline` says when :meth:`handle_timeout` must be called next.
     """
 
-    __slots__ = ("_counter", "_in_flight", "client_id", "policy")
+    __slots__ = ("_counter", "_in_flight", "client_id", "connected", "policy")
 
     def __init__(self, client_id: Id, policy: RetryPolicy | None = None) -> None:
         self.client_id = client_id
         self.policy = policy or RetryPolicy()
+        self.connected = True
         self._counter = 0
         self._in_flight: dict[Id, _InFlight] = {}
 
@@ -88,8 +100,32 @@ class UplinkSender:
             payload_bytes=payload_bytes,
         )
         timeout = self.policy.timeout_s
+        if not self.connected:
+            self._in_flight[message.msg_id] = _InFlight(message, None, timeout)
+            return message, []
         self._in_flight[message.msg_id] = _InFlight(message, now + timeout, timeout)
         return message, [Transmit(message, 1)]
+
+    def handle_disconnect(self, now: float) -> None:
+        """The connection is gone: suspend what is in flight; its last attempt is not
+        charged (it died with the connection, not for want of a reply)."""
+        self.connected = False
+        for entry in self._in_flight.values():
+            if entry.deadline is not None:
+                entry.deadline = None
+                entry.charged -= 1
+
+    def handle_connected(self, now: float) -> list[Action]:
+        """Connected (again): send every suspended message, same ids, fresh timeouts."""
+        self.connected = True
+        actions: list[Action] = []
+        for entry in self._in_flight.values():
+            if entry.deadline is None:
+                entry.attempts += 1
+                entry.charged += 1
+                entry.deadline = now + entry.timeout_s
+                actions.append(Transmit(entry.message, entry.attempts))
+        return actions
 
     def handle_reply(self, reply: SendReply, now: float) -> list[Action]:
         """A reply arrived. Final replies end the message; late ones are ignored."""
@@ -100,7 +136,7 @@ class UplinkSender:
             del self._in_flight[reply.msg_id]
             assert reply.order_key is not None
             return [SendSucceeded(reply.msg_id, reply.order_key, entry.attempts)]
-        if reply.retryable and entry.attempts < self.policy.attempts_allowed:
+        if reply.retryable and entry.charged < self.policy.attempts_allowed:
             return []  # not stored: wait for the deadline, then retry
         del self._in_flight[reply.msg_id]
         return [SendFailed(reply.msg_id, reply.reason, entry.attempts)]
@@ -108,13 +144,17 @@ class UplinkSender:
     def handle_timeout(self, now: float) -> list[Action]:
         """Retransmit every message whose deadline passed, or give up on it."""
         actions: list[Action] = []
-        for msg_id in [m for m, e in self._in_flight.items() if e.deadline <= now]:
+        due = [
+            m for m, e in self._in_flight.items() if e.deadline is not None and e.deadline <= now
+        ]
+        for msg_id in due:
             entry = self._in_flight[msg_id]
-            if entry.attempts >= self.policy.attempts_allowed:
+            if entry.charged >= self.policy.attempts_allowed:
                 del self._in_flight[msg_id]
                 actions.append(SendFailed(msg_id, "timeout", entry.attempts))
                 continue
             entry.attempts += 1
+            entry.charged += 1
             entry.timeout_s *= self.policy.backoff
             entry.deadline = now + entry.timeout_s
             actions.append(Transmit(entry.message, entry.attempts))
@@ -122,9 +162,8 @@ class UplinkSender:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` is next needed (None: nothing in flight)."""
-        if not self._in_flight:
-            return None
-        return min(e.deadline for e in self._in_flight.values())
+        deadlines = [e.deadline for e in self._in_flight.values() if e.deadline is not None]
+        return min(deadlines) if deadlines else None
 
     @property
     def in_flight(self) -> int:

@@ -82,12 +82,21 @@ def answer_sync(
     store's timelines by conversation. Pages list conversations in ``repr`` order;
     ``in_order`` says ``conversations`` already come in that order (the store keeps
     them so), which spares a sort per request.
+
+    1:1 items the request names as ``held`` (the client has them already) are left out
+    of the page, and ``covered`` tells the client how far each 1:1 conversation is
+    complete, so its cursor moves over what it held without the bytes coming down again.
     """
     cursors = dict(request.cursors)
-    merged = set(request.merged_at_cursor)  # (conversation, msg_id) pairs
+    skip = set(request.merged_at_cursor)  # (conversation, msg_id) pairs
+    if request.held:
+        skip.update(request.held)
     out: list[Stored] = []
+    covered: list[tuple[Id, int]] = []
     complete = True
+    scanned = 0
     for conv in conversations if in_order else sorted(conversations, key=repr):
+        scanned += 1
         timeline = timelines.get(conv)
         if timeline is None or not timeline.keys:
             continue
@@ -104,16 +113,22 @@ def answer_sync(
             if top < cursor or timeline.is_group:
                 continue
             only_one_at_top = len(keys) == 1 or keys[-2] < top
-            if only_one_at_top and (conv, timeline.items[-1].message.msg_id) in merged:
+            if only_one_at_top and (conv, timeline.items[-1].message.msg_id) in skip:
                 continue
-        inclusive = not timeline.is_group
-        pending = timeline.after(cursor, inclusive=inclusive)
-        if inclusive and merged:
-            pending = [i for i in pending if (conv, i.message.msg_id) not in merged]
+        if timeline.is_group:
+            pending = timeline.after(cursor)
+        else:
+            pending = timeline.after(cursor, inclusive=True)
+            if skip:
+                pending = [i for i in pending if (conv, i.message.msg_id) not in skip]
         room = request.limit - len(out)
         if len(pending) > room:
             out.extend(pending[:room])
+            if room and not timeline.is_group:
+                covered.append((conv, pending[room - 1].order_key))
             complete = False
             break
         out.extend(pending)
-    return SyncResponse(request.user, tuple(out), complete)
+        if not timeline.is_group:
+            covered.append((conv, top))
+    return SyncResponse(request.user, tuple(out), complete, tuple(covered), scanned)

@@ -2,18 +2,24 @@
 
 Each kind, with its parameters (times in seconds of simulated time) and what it does:
 
-* ``server_crash`` (``at_s``, ``down_s``, ``node``) — the node's process is interrupted
-  (:meth:`simpy.Process.interrupt`) and stays down ``down_s``: its pending-ACK queues
-  (counter ``crash_pending_lost``), held long polls, connections, the jobs in its stages
-  (``stage_jobs_lost``), replies it had not sent yet and (unless
-  ``reliability.dedup_durable``) its dedup window are lost; the durable message store,
-  offline queues and the fan-out log survive, and fan-outs the crash interrupted are redone
-  when it comes back. Its clients notice at their next heartbeat/poll plus the request
-  timeout and reconnect with backoff (``logins``); the login moves their offline queue to
-  the downlink and they sync. A crash of a node that is already down extends the outage.
-* ``gateway_crash`` (``at_s``, ``share``) — the access layer drops the connections of a
-  share of the connected users; the servers survive (unacknowledged messages go to the
-  durable offline queues) and the clients notice as above and reconnect.
+* ``server_crash`` (``at_s``, ``down_s``, ``node``) — a **logic** node's process is
+  interrupted (:meth:`simpy.Process.interrupt`) and stays down ``down_s``: its pending-ACK
+  queues (counter ``crash_pending_lost``), the jobs in its stages (``stage_jobs_lost``),
+  replies it had not sent yet and (unless ``reliability.dedup_durable``) its dedup window
+  are lost; the durable message store, offline queues and the fan-out log survive, and
+  fan-outs the crash interrupted are redone when it comes back. The clients' connections
+  live on the access tier and **stay up** (the article's figure 4): nobody reconnects;
+  requests of the node's users are lost until the access tier notices
+  (``server.failover_detect_s``) and routes them to the surviving logic nodes. What the
+  crash lost is repaired by the next receipt sync, or not at all for a user who receives
+  nothing more. A crash of a node that is already down extends the outage.
+* ``gateway_crash`` (``at_s``, ``node``, ``down_s``) — access node ``node`` dies for
+  ``down_s``: its process resets every connection, so its clients learn at once and
+  reconnect to a live access node (or keep trying until it is back); the logic tier moves
+  what they had not acknowledged to their offline queues. Without ``node``
+  (``share``, the older form) the access tier silently drops the connections of a share
+  of the connected users (unacknowledged messages go to the durable offline queues) and
+  the clients notice at their next heartbeat/poll plus the request timeout.
 * ``client_crash`` (``at_s``, ``share``, ``keep_local_state``) — a share of the online
   apps restart and reconnect at once. With local state (the default, an app's local
   database) nothing is forgotten. Without it the receiver forgets its cursors and shown
@@ -56,19 +62,46 @@ Every fault that fires appends an entry to ``world.fault_log`` (kind, start, end
 the users it hit, the users online when it began); the recovery metrics of
 :mod:`immodel.sim.model` read it. Random choices (which users) come from the ``faults``
 stream, so adding a fault does not reshuffle the workload or the network.
+
+Faults act on the world through :class:`FaultTarget`, the few operations listed there;
+this module imports nothing of the simulator's tiers.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from immodel.sim.network import Z_99
+from immodel.sim.network import Z_99, Link
+from immodel.sim.network_constants import INITIAL_RTO_S
 
-if TYPE_CHECKING:  # pragma: no cover
-    from immodel.sim.network import Link
-    from immodel.sim.world import Node, World
+
+class FaultTarget(Protocol):
+    """What a fault needs of the simulated world (:class:`immodel.sim.world.World`)."""
+
+    env: Any
+    sc: Any
+    streams: Any
+    clients: list
+    nodes: list  # logic nodes: ``up``, ``process``, ``down_until``, ``core``, fault knobs
+    fault_log: list
+    counters: dict
+    n_users: int
+    up: Link
+    down: Link
+    online_pos: dict
+
+    def later(self, delay: float, fn: Any, arg: Any) -> None: ...
+    def connected_users(self) -> list[int]: ...
+    def users_of_logic_node(self, node_id: int) -> list[int]: ...
+    def drop_connection(self, uid: int, clean: bool) -> None: ...
+    def detect_dead_connection(self, client: Any) -> None: ...
+    def notice_time_s(self, client: Any) -> float: ...
+    def restart_app(self, uid: int, keep_local_state: bool) -> None: ...
+    def reconnect_silent(self, uid: int, conn: Any) -> None: ...
+    def serves(self, conn: Any) -> bool: ...
+    def crash_access(self, node_id: int, down_s: float) -> list[int] | None: ...
 
 #: Fault kinds after which clients lose their connection and must recover.
 CRASH_KINDS = ("server_crash", "gateway_crash", "client_crash")
@@ -118,9 +151,34 @@ def _attempts(q: float, minimum: int, tail: float) -> int:
 def repair_rounds(scenario: Any, tail: float = _TAIL) -> int:
     """Repair rounds needed with the scenario's background loss: 2 on a lossless network
     (a retransmit or login push, then the sync of a gap it reveals), else enough that a
-    round trip fails every time with probability ≤ ``tail``."""
+    round trip fails every time with probability ≤ ``tail``. In the stream model the
+    transport repairs segment loss itself (:func:`stream_delay_bound_s`), so 2."""
+    if scenario["network.model"] == "stream":
+        return 2
     q = 1.0 - (1.0 - scenario["network.uplink_loss"]) * (1.0 - scenario["network.downlink_loss"])
     return _attempts(q, 2, tail)
+
+
+def stream_delay_bound_s(scenario: Any, tail: float = _TAIL) -> float:
+    """Stream model: the extra delay (s) that a segment's retransmissions add with
+    probability ≥ 1 − ``tail``, on the lossier direction: k retransmissions, with k
+    such that losing k + 1 transmissions has probability ≤ ``tail``, at an RTO that
+    starts at max(initial RTO, ``network.rto_min_ms``) and doubles up to
+    ``network.rto_max_ms``. Head-of-line blocking behind such a segment is covered by
+    the same bound (what waits behind it is released when it arrives)."""
+    if scenario["network.model"] != "stream":
+        return 0.0
+    p = max(scenario["network.uplink_loss"], scenario["network.downlink_loss"])
+    if p <= 0.0:
+        return 0.0
+    k = _attempts(p, 1, tail) - 1
+    rto = max(INITIAL_RTO_S, scenario["network.rto_min_ms"] / 1000.0)
+    cap = scenario["network.rto_max_ms"] / 1000.0
+    total = 0.0
+    for _ in range(k):
+        total += min(rto, cap)
+        rto *= 2.0
+    return total
 
 
 def connect_attempts(scenario: Any, tail: float = _TAIL) -> int:
@@ -160,7 +218,7 @@ def settle_time_s(scenario: Any, rounds: int | None = None) -> float:
     it is long; simulating an idle drain costs little.
     """
     sc = scenario
-    rtt = 2.0 * latency_bound_s(sc["network.latency_ms"])
+    rtt = 2.0 * (latency_bound_s(sc["network.latency_ms"]) + stream_delay_bound_s(sc))
     kind = sc["transport.kind"]
     periods = {
         "push": (sc["transport.heartbeat_s"],),
@@ -203,7 +261,8 @@ def loss_settle_time_s(scenario: Any, rounds: int | None = None) -> float:
     sc = scenario
     if rounds is None:
         rounds = repair_rounds(sc)
-    rtt = 2.0 * latency_bound_s(sc["network.latency_ms"])
+    # a round trip in the stream model may wait for retransmitted segments both ways
+    rtt = 2.0 * (latency_bound_s(sc["network.latency_ms"]) + stream_delay_bound_s(sc))
     if sc["reliability.uplink_retry"]:
         attempts = sc["reliability.uplink_max_attempts"]
         backoff = sc["reliability.uplink_backoff"]
@@ -224,10 +283,10 @@ def required_drain_s(scenario: Any, rounds: int | None = None) -> float:
 class _FaultState:
     """The faults acting now, so that overlapping faults combine and heal correctly."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: FaultTarget) -> None:
         self.world = world
         self.blocked: dict[int, Counter[int]] = {}  # id(link) → user → partitions holding it
-        self.bursts: list[tuple[float, float]] = []  # active (uplink, downlink) loss pairs
+        self.bursts: list[tuple[float, float, float]] = []  # active (uplink, downlink, end)
         self.store_fail: dict[int, list[float]] = {}  # node → active failure probabilities
         self.slow: dict[int, list[float]] = {}  # node → active extra reply delays (s)
 
@@ -245,7 +304,7 @@ class _FaultState:
         world.fault_log.append(entry)
 
 
-def _pick(world: World, candidates: list[int], share: float) -> list[int]:
+def _pick(world: FaultTarget, candidates: list[int], share: float) -> list[int]:
     """Each candidate independently with probability ``share`` (the ``faults`` stream)."""
     rng = world.streams["faults"].generator
     if not candidates or share <= 0:
@@ -254,7 +313,7 @@ def _pick(world: World, candidates: list[int], share: float) -> list[int]:
     return [u for u, m in zip(candidates, mask, strict=True) if m]
 
 
-def schedule_faults(world: World) -> None:
+def schedule_faults(world: FaultTarget) -> None:
     """Schedule every fault of the scenario on ``world``'s clock (call once, before running)."""
     state = _FaultState(world)
     for fault in world.sc["faults"]:
@@ -267,30 +326,32 @@ def _start(arg) -> None:
     kind = fault["kind"]
     if kind == "server_crash":
         _server_crash(state, fault)
+    elif kind == "gateway_crash" and fault["node"] >= 0:
+        users = world.crash_access(fault["node"], fault["down_s"])
+        state.log(fault, users=tuple(users or ()))
     elif kind == "gateway_crash":
-        connected = sorted(u for node in world.nodes if node.up for u in node.conn)
-        users = _pick(world, connected, fault["share"])
+        users = _pick(world, world.connected_users(), fault["share"])
         state.log(fault, users=tuple(users))
         for uid in users:
-            client = world.clients[uid]
-            world.drop_connection(world.nodes[client.node], uid, clean=True)
-            world.detect_dead_connection(client)
+            world.drop_connection(uid, clean=True)
+            world.detect_dead_connection(world.clients[uid])
     elif kind == "client_crash":
         users = _pick(world, sorted(world.online_pos), fault["share"])
         state.log(fault, users=tuple(users))
         for uid in users:
-            _restart_app(world, uid, fault["keep_local_state"])
+            world.restart_app(uid, fault["keep_local_state"])
     elif kind == "partition":
         users = _pick(world, list(range(world.n_users)), fault["share"])
         state.log(fault, users=tuple(users))
         links = {"both": (world.up, world.down), "uplink": (world.up,), "downlink": (world.down,)}
         chosen = links[fault["direction"]]
+        end = world.env.now + fault["down_s"]
         for link in chosen:
-            _block(state, link, users, +1)
+            _block(state, link, users, +1, end)
         world.later(fault["down_s"], _end_partition, (state, chosen, users))
         _watch_liveness(world, users, uplink_cut=world.up in chosen)
     elif kind == "loss_burst":
-        pair = (fault["uplink_loss"], fault["downlink_loss"])
+        pair = (fault["uplink_loss"], fault["downlink_loss"], world.env.now + fault["down_s"])
         state.log(fault)
         state.bursts.append(pair)
         _apply_bursts(state)
@@ -315,12 +376,12 @@ def _start(arg) -> None:
         raise ValueError(f"unknown fault kind {kind!r}")
 
 
-def _server_crash(state: _FaultState, fault: dict[str, Any]) -> None:
+def _server_crash(state: _FaultState, fault: dict[str, Any]) -> None:  # a logic node
     world = state.world
     node = world.nodes[fault["node"]]
     now = world.env.now
     if node.up:
-        state.log(fault, users=tuple(sorted(node.conn)))
+        state.log(fault, users=tuple(world.users_of_logic_node(node.node_id)))
         node.process.interrupt(fault["down_s"])
     else:
         # Already down: interrupting the outage would kill the node's process; extend it.
@@ -328,36 +389,23 @@ def _server_crash(state: _FaultState, fault: dict[str, Any]) -> None:
         node.down_until = max(node.down_until, now + fault["down_s"])
 
 
-def _restart_app(world: World, uid: int, keep_local_state: bool) -> None:
-    """The app of ``uid`` restarts: it drops its connection and connects again at once."""
-    client = world.clients[uid]
-    if not keep_local_state:
-        client.receiver.reset()
-        for msg in client.sender.forget():
-            rec = world.rec.messages[msg.msg_id]
-            rec.failure = "app_restart"
-            rec.t_outcome = world.env.now
-    node = world.nodes[client.node]
-    if node.up:
-        world.drop_connection(node, uid, clean=True)
-    world._detach_client(client)
-    client.pending_acks = None  # ACKs waiting for a poll die with the process
-    client.connecting = False
-    world.connect(client)
-
-
-def _block(state: _FaultState, link: Link, users: list[int], delta: int) -> None:
+def _block(
+    state: _FaultState, link: Link, users: list[int], delta: int, end: float = 0.0
+) -> None:
     counts = state.blocked.setdefault(id(link), Counter())
     for u in users:
         counts[u] += delta
         if counts[u] > 0:
             link.blocked.add(u)
+            if delta > 0:  # the stream model's retransmissions get through after this
+                link.blocked_until[u] = max(link.blocked_until.get(u, 0.0), end)
         else:
             del counts[u]
             link.blocked.discard(u)
+            link.blocked_until.pop(u, None)
 
 
-def _watch_liveness(world: World, users: list[int], uplink_cut: bool) -> None:
+def _watch_liveness(world: FaultTarget, users: list[int], uplink_cut: bool) -> None:
     """Heartbeats across a partition: both ends notice silence if it lasts long enough.
 
     A push client whose heartbeat gets no answer (either direction cut) gives up on the
@@ -366,37 +414,33 @@ def _watch_liveness(world: World, users: list[int], uplink_cut: bool) -> None:
     nothing for ``transport.liveness_timeout_s`` (uplink cut), moving its unacknowledged
     messages to the offline queue. A partition that heals sooner is repaired in place.
     """
-    timeout_s = world.request_timeout_s
     liveness_s = world.sc["transport.liveness_timeout_s"]
     for uid in users:
         client = world.clients[uid]
-        if client.kind != "push" or not client.conn_id:
+        conn = client.conn
+        if client.kind != "push" or conn is None:
             continue
-        t_notice = world._next_phase_time(client.phase, world.heartbeat_s) + timeout_s
-        world.later(t_notice - world.env.now, _client_hears_nothing, (world, uid, client.conn_id))
+        t_notice = world.notice_time_s(client)
+        world.later(t_notice - world.env.now, _client_hears_nothing, (world, uid, conn))
         if uplink_cut:
-            world.later(liveness_s, _server_hears_nothing, (world, uid, client.conn_id))
+            world.later(liveness_s, _server_hears_nothing, (world, uid, conn))
 
 
-def _cut_off(world: World, uid: int) -> bool:
+def _cut_off(world: FaultTarget, uid: int) -> bool:
     return uid in world.up.blocked or uid in world.down.blocked
 
 
 def _client_hears_nothing(arg) -> None:
-    world, uid, conn_id = arg
-    client = world.clients[uid]
-    if client.conn_id == conn_id and _cut_off(world, uid):
-        world._detach_client(client)
-        world.connect(client)
+    world, uid, conn = arg
+    if _cut_off(world, uid):
+        world.reconnect_silent(uid, conn)
 
 
 def _server_hears_nothing(arg) -> None:
-    world, uid, conn_id = arg
-    node = world.nodes[world.clients[uid].node]
-    conn = node.conn.get(uid) if node.up else None
-    if conn is not None and conn[0] == conn_id and uid in world.up.blocked:
+    world, uid, conn = arg
+    if world.serves(conn) and uid in world.up.blocked:
         world.counters["liveness_drops"] += 1
-        world.drop_connection(node, uid, clean=True)
+        world.drop_connection(uid, clean=True)
 
 
 def _end_partition(arg) -> None:
@@ -410,9 +454,13 @@ def _apply_bursts(state: _FaultState) -> None:
     if state.bursts:
         world.up.override = max(b[0] for b in state.bursts)
         world.down.override = max(b[1] for b in state.bursts)
+        # after the first burst ends the override changes (the stream model's
+        # retransmissions scheduled past it see the normal loss)
+        world.up.override_until = world.down.override_until = min(b[2] for b in state.bursts)
     else:
         world.up.override = None
         world.down.override = None
+        world.up.override_until = world.down.override_until = math.inf
 
 
 def _end_loss_burst(arg) -> None:
@@ -421,7 +469,7 @@ def _end_loss_burst(arg) -> None:
     _apply_bursts(state)
 
 
-def _apply_node(state: _FaultState, node: Node) -> None:
+def _apply_node(state: _FaultState, node: Any) -> None:
     node.store_fail_prob = max(state.store_fail.get(node.node_id) or [0.0])
     node.extra_delay_s = max(state.slow.get(node.node_id) or [0.0])
 
@@ -440,6 +488,7 @@ def _end_slow_server(arg) -> None:
 
 __all__ = [
     "CRASH_KINDS",
+    "FaultTarget",
     "connect_attempts",
     "fault_end_s",
     "latency_bound_s",
@@ -447,4 +496,5 @@ __all__ = [
     "required_drain_s",
     "schedule_faults",
     "settle_time_s",
+    "stream_delay_bound_s",
 ]

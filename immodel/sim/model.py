@@ -108,21 +108,23 @@ def collect(world: World, started_at: float | None = None) -> Result:
 def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, Any]:
     horizon = world.horizon_s
     window = world.duration_s
-    capacity = busy = 0.0
     out: dict[str, Any] = {}
     per_stage: dict[str, float] = {}
+    by_name: dict[str, list] = {}
+    tier_busy = {"access": 0.0, "logic": 0.0}
+    tier_capacity = {"access": 0.0, "logic": 0.0}
     # Utilisation over the sending period: the drain would only dilute it.
-    for node in world.nodes:
-        for name, stage in node.stages.items():
-            u = world.window_busy.get((node.node_id, name), 0.0) / (stage.workers * window)
-            busy += u * stage.workers
-            capacity += stage.workers
-            per_stage[name] = max(per_stage.get(name, 0.0), u)
+    for tier, node_id, name, stage in world.all_stages():
+        busy_s = world.window_busy.get((tier, node_id, name), 0.0)
+        u = busy_s / (stage.workers * window)
+        tier_busy[tier] += busy_s / window
+        tier_capacity[tier] += stage.workers
+        per_stage[name] = max(per_stage.get(name, 0.0), u)
+        by_name.setdefault(name, []).append(stage)
     # Per-stage queueing figures over the whole run, all nodes (for Little's law and
     # Erlang C checks; the drain empties the queues, so L = λW holds exactly):
     # arrivals per second, time-average queue length, mean wait in queue per job.
-    for name in world.nodes[0].stages:
-        stages = [node.stages[name] for node in world.nodes]
+    for name, stages in by_name.items():
         arrivals = sum(st.arrivals for st in stages)
         started = arrivals - sum(len(st.queue) for st in stages)
         out[f"arrival_rate_{name}"] = arrivals / horizon
@@ -130,13 +132,26 @@ def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame)
         out[f"wait_mean_ms_{name}"] = (
             1000.0 * sum(st.wait_total_s for st in stages) / started if started else None
         )
+    busy = sum(tier_busy.values())
+    capacity = sum(tier_capacity.values())
     out["server_utilization"] = busy / capacity if capacity else 0.0
+    # Busy fraction of each tier's capacity: an access node is one stage of
+    # ``server.access_workers`` cores; a logic node has ``server.workers`` per stage.
+    out["utilization_access"] = tier_busy["access"] / tier_capacity["access"]
+    out["utilization_logic"] = tier_busy["logic"] / tier_capacity["logic"]
     out["server_utilization_max_stage"] = max(per_stage.values()) if per_stage else 0.0
     for name, u in per_stage.items():
-        out[f"utilization_{name}"] = u
+        if name != "access":
+            out[f"utilization_{name}"] = u
     out["heartbeats"] = _heartbeats(world)
     out["heartbeats_window"] = int(world.window_push_connected_s / world.heartbeat_s)
-    out["retransmits_downlink"] = world.retransmits_downlink
+    out["retransmits_downlink"] = world.logic.retransmits_downlink
+    out["sync_bytes"] = world.sync_bytes
+    out["segments_retransmitted"] = world.net.segments_retransmitted
+    held_peak = sum(node.held_peak for node in world.access.nodes)
+    out["held_polls_peak"] = held_peak
+    out["held_poll_memory_peak_bytes"] = held_peak * world.sc["server.held_poll_bytes"]
+    out["network_model"] = world.sc["network.model"]
     out["bytes_up"] = world.up.bytes
     out["bytes_down"] = world.down.bytes
     out["packets_lost_up"] = world.up.packets_lost

@@ -1,12 +1,32 @@
-"""The network between clients and the access layer: latency, loss, bytes.
+"""The network between clients and the access tier: latency, loss, bytes, and the two models.
 
-Each direction (uplink: client → server, downlink: server → client) is a :class:`Link`.
-A packet on a link is lost independently with the link's loss probability, or — with the
-Gilbert–Elliott option — with the loss of the sending user's current channel state
-(good: the configured loss; bad: ``burst_loss``), the state flipping per packet with
-``burst_enter_prob`` / ``burst_exit_prob``. Each packet draws its own one-way latency, so
-a variable latency reorders packets, as a real network does. Loss faults
-(``loss_burst``, ``partition``) override the loss for a while.
+``network.model`` chooses what a lost packet means:
+
+* ``stream`` (the default) — what a real long connection (TCP, or a QUIC stream) gives
+  the application: every :class:`~immodel.sim.connection.Connection` delivers in order in
+  each direction, and a lost segment is resent by the transport itself after its
+  retransmission timeout (RTO), computed as RFC 6298 does (smoothed RTT and variance,
+  floor ``network.rto_min_ms``, ceiling ``network.rto_max_ms``, doubling on each repeated
+  loss of the segment; Karn's rule: no RTT sample from a retransmitted segment).
+  Everything behind a lost segment on that connection waits for it (head-of-line
+  blocking). Loss therefore becomes delay; data is lost only when a connection breaks —
+  the transport gives up after 15 retransmissions (Linux's ``tcp_retries2``), a break
+  (``network.break_rate_per_hour``), a partition that outlasts the heartbeats, an access
+  node that dies. What was in flight on a broken connection is what the application's
+  mechanisms (retry, pending-ACK, sync) must repair.
+* ``datagram`` — loss and latency per application packet, with no transport underneath:
+  a lost packet is gone and only the protocol's own mechanisms recover it. Packets draw
+  their latencies independently, so a variable latency reorders them. This is the model
+  the queueing and ARQ theory of :mod:`immodel.analysis.theory` is written for, and the
+  answer to "what if the application saw every loss".
+
+Each direction (uplink: client → server, downlink: server → client) is a :class:`Link`
+that decides whether one transmission is lost: independently with the link's loss, or —
+with the Gilbert–Elliott option — with the loss of the sending user's current channel
+state (good: the configured loss; bad: ``burst_loss``), the state flipping per
+transmission (per segment in stream mode). Loss faults (``loss_burst``, ``partition``)
+override the loss for a while; in stream mode a retransmission after the fault ends sees
+the normal loss again.
 
 Latency distributions (``network.latency_ms``): a number (constant), or a table —
 ``lognormal`` given ``median`` and ``p99`` (σ = ln(p99/median) / z₀.₉₉), ``exponential``
@@ -20,7 +40,14 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from immodel.sim.rng import Stream
+from immodel.sim.connection import Connection
+from immodel.sim.kernel import later
+from immodel.sim.network_constants import (
+    CLOCK_GRANULARITY_S,
+    INITIAL_RTO_S,
+    MAX_RETRANSMISSIONS,
+)
+from immodel.sim.rng import Stream, Streams
 
 Z_99 = 2.3263478740408408  # standard normal 0.99 quantile
 
@@ -74,6 +101,7 @@ class Link:
         "_bad",
         "_loss_stream",
         "blocked",
+        "blocked_until",
         "burst_enter",
         "burst_exit",
         "burst_loss",
@@ -81,6 +109,7 @@ class Link:
         "delay",
         "loss",
         "override",
+        "override_until",
         "packets",
         "packets_lost",
     )
@@ -104,7 +133,9 @@ class Link:
         self.burst_loss = burst_loss
         self._bad = bytearray(users) if burst_enter > 0 else None
         self.override: float | None = None
+        self.override_until = math.inf  # when the current override is due to change
         self.blocked: set[int] = set()
+        self.blocked_until: dict[int, float] = {}  # a blocked user's partition end
         self.packets = 0
         self.packets_lost = 0
         self.bytes = 0
@@ -134,3 +165,180 @@ class Link:
             self.packets_lost += 1
             return True
         return False
+
+    def lost_at(self, user: int, size_bytes: int, t: float) -> bool:
+        """Like :meth:`lost` for a transmission at time ``t`` ≥ now (a retransmission
+        scheduled by the stream): a partition or a loss burst that has ended by then no
+        longer applies."""
+        self.packets += 1
+        self.bytes += size_bytes
+        if self.blocked and user in self.blocked and t < self.blocked_until.get(user, math.inf):
+            self.packets_lost += 1
+            return True
+        p = self.loss if self.override is None or t >= self.override_until else self.override
+        bad = self._bad
+        if bad is not None:
+            u = self._loss_stream.uniform()
+            if bad[user]:
+                if u < self.burst_exit:
+                    bad[user] = 0
+                else:
+                    p = self.burst_loss
+            elif u < self.burst_enter:
+                bad[user] = 1
+                p = self.burst_loss
+        if p <= 0.0:
+            return False
+        if p >= 1.0 or self._loss_stream.uniform() < p:
+            self.packets_lost += 1
+            return True
+        return False
+
+
+
+class Network:
+    """Both links and the chosen model: :meth:`send_up` and :meth:`send_down` carry one
+    application packet (a frame) of a client's connection and call ``fn(arg)`` when it
+    arrives, or never.
+
+    ``on_give_up(conn)`` is called (stream model) when the transport gives up on a
+    connection after :data:`MAX_RETRANSMISSIONS` of one segment: both ends learn it from
+    their socket at once.
+    """
+
+    __slots__ = (
+        "_return_latency",
+        "down",
+        "env",
+        "on_give_up",
+        "rto_max_s",
+        "rto_min_s",
+        "segments_retransmitted",
+        "stream",
+        "up",
+    )
+
+    def __init__(self, env, sc, streams: Streams) -> None:
+        self.env = env
+        latency = latency_sampler(sc["network.latency_ms"], streams["latency"])
+        burst = dict(
+            burst_enter=sc["network.burst_enter_prob"],
+            burst_exit=sc["network.burst_exit_prob"],
+            burst_loss=sc["network.burst_loss"],
+        )
+        n = sc["workload.users"]
+        self.up = Link(
+            users=n,
+            loss=sc["network.uplink_loss"],
+            latency=latency,
+            loss_stream=streams["uplink"],
+            **burst,
+        )
+        self.down = Link(
+            users=n,
+            loss=sc["network.downlink_loss"],
+            latency=latency,
+            loss_stream=streams["downlink"],
+            **burst,
+        )
+        self.stream = sc["network.model"] == "stream"
+        # The ACK of a segment travels back on the other direction: its own latency draw,
+        # from its own stream, so that the stream model leaves the others untouched.
+        self._return_latency = latency_sampler(sc["network.latency_ms"], streams["rtt"])
+        self.rto_min_s = sc["network.rto_min_ms"] / 1000.0
+        self.rto_max_s = sc["network.rto_max_ms"] / 1000.0
+        self.segments_retransmitted = 0
+        self.on_give_up = None
+
+    def send_up(self, conn: Connection | None, uid: int, size: int, fn, arg) -> None:
+        """A frame from ``uid``'s client to its access node on ``conn``."""
+        if self.stream:
+            self._segment(self.up, conn, uid, size, fn, arg, True)
+        elif not self.up.lost(uid, size):
+            later(self.env, self.up.delay(), fn, arg)
+
+    def send_down(self, conn: Connection | None, uid: int, size: int, fn, arg) -> None:
+        """A frame from the access node to ``uid``'s client on ``conn``."""
+        if self.stream:
+            self._segment(self.down, conn, uid, size, fn, arg, False)
+        elif not self.down.lost(uid, size):
+            later(self.env, self.down.delay(), fn, arg)
+
+    def _segment(self, link: Link, conn, uid: int, size: int, fn, arg, up: bool) -> None:
+        if conn is None or conn.broken:
+            link.packets += 1
+            link.bytes += size
+            link.packets_lost += 1
+            return  # nobody is listening on a broken connection: the data is gone
+        now = self.env.now
+        t = now
+        rto = conn.rto_up if up else conn.rto_down
+        tries = 0
+        while link.lost_at(uid, size, t):
+            tries += 1
+            if tries > MAX_RETRANSMISSIONS:
+                conn.broken = True
+                if self.on_give_up is not None:
+                    later(self.env, t - now, self.on_give_up, conn)
+                return
+            t += rto
+            rto = min(rto * 2.0, self.rto_max_s)
+        self.segments_retransmitted += tries
+        one_way = link.delay()
+        arrive = t + one_way
+        if tries == 0:  # Karn: only segments sent once give an RTT sample
+            self._sample(conn, up, one_way + self._return_latency())
+        # in order: nothing is handed to the application before what was sent earlier
+        if up:
+            if arrive < conn.clear_up:
+                arrive = conn.clear_up
+            conn.clear_up = arrive
+        else:
+            if arrive < conn.clear_down:
+                arrive = conn.clear_down
+            conn.clear_down = arrive
+        later(self.env, arrive - now, fn, arg)
+
+    def _sample(self, conn: Connection, up: bool, rtt_s: float) -> None:
+        """RFC 6298 section 2: update SRTT and RTTVAR with one sample, recompute the RTO."""
+        if up:
+            srtt, var = conn.srtt_up, conn.rttvar_up
+        else:
+            srtt, var = conn.srtt_down, conn.rttvar_down
+        if srtt < 0.0:
+            srtt, var = rtt_s, rtt_s / 2.0
+        else:
+            var = 0.75 * var + 0.25 * abs(srtt - rtt_s)
+            srtt = 0.875 * srtt + 0.125 * rtt_s
+        rto = srtt + max(CLOCK_GRANULARITY_S, 4.0 * var)
+        rto = min(max(rto, self.rto_min_s), self.rto_max_s)
+        if up:
+            conn.srtt_up, conn.rttvar_up, conn.rto_up = srtt, var, rto
+        else:
+            conn.srtt_down, conn.rttvar_down, conn.rto_down = srtt, var, rto
+
+    def handshake_s(self, uid: int, round_trips: int) -> float | None:
+        """How long opening a connection takes (TCP + TLS: ``round_trips``), or None when
+        it fails: in the stream model a lost handshake packet is resent after the
+        initial RTO, doubling (Linux's ``tcp_syn_retries`` = 6); in the datagram model a
+        lost packet fails the attempt (the client times out and tries again)."""
+        up, down = self.up, self.down
+        total = 0.0
+        now = self.env.now
+        for _ in range(round_trips):
+            if not self.stream:
+                if up.lost(uid, 0) or down.lost(uid, 0):
+                    return None
+                total += up.delay() + down.delay()
+                continue
+            rto = INITIAL_RTO_S
+            for attempt in range(7):
+                t = now + total
+                if not up.lost_at(uid, 0, t) and not down.lost_at(uid, 0, t):
+                    break
+                if attempt == 6:
+                    return None
+                total += rto
+                rto *= 2.0
+            total += up.delay() + down.delay()
+        return total

@@ -6,12 +6,16 @@ pandas DataFrames at the end:
 * ``messages`` — one row per message × recipient (a message that was never stored still
   has its rows, with ``stored = False``): ids, conversation, order key, send / store /
   first-show times, uplink attempts, app-visible copies, whether the recipient was
-  connected when the message was stored, and how the first copy arrived;
-* ``requests`` — one row per request that reached the access layer: time, user, kind
+  connected when the message was stored, how the first copy arrived (``first_via``:
+  push, poll or sync), which mechanism brought it when the first attempt did not
+  (``repaired_by``: retransmit, offline_queue, sync_receipt, sync_gap, sync_reconnect;
+  empty for a first push or poll) and the recipient's transport (``recipient_kind``);
+* ``requests`` — one row per request that reached the access tier: time, user, kind
   (``send``, ``ack``, ``poll``, ``sync``, ``login``), messages carried, bytes. Heartbeats
-  on push connections are counted per second in ``load`` instead of one row each;
-* ``load`` — periodic samples per node: queue lengths and busy workers per stage, held
-  long polls, open connections, pending-ACK entries;
+  on push connections are counted from connected time instead of one row each;
+* ``load`` — periodic samples per node of each tier (``tier`` = ``logic`` or
+  ``access``): queue lengths and busy workers per stage, pending-ACK entries (logic);
+  open connections and held long polls (access);
 * ``trace`` — the checker's event log (DESIGN.md): ``t, event, msg_id, conversation,
   user, order_key`` with ``send``, ``stored`` and ``deliver`` rows.
 """
@@ -42,6 +46,7 @@ class MessageRecord:
         "online_at_store",
         "order_key",
         "recipients",
+        "repaired_by",
         "stored_copies",
         "t_outcome",
         "t_send",
@@ -60,6 +65,7 @@ class MessageRecord:
         self.t_outcome = NAN  # when the sender learned success or failure
         self.first_show: dict[int, float] = {}
         self.first_via: dict[int, str] = {}
+        self.repaired_by: dict[int, str] = {}
         self.copies: dict[int, int] = {}
         self.online_at_store: dict[int, bool] = {}
         self.offline_push: dict[int, float] = {}  # recipient → notification arrival
@@ -82,6 +88,7 @@ class Recorder:
         self.req_messages: list[int] = []
         self.req_bytes: list[int] = []
         self.load_rows: list[dict] = []
+        self.recipient_kind: list[str] = []  # each user's transport (set by the world)
 
     # -- during the run -------------------------------------------------------------------
     def _trace(self, t: float, event: str, msg: Message, user: int, key: float) -> None:
@@ -106,12 +113,20 @@ class Recorder:
         for user in rec.recipients:
             self._trace(t, "stored", msg, user, key)
 
-    def shown(self, t: float, msg: Message, key: int, user: int, via: str) -> None:
+    def shown(
+        self, t: float, msg: Message, key: int, user: int, via: str, repair: str = ""
+    ) -> None:
+        """A copy reached ``user``'s app: ``via`` "push", "poll" or "sync"; ``repair`` the
+        mechanism that brought it when the first attempt did not ("retransmit",
+        "offline_queue", "sync_receipt", "sync_gap", "sync_reconnect"; "" for the first
+        push or poll)."""
         rec = self.messages[msg.msg_id]
         rec.copies[user] = rec.copies.get(user, 0) + 1
         if user not in rec.first_show:
             rec.first_show[user] = t
             rec.first_via[user] = via
+            if repair:
+                rec.repaired_by[user] = repair
         self._trace(t, "deliver", msg, user, key)
 
     def request(self, t: float, user: int, kind: str, messages: int, size_bytes: int) -> int:
@@ -158,10 +173,13 @@ class Recorder:
                 "online_at_store",
                 "t_offline_push",
                 "first_via",
+                "repaired_by",
+                "recipient_kind",
                 "send_failed",
                 "failure_reason",
             )
         }
+        kinds = self.recipient_kind
         for rec in self.messages.values():
             msg = rec.message
             stored = rec.stored_copies > 0
@@ -184,6 +202,8 @@ class Recorder:
                 cols["online_at_store"].append(rec.online_at_store.get(user, False))
                 cols["t_offline_push"].append(rec.offline_push.get(user, NAN))
                 cols["first_via"].append(rec.first_via.get(user, ""))
+                cols["repaired_by"].append(rec.repaired_by.get(user, ""))
+                cols["recipient_kind"].append(kinds[user] if kinds else "")
                 cols["send_failed"].append(rec.failure != "")
                 cols["failure_reason"].append(rec.failure)
         frame = pd.DataFrame(cols)

@@ -69,7 +69,8 @@ def test_one_to_one_push_is_shown_at_once_and_triggers_a_sync() -> None:
     b = Receiver("B", sync_limit=7)
     actions = b.handle_push(one(1, 100), 0.0)
     assert shows(actions) == ["A-1"]
-    assert syncs(actions) == [SyncRequest("B", (), 7)]
+    # the pushed copy is named as held, so the page will not carry it down again
+    assert syncs(actions) == [SyncRequest("B", (), 7, (), (("A|B", "A-1"),))]
 
 
 def test_one_to_one_cursor_moves_only_when_a_sync_page_is_merged() -> None:

@@ -1,0 +1,296 @@
+"""The access tier: access nodes hold the clients' connections, sessions and held polls.
+
+An access node is what a client connects to (through the load balancer: a client picks
+one of the live access nodes at connect). It terminates TLS, verifies the login's UserSig
+and keeps the session, answers heartbeats, parks long polls, and forwards every request to
+the **logic node that owns the user** (:mod:`immodel.sim.logic`); downlink frames from the
+logic tier leave through the access node that holds the recipient's connection.
+
+What each action costs runs on the node's ``access`` stage (``server.access_workers``
+workers, service times from ``server.*_ms`` keys): a login (TLS handshake and UserSig
+verification), each request forwarded, each downlink frame, parking a long poll, and the
+heartbeats of its push connections (charged as one job per sampling tick, since
+heartbeats are counted rather than simulated one by one). A held long poll also keeps
+``server.held_poll_bytes`` of memory (``held_poll_memory_peak_bytes``).
+
+Lifecycle of an access node: up ─► crash (``gateway_crash`` with ``node``) ─► down for
+``down_s`` ─► up. A crashed process resets its connections: every client on it learns at
+once and reconnects to a live access node; the logic tier moves what those users had not
+acknowledged to their offline queues. The logic nodes, and their pending-ACK queues for
+users on other access nodes, are untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import simpy
+
+from immodel.protocol import admission
+from immodel.sim.clients import (
+    ACK_BYTES_PER_ID,
+    LOGIN_BYTES,
+    PUSH,
+    REPLY_BYTES,
+    SDKAPPID,
+    USERSIG_KEY,
+    Client,
+)
+from immodel.sim.connection import Connection
+from immodel.sim.kernel import later
+from immodel.sim.stage import Stage, service_sampler
+
+
+def _noop(_arg) -> None:
+    return None
+
+
+class AccessNode:
+    """One access node: its connection table, held polls and its ``access`` stage."""
+
+    def __init__(self, tier: AccessTier, node_id: int) -> None:
+        env, sc = tier.env, tier.sc
+        self.tier = tier
+        self.node_id = node_id
+        unit = service_sampler(sc["server.service_dist"], 0.001, tier.w.streams["service"])
+        self.stage = Stage(env, "access", node_id, sc["server.access_workers"], unit)
+        self.stages = {"access": self.stage}
+        self.up = True
+        self.conns: dict[int, Connection] = {}
+        self.held: dict[int, tuple[int, int, Connection]] = {}  # uid → (poll seq, row, conn)
+        self.held_peak = 0
+        self.crashes = 0
+        self.down_until = math.nan
+        self.process = env.process(self._lifecycle())
+
+    def _lifecycle(self):
+        """The node serves until interrupted; an interrupt is a crash lasting ``cause`` s."""
+        env = self.tier.env
+        while True:
+            try:
+                yield env.timeout(math.inf)
+            except simpy.Interrupt as crash:
+                self.down_until = env.now + crash.cause
+                self.tier.crash_node(self)
+                while env.now < self.down_until:
+                    yield env.timeout(self.down_until - env.now)
+                self.up = True
+
+
+class AccessTier:
+    """All access nodes, and the session registry the logic tier asks "where is user u"."""
+
+    def __init__(self, world: Any) -> None:
+        sc = self.sc = world.sc
+        self.w = world
+        self.env = world.env
+        self.rec = world.rec
+        self.net = world.net
+        self.header = sc["network.header_bytes"]
+        self.cost_login = sc["server.tls_handshake_ms"] + sc["server.auth_ms"]
+        self.cost_request = sc["server.access_request_ms"]
+        self.cost_frame = sc["server.access_frame_ms"]
+        self.cost_hold = sc["server.hold_ms"]
+        self.cost_heartbeat = sc["server.heartbeat_ms"]
+        self.heartbeat_s = sc["transport.heartbeat_s"]
+        self.nodes = [AccessNode(self, i) for i in range(sc["server.access_nodes"])]
+        self._next_conn_id = 0
+
+    # ------------------------------------------------------------------------------------
+    # connections and sessions
+    def pick(self, client: Client) -> AccessNode | None:
+        """The access node a connecting client reaches (the load balancer's choice among
+        the live ones), or None when none is up."""
+        nodes = self.nodes
+        if len(nodes) == 1:
+            return nodes[0] if nodes[0].up else None
+        live = [n for n in nodes if n.up]
+        if not live:
+            return None
+        return live[self.w.streams["access_pick"].below(len(live))]
+
+    def new_connection(self, client: Client, node: AccessNode) -> Connection:
+        self._next_conn_id += 1
+        return Connection(self._next_conn_id, client.uid, node.node_id, client.mode, self.env.now)
+
+    def open(self, client: Client) -> Connection:
+        """A connection registered at once (users online at t = 0)."""
+        node = self.pick(client)
+        assert node is not None
+        conn = self.new_connection(client, node)
+        node.conns[client.uid] = conn
+        return conn
+
+    def serves(self, conn: Connection) -> bool:
+        """The access node still holds ``conn`` (and is up)."""
+        node = self.nodes[conn.access]
+        return node.up and node.conns.get(conn.uid) is conn
+
+    def session(self, uid: int) -> Connection | None:
+        """``uid``'s connection on the access tier now, if any (the status lookup)."""
+        conn = self.w.clients[uid].conn
+        if conn is not None and self.serves(conn):
+            return conn
+        for node in self.nodes:  # the server may hold a connection the client gave up on
+            c = node.conns.get(uid) if node.up else None
+            if c is not None:
+                return c
+        return None
+
+    def close(self, uid: int, clean: bool) -> None:
+        """The access tier forgets ``uid``'s connection (clean: the logic tier moves what
+        was not acknowledged to the offline queue)."""
+        for node in self.nodes:
+            if node.conns.pop(uid, None) is not None:
+                node.held.pop(uid, None)
+                if clean:
+                    self.w.logic.user_disconnected(uid)
+
+    def _request(self, client: Client, conn: Connection, kind: str, n: int, size: int):
+        """A request reaches the access node on ``conn``: the node, its row — or None when
+        the connection is no longer served there (the request is lost)."""
+        node = self.nodes[conn.access]
+        if not node.up or node.conns.get(client.uid) is not conn:
+            return None, -1
+        return node, self.rec.request(self.env.now, client.uid, kind, n, size)
+
+    def frame_down(self, conn: Connection | None, uid: int, size: int, fn, arg) -> None:
+        """A downlink frame leaves through ``conn``'s access node (costs one frame)."""
+        if conn is None:
+            return
+        node = self.nodes[conn.access]
+        if not node.up:
+            return
+        if self.cost_frame > 0:
+            node.stage.submit(self._frame_sent, (conn, uid, size, fn, arg), self.cost_frame)
+        else:
+            self.net.send_down(conn, uid, size, fn, arg)
+
+    def _frame_sent(self, job) -> None:
+        conn, uid, size, fn, arg = job
+        if self.nodes[conn.access].up:
+            self.net.send_down(conn, uid, size, fn, arg)
+
+    # ------------------------------------------------------------------------------------
+    # requests from clients
+    def login_arrives(self, arg) -> None:
+        client, conn, token = arg
+        node = self.nodes[conn.access]
+        if not node.up:
+            return
+        self.rec.request(self.env.now, client.uid, "login", 0, self.header + LOGIN_BYTES)
+        node.stage.submit(self._login_served, (node, client, conn, token), self.cost_login)
+
+    def _login_served(self, job) -> None:
+        node, client, conn, token = job
+        now = self.env.now
+        decision = admission.authenticate(
+            token, sdkappid=SDKAPPID, key=USERSIG_KEY, identifier=str(client.uid), now=int(now)
+        )
+        if not decision.accepted:  # cannot happen with the simulator's own tokens
+            raise AssertionError(f"simulated login rejected: {decision.reason}")
+        self.w.counters["logins"] += 1
+        self.close(client.uid, clean=False)  # a stale connection of this user is replaced
+        node.conns[client.uid] = conn
+        self.frame_down(
+            conn,
+            client.uid,
+            self.header + REPLY_BYTES,
+            self.w.side.login_reply_arrives,
+            (client, conn),
+        )
+        self.w.logic.user_connected(client.uid, conn)
+
+    def send_arrives(self, arg) -> None:
+        client, conn, msg = arg
+        node, _row = self._request(client, conn, "send", 1, self.header + msg.payload_bytes)
+        if node is not None:
+            node.stage.submit(self.w.logic.send_arrives, (client, msg), self.cost_request)
+
+    def ack_arrives(self, arg) -> None:
+        client, conn, msg_ids = arg
+        size = self.header + ACK_BYTES_PER_ID * len(msg_ids)
+        node, _row = self._request(client, conn, "ack", len(msg_ids), size)
+        if node is not None:
+            node.stage.submit(self.w.logic.ack_arrives, (client.uid, msg_ids), self.cost_request)
+
+    def sync_arrives(self, arg) -> None:
+        client, conn, request = arg
+        size = self.w.side.sync_request_bytes(request)
+        node, row = self._request(client, conn, "sync", 0, size)
+        if node is not None:
+            node.stage.submit(
+                self.w.logic.sync_arrives, (client, conn, request, row), self.cost_request
+            )
+
+    def poll_arrives(self, arg) -> None:
+        client, conn, seq, acks, hold = arg
+        size = self.header + ACK_BYTES_PER_ID * len(acks)
+        node, row = self._request(client, conn, "poll", 0, size)
+        if node is not None:
+            node.stage.submit(
+                self.w.logic.poll_arrives, (client, conn, seq, row, acks, hold), self.cost_request
+            )
+
+    # ------------------------------------------------------------------------------------
+    # held long polls
+    def hold(self, client: Client, conn: Connection, seq: int, row: int, hold_s: float) -> None:
+        """Park ``client``'s long poll until a message waits or ``hold_s`` passes."""
+        node = self.nodes[conn.access]
+        if not node.up or node.conns.get(client.uid) is not conn:
+            return
+        node.held[client.uid] = (seq, row, conn)
+        if len(node.held) > node.held_peak:
+            node.held_peak = len(node.held)
+        if self.cost_hold > 0:
+            node.stage.submit(_noop, None, self.cost_hold)
+        later(self.env, hold_s, self._hold_expires, (node, client, seq))
+
+    def _hold_expires(self, arg) -> None:
+        node, client, seq = arg
+        held = node.held.get(client.uid)
+        if held is not None and held[0] == seq:
+            self.answer_held(client.uid)
+
+    def answer_held(self, uid: int) -> bool:
+        """Answer ``uid``'s held poll now with what waits for it (False: none held)."""
+        for node in self.nodes:
+            held = node.held.pop(uid, None) if node.up else None
+            if held is not None:
+                seq, row, conn = held
+                self.w.logic.respond_poll(self.w.clients[uid], conn, seq, row)
+                return True
+        return False
+
+    # ------------------------------------------------------------------------------------
+    # heartbeats and faults
+    def charge_heartbeats(self, interval_s: float) -> None:
+        """Put one sampling interval's heartbeats on each node's stage (one job per node:
+        heartbeats are counted from connected time, not simulated one by one)."""
+        if self.cost_heartbeat <= 0:
+            return
+        beats_per_conn = interval_s / self.heartbeat_s
+        for node in self.nodes:
+            if not node.up:
+                continue
+            push = sum(1 for c in node.conns.values() if c.mode == PUSH)
+            if push:
+                node.stage.submit(_noop, None, self.cost_heartbeat * push * beats_per_conn)
+
+    def crash_node(self, node: AccessNode) -> None:
+        """The access process dies: its connections are reset (clients learn at once)."""
+        node.up = False
+        node.crashes += 1
+        self.w.counters["stage_jobs_lost"] += node.stage.crash()
+        conns = list(node.conns.values())
+        node.conns.clear()
+        node.held.clear()
+        for conn in conns:
+            conn.broken = True
+            self.w.logic.user_disconnected(conn.uid)
+            client = self.w.clients[conn.uid]
+            self.w.side.reset((client, conn))
+
+
+__all__ = ["AccessNode", "AccessTier"]

@@ -1,0 +1,77 @@
+"""The event kernel shared by every part of the simulator: cheap callbacks and stable hashes.
+
+A :class:`Call` is a scheduled callback ``fn(arg)`` and the SimPy event itself — cheaper
+than a process, an :class:`~simpy.events.Event` with a callback list, or a lambda per
+event. :func:`later` schedules one. The hashes (:func:`mix64`, :func:`pair_uniform`,
+:func:`rendezvous`) give fixed, platform-independent answers (Python's ``hash`` is
+salted), so routing and relationship facts do not depend on ``PYTHONHASHSEED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import simpy
+from simpy.events import NORMAL
+
+
+def _fire(call: Call) -> None:
+    call.fn(call.arg)
+
+
+_FIRE = (_fire,)
+
+
+class Call:
+    """A scheduled callback ``fn(arg)``: the event itself.
+
+    ``Environment.step`` needs only what this class has: ``callbacks`` (an iterable it
+    calls with the event and then sets to None) and ``_ok`` (the event succeeded). The
+    callback is a module function, not a bound method, so no reference cycle is made
+    (the cyclic GC is paused during a run).
+    """
+
+    __slots__ = ("arg", "callbacks", "fn")
+    _ok = True
+
+    def __init__(self, fn: Callable[[Any], None], arg: Any) -> None:
+        self.fn = fn
+        self.arg = arg
+        self.callbacks: tuple | None = _FIRE
+
+
+def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: Any) -> None:
+    """Call ``fn(arg)`` after ``delay`` seconds of simulated time."""
+    env.schedule(Call(fn, arg), NORMAL, delay)  # type: ignore[arg-type]
+
+
+def mix64(x: int) -> int:
+    """SplitMix64 finaliser: a stable integer hash (Python's hash() is salted)."""
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
+def pair_uniform(seed: int, a: int, b: int, salt: int) -> float:
+    """A fixed uniform draw in [0, 1) for the ordered pair (a, b): relationship facts
+    (friends, blacklists) are properties of a pair, not of a message."""
+    h = mix64(mix64(mix64(seed * 1_000_003 + salt) ^ a) ^ (b * 0x2545F4914F6CDD1D))
+    return (h >> 11) / float(1 << 53)
+
+
+def rendezvous(key: int, nodes: Sequence[int]) -> int:
+    """The node of ``nodes`` that owns ``key`` by highest-random-weight hashing.
+
+    Stable: removing a node moves only the keys it owned (to the survivors, spread
+    evenly), and adding it back moves exactly those keys home again — what a
+    consistent-hash router in an access tier does when a logic node fails.
+    """
+    if len(nodes) == 1:
+        return nodes[0]
+    k = mix64(key)
+    return max(nodes, key=lambda n: mix64(k ^ (n * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF)))
+
+
+__all__ = ["Call", "later", "mix64", "pair_uniform", "rendezvous"]

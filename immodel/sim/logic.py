@@ -1,0 +1,536 @@
+"""The logic tier: logic nodes run the stages, dedup, ordering, pending-ACK and fan-out.
+
+A user (and so its sends, its pending-ACK entries and its polls) belongs to the logic node
+that a stable hash (:func:`~immodel.sim.kernel.rendezvous`) picks among the nodes the
+access tier believes are live. The durable :class:`~immodel.protocol.server.MessageStore`
+(timelines, offline queues, group sequencers, the fan-out log) is shared by all of them.
+
+Lifecycle of one message on its sender's logic node (the article's server processing)::
+
+    begin_send (dedup) ─► auth ─► checks ─► [callback] ─► [screening] ─► recent contacts
+      ─► store ─► commit ─► reply to the sender (through its access node)
+                       └─► downlink: status lookup + fan-out ─► per recipient, on the
+                           recipient's logic node: push (pending-ACK, retransmit) │ outbox
+                           for a poller (answers a held long poll) │ offline queue
+
+Every action costs service time on a stage (``server.workers`` per stage per node):
+the send path's stages, a poll (base + per message returned), a sync page (base + per
+conversation scanned + per message returned), each ACK and each retransmission.
+
+Lifecycle of a logic node: up ─► crash (``server_crash``: :meth:`simpy.Process.interrupt`)
+─► down for ``down_s`` ─► up. A crash loses the node's volatile state — pending-ACK
+queues, the dedup window (unless ``reliability.dedup_durable``), jobs in its stages,
+replies not yet sent — but **not the clients' connections**, which live on the access
+tier (the article's figure 4): clients stay connected and learn nothing; requests for the
+dead node's users are lost until the access tier notices (``server.failover_detect_s``)
+and routes those users to the survivors. What the crash lost is repaired by the next
+receipt sync, a reconnect sync, or not at all. When the node comes back, the fan-outs it
+had logged but not finished are redone, and its users route home again.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import simpy
+
+from immodel.protocol import admission
+from immodel.protocol.dedup import DedupWindow, Verdict
+from immodel.protocol.messages import Deliver, Message, SendReply
+from immodel.protocol.pending_ack import PendingAcks
+from immodel.protocol.server import ServerNode
+from immodel.sim.clients import LONG_POLL, PUSH, REPLY_BYTES, Client
+from immodel.sim.connection import Connection
+from immodel.sim.kernel import later, pair_uniform, rendezvous
+from immodel.sim.stage import Stage, service_sampler
+
+STAGE_NAMES = (
+    "auth",
+    "checks",
+    "screening",
+    "recent_contacts",
+    "store",
+    "downlink",
+    "poll",
+    "sync",
+    "ack",
+)
+#: Per stored message in a sync page: the order key and the conversation (bytes).
+SYNC_ITEM_OVERHEAD_BYTES = 16
+
+
+class LogicNode:
+    """One logic node: the protocol's :class:`ServerNode`, its stages, its fan-out log."""
+
+    def __init__(self, tier: LogicTier, node_id: int) -> None:
+        sc, env = tier.sc, tier.env
+        self.tier = tier
+        self.node_id = node_id
+        self.core = ServerNode(
+            node_id,
+            tier.w.store,
+            dedup=DedupWindow(sc["reliability.dedup_window_s"], sc["reliability.server_dedup"]),
+            pending=PendingAcks(sc["reliability.ack_timeout_s"], sc["reliability.downlink_ack"]),
+            dedup_durable=sc["reliability.dedup_durable"],
+        )
+        unit = service_sampler(sc["server.service_dist"], 0.001, tier.w.streams["service"])
+        workers = sc["server.workers"]
+        self.stages = {name: Stage(env, name, node_id, workers, unit) for name in STAGE_NAMES}
+        self.up = True
+        self.retx_at: float | None = None
+        self.store_fail_prob = 0.0
+        self.extra_delay_s = 0.0
+        self.crashes = 0
+        self.crashed_at = math.nan
+        self.down_until = math.nan  # end of the current outage (a second crash extends it)
+        self.epoch = 0  # +1 per crash: work scheduled before a crash is void after it
+        # Durable fan-out log: stored messages whose fan-out has not run yet.
+        self.unrouted: dict[Any, tuple] = {}
+        self.process = env.process(self._lifecycle())
+
+    def _lifecycle(self):
+        """The node runs until interrupted; an interrupt is a crash lasting ``cause`` s."""
+        env = self.tier.env
+        while True:
+            try:
+                yield env.timeout(math.inf)
+            except simpy.Interrupt as crash:
+                self.down_until = env.now + crash.cause
+                self.tier.crash_node(self)
+                # faults never interrupt a node that is down; a crash that overlaps this
+                # outage moves ``down_until`` instead, and the node stays down longer.
+                while env.now < self.down_until:
+                    yield env.timeout(self.down_until - env.now)
+                self.tier.recover_node(self)
+
+
+class LogicTier:
+    """All logic nodes, the routing of users to them, and the server's side of delivery."""
+
+    def __init__(self, world: Any) -> None:
+        sc = self.sc = world.sc
+        self.w = world
+        self.env = world.env
+        self.rec = world.rec
+        self.store = world.store
+        self.header = sc["network.header_bytes"]
+        self.seed = sc["seed"]
+        self.nodes = [LogicNode(self, i) for i in range(sc["server.nodes"])]
+        # The access tier's view of which logic nodes are live (lags a crash by
+        # ``server.failover_detect_s``), and the routing it implies.
+        self.view = [True] * len(self.nodes)
+        self._live = list(range(len(self.nodes)))
+        self._owner: dict[int, int] = {}
+        self.failover_detect_s = sc["server.failover_detect_s"]
+        self.retransmits_downlink = 0
+        self._setup_admission()
+        self.costs = {
+            "auth": sc["server.auth_ms"],
+            "checks": sc["server.checks_ms"],
+            "screening": sc["server.screening_ms"],
+            "recent_contacts": sc["server.recent_contacts_ms"],
+            "store": sc["server.store_ms"],
+            "inbox_write": sc["server.inbox_write_ms"],
+            "status": sc["server.status_ms"],
+            "fanout": sc["server.fanout_ms_per_recipient"],
+            "poll": sc["server.poll_ms"],
+            "poll_msg": sc["server.poll_ms_per_message"],
+            "sync": sc["server.sync_ms"],
+            "sync_conv": sc["server.sync_ms_per_conversation"],
+            "sync_item": sc["server.sync_ms_per_item"],
+            "ack": sc["server.ack_ms"],
+            "retransmit": sc["server.retransmit_ms"],
+        }
+        self.write_diffusion = sc["server.diffusion"] == "write"
+        self.batch_max = sc["transport.batch_max"]
+
+    def _setup_admission(self) -> None:
+        sc = self.sc
+        self.policy = admission.AdmissionPolicy(
+            require_friendship=sc["server.require_friendship"],
+            callback_enabled=sc["server.callback_enabled"],
+            callback_timeout_default=sc["server.callback_timeout_default"],
+            screening_enabled=sc["server.screening_enabled"],
+        )
+        self.checks_policy = admission.AdmissionPolicy(
+            require_friendship=sc["server.require_friendship"]
+        )
+        self.friend_fraction = sc["server.friend_fraction"]
+        self.blacklist_fraction = sc["server.blacklist_fraction"]
+        rng = self.w.streams["admission"].generator
+        muted = rng.random(sc["workload.users"]) < sc["server.muted_fraction"]
+        self.muted = {int(u) for u in muted.nonzero()[0]}
+
+    # ------------------------------------------------------------------------------------
+    # routing
+    def owner(self, uid: int) -> LogicNode | None:
+        """The logic node the access tier routes ``uid`` to now (None: none is live)."""
+        n = self._owner.get(uid)
+        if n is None:
+            if not self._live:
+                return None
+            n = self._owner[uid] = rendezvous(uid, self._live)
+        return self.nodes[n]
+
+    def _set_view(self, node_id: int, live: bool) -> None:
+        if self.view[node_id] == live:
+            return
+        self.view[node_id] = live
+        self._live = [i for i, v in enumerate(self.view) if v]
+        self._owner.clear()
+
+    def _serving(self, uid: int) -> LogicNode | None:
+        node = self.owner(uid)
+        return node if node is not None and node.up else None
+
+    # ------------------------------------------------------------------------------------
+    # sessions (told by the access tier)
+    def user_connected(self, uid: int, conn: Connection) -> None:
+        """``uid`` logged in on ``conn``: its offline queue moves to the downlink."""
+        node = self._serving(uid)
+        if node is None:
+            return  # the queue stays in the store; the reconnect sync reads the store too
+        delivers = node.core.login(uid, conn.mode, self.env.now)
+        if delivers:
+            self._push_out(delivers, conn, self.w.side.login_push_arrives)
+            self._arm_retx(node)
+        elif conn.mode != PUSH and node.core.pending.waiting(uid):
+            self.w.access.answer_held(uid)
+
+    def user_disconnected(self, uid: int) -> None:
+        """``uid``'s connection closed cleanly: unacknowledged messages, on whichever
+        node holds them, go to the durable offline queue."""
+        for node in self.nodes:
+            if node.up:
+                node.core.disconnect(uid)
+
+    # ------------------------------------------------------------------------------------
+    # the send path
+    def send_arrives(self, arg) -> None:
+        client, msg = arg
+        node = self._serving(client.uid)
+        if node is None:
+            return  # routed to a dead node (before failover), or none is live
+        verdict, reply = node.core.begin_send(msg, self.env.now)
+        if verdict is Verdict.DONE:
+            self.w.counters["dedup_hits"] += 1
+            self._reply(node, client, reply)
+        elif verdict is Verdict.IN_PROGRESS:
+            self.w.counters["dedup_in_progress_drops"] += 1
+        else:
+            node.stages["auth"].submit(self._after_auth, (node, client, msg), self.costs["auth"])
+
+    def _after_auth(self, job) -> None:
+        node, _client, _msg = job
+        node.stages["checks"].submit(self._after_checks, job, self.costs["checks"])
+
+    def _facts(self, msg: Message, callback: str | None, screening: str | None):
+        """What the check stages look up for ``msg``: mute, blacklist, friendship.
+
+        Relationship facts are fixed per pair (:func:`pair_uniform`); a fraction of 0 or 1
+        needs no draw, which keeps the common plain deployment cheap."""
+        sender = msg.sender
+        friends, black = True, False
+        if not msg.is_group:
+            other = self.rec.messages[msg.msg_id].recipients[0]
+            if self.friend_fraction < 1.0:
+                a, b = (sender, other) if sender < other else (other, sender)
+                friends = pair_uniform(self.seed, a, b, 1) < self.friend_fraction
+            if self.blacklist_fraction > 0.0:
+                black = pair_uniform(self.seed, other, sender, 2) < self.blacklist_fraction
+        return admission.MessageFacts(
+            sender_muted=sender in self.muted,
+            blacklisted_by_recipient=black,
+            are_friends=friends,
+            is_group=msg.is_group,
+            screening_verdict=screening,
+            callback_verdict=callback,
+        )
+
+    def _after_checks(self, job) -> None:
+        node, client, msg = job
+        decision = admission.admit(self.checks_policy, self._facts(msg, None, None))
+        if not decision.accepted:
+            self._reject(node, client, msg, str(decision.reason))
+            return
+        sc = self.sc
+        if sc["server.callback_enabled"]:
+            stream = self.w.streams["admission"]
+            latency_s = stream.exponential(sc["server.callback_ms"] / 1000.0)
+            timeout_s = sc["server.callback_timeout_s"]
+            if latency_s > timeout_s:
+                verdict, latency_s = "timeout", timeout_s
+            elif stream.uniform() < sc["server.callback_reject_prob"]:
+                verdict = "reject"
+            else:
+                verdict = "allow"
+            later(
+                self.env, latency_s, self._after_callback, (node, client, msg, verdict, node.epoch)
+            )
+        else:
+            self._after_callback((node, client, msg, None, node.epoch))
+
+    def _after_callback(self, job) -> None:
+        node, client, msg, callback, epoch = job
+        if node.epoch != epoch:
+            return  # the node crashed while the business backend was being called
+        job = (node, client, msg, callback)
+        if self.sc["server.screening_enabled"]:
+            node.stages["screening"].submit(self._after_screening, job, self.costs["screening"])
+        else:
+            self._after_screening(job)
+
+    def _after_screening(self, job) -> None:
+        node, client, msg, callback = job
+        screening = None
+        if self.sc["server.screening_enabled"]:
+            blocked = self.w.streams["admission"].uniform() < self.sc["server.screening_block_prob"]
+            screening = "block" if blocked else "pass"
+        decision = admission.admit(self.policy, self._facts(msg, callback, screening))
+        if not decision.accepted:
+            self._reject(node, client, msg, str(decision.reason))
+            return
+        node.stages["recent_contacts"].submit(
+            self._after_contacts, (node, client, msg), self.costs["recent_contacts"]
+        )
+
+    def _after_contacts(self, job) -> None:
+        node, _client, msg = job
+        cost = self.costs["store"]
+        if msg.is_group and self.write_diffusion:
+            n_rcpt = len(self.rec.messages[msg.msg_id].recipients)
+            cost += self.costs["inbox_write"] * n_rcpt
+        node.stages["store"].submit(self._after_store, job, cost)
+
+    def _after_store(self, job) -> None:
+        node, client, msg = job
+        if not node.up:
+            return
+        now = self.env.now
+        if node.store_fail_prob > 0 and self.w.streams["faults"].uniform() < node.store_fail_prob:
+            self.w.counters["store_failures"] += 1
+            self._reply(node, client, node.core.store_failed(msg))
+            return
+        item, reply = node.core.commit(msg, now)
+        recipients = self.rec.messages[msg.msg_id].recipients
+        session = self.w.access.session
+        online = {r: session(r) is not None for r in recipients}
+        self.rec.stored(now, msg, item.order_key, online)
+        self._reply(node, client, reply)
+        self.route_stored(node, item, recipients)
+
+    def route_stored(self, node: LogicNode, item, recipients) -> None:
+        """Queue the status lookup + fan-out of a stored message (logged durably first)."""
+        key = (item.msg_id, item.order_key)
+        node.unrouted[key] = (item, recipients)
+        cost = self.costs["status"] + self.costs["fanout"] * len(recipients)
+        node.stages["downlink"].submit(self._fan_out, (node, key), cost)
+
+    def _reject(self, node: LogicNode, client: Client, msg: Message, reason: str) -> None:
+        self.w.counters["rejections"] += 1
+        self._reply(node, client, node.core.reject(msg, reason, self.env.now))
+
+    def _reply(self, node: LogicNode, client: Client, reply: SendReply) -> None:
+        if node.extra_delay_s > 0:
+            # slow_server: the node answers late although the write is done (the
+            # article's failure 3), so a retry meets a stored message in the dedup window.
+            later(self.env, node.extra_delay_s, self._late_reply, (node, node.epoch, client, reply))
+            return
+        self._send_reply(client, reply)
+
+    def _late_reply(self, arg) -> None:
+        node, epoch, client, reply = arg
+        if node.epoch == epoch:  # a reply still inside a crashed node is gone with it
+            self._send_reply(client, reply)
+
+    def _send_reply(self, client: Client, reply: SendReply) -> None:
+        conn = self.w.access.session(client.uid)
+        self.w.access.frame_down(
+            conn,
+            client.uid,
+            self.header + REPLY_BYTES,
+            self.w.side.reply_arrives,
+            (client, conn, reply),
+        )
+
+    # ------------------------------------------------------------------------------------
+    # the downlink
+    def _fan_out(self, job) -> None:
+        node, key = job
+        entry = node.unrouted.pop(key, None)
+        if entry is None:
+            return
+        item, recipients = entry
+        now = self.env.now
+        session = self.w.access.session
+        for r in recipients:
+            rnode = self.owner(r)
+            if rnode is None or not rnode.up:
+                # The recipient's node is down: the store keeps it for the next login
+                # (and every sync reads the store).
+                self.store.offline.setdefault(r, []).append(item)
+                continue
+            conn = session(r)
+            mode = conn.mode if conn is not None else None
+            if mode is None:
+                self._offline_push(r, item)
+            delivers = rnode.core.route(item, r, mode, now)
+            if delivers:
+                self._push_out(delivers, conn, self.w.side.push_arrives)
+                self._arm_retx(rnode)
+            elif mode == "poll":
+                self.w.access.answer_held(r)
+
+    def _offline_push(self, uid: int, item) -> None:
+        """The vendor's offline notification to a user who is not connected.
+
+        It travels the vendor's channel (its own latency and loss) and tells the device
+        that a message waits; the message itself comes with the next login. Its arrival
+        time is recorded per message × recipient (``t_offline_push``)."""
+        counters = self.w.counters
+        counters["offline_pushes"] += 1
+        if self.w.streams["offline_push"].uniform() < self.sc["server.offline_push_loss"]:
+            counters["offline_pushes_lost"] += 1
+            return
+        arrival = self.env.now + self.sc["server.offline_push_ms"] / 1000.0
+        self.rec.messages[item.msg_id].offline_push.setdefault(uid, arrival)
+
+    def _push_out(self, delivers: list[Deliver], conn: Connection | None, arrive) -> None:
+        client = self.w.clients
+        frame = self.w.access.frame_down
+        for d in delivers:
+            if d.attempt > 1:
+                self.retransmits_downlink += 1
+            size = self.header + d.item.message.payload_bytes
+            frame(conn, d.recipient, size, arrive, (client[d.recipient], conn, d))
+
+    def _arm_retx(self, node: LogicNode) -> None:
+        deadline = node.core.pending.next_deadline()
+        if deadline is None:
+            return
+        if node.retx_at is None or deadline < node.retx_at:
+            node.retx_at = deadline
+            later(self.env, max(0.0, deadline - self.env.now), self._retx_timer, node)
+
+    def _retx_timer(self, node: LogicNode) -> None:
+        now = self.env.now
+        if node.retx_at is None or node.retx_at > now:
+            return
+        node.retx_at = None
+        if node.up:
+            due = node.core.pending.handle_timeout(now)
+            if due:
+                node.stages["downlink"].submit(
+                    self._retransmit, (node, due), self.costs["retransmit"] * len(due)
+                )
+        self._arm_retx(node)
+
+    def _retransmit(self, job) -> None:
+        _node, due = job
+        session = self.w.access.session
+        for d in due:
+            conn = session(d.recipient)
+            if conn is not None and conn.mode == PUSH:
+                self._push_out([d], conn, self.w.side.push_arrives)
+
+    def ack_arrives(self, arg) -> None:
+        uid, msg_ids = arg
+        node = self._serving(uid)
+        if node is not None:
+            node.stages["ack"].submit(
+                self._ack_served, (node, uid, msg_ids), self.costs["ack"] * len(msg_ids)
+            )
+
+    def _ack_served(self, job) -> None:
+        node, uid, msg_ids = job
+        node.core.pending.handle_ack(uid, msg_ids)
+
+    # ------------------------------------------------------------------------------------
+    # sync
+    def sync_arrives(self, arg) -> None:
+        client, _conn, request, row = arg
+        node = self._serving(client.uid)
+        if node is None:
+            return
+        # The page is cut from the store as the request is served; what it costs depends
+        # on what it scans and returns.
+        response = self.store.answer_sync(request)
+        self.rec.req_messages[row] = len(response.items)
+        c = self.costs
+        cost = c["sync"] + c["sync_conv"] * response.scanned + c["sync_item"] * len(response.items)
+        node.stages["sync"].submit(self._answer_sync, (client, response), cost)
+
+    def _answer_sync(self, job) -> None:
+        client, response = job
+        size = self.header + sum(
+            i.message.payload_bytes + SYNC_ITEM_OVERHEAD_BYTES for i in response.items
+        )
+        self.w.sync_bytes += size
+        conn = self.w.access.session(client.uid)
+        self.w.access.frame_down(
+            conn, client.uid, size, self.w.side.sync_response_arrives, (client, conn, response)
+        )
+
+    # ------------------------------------------------------------------------------------
+    # polling
+    def poll_arrives(self, arg) -> None:
+        client, conn, seq, row, acks, hold = arg
+        node = self._serving(client.uid)
+        if node is None:
+            return
+        pending = node.core.pending
+        if acks:
+            pending.handle_ack(client.uid, acks)
+        batch = min(pending.waiting(client.uid), self.batch_max)
+        cost = self.costs["poll"] + self.costs["poll_msg"] * batch + self.costs["ack"] * len(acks)
+        node.stages["poll"].submit(self._poll_served, (node, client, conn, seq, row, hold), cost)
+
+    def _poll_served(self, job) -> None:
+        node, client, conn, seq, row, hold = job
+        if client.kind == LONG_POLL and node.core.pending.waiting(client.uid) == 0:
+            self.w.access.hold(client, conn, seq, row, hold)
+            return
+        self.respond_poll(client, conn, seq, row)
+
+    def respond_poll(self, client: Client, conn: Connection, seq: int, row: int) -> None:
+        """Answer a poll with the oldest messages waiting for ``client`` (maybe none)."""
+        node = self._serving(client.uid)
+        delivers = node.core.pending.take_for_poll(client.uid, self.batch_max) if node else []
+        self.retransmits_downlink += sum(d.attempt > 1 for d in delivers)
+        self.rec.req_messages[row] = len(delivers)
+        size = self.header + sum(d.item.message.payload_bytes for d in delivers)
+        self.w.access.frame_down(
+            conn, client.uid, size, self.w.side.poll_response_arrives, (client, conn, seq, delivers)
+        )
+
+    # ------------------------------------------------------------------------------------
+    # faults
+    def crash_node(self, node: LogicNode) -> None:
+        """Volatile state of ``node`` is gone; connections, on the access tier, are not."""
+        now = self.env.now
+        node.up = False
+        node.crashes += 1
+        self.w.counters["crash_pending_lost"] += node.core.crash()
+        for stage in node.stages.values():
+            self.w.counters["stage_jobs_lost"] += stage.crash()
+        node.retx_at = None
+        node.epoch += 1
+        node.crashed_at = now
+        later(self.env, self.failover_detect_s, self._failover, (node, node.epoch))
+
+    def _failover(self, arg) -> None:
+        node, epoch = arg
+        if not node.up and node.epoch == epoch:
+            self._set_view(node.node_id, False)  # its users move to the survivors
+
+    def recover_node(self, node: LogicNode) -> None:
+        """The node is back: its users route home, and fan-outs that the crash
+        interrupted are redone from the store's durable fan-out log."""
+        node.up = True
+        self._set_view(node.node_id, True)
+        for item, recipients in list(node.unrouted.values()):
+            self.route_stored(node, item, recipients)
+
+
+__all__ = ["STAGE_NAMES", "LogicNode", "LogicTier"]

@@ -1,0 +1,68 @@
+"""Presence: which users have the app open, and churn between online and offline.
+
+``workload.online_fraction`` of the users are online at t = 0 (connected at once). With
+churn (``workload.mean_online_s`` and ``workload.mean_offline_s`` both > 0) each user
+alternates exponential online and offline periods: going offline closes the connection
+cleanly (the server moves what was not acknowledged to the offline queue), coming back
+online connects, logs in, and syncs what was missed. The online users are kept in an
+array-backed set so the workload can pick a random online sender in O(1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from immodel.sim.kernel import later
+
+
+class Presence:
+    """The online set and the churn process of one run."""
+
+    def __init__(self, world: Any) -> None:
+        sc = world.sc
+        self.w = world
+        self.env = world.env
+        self.online_list: list[int] = []
+        self.online_pos: dict[int, int] = {}
+        self.mean_online_s = sc["workload.mean_online_s"]
+        self.mean_offline_s = sc["workload.mean_offline_s"]
+        self.churn = self.mean_online_s > 0
+
+    def set_online(self, client, online: bool) -> None:
+        uid = client.uid
+        client.online = online
+        if online and uid not in self.online_pos:
+            self.online_pos[uid] = len(self.online_list)
+            self.online_list.append(uid)
+        elif not online and uid in self.online_pos:
+            i = self.online_pos.pop(uid)
+            last = self.online_list.pop()
+            if last != uid:
+                self.online_list[i] = last
+                self.online_pos[last] = i
+
+    def start(self) -> None:
+        """Schedule every user's first presence flip (churn only)."""
+        if not self.churn:
+            return
+        stream = self.w.streams["presence"]
+        for client in self.w.clients:
+            mean = self.mean_online_s if client.online else self.mean_offline_s
+            later(self.env, stream.exponential(mean), self._flip, client)
+
+    def _flip(self, client) -> None:
+        stream = self.w.streams["presence"]
+        if client.online:
+            self.set_online(client, False)
+            self.w.access.close(client.uid, clean=True)
+            self.w.side.detach(client)
+            client.connecting = False
+            later(self.env, stream.exponential(self.mean_offline_s), self._flip, client)
+        else:
+            self.set_online(client, True)
+            client.backoff_s = 0.0
+            self.w.side.connect(client)
+            later(self.env, stream.exponential(self.mean_online_s), self._flip, client)
+
+
+__all__ = ["Presence"]
