@@ -288,16 +288,18 @@ class Network:
         arrive = t + one_way
         if tries == 0:  # Karn: only segments sent once give an RTT sample
             self._sample(conn, up, one_way + self._return_latency())
-        # in order: nothing is handed to the application before what was sent earlier
+        # In order: nothing is handed to the application before what was sent earlier.
+        # The clearing time is kept as the event time SimPy will compute (now + delay),
+        # so that rounding can never put a later segment a hair before an earlier one.
+        clear = conn.clear_up if up else conn.clear_down
+        delay = (arrive if arrive > clear else clear) - now
+        while now + delay < clear:
+            delay = math.nextafter(delay, math.inf)
         if up:
-            if arrive < conn.clear_up:
-                arrive = conn.clear_up
-            conn.clear_up = arrive
+            conn.clear_up = now + delay
         else:
-            if arrive < conn.clear_down:
-                arrive = conn.clear_down
-            conn.clear_down = arrive
-        later(self.env, arrive - now, fn, arg)
+            conn.clear_down = now + delay
+        later(self.env, delay, fn, arg)
 
     def _sample(self, conn: Connection, up: bool, rtt_s: float) -> None:
         """RFC 6298 section 2: update SRTT and RTTVAR with one sample, recompute the RTO."""
