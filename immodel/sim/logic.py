@@ -184,6 +184,16 @@ class LogicTier:
         node = self.owner(uid)
         return node if node is not None and node.up else None
 
+    def _holders(self, uid: int, first: LogicNode) -> list[LogicNode]:
+        """``first``, then every other live node that still holds pending entries for
+        ``uid`` (a failover moved the user away and back: the entries stay where they
+        were pushed from, and the ACK or poll that clears them is shared out)."""
+        if len(self.nodes) == 1:
+            return [first]
+        return [first] + [
+            n for n in self.nodes if n is not first and n.up and n.core.pending.waiting(uid)
+        ]
+
     # ------------------------------------------------------------------------------------
     # sessions (told by the access tier)
     def user_connected(self, uid: int, conn: Connection) -> None:
@@ -444,7 +454,8 @@ class LogicTier:
 
     def _ack_served(self, job) -> None:
         node, uid, msg_ids = job
-        node.core.pending.handle_ack(uid, msg_ids)
+        for holder in self._holders(uid, node):
+            holder.core.pending.handle_ack(uid, msg_ids)
 
     # ------------------------------------------------------------------------------------
     # sync
@@ -479,10 +490,10 @@ class LogicTier:
         node = self._serving(client.uid)
         if node is None:
             return
-        pending = node.core.pending
         if acks:
-            pending.handle_ack(client.uid, acks)
-        batch = min(pending.waiting(client.uid), self.batch_max)
+            for holder in self._holders(client.uid, node):
+                holder.core.pending.handle_ack(client.uid, acks)
+        batch = min(node.core.pending.waiting(client.uid), self.batch_max)
         cost = self.costs["poll"] + self.costs["poll_msg"] * batch + self.costs["ack"] * len(acks)
         node.stages["poll"].submit(self._poll_served, (node, client, conn, seq, row, hold), cost)
 
@@ -496,7 +507,12 @@ class LogicTier:
     def respond_poll(self, client: Client, conn: Connection, seq: int, row: int) -> None:
         """Answer a poll with the oldest messages waiting for ``client`` (maybe none)."""
         node = self._serving(client.uid)
-        delivers = node.core.pending.take_for_poll(client.uid, self.batch_max) if node else []
+        delivers = []
+        if node is not None:
+            for holder in self._holders(client.uid, node):
+                room = self.batch_max - len(delivers)
+                if room > 0:
+                    delivers += holder.core.pending.take_for_poll(client.uid, room)
         self.retransmits_downlink += sum(d.attempt > 1 for d in delivers)
         self.rec.req_messages[row] = len(delivers)
         size = self.header + sum(d.item.message.payload_bytes for d in delivers)

@@ -17,6 +17,10 @@ def quiet(**overrides) -> Scenario:
         "workload.send_rate_per_user": 0.0,
         "network.latency_ms": 40.0,
         "server.service_dist": "constant",
+        # the access tier's per-request and per-frame work left out: SERVICE_MS is the
+        # logic stages' time alone
+        "server.access_request_ms": 0.0,
+        "server.access_frame_ms": 0.0,
         "duration_s": 20.0,
         "drain_s": 60.0,
     }

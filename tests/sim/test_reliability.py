@@ -25,6 +25,7 @@ def test_every_mechanism_on_loses_and_duplicates_nothing_at_ten_percent_loss(kin
             "drain_s": 300.0,
             "network.uplink_loss": 0.1,
             "network.downlink_loss": 0.1,
+            "network.model": "datagram",  # every loss reaches the application
         },
     )
     s = run(scenario).summary
@@ -48,6 +49,7 @@ def test_every_mechanism_off_delivers_the_product_of_survival_probabilities():
             "duration_s": 40.0,
             "network.uplink_loss": p_up,
             "network.downlink_loss": p_down,
+            "network.model": "datagram",  # loss per application packet
             **off,
         },
     )
