@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="draw the standard figures for a run or sweep folder")
     plot.add_argument("directory", metavar="DIR")
+    plot.add_argument("--out", default=None, metavar="DIR", help="folder (default DIR/figures)")
+    plot.add_argument(
+        "--format",
+        dest="formats",
+        default=None,
+        metavar="FORMATS",
+        help="comma-separated png, svg, pdf (default png,svg)",
+    )
     plot.set_defaults(func=_handler("immodel.analysis.plots", "cmd_plot"))
 
     check = sub.add_parser("check", help="check a delivery trace for loss, duplicates, order")
