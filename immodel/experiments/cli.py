@@ -159,7 +159,8 @@ def _dry_run(sweep: Sweep, out: Path, status, workers: int | None) -> None:
     print(
         f"estimated: {human_duration(cpu_s)} of CPU, about {human_duration(cpu_s / n)} on {n} "
         f"worker(s) (each point simulated here for {_CALIBRATION_S:g} s of wall time and "
-        "extrapolated to its whole run; the drain is usually cheaper, so this leans high)"
+        "extrapolated at that pace: a lower bound, long runs slow down as conversations "
+        "accumulate, expect up to 2-3× more)"
     )
     _warn_short_drains(sweep)
 
