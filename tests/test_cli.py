@@ -235,3 +235,30 @@ def test_columns_prints_the_dictionary_and_json(capsys):
     data = json.loads(capsys.readouterr().out)
     assert set(data) == set(TABLES)
     assert {c["name"] for c in data["messages"]["columns"]} >= {"msg_id", "latency_ms"}
+
+
+@pytest.mark.parametrize(
+    ("setup", "argv_tail", "fragment"),
+    [
+        ("empty", [], "sets no keys"),
+        ("directory", [], "is a directory, not a scenario file"),
+        (None, ["--set", "workload.users=1e3"], "workload.users must be an integer"),
+        (None, ["--set", "transport.web_share=0.5"], "transport.web_share applies only to"),
+        (
+            None,
+            ["--set", "drain_s=10", "--set", 'faults=[{kind="server_crash", at_s=200}]'],
+            "faults[0].at_s must be < duration_s + drain_s",
+        ),
+        (None, ["--set", "drain_s=soon"], "drain_s must be 'auto' or a number ≥ 0"),
+    ],
+)
+def test_silent_mistakes_are_now_one_error_line(tmp_path, capsys, setup, argv_tail, fragment):
+    source = "baseline"
+    if setup == "empty":
+        (tmp_path / "empty.toml").write_text("")
+        source = str(tmp_path / "empty.toml")
+    elif setup == "directory":
+        source = str(tmp_path)
+    assert main(["run", source, *argv_tail]) == 2
+    line = _one_error_line(capsys)
+    assert fragment in line

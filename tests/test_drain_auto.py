@@ -66,3 +66,20 @@ def test_the_cli_prints_one_warning_line_for_a_short_drain_and_none_for_auto(cap
     captured = capsys.readouterr()
     assert "warning" not in captured.err
     assert "(auto)" in captured.out  # the summary table names the drain used
+
+
+def test_a_sweep_with_the_auto_drain_records_the_number_each_point_used(tmp_path):
+    from immodel.experiments.sweep import run_sweep
+
+    sweep = {
+        "scenario": "baseline",
+        "set": {"workload.users": 20, "duration_s": 2.0},
+        "grid": {"transport.kind": ["push", "short_poll"]},
+    }
+    frame = run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
+    assert frame["drain_auto"].tolist() == [True, True]
+    assert frame["drain_s_used"].dtype.kind == "f"
+    for kind, used in zip(frame["transport.kind"], frame["drain_s_used"], strict=True):
+        scenario = Scenario.load("baseline", {**sweep["set"], "transport.kind": kind})
+        assert used == required_drain_s(scenario)
+    assert frame["drain_s_used"].nunique() == 2  # each point its own drain
