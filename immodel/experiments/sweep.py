@@ -43,6 +43,21 @@ only the tasks without a part file; a finished sweep recomputes nothing.
 ``results.parquet`` is rebuilt from the parts at the end of every run (also after an
 interruption) and by :func:`collect_results`, which also works while a sweep is running.
 
+**Interruption.** A first Ctrl-C stops starting runs and says how many are in flight;
+local worker processes ignore SIGINT, so those runs finish and are saved. A second
+Ctrl-C — and, from the command line, SIGTERM or SIGHUP — terminates the workers at once
+(:func:`immodel.experiments.executors.terminate_workers`; no worker outlives the sweep)
+and loses only the runs in flight. Either way ``results.parquet`` is rebuilt from the
+parts before the sweep ends, and re-running the same command continues.
+
+**Progress.** On a terminal a tqdm bar with an ETA; otherwise (a log file, CI) one line
+on stderr every :data:`PROGRESS_EVERY_S` seconds or 10 % of the runs.
+
+**Overrides.** :func:`with_overrides` fixes scenario keys at every point (``immodel
+sweep --set``; a grid key given this way leaves the grid) and changes the replications;
+:func:`default_out_for` gives such a changed sweep its own folder. :func:`estimate_run_s`
+is how ``immodel sweep --dry-run`` estimates the time.
+
 **Refusing to mix.** ``meta.json`` records what decides the tasks — the fixed scenario
 (base file + ``[set]``, without its name, description and seed), the grid (keys, order,
 values) and the root seed — and its hash. If the sweep file changes any of them, the run
@@ -733,7 +748,8 @@ def run_sweep(
     ``workers`` workers). ``runner(scenario) -> summary dict`` runs one simulation
     (default :func:`default_runner`; it must pickle, i.e. be a module-level function, for
     process pools and Dask). ``progress`` shows a tqdm bar with ETA on stderr (default:
-    when stderr is a terminal).
+    when stderr is a terminal; otherwise progress lines, see the module docstring;
+    ``False``: neither).
 
     Lifecycle: checks that ``out`` holds no other sweep, writes ``sweep.toml``,
     ``scenario.toml`` and ``meta.json``, then a part file per finished task, then
