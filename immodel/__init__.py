@@ -7,14 +7,15 @@ Layers, top to bottom (data flows down, records flow up one way):
 * :mod:`immodel.analysis` — summaries, confidence intervals, plots, the delivery checker;
 * :mod:`immodel.experiments` — sweeps on an executor, resumable results, the demo.
 
-The two entry points most users need are :class:`Scenario` and :func:`run`.
+The entry points most users need are :class:`Scenario` and :func:`run`;
+:func:`load_run` reads back a run saved with ``immodel run --out DIR``.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Result", "Scenario", "__version__", "run"]
+__all__ = ["Result", "Scenario", "__version__", "load_run", "run"]
 
 
 def __getattr__(name: str):
@@ -23,7 +24,7 @@ def __getattr__(name: str):
         from immodel.scenario import Scenario
 
         return Scenario
-    if name in ("run", "Result"):
+    if name in ("run", "Result", "load_run"):
         from immodel.sim import model
 
         return getattr(model, name)

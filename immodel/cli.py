@@ -4,13 +4,18 @@ Sub-commands are thin: each parses its arguments here and hands them to a functi
 layer that owns the work (``immodel.sim`` for ``run``, ``immodel.experiments`` for
 ``sweep``/``plot``/``demo``, ``immodel.analysis.checker`` for ``check``). A
 :class:`~immodel.errors.UserError` anywhere becomes exit status 2 with one ``error:`` line;
-argparse's own usage errors also exit 2.
+argparse's own usage errors also exit 2. A ``UserWarning`` (a drain shorter than the
+scenario needs) is one ``warning:`` line on stderr. Output piped into a reader that stops
+early (``immodel keys | head``) ends quietly with status 141, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from immodel import __version__
@@ -55,16 +60,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a scenario key, e.g. --set network.downlink_loss=0.05 (repeatable)",
     )
     run.add_argument("--seed", type=int, default=None, help="root seed (overrides the file)")
-    run.add_argument("--out", default=None, help="write summary, resolved scenario and records")
+    run.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="write summary, resolved scenario and records to a new folder (checked first)",
+    )
+    run.add_argument(
+        "--force",
+        "--overwrite",
+        dest="force",
+        action="store_true",
+        help="--out may be the folder of an earlier run: its outputs (figures too) are removed",
+    )
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: when stderr is a terminal)",
+    )
     run.set_defaults(func=_handler("immodel.sim.cli", "cmd_run"))
 
     scen = sub.add_parser("scenarios", help="list the built-in scenarios")
     scen.set_defaults(func=_handler("immodel.sim.cli", "cmd_scenarios"))
 
+    keys = sub.add_parser("keys", help="every scenario key: type, default, allowed values, meaning")
+    keys.add_argument("--json", action="store_true", help="one JSON list of keys")
+    keys.set_defaults(func=_handler("immodel.sim.cli", "cmd_keys"))
+
+    columns = sub.add_parser(
+        "columns", help="the data dictionary: every column of the records and of results.parquet"
+    )
+    columns.add_argument("--json", action="store_true", help="one JSON object of tables")
+    columns.set_defaults(func=_handler("immodel.sim.cli", "cmd_columns"))
+
     sweep = sub.add_parser("sweep", help="run a grid of scenarios × replications (resumable)")
-    sweep.add_argument("sweep_file", metavar="SWEEP.toml")
-    sweep.add_argument("--out", default=None, help="result folder (default: next to the file)")
+    sweep.add_argument(
+        "sweep_files", metavar="SWEEP.toml", nargs="+", help="one or more sweep files, in turn"
+    )
+    sweep.add_argument(
+        "--out",
+        default=None,
+        help="result folder (default: next to the file; one sweep file only)",
+    )
     sweep.add_argument("--workers", type=int, default=None, help="local worker processes")
     sweep.add_argument(
         "--scheduler",
@@ -72,10 +111,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="a Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster",
     )
+    sweep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key at every grid point (repeatable; replaces [set], "
+        "or the grid list of that key)",
+    )
+    sweep.add_argument(
+        "--replications", type=int, default=None, metavar="N", help="runs per grid point"
+    )
+    sweep.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the runs and an estimated time, run nothing",
+    )
     sweep.set_defaults(func=_handler("immodel.experiments.cli", "cmd_sweep"))
 
     plot = sub.add_parser("plot", help="draw the standard figures for a run or sweep folder")
     plot.add_argument("directory", metavar="DIR")
+    plot.add_argument("--out", default=None, metavar="DIR", help="folder (default DIR/figures)")
+    plot.add_argument(
+        "--format",
+        dest="formats",
+        default=None,
+        metavar="FORMATS",
+        help="comma-separated png, svg, pdf (default png,svg)",
+    )
     plot.set_defaults(func=_handler("immodel.analysis.plots", "cmd_plot"))
 
     check = sub.add_parser("check", help="check a delivery trace for loss, duplicates, order")
@@ -83,27 +147,59 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the report as one JSON object")
     check.set_defaults(func=_handler("immodel.analysis.checker", "cmd_check"))
 
-    demo = sub.add_parser("demo", help="the built-in transport × loss comparison (about a minute)")
+    demo = sub.add_parser("demo", help="the built-in transport × loss comparison")
     demo.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     demo.add_argument("--workers", type=int, default=None, help="local worker processes")
     demo.set_defaults(func=_handler("immodel.experiments.demo", "cmd_demo"))
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings meant for the user (``UserWarning``) are one ``warning:`` line."""
+    if issubclass(category, UserWarning):
+        print(f"warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``immodel … | head``): stop quietly.
+
+    Further writes (and the interpreter's final flush) go to /dev/null so that no
+    ``BrokenPipeError`` traceback follows; exit status 141 (128 + SIGPIPE) as a shell
+    reports a command killed by a closed pipe.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the sub-command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    warnings.showwarning = _show_warning
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return status
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = _default_showwarning
 
 
 if __name__ == "__main__":  # pragma: no cover

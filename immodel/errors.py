@@ -17,3 +17,10 @@ class UserError(Exception):
 
 class ConfigError(UserError):
     """A scenario or sweep file that does not validate."""
+
+
+class DrainWarning(UserWarning):
+    """An explicit ``drain_s`` shorter than the scenario needs
+    (:func:`immodel.sim.faults.required_drain_s`): ``lost`` and the latency tail then
+    depend on where the run was cut off. The command line prints it as one
+    ``warning:`` line."""

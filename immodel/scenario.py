@@ -37,6 +37,8 @@ POLL_SCHEDULES = ("fixed_rate", "fixed_delay")
 DIFFUSIONS = ("write", "read")
 LATENCY_DISTS = ("constant", "lognormal", "exponential", "empirical")
 NETWORK_MODELS = ("stream", "datagram")
+#: The ``drain_s`` value that asks for the drain the scenario needs (see :meth:`Scenario.resolved`).
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Key:
 
     name: str
     default: Any
-    kind: str  # "int", "float", "bool", "str", "choice", "latency", "faults"
+    kind: str  # "int", "float", "bool", "str", "choice", "latency", "faults", "drain"
     doc: str
     lo: float | None = None
     hi: float | None = None
@@ -53,6 +55,13 @@ class Key:
     choices: tuple[str, ...] = ()
 
     def allowed(self) -> str:
+        """What values the key accepts, as a phrase for error messages and ``immodel keys``."""
+        if self.kind == "drain":
+            return "'auto' or a number ≥ 0"
+        if self.kind == "latency":
+            return "a number ≥ 0 (ms) or a table with dist = one of " + ", ".join(LATENCY_DISTS)
+        if self.kind == "faults":
+            return "a list of fault tables with kind = one of " + ", ".join(FAULT_KINDS)
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
         if self.kind == "bool":
@@ -83,9 +92,11 @@ SCHEMA: tuple[Key, ...] = (
     _k("duration_s", 60.0, "float", "sending period (s)", lo=0.0, lo_open=True),
     _k(
         "drain_s",
-        30.0,
-        "float",
-        "time after the sending period for delivery and recovery (s)",
+        AUTO,
+        "drain",
+        "time after the sending period for delivery and recovery (s), or 'auto': the drain "
+        "every repair needs (immodel.sim.faults.required_drain_s), resolved before the run; "
+        "a message not delivered by the end of the drain counts as lost",
         lo=0.0,
     ),
     _k("sample_interval_s", 1.0, "float", "period of the load samples (s)", lo=0.0, lo_open=True),
@@ -522,9 +533,10 @@ def _check_number(key: Key, value: Any) -> float | int:
         raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
     if key.kind == "int":
         if isinstance(value, float):
-            if not value.is_integer():
-                raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
-            value = int(value)
+            # Strict: 1e3 or 1000.0 for a count is more often a slip (a rate typed into a
+            # count) than intended, and TOML has a literal for integers.
+            hint = f" (a float; write {int(value)})" if value.is_integer() else ""
+            raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}{hint}")
     else:
         value = float(value)
         if not math.isfinite(value):
@@ -666,6 +678,12 @@ def validate_value(name: str, value: Any) -> Any:
     key = KEYS[name]
     if key.kind in ("int", "float"):
         return _check_number(key, value)
+    if key.kind == "drain":
+        if value == AUTO:
+            return value
+        if isinstance(value, str):
+            raise ConfigError(f"{name} must be {key.allowed()}, got {value!r}")
+        return _check_number(key, value)
     if key.kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false, got {value!r}")
@@ -727,9 +745,16 @@ def builtin_scenarios() -> dict[str, str]:
 def _read_source(source: str | Path) -> tuple[dict[str, Any], str]:
     path = Path(source)
     if path.suffix == ".toml" or path.exists():
+        if path.is_dir():
+            raise ConfigError(f"'{source}' is a directory, not a scenario file")
         if not path.is_file():
             raise ConfigError(f"scenario file '{source}' does not exist")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"scenario file '{source}' is not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(f"scenario file '{source}' cannot be read: {exc.strerror}") from None
         default_name = path.stem
     else:
         entry = _builtin_dir() / f"{source}.toml"
@@ -745,6 +770,12 @@ def _read_source(source: str | Path) -> tuple[dict[str, Any], str]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario '{source}' is not valid TOML: {exc}") from None
+    if not data:
+        # An empty file would silently run every default: almost certainly the wrong file.
+        raise ConfigError(
+            f"scenario file '{source}' sets no keys (it is empty); state at least a name, "
+            "or use the built-in 'baseline'"
+        )
     return data, default_name
 
 
@@ -800,6 +831,8 @@ class Scenario:
         if seed is not None:
             over["seed"] = seed
         flat = flatten(data)
+        if not isinstance(source, Scenario):
+            _check_explicit(flat, over)
         flat.setdefault("name", default_name)
         return cls.from_mapping(flat, over)
 
@@ -812,6 +845,32 @@ class Scenario:
     def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
         """A copy with some dotted keys changed (validated)."""
         return Scenario.from_mapping(self.values, overrides)
+
+    @property
+    def drain_is_auto(self) -> bool:
+        """True when ``drain_s`` is ``"auto"`` (not yet resolved to a number)."""
+        return self.values["drain_s"] == AUTO
+
+    def required_drain_s(self) -> float:
+        """The drain this scenario needs: :func:`immodel.sim.faults.required_drain_s`.
+
+        Raises :class:`~immodel.errors.ConfigError` when no drain is long enough (a
+        network that loses every packet).
+        """
+        from immodel.sim.faults import required_drain_s
+
+        try:
+            return float(required_drain_s(self))
+        except ValueError as exc:
+            raise ConfigError(f"drain_s: the required drain cannot be derived ({exc})") from None
+
+    def resolved(self) -> Scenario:
+        """This scenario ready to simulate: ``drain_s = "auto"`` replaced by
+        :meth:`required_drain_s` (a number stays as it is). The run writes this one to
+        ``scenario.toml``, so re-running a saved scenario uses the same drain."""
+        if not self.drain_is_auto:
+            return self
+        return Scenario({**self.values, "drain_s": self.required_drain_s()})
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict, as it would be written in a TOML file."""
@@ -857,6 +916,7 @@ def _check_consistency(values: dict[str, Any]) -> None:
         raise ConfigError("transport.reconnect_max_s must be ≥ transport.reconnect_base_s")
     nodes = values["server.nodes"]
     access = values["server.access_nodes"]
+    drain = values["drain_s"]
     for i, f in enumerate(values["faults"]):
         if f["kind"] == "gateway_crash":
             if f["node"] >= access:
@@ -865,8 +925,79 @@ def _check_consistency(values: dict[str, Any]) -> None:
                 )
         elif "node" in f and f["node"] >= nodes:
             raise ConfigError(f"faults[{i}].node must be < server.nodes ({nodes}), got {f['node']}")
+        # With drain_s = "auto" the drain grows to cover every fault; with a number, a
+        # fault that starts when the run has ended would silently never happen.
+        if drain != AUTO:
+            end = values["duration_s"] + drain
+            if f["at_s"] >= end:
+                raise ConfigError(
+                    f"faults[{i}].at_s must be < duration_s + drain_s ({end:g} s, when the "
+                    f'run ends), got {f["at_s"]:g}; or set drain_s = "auto"'
+                )
+
+
+def _check_explicit(flat: Mapping[str, Any], over: Mapping[str, Any]) -> None:
+    """Keys stated in one scenario source that its own transport ignores.
+
+    Only what the user wrote is checked (a file plus its overrides), not inherited
+    defaults, so a sweep may set a hybrid-only key for the grid's hybrid points.
+    """
+    if set(flat) >= set(KEYS):
+        # A resolved scenario (scenario.toml beside a run) states every key, including
+        # the hybrid-only ones of a run that was switched to another transport.
+        flat = {}
+    default_kind = KEYS["transport.kind"].default
+    kind = over.get("transport.kind", flat.get("transport.kind", default_kind))
+    # Checked per source: a file that states web_share for its own non-hybrid transport,
+    # or an override of web_share for a run that is not hybrid. Switching a hybrid file
+    # to another transport with --set is fine (its web_share then simply does not apply).
+    file_kind = flat.get("transport.kind", default_kind)
+    file_mistake = "transport.web_share" in flat and file_kind != "hybrid" and kind != "hybrid"
+    if file_mistake or ("transport.web_share" in over and kind != "hybrid"):
+        raise ConfigError(
+            f"transport.web_share applies only to transport.kind = 'hybrid', but the "
+            f"transport is {kind!r}; remove it or use the hybrid transport"
+        )
 
 
 def describe_keys() -> list[tuple[str, str, str]]:
     """(key, default, meaning) rows for documentation and ``--help`` text."""
     return [(k.name, repr(k.default), k.doc) for k in SCHEMA]
+
+
+def key_table(key: Key) -> str:
+    """The TOML table a key is written under (``""`` for top-level keys)."""
+    return key.name.rpartition(".")[0]
+
+
+def key_type(key: Key) -> str:
+    """The key's value type as ``immodel keys`` shows it."""
+    return {
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+        "str": "string",
+        "choice": "string",
+        "latency": "number or table",
+        "faults": "list of tables",
+        "drain": "number or 'auto'",
+    }[key.kind]
+
+
+def keys_reference() -> list[dict[str, Any]]:
+    """Every scenario key of :data:`SCHEMA` as a plain dict (``immodel keys --json``):
+    ``key``, ``table``, ``type``, ``default``, ``allowed``, ``meaning``."""
+    rows = []
+    for key in SCHEMA:
+        default = list(key.default) if isinstance(key.default, tuple) else key.default
+        rows.append(
+            {
+                "key": key.name,
+                "table": key_table(key),
+                "type": key_type(key),
+                "default": default,
+                "allowed": key.allowed(),
+                "meaning": key.doc,
+            }
+        )
+    return rows

@@ -102,3 +102,115 @@ def test_schema_keys_are_unique_and_documented():
     assert len(KEYS) == len(SCHEMA)
     for key in SCHEMA:
         assert key.doc
+
+
+# --- drain_s = "auto" ------------------------------------------------------------------
+
+
+def test_drain_defaults_to_auto_and_accepts_auto_or_a_number():
+    assert KEYS["drain_s"].default == "auto"
+    assert Scenario.load({})["drain_s"] == "auto"
+    assert Scenario.load({}, ["drain_s=auto"])["drain_s"] == "auto"
+    assert Scenario.load({}, {"drain_s": 0})["drain_s"] == 0.0
+    assert Scenario.load({}, {"drain_s": 12})["drain_s"] == 12.0
+
+
+@pytest.mark.parametrize("value", ["automatic", "", -1.0, float("inf"), True, [30]])
+def test_a_drain_other_than_auto_or_a_number_from_0_is_refused(value):
+    with pytest.raises(ConfigError) as err:
+        Scenario.load({}, {"drain_s": value})
+    assert "drain_s must be 'auto' or a number ≥ 0" in str(err.value)
+
+
+def test_resolved_replaces_auto_by_the_required_drain_and_keeps_a_number():
+    from immodel.sim.faults import required_drain_s
+
+    auto = Scenario.load("lossy-mobile")
+    resolved = auto.resolved()
+    assert resolved["drain_s"] == required_drain_s(auto) > 0
+    assert not resolved.drain_is_auto and auto.drain_is_auto
+    assert {k: v for k, v in resolved.values.items() if k != "drain_s"} == {
+        k: v for k, v in auto.values.items() if k != "drain_s"
+    }
+    fixed = Scenario.load("lossy-mobile", {"drain_s": 7.0})
+    assert fixed.resolved() is fixed
+
+
+def test_auto_drain_on_a_network_that_loses_everything_is_a_config_error():
+    scenario = Scenario.load("baseline", {"network.downlink_loss": 1.0})
+    with pytest.raises(ConfigError, match="drain_s: the required drain cannot be derived"):
+        scenario.resolved()
+
+
+# --- mistakes that used to pass silently ----------------------------------------------
+
+
+def test_a_float_for_an_integer_key_is_refused_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"workload.users must be an integer .* got 1000.0"):
+        Scenario.load("baseline", {"workload.users": 1e3})
+    with pytest.raises(ConfigError, match=r"workload\.users must be an integer"):
+        Scenario.load("baseline", ["workload.users=1e3"])
+    path = tmp_path / "s.toml"
+    path.write_text("[workload]\nusers = 1e3\n")
+    with pytest.raises(ConfigError, match=r"workload.users .*write 1000"):
+        Scenario.load(path)
+
+
+def test_an_empty_scenario_file_is_refused(tmp_path):
+    for text in ("", "\n# only a comment\n"):
+        path = tmp_path / "empty.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match="sets no keys"):
+            Scenario.load(path)
+
+
+def test_a_directory_given_as_a_scenario_file_is_named_as_such(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory, not a scenario file"):
+        Scenario.load(tmp_path)
+    (tmp_path / "runs.toml").mkdir()
+    with pytest.raises(ConfigError, match="is a directory, not a scenario file"):
+        Scenario.load(tmp_path / "runs.toml")
+
+
+def test_a_fault_after_the_end_of_an_explicit_drain_is_refused():
+    crash = {"kind": "server_crash", "at_s": 100, "down_s": 5}
+    with pytest.raises(ConfigError, match=r"faults\[0\].at_s must be < duration_s \+ drain_s"):
+        Scenario.load("baseline", {"duration_s": 60.0, "drain_s": 40.0, "faults": [crash]})
+    # Just inside the run is fine, and with "auto" the drain grows to cover the fault.
+    Scenario.load("baseline", {"duration_s": 60.0, "drain_s": 40.1, "faults": [crash]})
+    auto = Scenario.load("baseline", {"duration_s": 60.0, "faults": [crash]}).resolved()
+    assert auto["duration_s"] + auto["drain_s"] > 105
+
+
+def test_web_share_with_a_transport_that_ignores_it_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"transport\.web_share applies only to"):
+        Scenario.load("baseline", {"transport.web_share": 0.5})
+    with pytest.raises(ConfigError, match=r"transport\.web_share applies only to"):
+        Scenario.load("baseline", ["transport.kind=push", "transport.web_share=0.5"])
+    path = tmp_path / "s.toml"
+    path.write_text('[transport]\nkind = "long_poll"\nweb_share = 0.2\n')
+    with pytest.raises(ConfigError, match="web_share"):
+        Scenario.load(path)
+    # Hybrid takes it; switching the hybrid built-in to push with --set is not a mistake
+    # of the user's (the file's web_share simply no longer applies).
+    assert Scenario.load("hybrid", {"transport.web_share": 0.5})["transport.web_share"] == 0.5
+    assert Scenario.load("hybrid", ["transport.kind=push"])["transport.kind"] == "push"
+    # A resolved scenario.toml states every key and re-loads whatever its transport.
+    resolved = tmp_path / "resolved.toml"
+    resolved.write_text(Scenario.load("hybrid", ["transport.kind=push"]).to_toml())
+    assert Scenario.load(resolved)["transport.kind"] == "push"
+
+
+def test_keys_reference_lists_every_schema_key_with_type_default_and_allowed_values():
+    from immodel.scenario import keys_reference
+
+    rows = keys_reference()
+    assert [r["key"] for r in rows] == [k.name for k in SCHEMA]
+    by_key = {r["key"]: r for r in rows}
+    assert by_key["workload.users"]["table"] == "workload"
+    assert by_key["workload.users"]["type"] == "integer"
+    assert by_key["workload.users"]["default"] == 1000
+    assert by_key["transport.kind"]["allowed"].startswith("one of short_poll")
+    assert by_key["drain_s"]["table"] == "" and by_key["drain_s"]["default"] == "auto"
+    for row in rows:
+        assert row["meaning"] and row["allowed"], row["key"]

@@ -38,12 +38,14 @@ categorical one, one set of files per value of any further key. Files go to
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 import re
 import textwrap
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,7 @@ __all__ = [
     "SERIES_STYLE",
     "STYLE",
     "cmd_plot",
+    "figure_formats",
     "key_label",
     "metric_label",
     "pareto_optimal",
@@ -236,25 +239,48 @@ def _footnote(fig: Figure, text: str) -> None:
     fig.supxlabel(text, x=0.01, ha="left", fontsize=8, color=_NOTE_COLOR)
 
 
-def save_figure(fig: Figure, directory: str | Path, name: str) -> list[Path]:
-    """Write ``fig`` as ``directory/name.png`` (150 dpi) and ``directory/name.svg``.
+#: File formats ``immodel plot --format`` accepts (the first one is the default pair).
+FIGURE_FORMATS = ("png", "svg", "pdf")
+_FORMATS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "figure_formats", default=("png", "svg")
+)
+# Metadata that would put a timestamp or version into a file, per format.
+_NO_STAMP = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+_NO_STAMP["pdf"] = {"CreationDate": None, "Creator": None, "Producer": None}
 
-    Creates ``directory``. Returns the two paths. The files carry no timestamp, so
+
+@contextlib.contextmanager
+def figure_formats(formats: Sequence[str]) -> Iterator[None]:
+    """Within the block, :func:`save_figure` writes ``formats`` (from
+    :data:`FIGURE_FORMATS`) instead of PNG + SVG (``immodel plot --format``)."""
+    token = _FORMATS.set(tuple(formats))
+    try:
+        yield
+    finally:
+        _FORMATS.reset(token)
+
+
+def save_figure(fig: Figure, directory: str | Path, name: str) -> list[Path]:
+    """Write ``fig`` as ``directory/name.png`` (150 dpi) and ``directory/name.svg``
+    (or the formats of an enclosing :func:`figure_formats`).
+
+    Creates ``directory``. Returns the paths. The files carry no timestamp, so
     re-drawing the same data gives the same SVG.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / f"{name}.png", directory / f"{name}.svg"]
+    paths = [directory / f"{name}.{fmt}" for fmt in _FORMATS.get()]
     engine = fig.get_layout_engine()
     with style():
-        fig.savefig(paths[0], dpi=STYLE["savefig.dpi"], metadata={"Software": None})
-        # The layout is done: reuse it for the SVG instead of solving it again (the
-        # constrained layout is most of the time a figure takes to write).
-        fig.set_layout_engine("none")
-        try:
-            fig.savefig(paths[1], metadata={"Date": None, "Creator": None})
-        finally:
-            fig.set_layout_engine(engine)
+        for i, path in enumerate(paths):
+            fmt = path.suffix[1:]
+            dpi = STYLE["savefig.dpi"] if fmt == "png" else "figure"
+            fig.savefig(path, dpi=dpi, metadata=_NO_STAMP.get(fmt))
+            # The layout is done: reuse it for the next format instead of solving it
+            # again (the constrained layout is most of the time a figure takes to write).
+            if i == 0:
+                fig.set_layout_engine("none")
+        fig.set_layout_engine(engine)
     return paths
 
 
@@ -1276,15 +1302,16 @@ def sweep_figures(
     return files
 
 
-def plot_sweep_folder(directory: str | Path) -> list[Path]:
-    """The sweep figures of a result folder (``results.parquet``) into ``DIR/figures``."""
+def plot_sweep_folder(directory: str | Path, out: str | Path | None = None) -> list[Path]:
+    """The sweep figures of a result folder (``results.parquet``) into ``out``
+    (default ``DIR/figures``)."""
     directory = Path(directory)
     results = pd.read_parquet(directory / "results.parquet")
     if results.empty:
         from immodel.errors import UserError
 
         raise UserError(f"'{directory / 'results.parquet'}' has no finished runs to plot")
-    return sweep_figures(results, directory / "figures")
+    return sweep_figures(results, Path(out) if out is not None else directory / "figures")
 
 
 def _read_scenario(directory: Path) -> dict[str, Any]:
@@ -1302,8 +1329,9 @@ def _read_faults(directory: Path) -> list[dict[str, Any]]:
     return [dict(f) for f in faults] if isinstance(faults, list) else []
 
 
-def plot_run_folder(directory: str | Path) -> list[Path]:
-    """The run figures of a run folder (``summary.json`` + records) into ``DIR/figures``.
+def plot_run_folder(directory: str | Path, out: str | Path | None = None) -> list[Path]:
+    """The run figures of a run folder (``summary.json`` + records) into ``out``
+    (default ``DIR/figures``).
 
     The latency ECDF (from ``messages.parquet``) and the load timeline (from
     ``load.parquet``, with the faults of ``scenario.toml`` shaded).
@@ -1311,7 +1339,7 @@ def plot_run_folder(directory: str | Path) -> list[Path]:
     from immodel.errors import UserError
 
     directory = Path(directory)
-    out = directory / "figures"
+    out = Path(out) if out is not None else directory / "figures"
     files: list[Path] = []
     name = _read_scenario(directory).get("name")
     name = f" — {name}" if isinstance(name, str) and name not in ("", "custom") else ""
@@ -1332,13 +1360,28 @@ def plot_run_folder(directory: str | Path) -> list[Path]:
     return files
 
 
+def _parse_formats(text: str | None) -> tuple[str, ...]:
+    """``--format png,svg,pdf`` → a tuple of formats (default PNG + SVG)."""
+    from immodel.errors import UserError
+
+    if not text:
+        return _FORMATS.get()
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FIGURE_FORMATS]
+    if bad or not formats:
+        raise UserError(
+            f"--format must be a comma-separated list of {', '.join(FIGURE_FORMATS)}, got {text!r}"
+        )
+    return formats
+
+
 def cmd_plot(args) -> int:
     """``immodel plot DIR``: the standard figures of a run or sweep folder (PNG + SVG).
 
     A run folder (``summary.json``) gets the latency ECDF and the load timeline; a sweep
     folder (``results.parquet``) the figures its grid allows (:func:`sweep_figures`).
-    Files go to ``DIR/figures/`` and are printed one per line. Anything else is a
-    :class:`~immodel.errors.UserError` (exit 2).
+    Files go to ``DIR/figures/`` (or ``--out``) as PNG + SVG (or ``--format``) and are
+    printed one per line. Anything else is a :class:`~immodel.errors.UserError` (exit 2).
     """
     from immodel.errors import UserError
 
@@ -1360,11 +1403,16 @@ def cmd_plot(args) -> int:
             f"'{directory}' is neither a run folder (summary.json, from `immodel run --out`) "
             "nor a sweep folder (results.parquet, from `immodel sweep`)"
         )
+    out = getattr(args, "out", None)
+    formats = _parse_formats(getattr(args, "formats", None))
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out '{out}' is a file, not a folder for the figures")
     files: list[Path] = []
-    if is_run:
-        files += plot_run_folder(directory)
-    if is_sweep:
-        files += plot_sweep_folder(directory)
+    with figure_formats(formats):
+        if is_run:
+            files += plot_run_folder(directory, out)
+        if is_sweep:
+            files += plot_sweep_folder(directory, out)
     for path in files:
         print(path)
     return 0

@@ -8,40 +8,83 @@ which prints one ``error:`` line and exits 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from immodel.errors import UserError
 from immodel.experiments.executors import validate_workers
 from immodel.experiments.sweep import (
+    Sweep,
+    SweepAborted,
     SweepFailed,
+    _point_label,
+    default_out_for,
+    estimate_run_s,
+    human_duration,
     load_sweep,
     run_sweep,
+    short_drains,
     summary_table,
     sweep_status,
+    with_overrides,
 )
+from immodel.scenario import parse_override
 
 # How many failed tasks are described in full (the rest are in OUT/failures.json).
 _FAILURES_SHOWN = 3
+# Grid points listed by --dry-run before "… and N more".
+_POINTS_SHOWN = 50
+# Wall seconds each grid point is simulated for by --dry-run's estimate.
+_CALIBRATION_S = 0.5
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """``immodel sweep SWEEP.toml [--out DIR] [--workers N] [--scheduler ADDRESS]``.
+    """``immodel sweep SWEEP.toml… [--out DIR] [--workers N] [--scheduler ADDRESS]
+    [--set KEY=VALUE]… [--replications N] [--dry-run]``.
 
-    Validates the whole sweep, says how many runs are left, runs them (progress bar on a
-    terminal), then prints one line per grid point (means over replications) and where
-    the results are. Exit status: 0 when every run finished, 1 when some raised (their
-    replay commands are printed; the rest is saved), 2 for bad input.
+    Validates every sweep (with the overrides) before running any, says how many runs
+    are left, runs them (a progress bar on a terminal, progress lines otherwise), then
+    prints one line per grid point (means over replications) and where the results are.
+    Several files run one after the other. Exit status: 0 when every run finished, 1
+    when some raised (their replay commands are printed; the rest is saved), 2 for bad
+    input, 130 when interrupted (finished runs are saved; see :func:`_abort_on_signals`).
     """
     validate_workers(args.workers)
-    sweep = load_sweep(args.sweep_file)
-    out = Path(args.out) if args.out else sweep.default_out()
-    status = sweep_status(sweep, out)
+    files = list(args.sweep_files)
+    if args.out and len(files) > 1:
+        raise UserError("--out takes one sweep file; give each sweep its own run, or drop --out")
+    overrides = dict(parse_override(o) for o in args.overrides)
+    plans: list[tuple[Sweep, Path]] = []
+    for file in files:
+        original = load_sweep(file)
+        sweep = with_overrides(original, overrides, args.replications)
+        out = Path(args.out) if args.out else default_out_for(sweep, original)
+        plans.append((sweep, out))
+    statuses = [sweep_status(sweep, out) for sweep, out in plans]  # a foreign folder fails here
+    if args.dry_run:
+        for (sweep, out), status in zip(plans, statuses, strict=True):
+            _dry_run(sweep, out, status, args.workers)
+        return 0
+    worst = 0
+    with _abort_on_signals():
+        for (sweep, out), status in zip(plans, statuses, strict=True):
+            worst = max(worst, _run_one(sweep, out, status, args))
+    return worst
+
+
+def _run_one(sweep: Sweep, out: Path, status, args: argparse.Namespace) -> int:
     points = len(sweep.points())
+    name = f"{sweep.path.name}: " if sweep.path else ""
     print(
-        f"sweep: {points} point(s) × {sweep.replications} replication(s) = {status.total} "
-        f"runs; {len(status.done)} already in {out}, {len(status.todo)} to run",
+        f"sweep {name}{points} point(s) × {sweep.replications} replication(s) = "
+        f"{status.total} runs; {len(status.done)} already in {out}, {len(status.todo)} to run",
         file=sys.stderr,
     )
+    _warn_short_drains(sweep)
     try:
         frame = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler)
     except SweepFailed as exc:
@@ -60,6 +103,83 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    except KeyboardInterrupt as exc:
+        how = "stopped" if isinstance(exc, SweepAborted) else "interrupted"
+        print(
+            f"{how}: finished runs are saved in {out / 'results.parquet'}; re-run the same "
+            "command to continue",
+            file=sys.stderr,
+        )
+        raise
     print(summary_table(frame, sweep.grid_keys))
     print(f"results: {out / 'results.parquet'} ({len(frame)} rows)")
     return 0
+
+
+def _warn_short_drains(sweep: Sweep) -> None:
+    """One ``warning:`` line when some points' explicit drain is shorter than required."""
+    short = short_drains(sweep)
+    if not short:
+        return
+    point, drain, required = max(short, key=lambda item: item[2] - item[1])
+    print(
+        f"warning: drain_s is shorter than required at {len(short)} of "
+        f"{len(sweep.points())} point(s) (worst: point {point}, {drain:g} s < {required:g} s, "
+        "immodel.sim.faults.required_drain_s); lost and the latency tail count only what "
+        'arrives within the drain: set drain_s = "auto" to derive it',
+        file=sys.stderr,
+    )
+
+
+def _dry_run(sweep: Sweep, out: Path, status, workers: int | None) -> None:
+    """Print the runs of ``sweep`` and an estimated wall time, run nothing."""
+    points = sweep.points()
+    todo_by_point: dict[int, int] = {}
+    for point, _ in status.todo:
+        todo_by_point[point] = todo_by_point.get(point, 0) + 1
+    name = f"{sweep.path.name}: " if sweep.path else ""
+    print(
+        f"sweep {name}{len(points)} point(s) × {sweep.replications} replication(s) = "
+        f"{status.total} runs; {len(status.done)} already in {out}, {len(status.todo)} to run"
+    )
+    estimates: dict[int, float] = {}
+    for index, values in points:
+        if todo_by_point.get(index):
+            estimates[index] = estimate_run_s(sweep.point_scenario(values), _CALIBRATION_S)
+    for index, values in points[:_POINTS_SHOWN]:
+        label = _point_label(values) or "(no grid)"
+        todo = todo_by_point.get(index, 0)
+        each = f", about {human_duration(estimates[index])} each" if index in estimates else ""
+        print(f"  point {index}: {label}: {todo} run(s) to do{each}")
+    if len(points) > _POINTS_SHOWN:
+        print(f"  … and {len(points) - _POINTS_SHOWN} more points")
+    cpu_s = sum(estimates[p] * n for p, n in todo_by_point.items())
+    n = workers or os.cpu_count() or 1
+    n = min(n, max(1, len(status.todo)))
+    print(
+        f"estimated: {human_duration(cpu_s)} of CPU, about {human_duration(cpu_s / n)} on {n} "
+        f"worker(s) (each point simulated here for {_CALIBRATION_S:g} s of wall time and "
+        "extrapolated at that pace: a lower bound, long runs slow down as conversations "
+        "accumulate, expect up to 2-3× more)"
+    )
+    _warn_short_drains(sweep)
+
+
+@contextlib.contextmanager
+def _abort_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the sweep like a second Ctrl-C: workers are terminated,
+    finished runs stay saved (``results.parquet`` is rebuilt) and the command exits 130."""
+
+    def handler(signum, frame):
+        raise SweepAborted(f"signal {signal.Signals(signum).name}")
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            with contextlib.suppress(ValueError, OSError):  # not the main thread
+                previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

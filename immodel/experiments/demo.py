@@ -24,8 +24,9 @@ derived from the protocol's timeouts (390 s) so that the slowest repair finishes
 the run and late is not counted as lost: at 20 % loss a long poll whose response is
 lost waits out its hold and request timeout (40 s) before it polls again, and nine such
 losses in a row still have a chance of 1 in 2 million. 5 replications with common
-random numbers: 80 runs, about two minutes of CPU, so about a minute on two idle cores
-(``immodel demo --workers 2``).
+random numbers: 80 runs plus four runs kept for the latency distributions; measured with
+``/usr/bin/time immodel demo`` on the shared 2-core development machine: 3.4 min of CPU,
+6 min 56 s of wall time (the other jobs on the machine took half of it).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class DemoScale:
         return 10.0 * math.ceil(worst / 10.0)
 
 
-#: ``default`` is the real demo (about a minute on two cores); ``tiny`` a smoke test.
+#: ``default`` is the real demo (minutes; see the module docstring); ``tiny`` a smoke test.
 SCALES: dict[str, DemoScale] = {
     "default": DemoScale(
         users=1000,

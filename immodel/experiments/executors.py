@@ -20,7 +20,10 @@ The sweep writes results in the calling process, so Dask workers need no shared 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -34,6 +37,7 @@ __all__ = [
     "Backend",
     "InProcessExecutor",
     "open_backend",
+    "terminate_workers",
     "validate_workers",
 ]
 
@@ -114,10 +118,19 @@ def open_backend(
             executor: Executor = InProcessExecutor()
             backend = Backend(executor, "this process", window=1)
         else:
-            executor = ProcessPoolExecutor(max_workers=n)
-            backend = Backend(executor, f"{n} local processes", window=2 * n)
+            # Workers ignore SIGINT: a Ctrl-C in the terminal reaches the whole process
+            # group, and the sweep decides what happens to the runs in flight.
+            # One task per worker in flight: a run takes seconds, so refilling a worker as
+            # its task ends costs nothing, and a Ctrl-C then waits only for started runs
+            # (the pool hands queued tasks to workers early, past cancelling).
+            executor = ProcessPoolExecutor(max_workers=n, initializer=_ignore_sigint)
+            backend = Backend(executor, f"{n} local processes", window=n)
         try:
             yield backend
+        except BaseException:
+            # Interrupted or failed: never leave worker processes behind.
+            terminate_workers(executor)
+            raise
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
         return
@@ -162,6 +175,34 @@ def open_backend(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _ignore_sigint() -> None:
+    """Initializer of local worker processes: Ctrl-C is the parent's to handle, and
+    SIGTERM/SIGHUP end the worker (whatever handler the parent had when it forked)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+def terminate_workers(executor: Executor, timeout_s: float = 5.0) -> None:
+    """Stop the worker processes of a ``ProcessPoolExecutor`` now (SIGTERM, then SIGKILL
+    after ``timeout_s``); their runs in flight are lost. Other executors: nothing."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    if not processes:
+        return
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
 
 
 def worker_version() -> str:

@@ -43,6 +43,21 @@ only the tasks without a part file; a finished sweep recomputes nothing.
 ``results.parquet`` is rebuilt from the parts at the end of every run (also after an
 interruption) and by :func:`collect_results`, which also works while a sweep is running.
 
+**Interruption.** A first Ctrl-C stops starting runs and says how many are in flight;
+local worker processes ignore SIGINT, so those runs finish and are saved. A second
+Ctrl-C — and, from the command line, SIGTERM or SIGHUP — terminates the workers at once
+(:func:`immodel.experiments.executors.terminate_workers`; no worker outlives the sweep)
+and loses only the runs in flight. Either way ``results.parquet`` is rebuilt from the
+parts before the sweep ends, and re-running the same command continues.
+
+**Progress.** On a terminal a tqdm bar with an ETA; otherwise (a log file, CI) one line
+on stderr every :data:`PROGRESS_EVERY_S` seconds or 10 % of the runs.
+
+**Overrides.** :func:`with_overrides` fixes scenario keys at every point (``immodel
+sweep --set``; a grid key given this way leaves the grid) and changes the replications;
+:func:`default_out_for` gives such a changed sweep its own folder. :func:`estimate_run_s`
+is how ``immodel sweep --dry-run`` estimates the time.
+
 **Refusing to mix.** ``meta.json`` records what decides the tasks — the fixed scenario
 (base file + ``[set]``, without its name, description and seed), the grid (keys, order,
 values) and the root seed — and its hash. If the sweep file changes any of them, the run
@@ -67,6 +82,7 @@ import os
 import queue
 import re
 import shlex
+import signal
 import sys
 import time
 import tomllib
@@ -89,17 +105,22 @@ __all__ = [
     "HEADLINE_METRICS",
     "SUMMARY_KEYS",
     "Sweep",
+    "SweepAborted",
     "SweepFailed",
     "SweepStatus",
     "Task",
     "TaskFailure",
     "collect_results",
+    "default_out_for",
     "default_runner",
+    "estimate_run_s",
     "load_sweep",
     "replication_seeds",
     "run_sweep",
+    "short_drains",
     "summary_table",
     "sweep_status",
+    "with_overrides",
 ]
 
 FORMAT_VERSION = 1
@@ -428,6 +449,114 @@ def load_sweep(
     return sweep
 
 
+def with_overrides(
+    sweep: Sweep,
+    set_overrides: Mapping[str, Any] | None = None,
+    replications: int | None = None,
+) -> Sweep:
+    """``sweep`` with scenario keys fixed at every point and/or another replication count.
+
+    A key of ``set_overrides`` replaces its ``[set]`` entry, or — if the grid varies it —
+    takes it out of the grid (the sweep shrinks to that value). This is ``immodel sweep
+    --set KEY=VALUE --replications N``. Every point is validated again; a changed
+    ``[set]`` or grid is another sweep (another default result folder, see
+    :func:`default_out_for`).
+    """
+    import dataclasses
+
+    where = sweep.path.name if sweep.path else "sweep"
+    fixed = dict(sweep.set)
+    for name, value in (set_overrides or {}).items():
+        if name == "seed":
+            raise ConfigError(
+                "--set cannot set 'seed': each replication's seed derives from the sweep's seed"
+            )
+        try:
+            fixed[name] = validate_value(name, value)
+        except ConfigError as exc:
+            raise ConfigError(f"--set {exc}") from None
+    grid = tuple((k, v) for k, v in sweep.grid if k not in (set_overrides or {}))
+    bad = isinstance(replications, bool) or not isinstance(replications, int) or replications < 1
+    if replications is not None and bad:
+        raise ConfigError(f"--replications must be an integer ≥ 1, got {replications!r}")
+    new = dataclasses.replace(
+        sweep,
+        set=fixed,
+        grid=grid,
+        replications=sweep.replications if replications is None else replications,
+    )
+    for index, values in new.points():
+        try:
+            new.point_scenario(values)
+        except ConfigError as exc:
+            prefix = f"grid point {index} ({_point_label(values)}): " if values else ""
+            raise ConfigError(f"{where} with --set: {prefix}{exc}") from None
+    return new
+
+
+def default_out_for(sweep: Sweep, original: Sweep) -> Path:
+    """The default result folder of ``sweep`` derived from ``original`` by
+    :func:`with_overrides`: the original's folder if they are the same sweep (only the
+    replications changed), else ``<stem>-results-<hash>`` beside it, so a shrunk or
+    changed sweep never mixes with the file's own results."""
+    base = original.default_out()
+    if sweep.identity_hash() == original.identity_hash():
+        return base
+    return base.with_name(f"{base.name}-{sweep.identity_hash()[:10]}")
+
+
+def short_drains(sweep: Sweep) -> list[tuple[int, float, float]]:
+    """``(point, drain_s, required_drain_s)`` for every point whose explicit drain is
+    shorter than :func:`immodel.sim.faults.required_drain_s` (none with ``"auto"``)."""
+    out = []
+    for index, values in sweep.points():
+        scenario = sweep.point_scenario(values)
+        if scenario.drain_is_auto:
+            continue
+        try:
+            required = scenario.required_drain_s()
+        except ConfigError:
+            continue
+        if scenario["drain_s"] < required:
+            out.append((index, scenario["drain_s"], required))
+    return out
+
+
+def estimate_run_s(scenario: Scenario, budget_s: float = 0.5) -> float:
+    """Wall seconds one run of ``scenario`` takes here, estimated by simulating it for
+    about ``budget_s`` of wall time and extrapolating the simulated-time rate to the
+    whole horizon (sending period + drain); a run shorter than the budget is simply
+    timed. It is a lower bound for long runs: a run slows down as its users accumulate
+    conversations (each receipt sync walks them), which the first moments do not show.
+    On the development machine, point 0 of ``experiments/loss_sweep.toml`` (short
+    polling, 2 000 users, 1 200 s) was estimated at 132 s and took 295 s."""
+    from immodel.sim.model import resolve_drain, run
+
+    class _Enough(Exception):
+        pass
+
+    seen: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def stop(now_s: float, horizon_s: float, events: int) -> None:
+        if now_s < horizon_s and time.perf_counter() - t0 >= budget_s and now_s > 0:
+            seen["now"], seen["horizon"] = now_s, horizon_s
+            raise _Enough
+
+    import warnings
+
+    from immodel.errors import DrainWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DrainWarning)
+        scenario = resolve_drain(scenario)[0]
+        try:
+            run(scenario, progress=stop)
+        except _Enough:
+            return (time.perf_counter() - t0) * seen["horizon"] / seen["now"]
+    return time.perf_counter() - t0
+
+
 def load_sweep_with(
     sweep_file: str | os.PathLike[str],
     *,
@@ -499,9 +628,15 @@ def default_runner(scenario: Scenario) -> dict[str, Any]:
 
     Imports :mod:`immodel.sim.model` on first use, in the process that runs the task.
     """
+    import warnings
+
+    from immodel.errors import DrainWarning
     from immodel.sim.model import run
 
-    return run(scenario).summary
+    with warnings.catch_warnings():
+        # Reported once for the whole sweep (:func:`short_drains`), not once per run.
+        warnings.simplefilter("ignore", DrainWarning)
+        return run(scenario).summary
 
 
 def _require_simulator() -> None:
@@ -613,7 +748,8 @@ def run_sweep(
     ``workers`` workers). ``runner(scenario) -> summary dict`` runs one simulation
     (default :func:`default_runner`; it must pickle, i.e. be a module-level function, for
     process pools and Dask). ``progress`` shows a tqdm bar with ETA on stderr (default:
-    when stderr is a terminal).
+    when stderr is a terminal; otherwise progress lines, see the module docstring;
+    ``False``: neither).
 
     Lifecycle: checks that ``out`` holds no other sweep, writes ``sweep.toml``,
     ``scenario.toml`` and ``meta.json``, then a part file per finished task, then
@@ -641,11 +777,14 @@ def run_sweep(
     finished = 0
     show = sys.stderr.isatty() if progress is None else bool(progress)
 
+    lines = _ProgressLines(total, total - len(todo)) if not show and progress is None else None
     try:
         if todo:
             from tqdm.auto import tqdm
 
+            interrupts = _Interrupts()
             with (
+                interrupts.installed(),
                 open_backend(workers=workers, scheduler=scheduler) as backend,
                 tqdm(
                     total=total,
@@ -659,9 +798,11 @@ def run_sweep(
             ):
                 if show:
                     bar.write(f"running on {backend.label}", file=sys.stderr)
-                for task, outcome in _execute(backend, runner, todo):
+                for task, outcome in _execute(backend, runner, todo, interrupts):
                     finished += 1
                     bar.update(1)
+                    if lines is not None:
+                        lines.update(finished)
                     if isinstance(outcome, BaseException):  # the executor, not the runner
                         ok, payload = False, f"{type(outcome).__name__}: {outcome}"
                     else:
@@ -707,7 +848,87 @@ def run_sweep(
     return frame
 
 
-def _execute(backend, runner: Runner, tasks: list[Task]) -> Iterator[tuple[Task, Any]]:
+class _ProgressLines:
+    """Progress as plain lines on stderr when it is not a terminal (a log file, CI):
+    one line every :data:`PROGRESS_EVERY_S` seconds or 10 % of the runs, whichever
+    comes first, with runs done, rate and ETA."""
+
+    def __init__(self, total: int, done_before: int) -> None:
+        self.total = total
+        self.before = done_before
+        self.start = self.last = time.monotonic()
+        self.last_share = 0
+
+    def update(self, finished: int) -> None:
+        now = time.monotonic()
+        done = self.before + finished
+        share = int(10 * done / self.total) if self.total else 10
+        if now - self.last < PROGRESS_EVERY_S and share == self.last_share:
+            return
+        self.last, self.last_share = now, share
+        elapsed = now - self.start
+        rate = finished / elapsed if elapsed > 0 else 0.0
+        left = self.total - done
+        eta = f", about {human_duration(left / rate)} left" if rate > 0 and left else ""
+        print(
+            f"sweep: {done}/{self.total} runs done ({100 * done / self.total:.0f} %), "
+            f"{rate * 60:.1f} runs/min{eta}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+#: Seconds between progress lines of a sweep whose stderr is not a terminal.
+PROGRESS_EVERY_S = 30.0
+
+
+def human_duration(seconds: float) -> str:
+    """``seconds`` as a short human duration: 45 s, 12 min, 3.4 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class SweepAborted(KeyboardInterrupt):
+    """The sweep was stopped at once (a second Ctrl-C, SIGTERM or SIGHUP): the worker
+    processes were terminated and the runs in flight are lost; finished runs are kept."""
+
+
+class _Interrupts:
+    """Ctrl-C during a sweep, as a flag rather than an exception wherever it lands.
+
+    Installed as the SIGINT handler while the runs execute (main thread only): the first
+    Ctrl-C sets :attr:`requested` (:func:`_execute` notices within half a second), a
+    second raises :class:`SweepAborted` at once. Elsewhere (a thread), Ctrl-C keeps its
+    default meaning and :func:`_execute` treats a ``KeyboardInterrupt`` the same way.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.requested:
+            raise SweepAborted("interrupted twice")
+        self.requested = True
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Interrupts]:
+        try:
+            previous = signal.signal(signal.SIGINT, self)
+        except ValueError:  # not the main thread
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _execute(
+    backend, runner: Runner, tasks: list[Task], interrupts: _Interrupts | None = None
+) -> Iterator[tuple[Task, Any]]:
     """Yield ``(task, outcome)`` as tasks finish, at most ``backend.window`` in flight.
 
     ``outcome`` is what :func:`execute_task` returned, or the exception the executor
@@ -715,13 +936,34 @@ def _execute(backend, runner: Runner, tasks: list[Task]) -> Iterator[tuple[Task,
     work, the tasks not yet submitted are dropped (the caller counts them as not run).
     Completions arrive through a queue fed by done-callbacks, so each costs O(1) however
     many tasks are in flight (Dask gets them all at once).
+
+    **Interruption** (``interrupts``, or a ``KeyboardInterrupt``): stop submitting,
+    cancel what the executor has not started, say on stderr how many runs it waits for,
+    and keep yielding those as they finish (local worker processes ignore SIGINT, so
+    they complete and are saved); then raise ``KeyboardInterrupt``. A second Ctrl-C
+    raises :class:`SweepAborted` at once (the backend then terminates the workers).
     """
+    interrupts = interrupts or _Interrupts()
     finished: queue.SimpleQueue = queue.SimpleQueue()
     pending = list(reversed(tasks))
     window = backend.window or len(tasks)
-    inflight = 0
+    inflight: dict[Any, Task] = {}
+    announced = False
+
+    def stop_submitting() -> None:
+        pending.clear()
+        for future in list(inflight):
+            future.cancel()  # only succeeds for tasks no worker has taken yet
+        waiting = sum(1 for f in inflight if not f.cancelled())
+        print(
+            f"interrupted: waiting for the {waiting} run(s) in flight to finish "
+            "(each is saved); press Ctrl-C again to stop them now",
+            file=sys.stderr,
+            flush=True,
+        )
+
     while pending or inflight:
-        while pending and inflight < window:
+        while pending and len(inflight) < window and not interrupts.requested:
             task = pending.pop()
             try:
                 future = backend.executor.submit(execute_task, runner, task.scenario)
@@ -729,22 +971,36 @@ def _execute(backend, runner: Runner, tasks: list[Task]) -> Iterator[tuple[Task,
                 pending.clear()
                 yield task, exc
                 break
-            inflight += 1
+            inflight[future] = task
             future.add_done_callback(lambda f, t=task: finished.put((t, f)))
         if not inflight:
             break
         while True:  # a timeout keeps Ctrl-C responsive on every platform
+            if interrupts.requested and not announced:
+                announced = True
+                stop_submitting()
             try:
                 task, future = finished.get(timeout=0.5)
                 break
             except queue.Empty:
                 continue
-        inflight -= 1
+            except SweepAborted:
+                raise
+            except KeyboardInterrupt:
+                if interrupts.requested:
+                    raise SweepAborted("interrupted twice") from None
+                interrupts.requested = True
+        inflight.pop(future, None)
         if future.cancelled():
-            yield task, RuntimeError("the executor cancelled the task")
+            if not interrupts.requested:
+                yield task, RuntimeError("the executor cancelled the task")
             continue
         exc = future.exception()
         yield task, (exc if exc is not None else future.result())
+    if interrupts.requested:
+        if not announced:
+            stop_submitting()
+        raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------------------

@@ -1,11 +1,18 @@
-"""``immodel run`` and ``immodel scenarios``: one run from the command line."""
+"""``immodel run``, ``immodel scenarios``, ``immodel keys`` and ``immodel columns``: one run
+from the command line and the reference of what goes in (scenario keys) and comes out
+(record and result columns)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import sys
+from pathlib import Path
 
-from immodel.scenario import Scenario, builtin_scenarios
+from immodel.errors import UserError
+from immodel.scenario import Scenario, builtin_scenarios, keys_reference
 
 # The summary table: (key, label, format) in reading order.
 _TABLE = (
@@ -34,24 +41,102 @@ _TABLE = (
 
 
 def format_summary(summary: dict, title: str = "") -> str:
-    """The summary as an aligned two-column table."""
+    """The summary as an aligned two-column table, then the drain that was used."""
     width = max(len(label) for _, label, _ in _TABLE)
     lines = [title] if title else []
     for key, label, fmt in _TABLE:
         value = summary.get(key)
         text = "—" if value is None else fmt.format(value)
         lines.append(f"  {label:<{width}}  {text:>12}")
+    used = summary.get("drain_s_used")
+    if used is not None:
+        how = "auto" if summary.get("drain_auto") else "set"
+        required = summary.get("drain_s_required")
+        if not summary.get("drain_auto") and required is not None:
+            how += f"; required {required:g}"
+        lines.append(f"  {'drain (s)':<{width}}  {used:>12g}  ({how})")
     return "\n".join(lines)
 
 
+#: What ``immodel run --out --force`` removes from the folder of an earlier run, besides
+#: :data:`immodel.sim.model.RUN_FILES`: what ``immodel plot`` and ``immodel report`` add.
+RUN_EXTRAS = ("figures", "report.html")
+
+
+def check_run_out(out: Path, force: bool) -> None:
+    """Make sure a run can be written to ``out`` before simulating it.
+
+    ``out`` must be a new or empty folder, or — with ``force`` — the folder of an earlier
+    run (its outputs are removed just before the new ones are written, see
+    :func:`clear_run_out`). A file, a folder of something else, or a place that cannot be
+    written is a :class:`~immodel.errors.UserError`. Creates ``out``.
+    """
+    from immodel.sim.model import RUN_FILES
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out '{out}' is a file, not a folder; give a folder for the run")
+    if out.is_dir() and any(out.iterdir()):
+        if not any((out / name).exists() for name in RUN_FILES):
+            raise UserError(
+                f"--out '{out}' is a folder that holds other files, not an earlier run; "
+                "give a new or empty folder"
+            )
+        if not force:
+            raise UserError(
+                f"--out '{out}' holds an earlier run; give another folder, or --force to "
+                "replace it (its records and figures are removed)"
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".immodel-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(
+            f"--out '{out}' cannot be written ({reason}); give another folder"
+        ) from None
+
+
+def clear_run_out(out: Path) -> None:
+    """Remove the outputs of an earlier run from ``out`` (records, summary, figures)."""
+    from immodel.sim.model import RUN_FILES
+
+    for name in (*RUN_FILES, *RUN_EXTRAS):
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """``immodel run SCENARIO [--set K=V]… [--seed N] [--out DIR] [--json]``."""
+    """``immodel run SCENARIO [--set K=V]… [--seed N] [--out DIR [--force]] [--json]``.
+
+    The scenario and the output folder are checked before anything is simulated; a
+    progress bar (simulated time, events/s, ETA) shows on stderr when it is a terminal
+    and the run takes over a second.
+    """
     from immodel.sim.model import run
 
     scenario = Scenario.load(args.scenario, args.overrides, seed=args.seed)
-    result = run(scenario)
-    if args.out:
-        result.write(args.out)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_run_out(out, args.force)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    if show:
+        from immodel.sim.progress import cli_reporter
+
+        report, close = cli_reporter(sys.stderr)
+        try:
+            result = run(scenario, progress=report)
+        finally:
+            close()
+    else:
+        result = run(scenario)
+    if out is not None:
+        clear_run_out(out)
+        result.write(out)
     if args.json:
         print(json.dumps(result.summary))
     else:
@@ -68,4 +153,50 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     width = max(len(n) for n in names)
     for name, description in names.items():
         print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``immodel keys [--json]``: every scenario key of :data:`~immodel.scenario.SCHEMA`,
+    grouped by TOML table, with its type, default, allowed values and meaning."""
+    rows = keys_reference()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    tables: dict[str, list[dict]] = {}
+    for row in rows:
+        tables.setdefault(row["table"], []).append(row)
+    first = True
+    for table, entries in tables.items():
+        if not first:
+            print()
+        first = False
+        print(f"[{table}]" if table else "(top level)")
+        for row in entries:
+            name = row["key"].rpartition(".")[2]
+            default = json.dumps(row["default"], ensure_ascii=False)
+            print(f"  {name}  ({row['type']}, default {default})")
+            print(f"      {row['meaning']}")
+            if row["allowed"]:
+                print(f"      allowed: {row['allowed']}")
+    return 0
+
+
+def cmd_columns(args: argparse.Namespace) -> int:
+    """``immodel columns [--json]``: the data dictionary of the records and of a sweep's
+    ``results.parquet`` (:mod:`immodel.columns`)."""
+    from immodel.columns import TABLES, columns_markdown
+
+    if args.json:
+        data = {
+            name: {
+                "file": table.file,
+                "about": table.about,
+                "columns": [c._asdict() for c in table.columns],
+            }
+            for name, table in TABLES.items()
+        }
+        print(json.dumps(data, ensure_ascii=False))
+        return 0
+    print(columns_markdown(), end="")
     return 0

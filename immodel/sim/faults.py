@@ -103,6 +103,7 @@ class FaultTarget(Protocol):
     def serves(self, conn: Any) -> bool: ...
     def crash_access(self, node_id: int, down_s: float) -> list[int] | None: ...
 
+
 #: Fault kinds after which clients lose their connection and must recover.
 CRASH_KINDS = ("server_crash", "gateway_crash", "client_crash")
 
@@ -389,9 +390,7 @@ def _server_crash(state: _FaultState, fault: dict[str, Any]) -> None:  # a logic
         node.down_until = max(node.down_until, now + fault["down_s"])
 
 
-def _block(
-    state: _FaultState, link: Link, users: list[int], delta: int, end: float = 0.0
-) -> None:
+def _block(state: _FaultState, link: Link, users: list[int], delta: int, end: float = 0.0) -> None:
     counts = state.blocked.setdefault(id(link), Counter())
     for u in users:
         counts[u] += delta

@@ -28,6 +28,8 @@ import functools
 import hashlib
 import json
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from immodel.analysis.metrics import RECOVERY_KEYS, recovery_metrics, summarize
+from immodel.errors import ConfigError, DrainWarning
 from immodel.scenario import Scenario
 from immodel.sim.faults import CRASH_KINDS
 from immodel.sim.world import PUSH, World
@@ -60,11 +63,23 @@ class Result:
             h.update(pd.util.hash_pandas_object(self.trace[col], index=False).to_numpy().tobytes())
         return h.hexdigest()
 
+    def equals(self, other: Result) -> bool:
+        """Same scenario, summary, counters and record frames (values and dtypes)."""
+        frames = ("messages", "requests", "load", "trace")
+        return (
+            self.scenario == other.scenario
+            and self.summary == other.summary
+            and self.counters == other.counters
+            and all(getattr(self, f).equals(getattr(other, f)) for f in frames)
+        )
+
     def write(self, out: str | Path) -> Path:
-        """Write ``summary.json``, ``scenario.toml`` and the records as parquet to ``out``."""
+        """Write ``summary.json``, ``scenario.toml``, ``counters.json`` and the records as
+        parquet to ``out`` (:func:`load_run` reads them back)."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
+        (out / "counters.json").write_text(json.dumps(self.counters, indent=2) + "\n")
         (out / "scenario.toml").write_text(self.scenario.to_toml())
         self.trace.to_parquet(out / "trace.parquet", index=False)
         self.messages.to_parquet(out / "messages.parquet", index=False)
@@ -73,21 +88,124 @@ class Result:
         return out
 
 
-def run(scenario: Scenario | str | Path | dict, **overrides: Any) -> Result:
-    """Simulate ``scenario`` (a Scenario, a built-in name, a TOML path or a mapping)."""
+#: The files :meth:`Result.write` writes (and ``immodel run --out --force`` replaces).
+RUN_FILES = (
+    "summary.json",
+    "scenario.toml",
+    "counters.json",
+    "trace.parquet",
+    "messages.parquet",
+    "requests.parquet",
+    "load.parquet",
+)
+
+
+def load_run(directory: str | Path) -> Result:
+    """The :class:`Result` saved by :meth:`Result.write` (``immodel run --out DIR``):
+    scenario, summary, counters and record frames, equal to what :func:`run` returned.
+
+    Raises :class:`~immodel.errors.UserError` when ``directory`` is not a run folder.
+    """
+    from immodel.errors import UserError
+
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise UserError(f"run folder '{directory}' does not exist")
+    missing = [
+        name for name in RUN_FILES if name != "counters.json" and not (folder / name).is_file()
+    ]
+    if missing:
+        raise UserError(
+            f"'{directory}' is not a run folder (missing {', '.join(missing)}); "
+            "write one with `immodel run SCENARIO --out DIR`"
+        )
+    scenario = Scenario.load(folder / "scenario.toml")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    counters_file = folder / "counters.json"
+    counters = (
+        json.loads(counters_file.read_text(encoding="utf-8")) if counters_file.is_file() else {}
+    )
+    frames = {
+        name: pd.read_parquet(folder / f"{name}.parquet")
+        for name in ("messages", "requests", "load", "trace")
+    }
+    return Result(scenario, summary, counters=counters, **frames)
+
+
+def resolve_drain(scenario: Scenario) -> tuple[Scenario, bool, float | None]:
+    """``(scenario ready to simulate, drain was "auto", required drain in s)``.
+
+    ``drain_s = "auto"`` becomes :func:`immodel.sim.faults.required_drain_s`; an explicit
+    drain shorter than that raises a :class:`~immodel.errors.DrainWarning` (a
+    ``UserWarning``) naming both. The required drain is ``None`` when it cannot be
+    derived for an explicit drain (a network that loses every packet).
+    """
+    auto = scenario.drain_is_auto
+    try:
+        required: float | None = scenario.required_drain_s()
+    except ConfigError:
+        if auto:
+            raise
+        required = None
+    if auto:
+        return scenario.resolved(), True, required
+    drain = scenario["drain_s"]
+    if required is not None and drain < required:
+        warnings.warn(
+            f"drain_s = {drain:g} s is shorter than the {required:g} s this scenario needs "
+            "(immodel.sim.faults.required_drain_s): messages still in repair when the run "
+            'ends count as lost and the latency tail is cut; use drain_s = "auto"',
+            DrainWarning,
+            stacklevel=3,
+        )
+    return scenario, False, required
+
+
+def run(
+    scenario: Scenario | str | Path | dict,
+    progress: Callable[[float, float, int], None] | None = None,
+    **overrides: Any,
+) -> Result:
+    """Simulate ``scenario`` (a Scenario, a built-in name, a TOML path or a mapping).
+
+    ``drain_s = "auto"`` (the default) is resolved first (:func:`resolve_drain`); the
+    result's scenario and ``scenario.toml`` carry the number used, and the summary says
+    which (``drain_s_used``, ``drain_auto``, ``drain_s_required``).
+
+    ``progress(sim_now_s, horizon_s, events)`` is called about every
+    :data:`immodel.sim.progress.SLICE_WALL_S` of wall time while the world runs (see
+    :mod:`immodel.sim.progress`); ``None`` runs without interruption.
+    """
     if not isinstance(scenario, Scenario) or overrides:
         scenario = Scenario.load(scenario, overrides or None)
+    scenario, auto, required = resolve_drain(scenario)
     t0 = time.perf_counter()
     world = World(scenario)
-    world.run()
-    return collect(world, started_at=t0)
+    watcher_events = 0
+    if progress is None:
+        world.run()
+    else:
+        from immodel.sim.progress import run_with_progress
+
+        watcher_events = run_with_progress(world, progress)
+    result = collect(world, started_at=t0, drain_auto=auto, drain_required_s=required)
+    result.summary["sim_events"] -= watcher_events  # the model's events only
+    return result
 
 
-def collect(world: World, started_at: float | None = None) -> Result:
+def collect(
+    world: World,
+    started_at: float | None = None,
+    *,
+    drain_auto: bool = False,
+    drain_required_s: float | None = None,
+) -> Result:
     """The :class:`Result` of a world that has run: record frames and the summary.
 
     ``started_at`` (a ``time.perf_counter()`` reading) sets ``wall_s``; building the
     world yourself and calling this is how a benchmark separates set-up from the run.
+    ``drain_auto`` and ``drain_required_s`` (what :func:`resolve_drain` said) go into the
+    summary as ``drain_auto`` and ``drain_s_required`` beside ``drain_s_used``.
     """
     t0 = time.perf_counter() if started_at is None else started_at
     scenario = world.sc
@@ -100,6 +218,9 @@ def collect(world: World, started_at: float | None = None) -> Result:
     summary = summarize(
         messages, requests, trace, horizon_s=horizon, window_s=world.duration_s, extra=extra
     )
+    summary["drain_s_used"] = float(scenario["drain_s"])
+    summary["drain_auto"] = bool(drain_auto)
+    summary["drain_s_required"] = drain_required_s
     summary["sim_events"] = int(next(world.env._eid))
     summary["wall_s"] = time.perf_counter() - t0
     return Result(scenario, summary, messages, requests, load, trace, dict(world.counters))

@@ -195,7 +195,6 @@ class Link:
         return False
 
 
-
 class Network:
     """Both links and the chosen model: :meth:`send_up` and :meth:`send_down` carry one
     application packet (a frame) of a client's connection and call ``fn(arg)`` when it

@@ -15,7 +15,8 @@ from immodel.sim.world import World
 
 
 def test_scheduled_callbacks_fire_at_their_time_and_ties_in_scheduling_order():
-    world = World(Scenario.load("baseline", {"workload.users": 2}))
+    # A World takes a resolved scenario (drain_s a number, not "auto").
+    world = World(Scenario.load("baseline", {"workload.users": 2}).resolved())
     fired: list[tuple[float, str]] = []
     for delay, name in [(2.0, "c"), (1.0, "a"), (2.0, "d"), (1.0, "b"), (0.0, "now")]:
         world.later(delay, lambda n: fired.append((world.env.now, n)), name)

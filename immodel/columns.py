@@ -1,0 +1,412 @@
+"""The data dictionary: every column of a run's records and of a sweep's results.
+
+This is the one place columns are described. ``immodel columns`` prints it,
+``docs/columns.md`` is generated from it (:func:`columns_markdown`; a test keeps the file
+up to date), and a test runs a small simulation and fails if any column it produces is
+missing here — so a new column cannot ship without its meaning.
+
+Tables:
+
+* ``messages``, ``requests``, ``load``, ``trace`` — the record frames of one run
+  (:class:`immodel.sim.model.Result`, and ``*.parquet`` in ``immodel run --out DIR``);
+* ``results`` — a sweep's ``results.parquet``: one row per grid point × replication, the
+  grid keys, then every summary metric of the run (also ``summary.json`` of a run).
+
+A name with ``{stage}`` stands for one column per server stage (:data:`STAGES`).
+Times are simulated seconds from the start of the run unless the name says otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+#: Server stages that get per-stage columns (``queue_{stage}``, ``utilization_{stage}`` …).
+STAGES = ("auth", "checks", "screening", "recent_contacts", "store", "downlink", "poll", "sync")
+
+
+class Column(NamedTuple):
+    """One column: its name (``{stage}`` for a family), type, unit and meaning."""
+
+    name: str
+    type: str
+    unit: str
+    meaning: str
+
+
+class Table(NamedTuple):
+    """A table of the dictionary: where it is stored, what one row is, its columns."""
+
+    file: str
+    about: str
+    columns: tuple[Column, ...]
+
+
+def _c(name: str, type_: str, unit: str, meaning: str) -> Column:
+    return Column(name, type_, unit, meaning)
+
+
+MESSAGES = Table(
+    "messages.parquet",
+    "one row per message × recipient; a message never stored still has its rows",
+    (
+        _c("msg_id", "string", "", "the message's unique id (client-generated, reused by retries)"),
+        _c("conversation", "string", "", "1:1 conversation or group id"),
+        _c("is_group", "bool", "", "true for a group message"),
+        _c("sender", "int", "", "user id of the sender"),
+        _c("recipient", "int", "", "user id of this row's recipient"),
+        _c("order_key", "int", "", "server order key (timestamp or group seq); -1 if never stored"),
+        _c(
+            "stored",
+            "bool",
+            "",
+            "the server stored the message (it is then expected at the recipient)",
+        ),
+        _c(
+            "stored_copies",
+            "int",
+            "",
+            "times it was stored (> 1: a retry the server did not de-duplicate)",
+        ),
+        _c("t_send", "float", "s", "when the app submitted it"),
+        _c("t_stored", "float", "s", "when the server first stored it (NaN: never)"),
+        _c("t_first_show", "float", "s", "when the recipient's app first showed it (NaN: never)"),
+        _c("latency_ms", "float", "ms", "t_first_show − t_send (NaN: never shown)"),
+        _c("attempts", "int", "", "uplink attempts of the sender (1: no retry)"),
+        _c("copies", "int", "", "copies shown to the recipient's app (> 1: duplicates)"),
+        _c(
+            "online_at_store", "bool", "", "the recipient was connected when the message was stored"
+        ),
+        _c(
+            "t_offline_push",
+            "float",
+            "s",
+            "when the vendor's offline notification reached the device (NaN: none)",
+        ),
+        _c(
+            "first_via",
+            "string",
+            "",
+            "how the first copy arrived: push, poll or sync; empty if never shown",
+        ),
+        _c("send_failed", "bool", "", "the sender's app was told the send failed"),
+        _c("failure_reason", "string", "", "why the send failed (empty if it did not)"),
+    ),
+)
+
+REQUESTS = Table(
+    "requests.parquet",
+    "one row per request that reached the access layer (heartbeats are counted, not listed)",
+    (
+        _c("t", "float", "s", "arrival time at the access layer"),
+        _c("user", "int", "", "user id of the client"),
+        _c("kind", "category", "", "send, ack, poll, sync or login"),
+        _c("messages", "int", "", "messages carried (a poll: in its response; 0 is an empty poll)"),
+        _c("bytes", "int", "bytes", "size of the request including framing"),
+    ),
+)
+
+LOAD = Table(
+    "load.parquet",
+    "one row per server node every sample_interval_s",
+    (
+        _c("t", "float", "s", "sample time"),
+        _c("node", "int", "", "server node id"),
+        _c("up", "bool", "", "the node is running (false while crashed)"),
+        _c("queue_{stage}", "int", "jobs", "jobs waiting in the stage's queue"),
+        _c("busy_{stage}", "int", "workers", "workers of the stage serving a job"),
+        _c("held_polls", "int", "", "long polls held open by the node"),
+        _c("connections", "int", "", "open client connections on the node"),
+        _c("pending_acks", "int", "", "entries in the node's pending-ACK queues"),
+    ),
+)
+
+TRACE = Table(
+    "trace.parquet",
+    "the delivery checker's event log (also what `immodel check` reads from a real system)",
+    (
+        _c("t", "float", "s", "event time"),
+        _c(
+            "event",
+            "category",
+            "",
+            "send (app submit), stored (server accepted) or deliver (shown)",
+        ),
+        _c("msg_id", "string", "", "message id"),
+        _c("conversation", "string", "", "1:1 conversation or group id"),
+        _c("user", "string", "", "send: the sender; stored and deliver: the recipient"),
+        _c("order_key", "float", "", "server order key (NaN on send rows)"),
+    ),
+)
+
+_LAT = "over expected pairs whose recipient was online when the message was stored"
+_CATCH = "over expected pairs whose recipient was offline when the message was stored"
+
+RESULTS = Table(
+    "results.parquet",
+    "a sweep: one row per grid point × replication (a run's summary.json has the metric columns)",
+    (
+        _c("point", "int", "", "grid point index (last grid key varies fastest)"),
+        _c(
+            "{grid key}",
+            "as the key",
+            "",
+            "one column per grid key, named by its dotted key; tables and lists as JSON text",
+        ),
+        _c("replication", "int", "", "replication index at this point"),
+        _c("seed", "int", "", "the run's seed (the same per replication at every point)"),
+        _c("messages_sent", "int", "", "messages submitted by apps"),
+        _c("deliveries_expected", "int", "", "(message, recipient) pairs of stored messages"),
+        _c("deliveries", "int", "", "expected pairs shown at least once by the end of the drain"),
+        _c("lost", "int", "", "expected pairs not shown by the end of the drain"),
+        _c("send_failures", "int", "", "messages whose sender was told 'failed'"),
+        _c("duplicates", "int", "", "copies shown beyond the first"),
+        _c(
+            "order_violations",
+            "int",
+            "",
+            "deliveries shown after one with a larger order key (per recipient, conversation)",
+        ),
+        _c("order_violations_group", "int", "", "order_violations in groups"),
+        _c("order_violations_1to1", "int", "", "order_violations in 1:1 conversations"),
+        _c(
+            "stored_order_inversions",
+            "int",
+            "",
+            "messages keyed below one stored strictly earlier in the same conversation",
+        ),
+        _c(
+            "causal_order_violations",
+            "int",
+            "",
+            "messages sent after their sender saw a larger order key in the conversation",
+        ),
+        _c("latency_mean_ms", "float", "ms", f"mean submit → first show, {_LAT}"),
+        _c("latency_p50_ms", "float", "ms", f"median latency, {_LAT}"),
+        _c("latency_p95_ms", "float", "ms", f"95th percentile latency, {_LAT}"),
+        _c("latency_p99_ms", "float", "ms", f"99th percentile latency, {_LAT}"),
+        _c("latency_max_ms", "float", "ms", f"largest latency, {_LAT}"),
+        _c("catchup_latency_mean_ms", "float", "ms", f"mean submit → first show, {_CATCH}"),
+        _c("catchup_latency_p50_ms", "float", "ms", f"median catch-up latency, {_CATCH}"),
+        _c("catchup_latency_p95_ms", "float", "ms", f"95th percentile catch-up latency, {_CATCH}"),
+        _c("catchup_latency_p99_ms", "float", "ms", f"99th percentile catch-up latency, {_CATCH}"),
+        _c("catchup_latency_max_ms", "float", "ms", f"largest catch-up latency, {_CATCH}"),
+        _c(
+            "offline_push_latency_mean_ms",
+            "float",
+            "ms",
+            "mean store → offline notification at the device",
+        ),
+        _c(
+            "requests_total",
+            "int",
+            "",
+            "requests at the access layer, heartbeats included, whole run",
+        ),
+        _c(
+            "requests_{kind}",
+            "int",
+            "",
+            "requests of one kind (send, ack, poll, sync, login, heartbeat), whole run",
+        ),
+        _c("window_s", "float", "s", "the sending period over which rates are measured"),
+        _c(
+            "requests_per_s",
+            "float",
+            "1/s",
+            "requests (heartbeats included) per second over the sending period",
+        ),
+        _c(
+            "empty_poll_fraction",
+            "float",
+            "",
+            "share of polls in the sending period whose response was empty",
+        ),
+        _c("retransmits_uplink", "int", "", "uplink attempts beyond each message's first"),
+        _c("retransmits_downlink", "int", "", "pending-ACK retransmits by the server"),
+        _c("sync_pulls", "int", "", "sync requests (same as requests_sync)"),
+        _c("messages_stored_twice", "int", "", "messages stored more than once"),
+        _c("delivery_ratio", "float", "", "deliveries / deliveries_expected"),
+        _c(
+            "arrival_rate_{stage}",
+            "float",
+            "1/s",
+            "jobs arriving at the stage per second, all nodes, whole run",
+        ),
+        _c(
+            "queue_mean_{stage}",
+            "float",
+            "jobs",
+            "time-average queue length of the stage, summed over nodes",
+        ),
+        _c("wait_mean_ms_{stage}", "float", "ms", "mean wait in the stage's queue per started job"),
+        _c(
+            "server_utilization",
+            "float",
+            "",
+            "busy worker time / worker capacity over all stages, sending period",
+        ),
+        _c(
+            "server_utilization_max_stage",
+            "float",
+            "",
+            "utilization of the busiest stage, sending period",
+        ),
+        _c(
+            "utilization_{stage}",
+            "float",
+            "",
+            "utilization of one stage (busiest node), sending period",
+        ),
+        _c(
+            "heartbeats",
+            "int",
+            "",
+            "heartbeats on push connections, whole run (from connected time)",
+        ),
+        _c("heartbeats_window", "int", "", "heartbeats within the sending period"),
+        _c("bytes_up", "int", "bytes", "bytes sent client → server"),
+        _c("bytes_down", "int", "bytes", "bytes sent server → client"),
+        _c("packets_lost_up", "int", "", "packets lost client → server"),
+        _c("packets_lost_down", "int", "", "packets lost server → client"),
+        _c("users", "int", "", "users simulated"),
+        _c("horizon_s", "float", "s", "duration_s + the drain used: the simulated time"),
+        _c("offline_pushes", "int", "", "vendor offline notifications sent"),
+        _c("offline_pushes_lost", "int", "", "vendor offline notifications lost"),
+        _c("logins", "int", "", "successful logins (start, reconnects)"),
+        _c("login_failures", "int", "", "login attempts that failed"),
+        _c("crash_pending_lost", "int", "", "pending-ACK entries lost in server crashes"),
+        _c(
+            "stage_jobs_lost", "int", "", "stage jobs (queued or in service) lost in server crashes"
+        ),
+        _c("dedup_hits", "int", "", "retries the server recognised as already stored"),
+        _c(
+            "dedup_in_progress_drops",
+            "int",
+            "",
+            "retries dropped because the first copy was still being processed",
+        ),
+        _c(
+            "rejections",
+            "int",
+            "",
+            "sends the server rejected (callback, screening, mute, blacklist, friendship)",
+        ),
+        _c("store_failures", "int", "", "store attempts that failed (store_failure fault)"),
+        _c("sync_pages", "int", "", "sync pages served"),
+        _c("liveness_drops", "int", "", "push connections the server dropped for silence"),
+        _c(
+            "recovery_time_s",
+            "float",
+            "s",
+            "crash → last affected pair shown (None without crash faults)",
+        ),
+        _c(
+            "reconnect_time_s",
+            "float",
+            "s",
+            "crash → fault over and the last cut-off user logged in again",
+        ),
+        _c("recovery_pairs", "int", "", "expected pairs a crash interrupted"),
+        _c("recovered_via_sync", "int", "", "affected pairs whose first copy came by sync"),
+        _c(
+            "recovered_via_push", "int", "", "affected pairs whose first copy came pushed or polled"
+        ),
+        _c("recovery_undelivered", "int", "", "affected pairs never shown (also in lost)"),
+        _c(
+            "extra_requests",
+            "int",
+            "",
+            "requests (without heartbeats) minus the same run without its faults",
+        ),
+        _c(
+            "extra_requests_{kind}",
+            "int",
+            "",
+            "extra requests of one kind (send, ack, poll, sync, login)",
+        ),
+        _c("extra_bytes_up", "int", "bytes", "bytes up minus the same run without its faults"),
+        _c("extra_bytes_down", "int", "bytes", "bytes down minus the same run without its faults"),
+        _c("extra_bytes", "int", "bytes", "extra_bytes_up + extra_bytes_down"),
+        _c("drain_s_used", "float", "s", "the drain simulated after the sending period"),
+        _c("drain_auto", "bool", "", "the drain was drain_s = 'auto' (derived from the scenario)"),
+        _c(
+            "drain_s_required",
+            "float",
+            "s",
+            "the drain the scenario needs (immodel.sim.faults.required_drain_s)",
+        ),
+        _c("sim_events", "int", "", "simulation events processed"),
+        _c(
+            "wall_s",
+            "float",
+            "s",
+            "wall-clock time of the run (the only field that differs between equal runs)",
+        ),
+    ),
+)
+
+#: Every table of the dictionary by name.
+TABLES: dict[str, Table] = {
+    "messages": MESSAGES,
+    "requests": REQUESTS,
+    "load": LOAD,
+    "trace": TRACE,
+    "results": RESULTS,
+}
+
+_FAMILIES = {
+    "{stage}": "(?:" + "|".join(STAGES) + ")",
+    "{kind}": "(?:send|ack|poll|sync|login|heartbeat)",
+}
+
+
+def undocumented(table: str, names: list[str] | tuple[str, ...]) -> list[str]:
+    """The ``names`` that no column of ``table`` describes. In ``results``, a dotted
+    scenario key is a grid column (``{grid key}``)."""
+    patterns = []
+    for column in TABLES[table].columns:
+        if column.name == "{grid key}":
+            continue
+        regex = re.escape(column.name)
+        for token, alternatives in _FAMILIES.items():
+            regex = regex.replace(re.escape(token), alternatives)
+        patterns.append(re.compile(regex))
+    grid_keys: set[str] = set()
+    if table == "results":
+        from immodel.scenario import KEYS
+
+        grid_keys = set(KEYS)
+    return [n for n in names if n not in grid_keys and not any(p.fullmatch(n) for p in patterns)]
+
+
+def columns_markdown() -> str:
+    """``docs/columns.md``: every table as a Markdown table (generated; do not edit)."""
+    lines = [
+        "# Columns of the records and results",
+        "",
+        "Generated from `immodel/columns.py` by `immodel columns` (do not edit by hand; "
+        "`tests/test_columns.py` fails when this file is out of date).",
+        "",
+        "Times are simulated seconds from the start of the run unless the name says "
+        "otherwise. A name with `{stage}` stands for one column per server stage ("
+        + ", ".join(f"`{s}`" for s in STAGES)
+        + "); `{kind}` for one per request kind.",
+        "",
+    ]
+    for name, table in TABLES.items():
+        lines += [
+            f"## {name} (`{table.file}`)",
+            "",
+            table.about[0].upper() + table.about[1:] + ".",
+            "",
+        ]
+        lines += ["| column | type | unit | meaning |", "|---|---|---|---|"]
+        for c in table.columns:
+            meaning = c.meaning.replace("|", "\\|")
+            lines.append(f"| `{c.name}` | {c.type} | {c.unit} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["STAGES", "TABLES", "Column", "Table", "columns_markdown", "undocumented"]
