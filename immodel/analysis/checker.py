@@ -56,7 +56,11 @@ latency
     for each expected pair that was delivered, the first delivery's ``t`` minus the
     earliest ``send`` row of its message, in milliseconds (pairs whose message has no
     ``send`` row are left out); mean, p50, p95, p99 (linear interpolation) and max.
-    ``None`` when there is nothing to measure.
+    ``None`` when there is nothing to measure. The population is *every first delivery,
+    including catch-up after the recipient was offline*: a trace does not say who was
+    online. The run summary's ``latency_*_ms`` (``immodel run``) are over recipients
+    online when the message was stored, so on the same run they are lower; the run's
+    ``catchup_latency_*_ms`` cover the rest. The text report names its population.
 
 A report is :attr:`CheckReport.ok` when ``lost``, ``duplicates``, ``order_violations``
 and ``misdirected_deliveries`` are all zero; ``immodel check`` then exits 0, otherwise 1.
@@ -96,6 +100,12 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("t", "event", "msg_id", "conversation", "us
 
 EVENTS: tuple[str, ...] = ("send", "stored", "deliver")
 """The allowed values of the ``event`` column."""
+
+LATENCY_POPULATION = (
+    "every first delivery incl. catch-up (send -> first deliver row of each expected pair); "
+    "the run summary's latency_* cover online recipients only"
+)
+"""What the checker's latency summarises, as its text report says it."""
 
 MAX_EXAMPLES = 5
 """Counterexamples kept per kind of fault."""
@@ -175,6 +185,7 @@ class CheckReport:
             rows.append(("latency ms", f"{lat}  (n={self.latency_samples})"))
         else:
             rows.append(("latency ms", "n/a (no delivered pair with a send row)"))
+        rows.append(("  population", LATENCY_POPULATION))
         width = max(len(name) for name, _ in rows)
         lines += [f"  {name:<{width}}  {value}" for name, value in rows]
         if self.rows and not ev.get("stored", 0):

@@ -56,13 +56,20 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from immodel.analysis.stats import aggregate, grid_columns, latency_sample
+from immodel.analysis.stats import (
+    LATENCY_POPULATIONS,
+    aggregate,
+    expected_pairs,
+    grid_columns,
+    latency_sample,
+)
 
 __all__ = [
     "OUTCOMES",
     "SERIES_STYLE",
     "STYLE",
     "cmd_plot",
+    "declutter_labels",
     "key_label",
     "metric_label",
     "pareto_optimal",
@@ -153,11 +160,19 @@ SERIES_STYLE: dict[Any, dict[str, str]] = {
     "read": {"color": "#D55E00", "marker": "s"},
 }
 
-#: The delivery outcomes of DESIGN.md that should be zero.
+#: The delivery outcomes of the summary: lost, duplicate and out-of-order deliveries.
 OUTCOMES = ("lost", "duplicates", "order_violations")
 
-_OUTCOME_TITLES = {"lost": "lost", "duplicates": "duplicates", "order_violations": "out of order"}
+# "Out of order" is arrival order at the app (see the checker): 1:1 copies are shown on
+# arrival, so loss leaves some even with every mechanism on. The panel says so.
+_OUTCOME_TITLES = {
+    "lost": "lost",
+    "duplicates": "duplicates",
+    "order_violations": "out of order\n(arrival at the app)",
+}
+_OUTCOMES_TITLE = "Delivery outcomes per run"
 _FAULT_COLOR = "#C0392B"
+_LOSSY_COLOR = "#666666"
 _BAND_ALPHA = 0.18
 _NOTE_COLOR = "#555555"
 
@@ -788,7 +803,7 @@ def plot_outcomes(
             title_fontsize=8.5,
         )
     axes[0].set_ylim(n_cat - 0.5, -0.5 - extra_rows)  # first category on top
-    fig.suptitle(title or "Delivery outcomes (should all be 0)")
+    fig.suptitle(title or _OUTCOMES_TITLE)
     _footnote(fig, _band_note(agg, confidence))
     return fig
 
@@ -826,6 +841,8 @@ def plot_cost_frontier(
     path: str | None = None,
     cost: str = "requests_per_s",
     latency: str = "latency_p99_ms",
+    lost_column: bool = True,
+    slo_ms: float | None = None,
     ax: Axes | None = None,
     title: str | None = None,
     confidence: float = 0.95,
@@ -844,6 +861,14 @@ def plot_cost_frontier(
     and the frontier is drawn as a dashed staircase. ``path`` (default: the only numeric
     grid key, if exactly one) joins each series' points in the order of that key and
     labels the ends, so a strategy reads as a trajectory.
+
+    Latency is measured over delivered messages, so a configuration that loses messages
+    would look faster than one that delivers them late. When the frame has a ``lost``
+    column (and ``lost_column`` is true), only configurations with ``lost == 0`` in every
+    replication compete for the frontier; the others are drawn apart (grey ✕ over their
+    series marker), labelled with their mean loss per run, and never marked optimal.
+    ``slo_ms`` draws a horizontal SLO line (when ``latency`` is a latency). Point labels
+    are moved apart so that they do not overlap.
     """
     aggregated = _is_aggregated(results)
     if aggregated:
@@ -859,7 +884,10 @@ def plot_cost_frontier(
         numeric = [k for k in keys if _is_numeric_key(results[k]) and k != series]
         path = numeric[0] if len(numeric) == 1 else None
     by = keys or ["point"]
-    agg = _agg(results, [cost, latency], by, confidence)
+    has_lost = (
+        set(results["metric"]) >= {"lost"} if aggregated else "lost" in results.columns
+    ) and lost_column
+    agg = _agg(results, [cost, latency] + (["lost"] if has_lost else []), by, confidence)
     wide = agg.pivot_table(
         index=by, columns="metric", values=["mean", "half_width"], dropna=False, sort=False
     )
@@ -869,19 +897,26 @@ def plot_cost_frontier(
             "y": wide[("mean", latency)],
             "xerr": wide[("half_width", cost)] * _metric_factor(cost),
             "yerr": wide[("half_width", latency)],
+            "lost": wide[("mean", "lost")] if has_lost else 0.0,
         }
     ).reset_index()
     table = table[np.isfinite(table["x"]) & np.isfinite(table["y"])].reset_index(drop=True)
+    # Latency is over delivered messages, so a configuration that loses messages looks
+    # faster than it is: only configurations with no loss in any replication compete.
+    table["lossy"] = table["lost"].fillna(0.0).to_numpy(float) > 0
     table["optimal"] = False
-    for _, sub in table.groupby(groups, sort=False) if groups else [(None, table)]:
-        idx = sub.index.to_numpy()[_pareto(sub[["x", "y"]].to_numpy(float))]
-        table.loc[idx, "optimal"] = True
+    eligible = table[~table["lossy"]]
+    for _, sub in eligible.groupby(groups, sort=False) if groups else [(None, eligible)]:
+        if len(sub):
+            idx = sub.index.to_numpy()[_pareto(sub[["x", "y"]].to_numpy(float))]
+            table.loc[idx, "optimal"] = True
 
     own = ax is None
     fig, ax = _new_figure(ax)
     values = _ordered_unique(table[series]) if series else [None]
     styles = _series_styles(values)
     labelled = [k for k in keys if k not in (series, *groups)] if path is None else []
+    labels: list[Any] = []
     for value in values:
         sub = table if series is None else table[table[series] == value]
         st = styles[value]
@@ -898,8 +933,8 @@ def plot_cost_frontier(
             elinewidth=0.8,
             zorder=2,
         )
-        filled = sub["optimal"] if groups else pd.Series(True, index=sub.index)
-        for mask, face in ((filled, st["color"]), (~filled, "white")):
+        filled = sub["optimal"] if groups else ~sub["lossy"]
+        for mask, face in ((filled, st["color"]), (~filled & ~sub["lossy"], "white")):
             if mask.any():
                 ax.plot(
                     sub.loc[mask, "x"],
@@ -920,23 +955,53 @@ def plot_cost_frontier(
             color=st["color"],
             label=value_label(series, value) if series else "configurations",
         )
+        lossy = sub[sub["lossy"]]
+        if len(lossy):
+            # Apart: a hollow series marker crossed by a grey ✕, never filled or optimal.
+            ax.plot(
+                lossy["x"],
+                lossy["y"],
+                linestyle="none",
+                marker=st["marker"],
+                markersize=7,
+                color=st["color"],
+                markerfacecolor="white",
+                alpha=0.6,
+                zorder=3,
+            )
+            ax.plot(
+                lossy["x"],
+                lossy["y"],
+                linestyle="none",
+                marker="x",
+                markersize=9,
+                color=_LOSSY_COLOR,
+                markeredgewidth=1.6,
+                zorder=4,
+            )
         ends = [sub.iloc[0], sub.iloc[-1]] if path is not None and len(sub) > 1 else []
         rows = ends or ([row for _, row in sub.iterrows()] if labelled else [])
+        shown = {r.name for r in rows}
+        rows += [row for i, row in lossy.iterrows() if i not in shown]
         for row in rows:
             text = (
                 value_label(path, row[path])
                 if path
                 else ", ".join(value_label(k, row[k]) for k in labelled)
             )
-            ax.annotate(
-                text,
-                (row["x"], row["y"]),
-                xytext=(5, 3),
-                textcoords="offset points",
-                fontsize=8,
-                color=st["color"],
+            if row["lossy"]:
+                text = (text + ": " if text else "") + f"loses {row['lost']:,.3g}/run"
+            labels.append(
+                ax.annotate(
+                    text,
+                    (row["x"], row["y"]),
+                    xytext=(5, 3),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color=_LOSSY_COLOR if row["lossy"] else st["color"],
+                )
             )
-    if not groups and len(table) >= 2:
+    if not groups and (~table["lossy"]).sum() >= 2:
         front = table.loc[table["optimal"]].sort_values("x")
         ax.step(
             front["x"],
@@ -947,6 +1012,17 @@ def plot_cost_frontier(
             linewidth=1.0,
             label="Pareto frontier",
             zorder=0,
+        )
+    if table["lossy"].any():
+        ax.plot(
+            [],
+            [],
+            linestyle="none",
+            marker="x",
+            markersize=9,
+            markeredgewidth=1.6,
+            color=_LOSSY_COLOR,
+            label=_wrap("loses messages: not on the frontier", 20),
         )
     if groups:
         ax.plot(
@@ -974,11 +1050,54 @@ def plot_cost_frontier(
         ax.set_ylabel(metric_label(latency))
     if _use_log_x(table["x"].to_numpy(float)):
         _log_axis(ax, "x")
+    if latency.startswith(("latency_", "catchup_latency_")):
+        _slo_line(ax, slo_ms, "y")
     ax.set_xlabel(metric_label(cost))
     _title(ax, own, title or "Cost frontier: latency vs access-layer load")
     _legend(ax, own, title=key_label(series) if series else None)
-    _footnote(fig, _band_note(agg, confidence) + " · lower left is better")
+    note = _band_note(agg, confidence) + " · lower left is better"
+    if has_lost:
+        note += " · only loss-free configurations compete"
+    _footnote(fig, note)
+    declutter_labels(fig, labels)
     return fig
+
+
+def declutter_labels(fig: Figure, labels: Sequence[Any], max_rounds: int = 40) -> int:
+    """Move point labels (annotations in offset points) apart until none overlap.
+
+    Greedy: in the order given, a label that overlaps an already placed one is shifted
+    up (then down) by steps of its own height, up to ``max_rounds`` steps. Returns how
+    many labels still overlap another (0 when all could be placed). Uses the figure's
+    current layout, so call it after everything else is drawn.
+    """
+    if len(labels) < 2:
+        return 0
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else None
+    if renderer is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()  # resolve the layout: positions are final
+    placed: list[Any] = []
+    clashes = 0
+    dpi_scale = fig.dpi / 72.0
+    for label in labels:
+        dx, dy = label.xyann
+        box = label.get_window_extent(renderer)
+        step = box.height / dpi_scale + 1.0
+        for k in range(max_rounds + 1):
+            offset = dy + (step * ((k + 1) // 2) * (1 if k % 2 else -1) if k else 0.0)
+            label.xyann = (dx, offset)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        else:
+            label.xyann = (dx, dy)
+            box = label.get_window_extent(renderer)
+            clashes += 1
+        placed.append(box)
+    return clashes
 
 
 # --------------------------------------------------------------------------------------
@@ -992,6 +1111,7 @@ def plot_latency_ecdf(
     *,
     by: str | None = None,
     online_only: bool = True,
+    slo_ms: float | None = None,
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
@@ -999,18 +1119,33 @@ def plot_latency_ecdf(
 
     ``messages``: a run's ``messages`` frame, or a mapping label → frame to overlay runs
     (e.g. one per transport). ``by`` splits one frame by a column (``"first_via"``).
-    Latency is send → first arrival at the recipient's app over recipients online when
-    the message was stored (as in the summary); grey lines mark 50 % and 99 %.
+    Latency is send → first arrival at the recipient's app. The population is named in
+    the legend (:data:`~immodel.analysis.stats.LATENCY_POPULATIONS`): with
+    ``online_only`` (default) recipients online when the message was stored, the
+    population of the summary's ``latency_*_ms``; otherwise every first delivery,
+    including catch-up after being offline (the population of ``immodel check``). Each
+    curve's legend gives its sample size against the expected pairs of that population
+    ("n = 9,812 of 10,000 expected"): the curve is over delivered pairs, so a lossy run's
+    missing pairs are visible there. Grey lines mark 50 % and 99 %; ``slo_ms`` draws a
+    vertical SLO line.
     """
+    population = LATENCY_POPULATIONS[bool(online_only)]
     if isinstance(messages, Mapping):
-        curves = {str(k): latency_sample(v, online_only) for k, v in messages.items()}
+        frames = {str(k): v for k, v in messages.items()}
     elif by is not None:
-        curves = {
-            str(k): latency_sample(v, online_only)
-            for k, v in messages.groupby(by, sort=True, observed=True)
-        }
+        frames = {str(k): v for k, v in messages.groupby(by, sort=True, observed=True)}
     else:
-        curves = {"all deliveries": latency_sample(messages, online_only)}
+        frames = {population: messages}
+    curves = {k: latency_sample(v, online_only) for k, v in frames.items()}
+    expected = {k: expected_pairs(v, online_only) for k, v in frames.items()}
+    legend_title = _wrap(population, 26)
+    if by is not None and not isinstance(messages, Mapping):
+        # Split by a property of the delivery (its first path): a lost pair has none, so
+        # the expected pairs belong to the whole run, not to one curve.
+        total = latency_sample(messages, online_only)
+        total = total[np.isfinite(total) & (total > 0)].size
+        legend_title += "\n" + _n_of_expected(total, expected_pairs(messages, online_only))
+        expected = dict.fromkeys(expected, 0)
     ax_given = ax
     fig, ax = _new_figure(ax)
     styles = _series_styles(list(curves))
@@ -1026,7 +1161,7 @@ def plot_latency_ecdf(
             np.concatenate([[0.0], y]),
             drawstyle="steps-post",
             color=st["color"],
-            label=f"{value_label(None, label)} (n={x.size:,})",
+            label=f"{value_label(None, label)}\n({_n_of_expected(x.size, expected[label])})",
         )
         drawn += 1
     for q in (50, 99):
@@ -1043,8 +1178,12 @@ def plot_latency_ecdf(
             color="#555555",
         )
     if drawn:
+        _slo_line(ax, slo_ms, "x")
         _log_latency_axis(ax, "x")
-        ax.legend(loc="lower right")  # ECDFs rise early: the lower right stays empty
+        # ECDFs rise early: the lower right stays empty. The title names the population
+        # when the curves are labelled by run or path.
+        named = list(curves) == [population]
+        ax.legend(loc="lower right", title=None if named else legend_title)
     else:
         ax.text(0.5, 0.5, "no deliveries", transform=ax.transAxes, ha="center")
     ax.set_ylim(0, 101)
@@ -1052,6 +1191,22 @@ def plot_latency_ecdf(
     ax.set_ylabel("deliveries at or below (%)")
     _title(ax, ax_given is None, title or "Latency distribution")
     return fig
+
+
+def _n_of_expected(n: int, expected: int) -> str:
+    """ "n = 9,812 of 10,000 expected" (just "n = 9,812" when nothing is expected)."""
+    return f"n = {n:,} of {expected:,} expected" if expected else f"n = {n:,}"
+
+
+def _slo_line(ax: Axes, slo_ms: float | None, axis: str = "y") -> None:
+    """A dashed red line at the latency SLO, labelled "SLO 500 ms" in the legend."""
+    if slo_ms is None:
+        return
+    if not (isinstance(slo_ms, int | float) and math.isfinite(slo_ms) and slo_ms > 0):
+        raise ValueError(f"slo_ms must be a positive number of milliseconds, got {slo_ms!r}")
+    line = ax.axvline if axis == "x" else ax.axhline
+    text = f"{slo_ms / 1000:g} s" if slo_ms >= 1000 else f"{slo_ms:g} ms"
+    line(slo_ms, color=_FAULT_COLOR, linestyle="--", linewidth=1.2, label=f"SLO {text}")
 
 
 def _fault_spans(faults: Sequence[Mapping[str, Any]]) -> list[tuple[float, float | None, str]]:
@@ -1264,7 +1419,7 @@ def sweep_figures(
                 category,
                 outcomes,
                 hue=x,
-                title=f"Delivery outcomes (should all be 0){where}",
+                title=f"{_OUTCOMES_TITLE}{where}",
                 confidence=confidence,
             )
             files += save_figure(fig, directory, f"outcomes{suffix}")

@@ -34,10 +34,12 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "LATENCY_POPULATIONS",
     "RESERVED_COLUMNS",
     "MeanCI",
     "aggregate",
     "ecdf",
+    "expected_pairs",
     "grid_columns",
     "latency_percentiles",
     "latency_sample",
@@ -332,15 +334,44 @@ def aggregate(
 def latency_sample(messages: pd.DataFrame, online_only: bool = True) -> np.ndarray:
     """The latencies (ms) the summary's ``latency_*_ms`` are computed over.
 
-    From a run's ``messages`` frame: rows with a latency (the message reached the app),
-    and with ``online_only`` only those whose recipient was online when the message was
-    stored (catch-up after being offline is a different question).
+    From a run's ``messages`` frame: expected rows (``stored``, when the column is there)
+    with a latency (the message reached the app), and with ``online_only`` only those
+    whose recipient was online when the message was stored (catch-up after being offline
+    is a different question; ``online_only=False`` is every first delivery, the
+    population ``immodel check`` summarises). :data:`LATENCY_POPULATIONS` names both.
     """
     lat = pd.to_numeric(messages["latency_ms"], errors="coerce")
     mask = lat.notna()
+    if "stored" in messages.columns:
+        mask &= messages["stored"].fillna(False).astype(bool)
     if online_only and "online_at_store" in messages.columns:
         mask &= messages["online_at_store"].fillna(False).astype(bool)
     return lat[mask].to_numpy(dtype=float)
+
+
+#: How each latency population is named wherever a latency is shown (legends, tables,
+#: ``immodel check``). The run summary's ``latency_*_ms`` are over online recipients;
+#: ``immodel check`` on a trace (which has no presence) summarises every first delivery.
+LATENCY_POPULATIONS = {
+    True: "online recipients (latency_* metrics)",
+    False: "every first delivery incl. catch-up",
+}
+
+
+def expected_pairs(messages: pd.DataFrame, online_only: bool = True) -> int:
+    """How many (message, recipient) pairs the latency population should hold.
+
+    The expected pairs of a run's ``messages`` frame (rows with ``stored`` true, when the
+    column is there), and with ``online_only`` only those whose recipient was online when
+    the message was stored. :func:`latency_sample` holds the delivered ones among them,
+    so ``latency_sample(m).size / expected_pairs(m)`` is the population's delivery ratio.
+    """
+    mask = pd.Series(True, index=messages.index)
+    if "stored" in messages.columns:
+        mask &= messages["stored"].fillna(False).astype(bool)
+    if online_only and "online_at_store" in messages.columns:
+        mask &= messages["online_at_store"].fillna(False).astype(bool)
+    return int(mask.sum())
 
 
 def latency_percentiles(

@@ -17,6 +17,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
@@ -195,7 +196,8 @@ def test_outcomes_bars_take_any_frame_and_column_names():
     )
     fig = plot_outcomes(ablation, "mechanisms", hue="fault")
     panels = fig.axes
-    assert [ax.get_title() for ax in panels] == ["lost", "duplicates", "out of order"]
+    titles = [ax.get_title() for ax in panels]
+    assert titles == ["lost", "duplicates", "out of order\n(arrival at the app)"]
     assert [t.get_text() for t in panels[0].get_yticklabels()] == ["none", "ack", "ack+sync"]
     bars = panels[0].patches
     assert len(bars) == 3 * 2
@@ -230,6 +232,103 @@ def test_cost_frontier_marks_optimal_points_within_each_environment():
     assert {"0 %", "20 %"} <= annotations  # each strategy's path is labelled at its ends
 
 
+def frontier_frame() -> pd.DataFrame:
+    """Three configurations, two replications: 'lossy' is fastest and cheapest but loses."""
+    rows = []
+    for point, (name, rps, p99, lost) in enumerate(
+        [
+            ("lossy", 10.0, 50.0, (0, 3)),
+            ("cheap", 20.0, 400.0, (0, 0)),
+            ("fast", 80.0, 90.0, (0, 0)),
+        ]
+    ):
+        for rep in range(2):
+            rows.append(
+                {
+                    "point": point,
+                    "config": name,
+                    "replication": rep,
+                    "seed": rep,
+                    "requests_per_s": rps,
+                    "latency_p99_ms": p99,
+                    "lost": lost[rep],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def frontier_points(ax) -> dict[tuple[float, float], list[str]]:
+    """(x, y) → the markers drawn there, filled ('f'), hollow ('h') or crosses ('x')."""
+    out: dict[tuple[float, float], list[str]] = {}
+    for line in ax.get_lines():
+        if line.get_linestyle() != "None" or line.get_marker() in ("|", "_"):
+            continue  # lines and error-bar caps
+        if line.get_marker() == "x":
+            kind = "x"
+        else:
+            kind = "h" if line.get_markerfacecolor() == "white" else "f"
+        for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True):
+            out.setdefault((float(x), float(y)), []).append(kind)
+    return out
+
+
+def test_cost_frontier_excludes_configurations_that_lose_messages():
+    ax = plot_cost_frontier(frontier_frame()).axes[0]
+    # The staircase joins only the loss-free configurations: (20, 400) and (80, 90).
+    (stairs,) = [ln for ln in ax.get_lines() if ln.get_label() == "Pareto frontier"]
+    assert sorted(zip(stairs.get_xdata(), stairs.get_ydata(), strict=True)) == [
+        (20.0, 400.0),
+        (80.0, 90.0),
+    ]
+    points = frontier_points(ax)
+    assert "x" in points[(10.0, 50.0)] and "f" not in points[(10.0, 50.0)]
+    assert points[(20.0, 400.0)] == ["f"] and points[(80.0, 90.0)] == ["f"]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["loses 1.5/run"]  # the series (legend) names it; mean loss per run
+    assert any("loses messages" in t for t in legend_texts(ax))
+
+
+def test_cost_frontier_within_an_environment_never_marks_a_lossy_point_optimal():
+    frame = frontier_frame().assign(env="a")
+    frame.insert(1, "env_key", 1)
+    ax = plot_cost_frontier(frame, within="env_key").axes[0]
+    points = frontier_points(ax)
+    assert "f" not in points[(10.0, 50.0)]
+    assert points[(20.0, 400.0)] == ["f"] and points[(80.0, 90.0)] == ["f"]
+
+
+def test_cost_frontier_without_a_lost_column_lets_every_configuration_compete():
+    ax = plot_cost_frontier(frontier_frame().drop(columns="lost")).axes[0]
+    (stairs,) = [ln for ln in ax.get_lines() if ln.get_label() == "Pareto frontier"]
+    assert (10.0, 50.0) in set(zip(stairs.get_xdata(), stairs.get_ydata(), strict=True))
+
+
+def test_frontier_labels_do_not_overlap():
+    # Eleven configurations on top of each other (and one far away, which sets the axes'
+    # range): their labels must be moved apart.
+    near = np.where(np.arange(12) < 11, np.arange(12) * 0.01, 900.0)
+    frame = pd.DataFrame(
+        {
+            "point": range(12),
+            "transport.poll_interval_s": np.arange(12) % 4 + 1.0,
+            "transport.long_poll_hold_s": np.arange(12) // 4 * 10.0,
+            "replication": 0,
+            "seed": 0,
+            "requests_per_s": 100.0 + near,
+            "latency_p99_ms": 200.0 + near,
+            "lost": 0,
+        }
+    )
+    fig = plot_cost_frontier(frame)
+    texts = [t for t in fig.axes[0].texts if t.get_text()]
+    assert len(texts) == 12
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    overlaps = sum(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert overlaps == 0
+
+
 def test_cost_frontier_without_environment_draws_the_staircase():
     frame = results_frame().query("`network.downlink_loss` == 0.05")
     ax = plot_cost_frontier(frame).axes[0]
@@ -255,12 +354,44 @@ def test_latency_ecdf_of_one_run_and_of_several_overlaid():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_ylim() == (0, 101)
     assert ax.get_ylabel() == "deliveries at or below (%)"
-    (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("all")]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("online recipients")]
     assert line.get_ydata()[-1] == pytest.approx(100.0)
     fig = plot_latency_ecdf({"push": messages_frame(), "short_poll": messages_frame(50)})
-    assert [t.split(" (")[0] for t in legend_texts(fig.axes[0])] == ["push", "short polling"]
+    assert [t.split("\n")[0] for t in legend_texts(fig.axes[0])] == ["push", "short polling"]
     fig = plot_latency_ecdf(messages_frame(), by="first_via")
     assert len(legend_texts(fig.axes[0])) == 2
+
+
+def test_latency_ecdf_names_its_population_and_counts_against_the_expected_pairs():
+    frame = messages_frame(1000).assign(stored=True)
+    frame.loc[frame.index[:100], "latency_ms"] = np.nan  # 100 pairs never delivered
+    online = frame["online_at_store"]
+    delivered_online = int((online & frame["latency_ms"].notna()).sum())
+    (label,) = legend_texts(plot_latency_ecdf(frame).axes[0])
+    assert label.startswith("online recipients (latency_* metrics)")
+    assert f"n = {delivered_online:,} of {int(online.sum()):,} expected" in label
+    (label,) = legend_texts(plot_latency_ecdf(frame, online_only=False).axes[0])
+    assert label.startswith("every first delivery incl. catch-up")
+    assert "n = 900 of 1,000 expected" in label
+    # Split by first path: the curves' n, the run's n of expected in the legend title.
+    ax = plot_latency_ecdf(frame, by="first_via").axes[0]
+    title = ax.get_legend().get_title().get_text()
+    assert "online recipients" in title and f"of {int(online.sum()):,} expected" in title
+
+
+def test_latency_ecdf_counts_only_stored_pairs_as_expected():
+    frame = messages_frame(10).assign(stored=[True] * 8 + [False] * 2, online_at_store=True)
+    frame.loc[frame.index[8:], "latency_ms"] = np.nan  # never stored: never delivered
+    (label,) = legend_texts(plot_latency_ecdf(frame).axes[0])
+    assert "n = 8 of 8 expected" in label
+
+
+def test_latency_ecdf_draws_the_slo_line():
+    ax = plot_latency_ecdf(messages_frame(), slo_ms=500).axes[0]
+    (slo,) = [ln for ln in ax.get_lines() if ln.get_label() == "SLO 500 ms"]
+    assert list(slo.get_xdata()) == [500, 500]
+    with pytest.raises(ValueError, match="slo_ms"):
+        plot_latency_ecdf(messages_frame(), slo_ms=-1)
 
 
 def test_latency_ecdf_of_a_run_without_deliveries_says_so():
