@@ -70,6 +70,7 @@ __all__ = [
     "STYLE",
     "cmd_plot",
     "declutter_labels",
+    "fault_window",
     "key_label",
     "metric_label",
     "pareto_optimal",
@@ -77,12 +78,15 @@ __all__ = [
     "plot_empty_polls",
     "plot_latency",
     "plot_latency_ecdf",
+    "plot_latency_tail",
     "plot_load_timeline",
     "plot_metric",
     "plot_outcomes",
+    "plot_recovery",
     "plot_requests",
     "plot_run_folder",
     "plot_sweep_folder",
+    "run_figures",
     "save_figure",
     "style",
     "sweep_figures",
@@ -595,11 +599,15 @@ def plot_latency(
     series: str | None = "transport.kind",
     *,
     percentiles: Sequence[str] = ("p50", "p99"),
+    slo_ms: float | None = None,
     ax: Axes | None = None,
     title: str | None = None,
     confidence: float = 0.95,
 ) -> Figure:
     """Latency percentiles (send → recipient's app, ms) vs ``x``, one colour per series.
+
+    Over recipients online when the message was stored (the summary's ``latency_*_ms``).
+    ``slo_ms`` draws a horizontal SLO line.
 
     The last of ``percentiles`` is drawn solid, the others dashed/dotted with hollow
     markers; the y axis is logarithmic with ms/s ticks because polling and retransmits
@@ -634,12 +642,17 @@ def plot_latency(
     _grid_ticks(ax, agg[x].to_numpy(float), x)
     _log_latency_axis(ax)
     ax.set_xlabel(key_label(x))
+    _slo_line(ax, slo_ms, "y")
     ax.set_ylabel("latency, send → app (log scale)")
     _title(ax, own, title or f"Delivery latency vs {_short(x)}")
     handles, labels = ax.get_legend_handles_labels()
     for m in reversed(metrics):
         handles.append(Line2D([], [], color="#444444", linestyle=line_styles[m]))
         labels.append(m.split("_")[1])
+    slo = [i for i, lab in enumerate(labels) if lab.startswith("SLO ")]
+    for i in slo:  # the SLO last, after the percentile keys
+        handles.append(handles.pop(i))
+        labels.append(labels.pop(i))
     _legend(ax, own, handles, labels, title=key_label(series) if series else None)
     _footnote(fig, _band_note(agg, confidence))
     return fig
@@ -1193,6 +1206,176 @@ def plot_latency_ecdf(
     return fig
 
 
+@_styled
+def plot_latency_tail(
+    messages: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    online_only: bool = True,
+    slo_ms: float | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The latency tail: complementary CDF on log–log axes, down to p99.9.
+
+    y is the share of deliveries slower than x (``1 − F(x)``, from 100 % down to 0.1 %),
+    so p99 and p99.9 are where a curve crosses 1 % and 0.1 % (grey lines). Same
+    population and legend as :func:`plot_latency_ecdf`; a curve with fewer than 1 000
+    deliveries cannot reach 0.1 % and stops at ``1/n``. ``slo_ms`` draws the SLO line:
+    the height where a curve crosses it is the share of deliveries that miss the SLO.
+    """
+    population = LATENCY_POPULATIONS[bool(online_only)]
+    frames = (
+        {str(k): v for k, v in messages.items()}
+        if isinstance(messages, Mapping)
+        else {population: messages}
+    )
+    ax_given = ax
+    fig, ax = _new_figure(ax)
+    styles = _series_styles(list(frames))
+    drawn = 0
+    for label, frame in frames.items():
+        x = latency_sample(frame, online_only)
+        x = np.sort(x[np.isfinite(x) & (x > 0)])
+        if x.size == 0:
+            continue
+        # Share strictly slower than each sorted value; the last point (0) cannot be
+        # drawn on a log axis, so the curve ends at 1/n.
+        tail = 1.0 - np.arange(1, x.size + 1) / x.size
+        keep = tail > 0
+        ax.plot(
+            x[keep],
+            tail[keep] * 100.0,
+            drawstyle="steps-post",
+            color=styles[label]["color"],
+            label=f"{value_label(None, label)}\n"
+            f"({_n_of_expected(x.size, expected_pairs(frame, online_only))})",
+        )
+        drawn += 1
+    for q, share in (("p99", 1.0), ("p99.9", 0.1)):
+        ax.axhline(share, color="#888888", linewidth=0.8, linestyle=":")
+        ax.annotate(
+            q,
+            (1.0, share),
+            xycoords=("axes fraction", "data"),
+            xytext=(-2, 2),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#555555",
+        )
+    ax.set_yscale("log")
+    ax.set_ylim(0.05, 110)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g} %"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    if drawn:
+        _slo_line(ax, slo_ms, "x")
+        _log_latency_axis(ax, "x")
+        named = list(frames) == [population]
+        ax.legend(loc="lower left", title=None if named else _wrap(population, 26))
+    else:
+        ax.text(0.5, 0.5, "no deliveries", transform=ax.transAxes, ha="center")
+    ax.set_xlabel("latency, send → recipient's app (log scale)")
+    ax.set_ylabel("deliveries slower than x (log scale)")
+    _title(ax, ax_given is None, title or "Latency tail")
+    return fig
+
+
+def fault_window(
+    faults: Sequence[Mapping[str, Any]], horizon_s: float | None = None, margin: float = 1.0
+) -> tuple[float, float] | None:
+    """The time window around a run's faults, for zoomed load timelines (s).
+
+    From ``margin`` × the longest fault duration (at least 10 s) before the first fault
+    to that much after the last one ends (a fault without ``down_s`` counts 10 s),
+    clipped to ``[0, horizon_s]``. None without faults.
+    """
+    spans = [
+        (float(f.get("at_s", 0.0)), float(f.get("down_s") or 10.0))
+        for f in faults
+        if isinstance(f, Mapping)
+    ]
+    if not spans:
+        return None
+    pad = max(10.0, margin * max(d for _, d in spans))
+    start = max(0.0, min(a for a, _ in spans) - pad)
+    end = max(a + d for a, d in spans) + pad
+    if horizon_s is not None:
+        end = min(end, float(horizon_s))
+    return (start, end)
+
+
+@_styled
+def plot_recovery(
+    messages: pd.DataFrame,
+    faults: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    recovery_time_s: float | None = None,
+    window_s: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Recovery from a fault: messages stored but not yet shown, over time.
+
+    The backlog at time t is the number of expected (message, recipient) pairs whose
+    recipient was online when the message was stored, stored at or before t and not yet
+    shown at t. In steady state it is the deliveries in flight; a crash makes it climb
+    and recovery drains it. Faults are shaded; ``recovery_time_s`` (the summary's: from
+    the crash until the last affected pair arrived) is marked by a vertical line.
+    ``window_s`` zooms on ``(t0, t1)`` (e.g. :func:`fault_window`).
+    """
+    data = messages
+    if "stored" in data.columns:
+        data = data[data["stored"].fillna(False).astype(bool)]
+    if "online_at_store" in data.columns:
+        data = data[data["online_at_store"].fillna(False).astype(bool)]
+    stored = np.sort(pd.to_numeric(data["t_stored"], errors="coerce").dropna().to_numpy(float))
+    shown = np.sort(pd.to_numeric(data["t_first_show"], errors="coerce").dropna().to_numpy(float))
+    times = np.unique(np.concatenate([stored, shown, [0.0]]))
+    backlog = np.searchsorted(stored, times, side="right") - np.searchsorted(
+        shown, times, side="right"
+    )
+    fig = Figure(figsize=STYLE["figure.figsize"])
+    ax = fig.add_subplot()
+    spans = _fault_spans(faults or [])
+    for start, end, label in spans:
+        if end is None:
+            ax.axvline(start, color=_FAULT_COLOR, linewidth=1.2, linestyle="--", label=label)
+        else:
+            ax.axvspan(start, end, color=_FAULT_COLOR, alpha=0.13, linewidth=0, label=label)
+    ax.plot(times, backlog, drawstyle="steps-post", color=_PALETTE[0], label="stored, not shown")
+    t_rec = None
+    if recovery_time_s is not None and spans:
+        t_rec = spans[0][0] + float(recovery_time_s)
+        if window_s is not None and t_rec > window_s[1]:  # keep the mark in view
+            window_s = (window_s[0], t_rec + 0.1 * (t_rec - window_s[0]))
+        ax.axvline(t_rec, color="#333333", linestyle="--", linewidth=1.0)
+        ax.annotate(
+            f"recovered after {recovery_time_s:,.1f} s",
+            (t_rec, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(-4, -4),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize=8.5,
+            color="#333333",
+        )
+    if window_s is not None:
+        ax.set_xlim(*window_s)
+        inside = (times >= window_s[0]) & (times <= window_s[1])
+        top = float(backlog[inside].max()) if inside.any() else 1.0
+    else:
+        top = float(backlog.max()) if backlog.size else 1.0
+    ax.set_ylim(0, max(1.0, top) * 1.15)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("deliveries pending\n(stored, not yet shown)")
+    ax.legend(loc="upper left", fontsize=8.5)
+    fig.suptitle(title or "Recovery: backlog of undelivered messages")
+    _footnote(fig, "recipients online when the message was stored")
+    return fig
+
+
 def _n_of_expected(n: int, expected: int) -> str:
     """ "n = 9,812 of 10,000 expected" (just "n = 9,812" when nothing is expected)."""
     return f"n = {n:,} of {expected:,} expected" if expected else f"n = {n:,}"
@@ -1357,7 +1540,11 @@ def _has_values(frame: pd.DataFrame, metric: str) -> bool:
 
 
 def sweep_figures(
-    results: pd.DataFrame, directory: str | Path, *, confidence: float = 0.95
+    results: pd.DataFrame,
+    directory: str | Path,
+    *,
+    confidence: float = 0.95,
+    slo_ms: float | None = None,
 ) -> list[Path]:
     """Draw every standard figure a sweep's grid allows into ``directory``; return the files.
 
@@ -1367,7 +1554,7 @@ def sweep_figures(
     (one bar per series value and x value, or per combination of the categorical keys
     when there is no numeric one) and the cost frontier (all configurations). With a
     numeric key: latency p50/p99, requests/s and (when there are polls) the empty-poll
-    share vs that key.
+    share vs that key. ``slo_ms`` draws an SLO line on the latency figures.
     """
     directory = Path(directory)
     grid = [k for k in grid_columns(results) if results[k].nunique(dropna=False) > 1]
@@ -1400,6 +1587,7 @@ def sweep_figures(
                     series,
                     title=f"Delivery latency vs {xs}{where}",
                     confidence=confidence,
+                    slo_ms=slo_ms,
                 )
                 files += save_figure(fig, directory, f"latency_vs_{_file_part(x)}{suffix}")
             if _has_values(subset, "requests_per_s"):
@@ -1425,13 +1613,17 @@ def sweep_figures(
             files += save_figure(fig, directory, f"outcomes{suffix}")
     if _has_values(results, "requests_per_s") and _has_values(results, "latency_p99_ms"):
         fig = plot_cost_frontier(
-            results, series, within=[x, *rest] if x else rest or None, confidence=confidence
+            results,
+            series,
+            within=[x, *rest] if x else rest or None,
+            confidence=confidence,
+            slo_ms=slo_ms,
         )
         files += save_figure(fig, directory, "cost_frontier")
     return files
 
 
-def plot_sweep_folder(directory: str | Path) -> list[Path]:
+def plot_sweep_folder(directory: str | Path, *, slo_ms: float | None = None) -> list[Path]:
     """The sweep figures of a result folder (``results.parquet``) into ``DIR/figures``."""
     directory = Path(directory)
     results = pd.read_parquet(directory / "results.parquet")
@@ -1439,7 +1631,7 @@ def plot_sweep_folder(directory: str | Path) -> list[Path]:
         from immodel.errors import UserError
 
         raise UserError(f"'{directory / 'results.parquet'}' has no finished runs to plot")
-    return sweep_figures(results, directory / "figures")
+    return sweep_figures(results, directory / "figures", slo_ms=slo_ms)
 
 
 def _read_scenario(directory: Path) -> dict[str, Any]:
@@ -1457,18 +1649,23 @@ def _read_faults(directory: Path) -> list[dict[str, Any]]:
     return [dict(f) for f in faults] if isinstance(faults, list) else []
 
 
-def plot_run_folder(directory: str | Path) -> list[Path]:
-    """The run figures of a run folder (``summary.json`` + records) into ``DIR/figures``.
+def run_figures(directory: str | Path, *, slo_ms: float | None = None) -> list[tuple[str, Figure]]:
+    """The run figures of a run folder, as ``(file stem, figure)`` pairs.
 
-    The latency ECDF (from ``messages.parquet``) and the load timeline (from
-    ``load.parquet``, with the faults of ``scenario.toml`` shaded).
+    From ``messages.parquet``: the latency ECDF and the latency tail (log CCDF down to
+    p99.9). From ``load.parquet``: the load timeline with the faults of
+    ``scenario.toml`` shaded. A run with faults also gets the load timeline zoomed on
+    the fault window (:func:`fault_window`) and the recovery figure (backlog of
+    undelivered messages, the summary's ``recovery_time_s`` marked). ``slo_ms`` draws
+    an SLO line on the latency figures.
     """
+    import json
+
     from immodel.errors import UserError
 
     directory = Path(directory)
-    out = directory / "figures"
-    files: list[Path] = []
-    name = _read_scenario(directory).get("name")
+    scenario = _read_scenario(directory)
+    name = scenario.get("name")
     name = f" — {name}" if isinstance(name, str) and name not in ("", "custom") else ""
     messages_path = directory / "messages.parquet"
     load_path = directory / "load.parquet"
@@ -1477,13 +1674,70 @@ def plot_run_folder(directory: str | Path) -> list[Path]:
             f"'{directory}' has a summary.json but no messages.parquet or load.parquet to "
             "plot (write a run with `immodel run SCENARIO --out DIR`)"
         )
+    try:
+        summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    faults = _read_faults(directory)
+    horizon = summary.get("horizon_s")
+    zoom = fault_window(faults, horizon) if faults else None
+    figures: list[tuple[str, Figure]] = []
     if messages_path.is_file():
-        fig = plot_latency_ecdf(pd.read_parquet(messages_path), title=f"Latency distribution{name}")
-        files += save_figure(fig, out, "latency_ecdf")
+        messages = pd.read_parquet(messages_path)
+        figures.append(
+            (
+                "latency_ecdf",
+                plot_latency_ecdf(messages, slo_ms=slo_ms, title=f"Latency distribution{name}"),
+            )
+        )
+        figures.append(
+            (
+                "latency_tail",
+                plot_latency_tail(messages, slo_ms=slo_ms, title=f"Latency tail{name}"),
+            )
+        )
+        if faults and {"t_stored", "t_first_show"} <= set(messages.columns):
+            figures.append(
+                (
+                    "recovery",
+                    plot_recovery(
+                        messages,
+                        faults,
+                        recovery_time_s=summary.get("recovery_time_s"),
+                        window_s=zoom,
+                        title=f"Recovery{name}",
+                    ),
+                )
+            )
     if load_path.is_file():
-        faults = _read_faults(directory)
-        fig = plot_load_timeline(pd.read_parquet(load_path), faults, title=f"Load over time{name}")
-        files += save_figure(fig, out, "load_timeline")
+        load = pd.read_parquet(load_path)
+        figures.append(
+            ("load_timeline", plot_load_timeline(load, faults, title=f"Load over time{name}"))
+        )
+        if zoom is not None:
+            figures.append(
+                (
+                    "load_timeline_fault",
+                    plot_load_timeline(
+                        load,
+                        faults,
+                        window_s=zoom,
+                        title=f"Load around the fault{name} ({zoom[0]:g}–{zoom[1]:g} s)",
+                    ),
+                )
+            )
+    return figures
+
+
+def plot_run_folder(directory: str | Path, *, slo_ms: float | None = None) -> list[Path]:
+    """The run figures of a run folder (``summary.json`` + records) into ``DIR/figures``.
+
+    The figures of :func:`run_figures`, each as PNG and SVG; returns the files.
+    """
+    out = Path(directory) / "figures"
+    files: list[Path] = []
+    for stem, fig in run_figures(directory, slo_ms=slo_ms):
+        files += save_figure(fig, out, stem)
     return files
 
 
@@ -1515,11 +1769,14 @@ def cmd_plot(args) -> int:
             f"'{directory}' is neither a run folder (summary.json, from `immodel run --out`) "
             "nor a sweep folder (results.parquet, from `immodel sweep`)"
         )
+    slo_ms = getattr(args, "slo_ms", None)
+    if slo_ms is not None and not (math.isfinite(slo_ms) and slo_ms > 0):
+        raise UserError(f"--slo-ms must be a positive number of milliseconds, got {slo_ms:g}")
     files: list[Path] = []
     if is_run:
-        files += plot_run_folder(directory)
+        files += plot_run_folder(directory, slo_ms=slo_ms)
     if is_sweep:
-        files += plot_sweep_folder(directory)
+        files += plot_sweep_folder(directory, slo_ms=slo_ms)
     for path in files:
         print(path)
     return 0

@@ -431,6 +431,62 @@ def test_load_timeline_sums_nodes_and_shades_the_fault_window():
     assert middle.get_ylabel().startswith("pending ACKs")
 
 
+def test_load_timeline_zooms_on_the_fault_window():
+    faults = [{"kind": "server_crash", "at_s": 20.0, "down_s": 10.0}]
+    assert plots.fault_window(faults) == (10.0, 40.0)  # 10 s (≥ the fault's length) around
+    assert plots.fault_window(faults, horizon_s=35.0) == (10.0, 35.0)
+    assert plots.fault_window(faults, margin=2.0) == (0.0, 50.0)
+    assert plots.fault_window([]) is None
+    fig = plot_load_timeline(load_frame(), faults, window_s=plots.fault_window(faults))
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "connections"]
+    assert line.get_xdata().min() == 10.0 and line.get_xdata().max() == 40.0
+
+
+def test_latency_tail_is_the_complementary_cdf_down_to_one_in_n():
+    frame = pd.DataFrame({"latency_ms": np.arange(1.0, 1001.0), "online_at_store": True})
+    ax = plots.plot_latency_tail(frame, slo_ms=500).axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    (curve,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("online recipients")]
+    x, y = curve.get_xdata(), curve.get_ydata()
+    # share slower than the k-th of 1000 sorted values is (1000 - k) / 1000
+    assert y[0] == pytest.approx(99.9) and x[0] == 1.0
+    assert y[989] == pytest.approx(1.0) and x[989] == 990.0  # the p99 crossing
+    assert y[-1] == pytest.approx(0.1) and x[-1] == 999.0  # p99.9 reached, ends at 1/n
+    assert "SLO 500 ms" in legend_texts(ax)
+    assert ax.get_ylim()[0] < 0.1  # the axis goes below p99.9
+
+
+def recovery_messages() -> pd.DataFrame:
+    """Two messages per second stored from 0 to 30 s; those stored in [10, 15) s wait
+    until 20 s (a crash), the others take 0.1 s."""
+    t_stored = np.arange(0.0, 30.0, 0.5)
+    shown = np.where((t_stored >= 10) & (t_stored < 15), 20.0, t_stored + 0.1)
+    return pd.DataFrame(
+        {
+            "stored": True,
+            "online_at_store": True,
+            "t_stored": t_stored,
+            "t_first_show": shown,
+            "latency_ms": (shown - t_stored) * 1000,
+        }
+    )
+
+
+def test_recovery_figure_counts_the_backlog_and_marks_the_recovery_time():
+    faults = [{"kind": "server_crash", "at_s": 10.0, "down_s": 5.0}]
+    fig = plots.plot_recovery(recovery_messages(), faults, recovery_time_s=10.0)
+    ax = fig.axes[0]
+    (curve,) = [ln for ln in ax.get_lines() if ln.get_label() == "stored, not shown"]
+    t, backlog = curve.get_xdata(), curve.get_ydata()
+    at = dict(zip(t, backlog, strict=True))
+    assert at[14.5] == 10  # ten stored in [10, 15) and none shown yet
+    # at 19.5 s one more is in flight; at 20 s the ten are shown at once, one in flight
+    assert at[19.5] == 11 and at[20.0] == 1
+    assert max(backlog[t < 10]) == 1  # one in flight at a time before the crash
+    assert any(list(ln.get_xdata()) == [20.0, 20.0] for ln in ax.get_lines())  # 10 + 10 s
+    assert "recovered after 10.0 s" in {tx.get_text() for tx in ax.texts}
+
+
 def test_load_timeline_finds_the_down_window_without_a_fault_list():
     fig = plot_load_timeline(load_frame())
     assert "node 0 down" in legend_texts(fig.axes[0])
@@ -525,15 +581,32 @@ def test_immodel_plot_on_a_run_folder(tmp_path, capsys):
         },
     )
     folder = run(scenario).write(tmp_path / "run")
-    assert cmd_plot(SimpleNamespace(directory=str(folder))) == 0
+    assert cmd_plot(SimpleNamespace(directory=str(folder), slo_ms=500.0)) == 0
     printed = capsys.readouterr().out.split()
-    assert sorted(Path(p).name for p in printed) == [
-        "latency_ecdf.png",
-        "latency_ecdf.svg",
-        "load_timeline.png",
-        "load_timeline.svg",
-    ]
+    stems = ["latency_ecdf", "latency_tail", "load_timeline", "load_timeline_fault", "recovery"]
+    assert sorted(Path(p).name for p in printed) == sorted(
+        f"{s}.{ext}" for s in stems for ext in ("png", "svg")
+    )
     assert png_size(folder / "figures" / "load_timeline.png")[0] == 960
+    assert "SLO 500 ms" in (folder / "figures" / "latency_tail.svg").read_text()
+    # the zoomed timeline spans the fault window: 10 s either side of [5, 9] s, from 0
+    figures = dict(plots.run_figures(folder))
+    assert figures["load_timeline_fault"].axes[0].get_xlim()[1] <= 19.0 + 1.0
+
+
+def test_immodel_plot_rejects_a_bad_slo_with_one_error_line(tmp_path, capsys):
+    folder = write_sweep_folder(tmp_path / "sweep")
+    assert main(["plot", str(folder), "--slo-ms", "-5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --slo-ms must be a positive") and err.count("\n") == 1
+
+
+def test_immodel_plot_draws_the_slo_on_sweep_latency_figures(tmp_path, capsys):
+    folder = write_sweep_folder(tmp_path / "sweep")
+    assert main(["plot", str(folder), "--slo-ms", "500"]) == 0
+    capsys.readouterr()
+    for stem in ("latency_vs_downlink_loss", "cost_frontier"):
+        assert "SLO 500 ms" in (folder / "figures" / f"{stem}.svg").read_text()
 
 
 @pytest.mark.parametrize("make", ["empty", "missing", "file", "unfinished"])
