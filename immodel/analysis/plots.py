@@ -74,6 +74,7 @@ __all__ = [
     "key_label",
     "metric_label",
     "pareto_optimal",
+    "plot_by_recipient_kind",
     "plot_cost_frontier",
     "plot_empty_polls",
     "plot_latency",
@@ -177,6 +178,8 @@ _OUTCOME_TITLES = {
 _OUTCOMES_TITLE = "Delivery outcomes per run"
 _FAULT_COLOR = "#C0392B"
 _LOSSY_COLOR = "#666666"
+# messages columns that describe how a pair was delivered (absent for a lost pair).
+_DELIVERY_PROPERTIES = ("first_via",)
 _BAND_ALPHA = 0.18
 _NOTE_COLOR = "#555555"
 
@@ -1152,9 +1155,10 @@ def plot_latency_ecdf(
     curves = {k: latency_sample(v, online_only) for k, v in frames.items()}
     expected = {k: expected_pairs(v, online_only) for k, v in frames.items()}
     legend_title = _wrap(population, 26)
-    if by is not None and not isinstance(messages, Mapping):
+    if by in _DELIVERY_PROPERTIES and not isinstance(messages, Mapping):
         # Split by a property of the delivery (its first path): a lost pair has none, so
-        # the expected pairs belong to the whole run, not to one curve.
+        # the expected pairs belong to the whole run, not to one curve. A property of the
+        # recipient (recipient_kind) keeps each curve's own expected pairs.
         total = latency_sample(messages, online_only)
         total = total[np.isfinite(total) & (total > 0)].size
         legend_title += "\n" + _n_of_expected(total, expected_pairs(messages, online_only))
@@ -1374,6 +1378,26 @@ def plot_recovery(
     fig.suptitle(title or "Recovery: backlog of undelivered messages")
     _footnote(fig, "recipients online when the message was stored")
     return fig
+
+
+@_styled
+def plot_by_recipient_kind(
+    messages: pd.DataFrame, *, slo_ms: float | None = None, title: str | None = None
+) -> Figure:
+    """Latency ECDF of a hybrid run split by the recipient's client kind.
+
+    One curve per value of ``recipient_kind`` (push, long polling, short polling), each
+    with its sample size against that kind's expected pairs, so a kind that loses
+    messages or lags shows apart. Raises ``ValueError`` without the column.
+    """
+    if "recipient_kind" not in messages.columns:
+        raise ValueError("the messages frame has no recipient_kind column")
+    return plot_latency_ecdf(
+        messages,
+        by="recipient_kind",
+        slo_ms=slo_ms,
+        title=title or "Latency by recipient client kind",
+    )
 
 
 def _n_of_expected(n: int, expected: int) -> str:
@@ -1690,12 +1714,13 @@ def run_figures(directory: str | Path, *, slo_ms: float | None = None) -> list[t
                 plot_latency_ecdf(messages, slo_ms=slo_ms, title=f"Latency distribution{name}"),
             )
         )
-        figures.append(
-            (
-                "latency_tail",
-                plot_latency_tail(messages, slo_ms=slo_ms, title=f"Latency tail{name}"),
+        tail = plot_latency_tail(messages, slo_ms=slo_ms, title=f"Latency tail{name}")
+        figures.append(("latency_tail", tail))
+        if "recipient_kind" in messages.columns and messages["recipient_kind"].nunique() > 1:
+            fig = plot_by_recipient_kind(
+                messages, slo_ms=slo_ms, title=f"Latency by recipient client kind{name}"
             )
-        )
+            figures.append(("latency_by_recipient_kind", fig))
         if faults and {"t_stored", "t_first_show"} <= set(messages.columns):
             figures.append(
                 (

@@ -29,15 +29,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
     "LATENCY_POPULATIONS",
+    "RECIPIENT_KINDS",
     "RESERVED_COLUMNS",
     "MeanCI",
     "aggregate",
+    "by_recipient_kind",
     "ecdf",
     "expected_pairs",
     "grid_columns",
@@ -372,6 +375,41 @@ def expected_pairs(messages: pd.DataFrame, online_only: bool = True) -> int:
     if online_only and "online_at_store" in messages.columns:
         mask &= messages["online_at_store"].fillna(False).astype(bool)
     return int(mask.sum())
+
+
+#: Values of the ``messages`` column ``recipient_kind`` (hybrid runs: how the recipient's
+#: client receives), in the order tables and legends show them.
+RECIPIENT_KINDS = ("push", "long_poll", "short_poll")
+
+
+def by_recipient_kind(messages: pd.DataFrame, online_only: bool = True) -> dict[str, Any]:
+    """Latency and delivery split by the recipient's client kind (``recipient_kind``).
+
+    For each kind present in the ``recipient_kind`` column of a run's ``messages``
+    frame: ``latency_<p>_ms_<kind>`` (p50, p95, p99; over the population of
+    :func:`latency_sample`, ms, numpy's linear quantile like the summary),
+    ``deliveries_expected_<kind>`` (all expected pairs of recipients of that kind),
+    ``lost_<kind>`` (expected pairs never shown) and ``delivery_ratio_<kind>``. Returns
+    ``{}`` when the column is absent (runs that do not record it). Latency is None for a
+    kind with no delivery.
+    """
+    if "recipient_kind" not in messages.columns:
+        return {}
+    out: dict[str, Any] = {}
+    kinds = messages["recipient_kind"].dropna().astype(str)
+    present = [k for k in RECIPIENT_KINDS if k in set(kinds)]
+    present += sorted(set(kinds) - set(RECIPIENT_KINDS))
+    for kind in present:
+        frame = messages[messages["recipient_kind"].astype(str) == kind]
+        x = latency_sample(frame, online_only)
+        for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+            out[f"latency_{name}_ms_{kind}"] = float(np.quantile(x, q)) if x.size else None
+        expected = expected_pairs(frame, online_only=False)
+        delivered = int(latency_sample(frame, online_only=False).size)
+        out[f"deliveries_expected_{kind}"] = expected
+        out[f"lost_{kind}"] = expected - delivered
+        out[f"delivery_ratio_{kind}"] = delivered / expected if expected else None
+    return out
 
 
 def latency_percentiles(
