@@ -1,6 +1,6 @@
 """The delivery checker: loss, duplication and misordering in an event log.
 
-The checker reads the trace described in DESIGN.md ("Trace") -- one row per event, from
+The checker reads a delivery trace (``docs/metrics.md``, "Trace") -- one row per event, from
 immodel's own ``trace.parquet`` or exported from a real IM system -- and says whether
 every message reached every recipient exactly once and in the conversation's order. Each
 fault comes with a minimal counterexample: the rows of the trace that prove it.
@@ -50,7 +50,7 @@ expected pairs, ``deliveries_expected``
     recipients. Here the trace contradicts itself -- the server stated who must get the
     message and someone else got it -- so this is a failure (a wrong recipient is a leak,
     a missing ``stored`` row is a broken log). This is the only addition to the three
-    counts of DESIGN.md; a system that legitimately delivers to more users (the sender's
+    counts of the run summary; a system that legitimately delivers to more users (the sender's
     own devices, late group joiners) should log ``stored`` rows for them too.
 latency
     for each expected pair that was delivered, the first delivery's ``t`` minus the
