@@ -91,6 +91,7 @@ __all__ = [
     "save_figure",
     "style",
     "sweep_figures",
+    "use_style",
     "value_label",
 ]
 
@@ -187,6 +188,12 @@ _NOTE_COLOR = "#555555"
 def style():
     """A context manager that applies :data:`STYLE` (``matplotlib.rc_context``)."""
     return matplotlib.rc_context(STYLE)
+
+
+def use_style() -> None:
+    """Apply :data:`STYLE` globally (``matplotlib.rcParams``), for code that draws with
+    pyplot itself, e.g. a notebook's own figures, so they look like immodel's."""
+    matplotlib.rcParams.update(STYLE)
 
 
 def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
