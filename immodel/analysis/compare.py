@@ -249,7 +249,13 @@ def plot_comparison(
     A forest plot: each grid point is a horizontal error bar around its mean difference,
     a vertical line marks 0; filled markers are differences whose interval excludes 0.
     """
-    from immodel.analysis.plots import _footnote, metric_label, style, value_label
+    from immodel.analysis.plots import (
+        _footnote,
+        _metric_factor,
+        metric_label,
+        style,
+        value_label,
+    )
 
     keys = [c for c in table.columns if c not in _TABLE_COLUMNS]
     metrics = list(dict.fromkeys(table["metric"]))
@@ -266,8 +272,9 @@ def plot_comparison(
         ys = np.arange(len(labels))
         for ax, metric in zip(axes, metrics, strict=True):
             sub = table[table["metric"] == metric]
-            diff = sub["diff"].to_numpy(float)
-            half = sub["half_width"].to_numpy(float)
+            factor = _metric_factor(metric)  # e.g. a fraction drawn in %
+            diff = sub["diff"].to_numpy(float) * factor
+            half = sub["half_width"].to_numpy(float) * factor
             sig = (sub["low"].to_numpy(float) > 0) | (sub["high"].to_numpy(float) < 0)
             ax.axvline(0.0, color="#555555", linewidth=1.0)
             ax.errorbar(

@@ -12,12 +12,20 @@ a sweep's ``results.parquet`` (one row per grid point × replication), from a ru
 :func:`plot_metric`            any metric vs any numeric key (the building block above)
 :func:`plot_outcomes`          lost / duplicate / out-of-order deliveries per mechanism
                                set (bars, one panel per outcome)
-:func:`plot_latency_ecdf`      latency distribution of one run (or several, overlaid)
+:func:`plot_latency_ecdf`      latency distribution of one run (or several, overlaid),
+                               its population and n of the expected pairs in the legend
+:func:`plot_latency_tail`      the tail: log complementary CDF down to p99.9
+:func:`plot_by_recipient_kind` latency ECDF split by the recipient's client kind
 :func:`plot_load_timeline`     connections, pending ACKs and queued jobs over time, with
-                               the fault window shaded
+                               the fault window shaded (``window_s`` zooms on it)
+:func:`plot_recovery`          backlog of stored-but-not-shown deliveries around a fault,
+                               the recovery time marked
 :func:`plot_cost_frontier`     p99 latency vs requests/s, one point per configuration,
-                               Pareto-optimal ones joined
+                               Pareto-optimal ones among the loss-free configurations
+                               marked, lossy ones drawn apart
 =============================  ===========================================================
+
+Latency figures take ``slo_ms`` (a dashed SLO line; ``immodel plot --slo-ms``).
 
 Each function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
 display, no global figure registry; it shows inline in a notebook) and accepts ``ax=`` to
@@ -29,8 +37,8 @@ Means over replications and their intervals come from
 :func:`immodel.analysis.stats.aggregate` (Student t, 95 % by default); a configuration
 run once is drawn without a band.
 
-``immodel plot DIR`` (:func:`cmd_plot`) draws the run figures for a run folder
-(``summary.json``) or whichever sweep figures the grid allows for a sweep folder
+``immodel plot DIR`` (:func:`cmd_plot`) draws the run figures (:func:`run_figures`) for a
+run folder (``summary.json``) or whichever sweep figures the grid allows for a sweep folder
 (``results.parquet``): the x axis is the numeric grid key, one series per value of the
 categorical one, one set of files per value of any further key. Files go to
 ``DIR/figures/``.

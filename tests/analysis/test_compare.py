@@ -94,6 +94,15 @@ def test_text_table_and_figure_say_which_way_the_change_goes():
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0 %", "10 %"]
 
 
+def test_figure_draws_fractions_in_percent_like_their_label():
+    a = sweep_frame({"server_utilization": np.full(10, 0.10)})
+    b = sweep_frame({"server_utilization": np.full(10, 0.12)})
+    ax = plot_comparison(compare_results(a, b, ["server_utilization"])).axes[0]
+    assert ax.get_xlabel() == "B − A (%)"
+    (points,) = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    assert points.get_xdata() == pytest.approx([2.0, 2.0])
+
+
 def write_sweep(folder, frame):
     folder.mkdir()
     frame.to_parquet(folder / "results.parquet")
