@@ -358,7 +358,8 @@ def run_demo(
         "outcomes": "Lost, duplicate and out-of-order deliveries per run; out of order is "
         "arrival order at the app (see the findings on order).",
         "cost_frontier": "p99 latency vs access-layer load; filled markers are the cheapest "
-        "for their latency at their loss rate.",
+        "for their latency at their loss rate among configurations that lost nothing "
+        "(a crossed marker lost messages and cannot be on the frontier).",
         "latency_ecdf_by_transport": f"Latency distribution of one run per transport at "
         f"{value_label(LOSS_KEY, s.ecdf_loss)} downlink loss.",
     }
