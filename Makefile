@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench notebooks clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 --cov=immodel --cov-report=term:skip-covered
+
+# Pair every notebooks/*.py with an .ipynb (git-ignored) that JupyterLab opens directly,
+# on the python3 kernel of this environment; edits in either file are synced by jupytext.
+# The .py files are not rewritten; re-running keeps the .ipynb outputs (--update).
+notebooks: $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
+	$(BIN)/jupytext --to ipynb --update --update-metadata '{"jupytext": {"formats": "ipynb,py:percent"}}' notebooks/0*.py
+	@echo "open them with: $(BIN)/jupyter lab notebooks/"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sim.py

@@ -140,12 +140,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FORMATS",
         help="comma-separated png, svg, pdf (default png,svg)",
     )
+    plot.add_argument("--slo-ms", type=float, default=None, help="draw a latency SLO line (ms)")
     plot.set_defaults(func=_handler("immodel.analysis.plots", "cmd_plot"))
 
     check = sub.add_parser("check", help="check a delivery trace for loss, duplicates, order")
     check.add_argument("trace", metavar="TRACE", help="CSV or parquet event log")
     check.add_argument("--json", action="store_true", help="print the report as one JSON object")
     check.set_defaults(func=_handler("immodel.analysis.checker", "cmd_check"))
+
+    compare = sub.add_parser("compare", help="paired comparison of two sweeps of one grid")
+    compare.add_argument("dir_a", metavar="DIR_A", help="the baseline sweep folder")
+    compare.add_argument("dir_b", metavar="DIR_B", help="the changed sweep folder")
+    compare.add_argument("--metrics", default=None, metavar="A,B", help="metrics to compare")
+    compare.add_argument("--out", default=None, help="folder for the table and figure")
+    compare.add_argument("--json", action="store_true", help="print the table as JSON")
+    compare.set_defaults(func=_handler("immodel.analysis.compare", "cmd_compare"))
+
+    report = sub.add_parser("report", help="one self-contained HTML page for a run or sweep")
+    report.add_argument("directory", metavar="DIR")
+    report.add_argument("--out", default=None, help="HTML file (default DIR/report.html)")
+    report.set_defaults(func=_handler("immodel.experiments.html_report", "cmd_report"))
 
     demo = sub.add_parser("demo", help="the built-in transport × loss comparison")
     demo.add_argument("--out", default="demo-output", help="output folder (default demo-output)")

@@ -2,6 +2,10 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -51,7 +55,8 @@ sweep, out = load_sweep_with(
 )
 print(sweep.description)
 print(f"{len(sweep.points())} points × {sweep.replications} replications → {out}")
-results = run_sweep(sweep, out, workers=WORKERS)
+# .copy(): one block per dtype, so adding columns below does not warn about fragmentation
+results = run_sweep(sweep, out, workers=WORKERS).copy()
 
 # %% [markdown]
 # Requests per second grow linearly with users for every transport; the slope is the
@@ -109,7 +114,7 @@ for kind, (key, values) in knobs.items():
         {**base, "set": {**base["set"], "transport.kind": kind}, "grid": {key: values}}
     )
     knob_out = out.parent / f"{out.name}-knobs-{knob_sweep.identity_hash()[:10]}"
-    frame = run_sweep(knob_sweep, knob_out, workers=WORKERS)
+    frame = run_sweep(knob_sweep, knob_out, workers=WORKERS).copy()
     label = plots.key_label(key).split(" (")[0]
     frames.append(
         frame.assign(
@@ -133,6 +138,50 @@ knob_results.groupby(["transport.kind", "configuration"], sort=False)[
 plots.plot_cost_frontier(
     knob_results,
     title=f"Tuning knobs, {KNOB_USERS:,} users, {KNOB_LOSS:.0%} downlink loss",
+)
+
+# %% [markdown]
+# ## Conclusion
+#
+# Computed from the results above: the cost per user of each transport, and which
+# configurations are on the frontier (lowest p99 for their cost, no loss).
+
+# %%
+users_max = results["workload.users"].max()
+at_max = (
+    per_user[per_user["workload.users"] == users_max]
+    .groupby("transport.kind", sort=False)[["requests_per_user_s", "latency_p99_ms", "lost"]]
+    .mean()
+)
+cheapest = at_max["requests_per_user_s"].idxmin()
+knob_means = knob_results.groupby("configuration", sort=False)[
+    ["requests_per_s", "latency_p99_ms", "lost"]
+].mean()
+clean = knob_means[knob_means["lost"] == 0]
+front = clean.index[plots.pareto_optimal(clean["requests_per_s"], clean["latency_p99_ms"])]
+lossy = knob_means.index[knob_means["lost"] > 0]
+display(
+    Markdown(
+        f"- At {users_max:,} users each user costs "
+        + ", ".join(
+            f"{plots.value_label('transport.kind', k)} {v:.3f}"
+            for k, v in at_max["requests_per_user_s"].items()
+        )
+        + f" requests/s; the cheapest is {plots.value_label('transport.kind', cheapest)}, "
+        f"with a p99 of {at_max.loc[cheapest, 'latency_p99_ms']:,.0f} ms.\n"
+        f"- Of the tuning knobs at {KNOB_USERS:,} users, the loss-free frontier is: "
+        + "; ".join(
+            f"{c} ({knob_means.loc[c, 'requests_per_s']:,.1f} req/s, p99 "
+            f"{knob_means.loc[c, 'latency_p99_ms']:,.0f} ms)"
+            for c in front
+        )
+        + ".\n"
+        + (
+            f"- Left off the frontier because they lose messages: {', '.join(lossy)}."
+            if len(lossy)
+            else "- No knob setting lost a message."
+        )
+    )
 )
 
 # %% [markdown]

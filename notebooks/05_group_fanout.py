@@ -2,6 +2,10 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -57,8 +61,9 @@ plots.plot_latency(results, x="workload.group_size", series="server.diffusion")
 # %% [markdown]
 # ## Server load
 #
-# Busy fraction of all server stages, of the store stage alone, and the mean wait of a
-# job in the store stage's queue.
+# Busy fraction of all server stages and of the store stage alone. The mean wait of a
+# job in the store stage's queue is drawn only when there is a wait to see: with the
+# store far from saturation it is zero at every point, and its value is printed instead.
 
 # %%
 plots.plot_metric(results, "server_utilization", "workload.group_size", "server.diffusion")
@@ -67,7 +72,13 @@ plots.plot_metric(results, "server_utilization", "workload.group_size", "server.
 plots.plot_metric(results, "utilization_store", "workload.group_size", "server.diffusion")
 
 # %%
-plots.plot_metric(results, "wait_mean_ms_store", "workload.group_size", "server.diffusion")
+store_wait_ms = results["wait_mean_ms_store"].max()
+if store_wait_ms > 0.01:
+    display(
+        plots.plot_metric(results, "wait_mean_ms_store", "workload.group_size", "server.diffusion")
+    )
+else:
+    print(f"store queue wait: at most {store_wait_ms:.4f} ms at every point (nothing to draw)")
 
 # %%
 keys = ["workload.group_size", "server.diffusion"]
@@ -80,6 +91,37 @@ columns = [
     Column("requests_per_s", "requests/s", 1),
 ]
 display(Markdown(format_markdown_table(headline_table(results, keys, columns), keys, columns)))
+
+# %% [markdown]
+# ## Conclusion
+#
+# Computed from the results above: what write diffusion costs over read diffusion as
+# groups grow.
+
+# %%
+means = results.groupby(keys, sort=True)[
+    ["latency_p99_ms", "utilization_store", "server_utilization", "lost"]
+].mean()
+largest = results["workload.group_size"].max()
+smallest = results["workload.group_size"].min()
+lines = []
+for size in (smallest, largest):
+    row = means.loc[size]
+    lines.append(
+        f"- Groups of {size:,}: p99 "
+        + ", ".join(
+            f"{plots.value_label('server.diffusion', d)} {row.loc[d, 'latency_p99_ms']:,.0f} ms"
+            for d in row.index
+        )
+        + "; store stage busy "
+        + ", ".join(
+            f"{plots.value_label('server.diffusion', d)} {row.loc[d, 'utilization_store']:.3%}"
+            for d in row.index
+        )
+        + "."
+    )
+lines.append(f"- Deliveries lost over all {len(results)} runs: {int(results['lost'].sum()):,}.")
+display(Markdown("\n".join(lines)))
 
 # %% [markdown]
 # ## The review set

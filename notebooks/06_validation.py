@@ -45,8 +45,10 @@ import pandas as pd
 
 import immodel
 from immodel import Scenario
-from immodel.analysis import stats
+from immodel.analysis import plots, stats
 from immodel.analysis import theory as th
+
+plots.use_style()  # the figures below look like every other immodel figure
 
 FULL = scale == "full"
 USERS = 200 if FULL else 40

@@ -1,6 +1,6 @@
 """The delivery checker: loss, duplication and misordering in an event log.
 
-The checker reads the trace described in DESIGN.md ("Trace") -- one row per event, from
+The checker reads a delivery trace (``docs/metrics.md``, "Trace") -- one row per event, from
 immodel's own ``trace.parquet`` or exported from a real IM system -- and says whether
 every message reached every recipient exactly once and in the conversation's order. Each
 fault comes with a minimal counterexample: the rows of the trace that prove it.
@@ -50,13 +50,17 @@ expected pairs, ``deliveries_expected``
     recipients. Here the trace contradicts itself -- the server stated who must get the
     message and someone else got it -- so this is a failure (a wrong recipient is a leak,
     a missing ``stored`` row is a broken log). This is the only addition to the three
-    counts of DESIGN.md; a system that legitimately delivers to more users (the sender's
+    counts of the run summary; a system that legitimately delivers to more users (the sender's
     own devices, late group joiners) should log ``stored`` rows for them too.
 latency
     for each expected pair that was delivered, the first delivery's ``t`` minus the
     earliest ``send`` row of its message, in milliseconds (pairs whose message has no
     ``send`` row are left out); mean, p50, p95, p99 (linear interpolation) and max.
-    ``None`` when there is nothing to measure.
+    ``None`` when there is nothing to measure. The population is *every first delivery,
+    including catch-up after the recipient was offline*: a trace does not say who was
+    online. The run summary's ``latency_*_ms`` (``immodel run``) are over recipients
+    online when the message was stored, so on the same run they are lower; the run's
+    ``catchup_latency_*_ms`` cover the rest. The text report names its population.
 
 A report is :attr:`CheckReport.ok` when ``lost``, ``duplicates``, ``order_violations``
 and ``misdirected_deliveries`` are all zero; ``immodel check`` then exits 0, otherwise 1.
@@ -96,6 +100,12 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("t", "event", "msg_id", "conversation", "us
 
 EVENTS: tuple[str, ...] = ("send", "stored", "deliver")
 """The allowed values of the ``event`` column."""
+
+LATENCY_POPULATION = (
+    "every first delivery incl. catch-up (send -> first deliver row of each expected pair); "
+    "the run summary's latency_* cover online recipients only"
+)
+"""What the checker's latency summarises, as its text report says it."""
 
 MAX_EXAMPLES = 5
 """Counterexamples kept per kind of fault."""
@@ -175,6 +185,7 @@ class CheckReport:
             rows.append(("latency ms", f"{lat}  (n={self.latency_samples})"))
         else:
             rows.append(("latency ms", "n/a (no delivered pair with a send row)"))
+        rows.append(("  population", LATENCY_POPULATION))
         width = max(len(name) for name, _ in rows)
         lines += [f"  {name:<{width}}  {value}" for name, value in rows]
         if self.rows and not ev.get("stored", 0):

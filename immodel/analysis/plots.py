@@ -12,12 +12,20 @@ a sweep's ``results.parquet`` (one row per grid point × replication), from a ru
 :func:`plot_metric`            any metric vs any numeric key (the building block above)
 :func:`plot_outcomes`          lost / duplicate / out-of-order deliveries per mechanism
                                set (bars, one panel per outcome)
-:func:`plot_latency_ecdf`      latency distribution of one run (or several, overlaid)
+:func:`plot_latency_ecdf`      latency distribution of one run (or several, overlaid),
+                               its population and n of the expected pairs in the legend
+:func:`plot_latency_tail`      the tail: log complementary CDF down to p99.9
+:func:`plot_by_recipient_kind` latency ECDF split by the recipient's client kind
 :func:`plot_load_timeline`     connections, pending ACKs and queued jobs over time, with
-                               the fault window shaded
+                               the fault window shaded (``window_s`` zooms on it)
+:func:`plot_recovery`          backlog of stored-but-not-shown deliveries around a fault,
+                               the recovery time marked
 :func:`plot_cost_frontier`     p99 latency vs requests/s, one point per configuration,
-                               Pareto-optimal ones joined
+                               Pareto-optimal ones among the loss-free configurations
+                               marked, lossy ones drawn apart
 =============================  ===========================================================
+
+Latency figures take ``slo_ms`` (a dashed SLO line; ``immodel plot --slo-ms``).
 
 Each function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
 display, no global figure registry; it shows inline in a notebook) and accepts ``ax=`` to
@@ -29,8 +37,8 @@ Means over replications and their intervals come from
 :func:`immodel.analysis.stats.aggregate` (Student t, 95 % by default); a configuration
 run once is drawn without a band.
 
-``immodel plot DIR`` (:func:`cmd_plot`) draws the run figures for a run folder
-(``summary.json``) or whichever sweep figures the grid allows for a sweep folder
+``immodel plot DIR`` (:func:`cmd_plot`) draws the run figures (:func:`run_figures`) for a
+run folder (``summary.json``) or whichever sweep figures the grid allows for a sweep folder
 (``results.parquet``): the x axis is the numeric grid key, one series per value of the
 categorical one, one set of files per value of any further key. Files go to
 ``DIR/figures/``.
@@ -58,30 +66,43 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from immodel.analysis.stats import aggregate, grid_columns, latency_sample
+from immodel.analysis.stats import (
+    LATENCY_POPULATIONS,
+    aggregate,
+    expected_pairs,
+    grid_columns,
+    latency_sample,
+)
 
 __all__ = [
     "OUTCOMES",
     "SERIES_STYLE",
     "STYLE",
     "cmd_plot",
+    "declutter_labels",
+    "fault_window",
     "figure_formats",
     "key_label",
     "metric_label",
     "pareto_optimal",
+    "plot_by_recipient_kind",
     "plot_cost_frontier",
     "plot_empty_polls",
     "plot_latency",
     "plot_latency_ecdf",
+    "plot_latency_tail",
     "plot_load_timeline",
     "plot_metric",
     "plot_outcomes",
+    "plot_recovery",
     "plot_requests",
     "plot_run_folder",
     "plot_sweep_folder",
+    "run_figures",
     "save_figure",
     "style",
     "sweep_figures",
+    "use_style",
     "value_label",
 ]
 
@@ -156,11 +177,21 @@ SERIES_STYLE: dict[Any, dict[str, str]] = {
     "read": {"color": "#D55E00", "marker": "s"},
 }
 
-#: The delivery outcomes of DESIGN.md that should be zero.
+#: The delivery outcomes of the summary: lost, duplicate and out-of-order deliveries.
 OUTCOMES = ("lost", "duplicates", "order_violations")
 
-_OUTCOME_TITLES = {"lost": "lost", "duplicates": "duplicates", "order_violations": "out of order"}
+# "Out of order" is arrival order at the app (see the checker): 1:1 copies are shown on
+# arrival, so loss leaves some even with every mechanism on. The panel says so.
+_OUTCOME_TITLES = {
+    "lost": "lost",
+    "duplicates": "duplicates",
+    "order_violations": "out of order\n(arrival at the app)",
+}
+_OUTCOMES_TITLE = "Delivery outcomes per run"
 _FAULT_COLOR = "#C0392B"
+_LOSSY_COLOR = "#666666"
+# messages columns that describe how a pair was delivered (absent for a lost pair).
+_DELIVERY_PROPERTIES = ("first_via",)
 _BAND_ALPHA = 0.18
 _NOTE_COLOR = "#555555"
 
@@ -168,6 +199,12 @@ _NOTE_COLOR = "#555555"
 def style():
     """A context manager that applies :data:`STYLE` (``matplotlib.rc_context``)."""
     return matplotlib.rc_context(STYLE)
+
+
+def use_style() -> None:
+    """Apply :data:`STYLE` globally (``matplotlib.rcParams``), for code that draws with
+    pyplot itself, e.g. a notebook's own figures, so they look like immodel's."""
+    matplotlib.rcParams.update(STYLE)
 
 
 def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -606,11 +643,15 @@ def plot_latency(
     series: str | None = "transport.kind",
     *,
     percentiles: Sequence[str] = ("p50", "p99"),
+    slo_ms: float | None = None,
     ax: Axes | None = None,
     title: str | None = None,
     confidence: float = 0.95,
 ) -> Figure:
     """Latency percentiles (send → recipient's app, ms) vs ``x``, one colour per series.
+
+    Over recipients online when the message was stored (the summary's ``latency_*_ms``).
+    ``slo_ms`` draws a horizontal SLO line.
 
     The last of ``percentiles`` is drawn solid, the others dashed/dotted with hollow
     markers; the y axis is logarithmic with ms/s ticks because polling and retransmits
@@ -645,12 +686,17 @@ def plot_latency(
     _grid_ticks(ax, agg[x].to_numpy(float), x)
     _log_latency_axis(ax)
     ax.set_xlabel(key_label(x))
+    _slo_line(ax, slo_ms, "y")
     ax.set_ylabel("latency, send → app (log scale)")
     _title(ax, own, title or f"Delivery latency vs {_short(x)}")
     handles, labels = ax.get_legend_handles_labels()
     for m in reversed(metrics):
         handles.append(Line2D([], [], color="#444444", linestyle=line_styles[m]))
         labels.append(m.split("_")[1])
+    slo = [i for i, lab in enumerate(labels) if lab.startswith("SLO ")]
+    for i in slo:  # the SLO last, after the percentile keys
+        handles.append(handles.pop(i))
+        labels.append(labels.pop(i))
     _legend(ax, own, handles, labels, title=key_label(series) if series else None)
     _footnote(fig, _band_note(agg, confidence))
     return fig
@@ -814,7 +860,7 @@ def plot_outcomes(
             title_fontsize=8.5,
         )
     axes[0].set_ylim(n_cat - 0.5, -0.5 - extra_rows)  # first category on top
-    fig.suptitle(title or "Delivery outcomes (should all be 0)")
+    fig.suptitle(title or _OUTCOMES_TITLE)
     _footnote(fig, _band_note(agg, confidence))
     return fig
 
@@ -852,6 +898,8 @@ def plot_cost_frontier(
     path: str | None = None,
     cost: str = "requests_per_s",
     latency: str = "latency_p99_ms",
+    lost_column: bool = True,
+    slo_ms: float | None = None,
     ax: Axes | None = None,
     title: str | None = None,
     confidence: float = 0.95,
@@ -870,6 +918,14 @@ def plot_cost_frontier(
     and the frontier is drawn as a dashed staircase. ``path`` (default: the only numeric
     grid key, if exactly one) joins each series' points in the order of that key and
     labels the ends, so a strategy reads as a trajectory.
+
+    Latency is measured over delivered messages, so a configuration that loses messages
+    would look faster than one that delivers them late. When the frame has a ``lost``
+    column (and ``lost_column`` is true), only configurations with ``lost == 0`` in every
+    replication compete for the frontier; the others are drawn apart (grey ✕ over their
+    series marker), labelled with their mean loss per run, and never marked optimal.
+    ``slo_ms`` draws a horizontal SLO line (when ``latency`` is a latency). Point labels
+    are moved apart so that they do not overlap.
     """
     aggregated = _is_aggregated(results)
     if aggregated:
@@ -885,7 +941,10 @@ def plot_cost_frontier(
         numeric = [k for k in keys if _is_numeric_key(results[k]) and k != series]
         path = numeric[0] if len(numeric) == 1 else None
     by = keys or ["point"]
-    agg = _agg(results, [cost, latency], by, confidence)
+    has_lost = (
+        set(results["metric"]) >= {"lost"} if aggregated else "lost" in results.columns
+    ) and lost_column
+    agg = _agg(results, [cost, latency] + (["lost"] if has_lost else []), by, confidence)
     wide = agg.pivot_table(
         index=by, columns="metric", values=["mean", "half_width"], dropna=False, sort=False
     )
@@ -895,19 +954,26 @@ def plot_cost_frontier(
             "y": wide[("mean", latency)],
             "xerr": wide[("half_width", cost)] * _metric_factor(cost),
             "yerr": wide[("half_width", latency)],
+            "lost": wide[("mean", "lost")] if has_lost else 0.0,
         }
     ).reset_index()
     table = table[np.isfinite(table["x"]) & np.isfinite(table["y"])].reset_index(drop=True)
+    # Latency is over delivered messages, so a configuration that loses messages looks
+    # faster than it is: only configurations with no loss in any replication compete.
+    table["lossy"] = table["lost"].fillna(0.0).to_numpy(float) > 0
     table["optimal"] = False
-    for _, sub in table.groupby(groups, sort=False) if groups else [(None, table)]:
-        idx = sub.index.to_numpy()[_pareto(sub[["x", "y"]].to_numpy(float))]
-        table.loc[idx, "optimal"] = True
+    eligible = table[~table["lossy"]]
+    for _, sub in eligible.groupby(groups, sort=False) if groups else [(None, eligible)]:
+        if len(sub):
+            idx = sub.index.to_numpy()[_pareto(sub[["x", "y"]].to_numpy(float))]
+            table.loc[idx, "optimal"] = True
 
     own = ax is None
     fig, ax = _new_figure(ax)
     values = _ordered_unique(table[series]) if series else [None]
     styles = _series_styles(values)
     labelled = [k for k in keys if k not in (series, *groups)] if path is None else []
+    labels: list[Any] = []
     for value in values:
         sub = table if series is None else table[table[series] == value]
         st = styles[value]
@@ -924,8 +990,8 @@ def plot_cost_frontier(
             elinewidth=0.8,
             zorder=2,
         )
-        filled = sub["optimal"] if groups else pd.Series(True, index=sub.index)
-        for mask, face in ((filled, st["color"]), (~filled, "white")):
+        filled = sub["optimal"] if groups else ~sub["lossy"]
+        for mask, face in ((filled, st["color"]), (~filled & ~sub["lossy"], "white")):
             if mask.any():
                 ax.plot(
                     sub.loc[mask, "x"],
@@ -946,23 +1012,53 @@ def plot_cost_frontier(
             color=st["color"],
             label=value_label(series, value) if series else "configurations",
         )
+        lossy = sub[sub["lossy"]]
+        if len(lossy):
+            # Apart: a hollow series marker crossed by a grey ✕, never filled or optimal.
+            ax.plot(
+                lossy["x"],
+                lossy["y"],
+                linestyle="none",
+                marker=st["marker"],
+                markersize=7,
+                color=st["color"],
+                markerfacecolor="white",
+                alpha=0.6,
+                zorder=3,
+            )
+            ax.plot(
+                lossy["x"],
+                lossy["y"],
+                linestyle="none",
+                marker="x",
+                markersize=9,
+                color=_LOSSY_COLOR,
+                markeredgewidth=1.6,
+                zorder=4,
+            )
         ends = [sub.iloc[0], sub.iloc[-1]] if path is not None and len(sub) > 1 else []
         rows = ends or ([row for _, row in sub.iterrows()] if labelled else [])
+        shown = {r.name for r in rows}
+        rows += [row for i, row in lossy.iterrows() if i not in shown]
         for row in rows:
             text = (
                 value_label(path, row[path])
                 if path
                 else ", ".join(value_label(k, row[k]) for k in labelled)
             )
-            ax.annotate(
-                text,
-                (row["x"], row["y"]),
-                xytext=(5, 3),
-                textcoords="offset points",
-                fontsize=8,
-                color=st["color"],
+            if row["lossy"]:
+                text = (text + ": " if text else "") + f"loses {row['lost']:,.3g}/run"
+            labels.append(
+                ax.annotate(
+                    text,
+                    (row["x"], row["y"]),
+                    xytext=(5, 3),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color=_LOSSY_COLOR if row["lossy"] else st["color"],
+                )
             )
-    if not groups and len(table) >= 2:
+    if not groups and (~table["lossy"]).sum() >= 2:
         front = table.loc[table["optimal"]].sort_values("x")
         ax.step(
             front["x"],
@@ -973,6 +1069,17 @@ def plot_cost_frontier(
             linewidth=1.0,
             label="Pareto frontier",
             zorder=0,
+        )
+    if table["lossy"].any():
+        ax.plot(
+            [],
+            [],
+            linestyle="none",
+            marker="x",
+            markersize=9,
+            markeredgewidth=1.6,
+            color=_LOSSY_COLOR,
+            label=_wrap("loses messages: not on the frontier", 20),
         )
     if groups:
         ax.plot(
@@ -1000,11 +1107,54 @@ def plot_cost_frontier(
         ax.set_ylabel(metric_label(latency))
     if _use_log_x(table["x"].to_numpy(float)):
         _log_axis(ax, "x")
+    if latency.startswith(("latency_", "catchup_latency_")):
+        _slo_line(ax, slo_ms, "y")
     ax.set_xlabel(metric_label(cost))
     _title(ax, own, title or "Cost frontier: latency vs access-layer load")
     _legend(ax, own, title=key_label(series) if series else None)
-    _footnote(fig, _band_note(agg, confidence) + " · lower left is better")
+    note = _band_note(agg, confidence) + " · lower left is better"
+    if has_lost:
+        note += " · only loss-free configurations compete"
+    _footnote(fig, note)
+    declutter_labels(fig, labels)
     return fig
+
+
+def declutter_labels(fig: Figure, labels: Sequence[Any], max_rounds: int = 40) -> int:
+    """Move point labels (annotations in offset points) apart until none overlap.
+
+    Greedy: in the order given, a label that overlaps an already placed one is shifted
+    up (then down) by steps of its own height, up to ``max_rounds`` steps. Returns how
+    many labels still overlap another (0 when all could be placed). Uses the figure's
+    current layout, so call it after everything else is drawn.
+    """
+    if len(labels) < 2:
+        return 0
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else None
+    if renderer is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()  # resolve the layout: positions are final
+    placed: list[Any] = []
+    clashes = 0
+    dpi_scale = fig.dpi / 72.0
+    for label in labels:
+        dx, dy = label.xyann
+        box = label.get_window_extent(renderer)
+        step = box.height / dpi_scale + 1.0
+        for k in range(max_rounds + 1):
+            offset = dy + (step * ((k + 1) // 2) * (1 if k % 2 else -1) if k else 0.0)
+            label.xyann = (dx, offset)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        else:
+            label.xyann = (dx, dy)
+            box = label.get_window_extent(renderer)
+            clashes += 1
+        placed.append(box)
+    return clashes
 
 
 # --------------------------------------------------------------------------------------
@@ -1018,6 +1168,7 @@ def plot_latency_ecdf(
     *,
     by: str | None = None,
     online_only: bool = True,
+    slo_ms: float | None = None,
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
@@ -1025,18 +1176,34 @@ def plot_latency_ecdf(
 
     ``messages``: a run's ``messages`` frame, or a mapping label → frame to overlay runs
     (e.g. one per transport). ``by`` splits one frame by a column (``"first_via"``).
-    Latency is send → first arrival at the recipient's app over recipients online when
-    the message was stored (as in the summary); grey lines mark 50 % and 99 %.
+    Latency is send → first arrival at the recipient's app. The population is named in
+    the legend (:data:`~immodel.analysis.stats.LATENCY_POPULATIONS`): with
+    ``online_only`` (default) recipients online when the message was stored, the
+    population of the summary's ``latency_*_ms``; otherwise every first delivery,
+    including catch-up after being offline (the population of ``immodel check``). Each
+    curve's legend gives its sample size against the expected pairs of that population
+    ("n = 9,812 of 10,000 expected"): the curve is over delivered pairs, so a lossy run's
+    missing pairs are visible there. Grey lines mark 50 % and 99 %; ``slo_ms`` draws a
+    vertical SLO line.
     """
+    population = LATENCY_POPULATIONS[bool(online_only)]
     if isinstance(messages, Mapping):
-        curves = {str(k): latency_sample(v, online_only) for k, v in messages.items()}
+        frames = {str(k): v for k, v in messages.items()}
     elif by is not None:
-        curves = {
-            str(k): latency_sample(v, online_only)
-            for k, v in messages.groupby(by, sort=True, observed=True)
-        }
+        frames = {str(k): v for k, v in messages.groupby(by, sort=True, observed=True)}
     else:
-        curves = {"all deliveries": latency_sample(messages, online_only)}
+        frames = {population: messages}
+    curves = {k: latency_sample(v, online_only) for k, v in frames.items()}
+    expected = {k: expected_pairs(v, online_only) for k, v in frames.items()}
+    legend_title = _wrap(population, 26)
+    if by in _DELIVERY_PROPERTIES and not isinstance(messages, Mapping):
+        # Split by a property of the delivery (its first path): a lost pair has none, so
+        # the expected pairs belong to the whole run, not to one curve. A property of the
+        # recipient (recipient_kind) keeps each curve's own expected pairs.
+        total = latency_sample(messages, online_only)
+        total = total[np.isfinite(total) & (total > 0)].size
+        legend_title += "\n" + _n_of_expected(total, expected_pairs(messages, online_only))
+        expected = dict.fromkeys(expected, 0)
     ax_given = ax
     fig, ax = _new_figure(ax)
     styles = _series_styles(list(curves))
@@ -1052,7 +1219,7 @@ def plot_latency_ecdf(
             np.concatenate([[0.0], y]),
             drawstyle="steps-post",
             color=st["color"],
-            label=f"{value_label(None, label)} (n={x.size:,})",
+            label=f"{value_label(None, label)}\n({_n_of_expected(x.size, expected[label])})",
         )
         drawn += 1
     for q in (50, 99):
@@ -1069,8 +1236,12 @@ def plot_latency_ecdf(
             color="#555555",
         )
     if drawn:
+        _slo_line(ax, slo_ms, "x")
         _log_latency_axis(ax, "x")
-        ax.legend(loc="lower right")  # ECDFs rise early: the lower right stays empty
+        # ECDFs rise early: the lower right stays empty. The title names the population
+        # when the curves are labelled by run or path.
+        named = list(curves) == [population]
+        ax.legend(loc="lower right", title=None if named else legend_title)
     else:
         ax.text(0.5, 0.5, "no deliveries", transform=ax.transAxes, ha="center")
     ax.set_ylim(0, 101)
@@ -1078,6 +1249,212 @@ def plot_latency_ecdf(
     ax.set_ylabel("deliveries at or below (%)")
     _title(ax, ax_given is None, title or "Latency distribution")
     return fig
+
+
+@_styled
+def plot_latency_tail(
+    messages: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    online_only: bool = True,
+    slo_ms: float | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The latency tail: complementary CDF on log–log axes, down to p99.9.
+
+    y is the share of deliveries slower than x (``1 − F(x)``, from 100 % down to 0.1 %),
+    so p99 and p99.9 are where a curve crosses 1 % and 0.1 % (grey lines). Same
+    population and legend as :func:`plot_latency_ecdf`; a curve with fewer than 1 000
+    deliveries cannot reach 0.1 % and stops at ``1/n``. ``slo_ms`` draws the SLO line:
+    the height where a curve crosses it is the share of deliveries that miss the SLO.
+    """
+    population = LATENCY_POPULATIONS[bool(online_only)]
+    frames = (
+        {str(k): v for k, v in messages.items()}
+        if isinstance(messages, Mapping)
+        else {population: messages}
+    )
+    ax_given = ax
+    fig, ax = _new_figure(ax)
+    styles = _series_styles(list(frames))
+    drawn = 0
+    for label, frame in frames.items():
+        x = latency_sample(frame, online_only)
+        x = np.sort(x[np.isfinite(x) & (x > 0)])
+        if x.size == 0:
+            continue
+        # Share strictly slower than each sorted value; the last point (0) cannot be
+        # drawn on a log axis, so the curve ends at 1/n.
+        tail = 1.0 - np.arange(1, x.size + 1) / x.size
+        keep = tail > 0
+        ax.plot(
+            x[keep],
+            tail[keep] * 100.0,
+            drawstyle="steps-post",
+            color=styles[label]["color"],
+            label=f"{value_label(None, label)}\n"
+            f"({_n_of_expected(x.size, expected_pairs(frame, online_only))})",
+        )
+        drawn += 1
+    for q, share in (("p99", 1.0), ("p99.9", 0.1)):
+        ax.axhline(share, color="#888888", linewidth=0.8, linestyle=":")
+        ax.annotate(
+            q,
+            (1.0, share),
+            xycoords=("axes fraction", "data"),
+            xytext=(-2, 2),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#555555",
+        )
+    ax.set_yscale("log")
+    ax.set_ylim(0.05, 110)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g} %"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    if drawn:
+        _slo_line(ax, slo_ms, "x")
+        _log_latency_axis(ax, "x")
+        named = list(frames) == [population]
+        ax.legend(loc="lower left", title=None if named else _wrap(population, 26))
+    else:
+        ax.text(0.5, 0.5, "no deliveries", transform=ax.transAxes, ha="center")
+    ax.set_xlabel("latency, send → recipient's app (log scale)")
+    ax.set_ylabel("deliveries slower than x (log scale)")
+    _title(ax, ax_given is None, title or "Latency tail")
+    return fig
+
+
+def fault_window(
+    faults: Sequence[Mapping[str, Any]], horizon_s: float | None = None, margin: float = 1.0
+) -> tuple[float, float] | None:
+    """The time window around a run's faults, for zoomed load timelines (s).
+
+    From ``margin`` × the longest fault duration (at least 10 s) before the first fault
+    to that much after the last one ends (a fault without ``down_s`` counts 10 s),
+    clipped to ``[0, horizon_s]``. None without faults.
+    """
+    spans = [
+        (float(f.get("at_s", 0.0)), float(f.get("down_s") or 10.0))
+        for f in faults
+        if isinstance(f, Mapping)
+    ]
+    if not spans:
+        return None
+    pad = max(10.0, margin * max(d for _, d in spans))
+    start = max(0.0, min(a for a, _ in spans) - pad)
+    end = max(a + d for a, d in spans) + pad
+    if horizon_s is not None:
+        end = min(end, float(horizon_s))
+    return (start, end)
+
+
+@_styled
+def plot_recovery(
+    messages: pd.DataFrame,
+    faults: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    recovery_time_s: float | None = None,
+    window_s: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Recovery from a fault: messages stored but not yet shown, over time.
+
+    The backlog at time t is the number of expected (message, recipient) pairs whose
+    recipient was online when the message was stored, stored at or before t and not yet
+    shown at t. In steady state it is the deliveries in flight; a crash makes it climb
+    and recovery drains it. Faults are shaded; ``recovery_time_s`` (the summary's: from
+    the crash until the last affected pair arrived) is marked by a vertical line.
+    ``window_s`` zooms on ``(t0, t1)`` (e.g. :func:`fault_window`).
+    """
+    data = messages
+    if "stored" in data.columns:
+        data = data[data["stored"].fillna(False).astype(bool)]
+    if "online_at_store" in data.columns:
+        data = data[data["online_at_store"].fillna(False).astype(bool)]
+    stored = np.sort(pd.to_numeric(data["t_stored"], errors="coerce").dropna().to_numpy(float))
+    shown = np.sort(pd.to_numeric(data["t_first_show"], errors="coerce").dropna().to_numpy(float))
+    times = np.unique(np.concatenate([stored, shown, [0.0]]))
+    backlog = np.searchsorted(stored, times, side="right") - np.searchsorted(
+        shown, times, side="right"
+    )
+    fig = Figure(figsize=STYLE["figure.figsize"])
+    ax = fig.add_subplot()
+    spans = _fault_spans(faults or [])
+    for start, end, label in spans:
+        if end is None:
+            ax.axvline(start, color=_FAULT_COLOR, linewidth=1.2, linestyle="--", label=label)
+        else:
+            ax.axvspan(start, end, color=_FAULT_COLOR, alpha=0.13, linewidth=0, label=label)
+    ax.plot(times, backlog, drawstyle="steps-post", color=_PALETTE[0], label="stored, not shown")
+    t_rec = None
+    if recovery_time_s is not None and spans:
+        t_rec = spans[0][0] + float(recovery_time_s)
+        if window_s is not None and t_rec > window_s[1]:  # keep the mark in view
+            window_s = (window_s[0], t_rec + 0.1 * (t_rec - window_s[0]))
+        ax.axvline(t_rec, color="#333333", linestyle="--", linewidth=1.0)
+        ax.annotate(
+            f"recovered after {recovery_time_s:,.1f} s",
+            (t_rec, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(-4, -4),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize=8.5,
+            color="#333333",
+        )
+    if window_s is not None:
+        ax.set_xlim(*window_s)
+        inside = (times >= window_s[0]) & (times <= window_s[1])
+        top = float(backlog[inside].max()) if inside.any() else 1.0
+    else:
+        top = float(backlog.max()) if backlog.size else 1.0
+    ax.set_ylim(0, max(1.0, top) * 1.15)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("deliveries pending\n(stored, not yet shown)")
+    ax.legend(loc="upper left", fontsize=8.5)
+    fig.suptitle(title or "Recovery: backlog of undelivered messages")
+    _footnote(fig, "recipients online when the message was stored")
+    return fig
+
+
+@_styled
+def plot_by_recipient_kind(
+    messages: pd.DataFrame, *, slo_ms: float | None = None, title: str | None = None
+) -> Figure:
+    """Latency ECDF of a hybrid run split by the recipient's client kind.
+
+    One curve per value of ``recipient_kind`` (push, long polling, short polling), each
+    with its sample size against that kind's expected pairs, so a kind that loses
+    messages or lags shows apart. Raises ``ValueError`` without the column.
+    """
+    if "recipient_kind" not in messages.columns:
+        raise ValueError("the messages frame has no recipient_kind column")
+    return plot_latency_ecdf(
+        messages,
+        by="recipient_kind",
+        slo_ms=slo_ms,
+        title=title or "Latency by recipient client kind",
+    )
+
+
+def _n_of_expected(n: int, expected: int) -> str:
+    """ "n = 9,812 of 10,000 expected" (just "n = 9,812" when nothing is expected)."""
+    return f"n = {n:,} of {expected:,} expected" if expected else f"n = {n:,}"
+
+
+def _slo_line(ax: Axes, slo_ms: float | None, axis: str = "y") -> None:
+    """A dashed red line at the latency SLO, labelled "SLO 500 ms" in the legend."""
+    if slo_ms is None:
+        return
+    if not (isinstance(slo_ms, int | float) and math.isfinite(slo_ms) and slo_ms > 0):
+        raise ValueError(f"slo_ms must be a positive number of milliseconds, got {slo_ms!r}")
+    line = ax.axvline if axis == "x" else ax.axhline
+    text = f"{slo_ms / 1000:g} s" if slo_ms >= 1000 else f"{slo_ms:g} ms"
+    line(slo_ms, color=_FAULT_COLOR, linestyle="--", linewidth=1.2, label=f"SLO {text}")
 
 
 def _fault_spans(faults: Sequence[Mapping[str, Any]]) -> list[tuple[float, float | None, str]]:
@@ -1228,7 +1605,11 @@ def _has_values(frame: pd.DataFrame, metric: str) -> bool:
 
 
 def sweep_figures(
-    results: pd.DataFrame, directory: str | Path, *, confidence: float = 0.95
+    results: pd.DataFrame,
+    directory: str | Path,
+    *,
+    confidence: float = 0.95,
+    slo_ms: float | None = None,
 ) -> list[Path]:
     """Draw every standard figure a sweep's grid allows into ``directory``; return the files.
 
@@ -1238,7 +1619,7 @@ def sweep_figures(
     (one bar per series value and x value, or per combination of the categorical keys
     when there is no numeric one) and the cost frontier (all configurations). With a
     numeric key: latency p50/p99, requests/s and (when there are polls) the empty-poll
-    share vs that key.
+    share vs that key. ``slo_ms`` draws an SLO line on the latency figures.
     """
     directory = Path(directory)
     grid = [k for k in grid_columns(results) if results[k].nunique(dropna=False) > 1]
@@ -1271,6 +1652,7 @@ def sweep_figures(
                     series,
                     title=f"Delivery latency vs {xs}{where}",
                     confidence=confidence,
+                    slo_ms=slo_ms,
                 )
                 files += save_figure(fig, directory, f"latency_vs_{_file_part(x)}{suffix}")
             if _has_values(subset, "requests_per_s"):
@@ -1290,19 +1672,25 @@ def sweep_figures(
                 category,
                 outcomes,
                 hue=x,
-                title=f"Delivery outcomes (should all be 0){where}",
+                title=f"{_OUTCOMES_TITLE}{where}",
                 confidence=confidence,
             )
             files += save_figure(fig, directory, f"outcomes{suffix}")
     if _has_values(results, "requests_per_s") and _has_values(results, "latency_p99_ms"):
         fig = plot_cost_frontier(
-            results, series, within=[x, *rest] if x else rest or None, confidence=confidence
+            results,
+            series,
+            within=[x, *rest] if x else rest or None,
+            confidence=confidence,
+            slo_ms=slo_ms,
         )
         files += save_figure(fig, directory, "cost_frontier")
     return files
 
 
-def plot_sweep_folder(directory: str | Path, out: str | Path | None = None) -> list[Path]:
+def plot_sweep_folder(
+    directory: str | Path, out: str | Path | None = None, *, slo_ms: float | None = None
+) -> list[Path]:
     """The sweep figures of a result folder (``results.parquet``) into ``out``
     (default ``DIR/figures``)."""
     directory = Path(directory)
@@ -1311,7 +1699,8 @@ def plot_sweep_folder(directory: str | Path, out: str | Path | None = None) -> l
         from immodel.errors import UserError
 
         raise UserError(f"'{directory / 'results.parquet'}' has no finished runs to plot")
-    return sweep_figures(results, Path(out) if out is not None else directory / "figures")
+    target = Path(out) if out is not None else directory / "figures"
+    return sweep_figures(results, target, slo_ms=slo_ms)
 
 
 def _read_scenario(directory: Path) -> dict[str, Any]:
@@ -1329,19 +1718,23 @@ def _read_faults(directory: Path) -> list[dict[str, Any]]:
     return [dict(f) for f in faults] if isinstance(faults, list) else []
 
 
-def plot_run_folder(directory: str | Path, out: str | Path | None = None) -> list[Path]:
-    """The run figures of a run folder (``summary.json`` + records) into ``out``
-    (default ``DIR/figures``).
+def run_figures(directory: str | Path, *, slo_ms: float | None = None) -> list[tuple[str, Figure]]:
+    """The run figures of a run folder, as ``(file stem, figure)`` pairs.
 
-    The latency ECDF (from ``messages.parquet``) and the load timeline (from
-    ``load.parquet``, with the faults of ``scenario.toml`` shaded).
+    From ``messages.parquet``: the latency ECDF and the latency tail (log CCDF down to
+    p99.9). From ``load.parquet``: the load timeline with the faults of
+    ``scenario.toml`` shaded. A run with faults also gets the load timeline zoomed on
+    the fault window (:func:`fault_window`) and the recovery figure (backlog of
+    undelivered messages, the summary's ``recovery_time_s`` marked). ``slo_ms`` draws
+    an SLO line on the latency figures.
     """
+    import json
+
     from immodel.errors import UserError
 
     directory = Path(directory)
-    out = Path(out) if out is not None else directory / "figures"
-    files: list[Path] = []
-    name = _read_scenario(directory).get("name")
+    scenario = _read_scenario(directory)
+    name = scenario.get("name")
     name = f" — {name}" if isinstance(name, str) and name not in ("", "custom") else ""
     messages_path = directory / "messages.parquet"
     load_path = directory / "load.parquet"
@@ -1350,13 +1743,75 @@ def plot_run_folder(directory: str | Path, out: str | Path | None = None) -> lis
             f"'{directory}' has a summary.json but no messages.parquet or load.parquet to "
             "plot (write a run with `immodel run SCENARIO --out DIR`)"
         )
+    try:
+        summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    faults = _read_faults(directory)
+    horizon = summary.get("horizon_s")
+    zoom = fault_window(faults, horizon) if faults else None
+    figures: list[tuple[str, Figure]] = []
     if messages_path.is_file():
-        fig = plot_latency_ecdf(pd.read_parquet(messages_path), title=f"Latency distribution{name}")
-        files += save_figure(fig, out, "latency_ecdf")
+        messages = pd.read_parquet(messages_path)
+        figures.append(
+            (
+                "latency_ecdf",
+                plot_latency_ecdf(messages, slo_ms=slo_ms, title=f"Latency distribution{name}"),
+            )
+        )
+        tail = plot_latency_tail(messages, slo_ms=slo_ms, title=f"Latency tail{name}")
+        figures.append(("latency_tail", tail))
+        if "recipient_kind" in messages.columns and messages["recipient_kind"].nunique() > 1:
+            fig = plot_by_recipient_kind(
+                messages, slo_ms=slo_ms, title=f"Latency by recipient client kind{name}"
+            )
+            figures.append(("latency_by_recipient_kind", fig))
+        if faults and {"t_stored", "t_first_show"} <= set(messages.columns):
+            figures.append(
+                (
+                    "recovery",
+                    plot_recovery(
+                        messages,
+                        faults,
+                        recovery_time_s=summary.get("recovery_time_s"),
+                        window_s=zoom,
+                        title=f"Recovery{name}",
+                    ),
+                )
+            )
     if load_path.is_file():
-        faults = _read_faults(directory)
-        fig = plot_load_timeline(pd.read_parquet(load_path), faults, title=f"Load over time{name}")
-        files += save_figure(fig, out, "load_timeline")
+        load = pd.read_parquet(load_path)
+        figures.append(
+            ("load_timeline", plot_load_timeline(load, faults, title=f"Load over time{name}"))
+        )
+        if zoom is not None:
+            figures.append(
+                (
+                    "load_timeline_fault",
+                    plot_load_timeline(
+                        load,
+                        faults,
+                        window_s=zoom,
+                        title=f"Load around the fault{name} ({zoom[0]:g}–{zoom[1]:g} s)",
+                    ),
+                )
+            )
+    return figures
+
+
+def plot_run_folder(
+    directory: str | Path, out: str | Path | None = None, *, slo_ms: float | None = None
+) -> list[Path]:
+    """The run figures of a run folder (``summary.json`` + records) into ``out``
+    (default ``DIR/figures``).
+
+    The figures of :func:`run_figures`, in the formats of :func:`figure_formats`
+    (PNG and SVG by default); returns the files.
+    """
+    out = Path(out) if out is not None else Path(directory) / "figures"
+    files: list[Path] = []
+    for stem, fig in run_figures(directory, slo_ms=slo_ms):
+        files += save_figure(fig, out, stem)
     return files
 
 
@@ -1407,12 +1862,15 @@ def cmd_plot(args) -> int:
     formats = _parse_formats(getattr(args, "formats", None))
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out '{out}' is a file, not a folder for the figures")
+    slo_ms = getattr(args, "slo_ms", None)
+    if slo_ms is not None and not (math.isfinite(slo_ms) and slo_ms > 0):
+        raise UserError(f"--slo-ms must be a positive number of milliseconds, got {slo_ms:g}")
     files: list[Path] = []
     with figure_formats(formats):
         if is_run:
-            files += plot_run_folder(directory, out)
+            files += plot_run_folder(directory, out, slo_ms=slo_ms)
         if is_sweep:
-            files += plot_sweep_folder(directory, out)
+            files += plot_sweep_folder(directory, out, slo_ms=slo_ms)
     for path in files:
         print(path)
     return 0

@@ -29,15 +29,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "LATENCY_POPULATIONS",
+    "RECIPIENT_KINDS",
     "RESERVED_COLUMNS",
     "MeanCI",
     "aggregate",
+    "by_recipient_kind",
     "ecdf",
+    "expected_pairs",
     "grid_columns",
     "latency_percentiles",
     "latency_sample",
@@ -332,15 +337,79 @@ def aggregate(
 def latency_sample(messages: pd.DataFrame, online_only: bool = True) -> np.ndarray:
     """The latencies (ms) the summary's ``latency_*_ms`` are computed over.
 
-    From a run's ``messages`` frame: rows with a latency (the message reached the app),
-    and with ``online_only`` only those whose recipient was online when the message was
-    stored (catch-up after being offline is a different question).
+    From a run's ``messages`` frame: expected rows (``stored``, when the column is there)
+    with a latency (the message reached the app), and with ``online_only`` only those
+    whose recipient was online when the message was stored (catch-up after being offline
+    is a different question; ``online_only=False`` is every first delivery, the
+    population ``immodel check`` summarises). :data:`LATENCY_POPULATIONS` names both.
     """
     lat = pd.to_numeric(messages["latency_ms"], errors="coerce")
     mask = lat.notna()
+    if "stored" in messages.columns:
+        mask &= messages["stored"].fillna(False).astype(bool)
     if online_only and "online_at_store" in messages.columns:
         mask &= messages["online_at_store"].fillna(False).astype(bool)
     return lat[mask].to_numpy(dtype=float)
+
+
+#: How each latency population is named wherever a latency is shown (legends, tables,
+#: ``immodel check``). The run summary's ``latency_*_ms`` are over online recipients;
+#: ``immodel check`` on a trace (which has no presence) summarises every first delivery.
+LATENCY_POPULATIONS = {
+    True: "online recipients (latency_* metrics)",
+    False: "every first delivery incl. catch-up",
+}
+
+
+def expected_pairs(messages: pd.DataFrame, online_only: bool = True) -> int:
+    """How many (message, recipient) pairs the latency population should hold.
+
+    The expected pairs of a run's ``messages`` frame (rows with ``stored`` true, when the
+    column is there), and with ``online_only`` only those whose recipient was online when
+    the message was stored. :func:`latency_sample` holds the delivered ones among them,
+    so ``latency_sample(m).size / expected_pairs(m)`` is the population's delivery ratio.
+    """
+    mask = pd.Series(True, index=messages.index)
+    if "stored" in messages.columns:
+        mask &= messages["stored"].fillna(False).astype(bool)
+    if online_only and "online_at_store" in messages.columns:
+        mask &= messages["online_at_store"].fillna(False).astype(bool)
+    return int(mask.sum())
+
+
+#: Values of the ``messages`` column ``recipient_kind`` (hybrid runs: how the recipient's
+#: client receives), in the order tables and legends show them.
+RECIPIENT_KINDS = ("push", "long_poll", "short_poll")
+
+
+def by_recipient_kind(messages: pd.DataFrame, online_only: bool = True) -> dict[str, Any]:
+    """Latency and delivery split by the recipient's client kind (``recipient_kind``).
+
+    For each kind present in the ``recipient_kind`` column of a run's ``messages``
+    frame: ``latency_<p>_ms_<kind>`` (p50, p95, p99; over the population of
+    :func:`latency_sample`, ms, numpy's linear quantile like the summary),
+    ``deliveries_expected_<kind>`` (all expected pairs of recipients of that kind),
+    ``lost_<kind>`` (expected pairs never shown) and ``delivery_ratio_<kind>``. Returns
+    ``{}`` when the column is absent (runs that do not record it). Latency is None for a
+    kind with no delivery.
+    """
+    if "recipient_kind" not in messages.columns:
+        return {}
+    out: dict[str, Any] = {}
+    kinds = messages["recipient_kind"].dropna().astype(str)
+    present = [k for k in RECIPIENT_KINDS if k in set(kinds)]
+    present += sorted(set(kinds) - set(RECIPIENT_KINDS))
+    for kind in present:
+        frame = messages[messages["recipient_kind"].astype(str) == kind]
+        x = latency_sample(frame, online_only)
+        for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+            out[f"latency_{name}_ms_{kind}"] = float(np.quantile(x, q)) if x.size else None
+        expected = expected_pairs(frame, online_only=False)
+        delivered = int(latency_sample(frame, online_only=False).size)
+        out[f"deliveries_expected_{kind}"] = expected
+        out[f"lost_{kind}"] = expected - delivered
+        out[f"delivery_ratio_{kind}"] = delivered / expected if expected else None
+    return out
 
 
 def latency_percentiles(

@@ -636,3 +636,22 @@ def test_checker_agrees_with_reference_on_a_larger_numpy_built_frame():
         ref["duplicates"],
         ref["order_violations"],
     )
+
+
+def test_text_report_names_the_latency_population():
+    trace = pd.DataFrame(
+        {
+            "t": [0.0, 0.05, 0.2],
+            "event": ["send", "stored", "deliver"],
+            "msg_id": ["m", "m", "m"],
+            "conversation": ["c", "c", "c"],
+            "user": ["a", "b", "b"],
+            "order_key": [None, 1, 1],
+        }
+    )
+    lines = check_trace(trace).format().splitlines()
+    (lat,) = [i for i, line in enumerate(lines) if line.strip().startswith("latency ms")]
+    assert "p50 200.0" in lines[lat]
+    population = lines[lat + 1]
+    assert "population" in population and "every first delivery incl. catch-up" in population
+    assert "online recipients only" in population

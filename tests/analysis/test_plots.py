@@ -17,6 +17,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
@@ -195,7 +196,8 @@ def test_outcomes_bars_take_any_frame_and_column_names():
     )
     fig = plot_outcomes(ablation, "mechanisms", hue="fault")
     panels = fig.axes
-    assert [ax.get_title() for ax in panels] == ["lost", "duplicates", "out of order"]
+    titles = [ax.get_title() for ax in panels]
+    assert titles == ["lost", "duplicates", "out of order\n(arrival at the app)"]
     assert [t.get_text() for t in panels[0].get_yticklabels()] == ["none", "ack", "ack+sync"]
     bars = panels[0].patches
     assert len(bars) == 3 * 2
@@ -230,6 +232,103 @@ def test_cost_frontier_marks_optimal_points_within_each_environment():
     assert {"0 %", "20 %"} <= annotations  # each strategy's path is labelled at its ends
 
 
+def frontier_frame() -> pd.DataFrame:
+    """Three configurations, two replications: 'lossy' is fastest and cheapest but loses."""
+    rows = []
+    for point, (name, rps, p99, lost) in enumerate(
+        [
+            ("lossy", 10.0, 50.0, (0, 3)),
+            ("cheap", 20.0, 400.0, (0, 0)),
+            ("fast", 80.0, 90.0, (0, 0)),
+        ]
+    ):
+        for rep in range(2):
+            rows.append(
+                {
+                    "point": point,
+                    "config": name,
+                    "replication": rep,
+                    "seed": rep,
+                    "requests_per_s": rps,
+                    "latency_p99_ms": p99,
+                    "lost": lost[rep],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def frontier_points(ax) -> dict[tuple[float, float], list[str]]:
+    """(x, y) → the markers drawn there, filled ('f'), hollow ('h') or crosses ('x')."""
+    out: dict[tuple[float, float], list[str]] = {}
+    for line in ax.get_lines():
+        if line.get_linestyle() != "None" or line.get_marker() in ("|", "_"):
+            continue  # lines and error-bar caps
+        if line.get_marker() == "x":
+            kind = "x"
+        else:
+            kind = "h" if line.get_markerfacecolor() == "white" else "f"
+        for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True):
+            out.setdefault((float(x), float(y)), []).append(kind)
+    return out
+
+
+def test_cost_frontier_excludes_configurations_that_lose_messages():
+    ax = plot_cost_frontier(frontier_frame()).axes[0]
+    # The staircase joins only the loss-free configurations: (20, 400) and (80, 90).
+    (stairs,) = [ln for ln in ax.get_lines() if ln.get_label() == "Pareto frontier"]
+    assert sorted(zip(stairs.get_xdata(), stairs.get_ydata(), strict=True)) == [
+        (20.0, 400.0),
+        (80.0, 90.0),
+    ]
+    points = frontier_points(ax)
+    assert "x" in points[(10.0, 50.0)] and "f" not in points[(10.0, 50.0)]
+    assert points[(20.0, 400.0)] == ["f"] and points[(80.0, 90.0)] == ["f"]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["loses 1.5/run"]  # the series (legend) names it; mean loss per run
+    assert any("loses messages" in t for t in legend_texts(ax))
+
+
+def test_cost_frontier_within_an_environment_never_marks_a_lossy_point_optimal():
+    frame = frontier_frame().assign(env="a")
+    frame.insert(1, "env_key", 1)
+    ax = plot_cost_frontier(frame, within="env_key").axes[0]
+    points = frontier_points(ax)
+    assert "f" not in points[(10.0, 50.0)]
+    assert points[(20.0, 400.0)] == ["f"] and points[(80.0, 90.0)] == ["f"]
+
+
+def test_cost_frontier_without_a_lost_column_lets_every_configuration_compete():
+    ax = plot_cost_frontier(frontier_frame().drop(columns="lost")).axes[0]
+    (stairs,) = [ln for ln in ax.get_lines() if ln.get_label() == "Pareto frontier"]
+    assert (10.0, 50.0) in set(zip(stairs.get_xdata(), stairs.get_ydata(), strict=True))
+
+
+def test_frontier_labels_do_not_overlap():
+    # Eleven configurations on top of each other (and one far away, which sets the axes'
+    # range): their labels must be moved apart.
+    near = np.where(np.arange(12) < 11, np.arange(12) * 0.01, 900.0)
+    frame = pd.DataFrame(
+        {
+            "point": range(12),
+            "transport.poll_interval_s": np.arange(12) % 4 + 1.0,
+            "transport.long_poll_hold_s": np.arange(12) // 4 * 10.0,
+            "replication": 0,
+            "seed": 0,
+            "requests_per_s": 100.0 + near,
+            "latency_p99_ms": 200.0 + near,
+            "lost": 0,
+        }
+    )
+    fig = plot_cost_frontier(frame)
+    texts = [t for t in fig.axes[0].texts if t.get_text()]
+    assert len(texts) == 12
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    overlaps = sum(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert overlaps == 0
+
+
 def test_cost_frontier_without_environment_draws_the_staircase():
     frame = results_frame().query("`network.downlink_loss` == 0.05")
     ax = plot_cost_frontier(frame).axes[0]
@@ -255,12 +354,44 @@ def test_latency_ecdf_of_one_run_and_of_several_overlaid():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_ylim() == (0, 101)
     assert ax.get_ylabel() == "deliveries at or below (%)"
-    (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("all")]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("online recipients")]
     assert line.get_ydata()[-1] == pytest.approx(100.0)
     fig = plot_latency_ecdf({"push": messages_frame(), "short_poll": messages_frame(50)})
-    assert [t.split(" (")[0] for t in legend_texts(fig.axes[0])] == ["push", "short polling"]
+    assert [t.split("\n")[0] for t in legend_texts(fig.axes[0])] == ["push", "short polling"]
     fig = plot_latency_ecdf(messages_frame(), by="first_via")
     assert len(legend_texts(fig.axes[0])) == 2
+
+
+def test_latency_ecdf_names_its_population_and_counts_against_the_expected_pairs():
+    frame = messages_frame(1000).assign(stored=True)
+    frame.loc[frame.index[:100], "latency_ms"] = np.nan  # 100 pairs never delivered
+    online = frame["online_at_store"]
+    delivered_online = int((online & frame["latency_ms"].notna()).sum())
+    (label,) = legend_texts(plot_latency_ecdf(frame).axes[0])
+    assert label.startswith("online recipients (latency_* metrics)")
+    assert f"n = {delivered_online:,} of {int(online.sum()):,} expected" in label
+    (label,) = legend_texts(plot_latency_ecdf(frame, online_only=False).axes[0])
+    assert label.startswith("every first delivery incl. catch-up")
+    assert "n = 900 of 1,000 expected" in label
+    # Split by first path: the curves' n, the run's n of expected in the legend title.
+    ax = plot_latency_ecdf(frame, by="first_via").axes[0]
+    title = ax.get_legend().get_title().get_text()
+    assert "online recipients" in title and f"of {int(online.sum()):,} expected" in title
+
+
+def test_latency_ecdf_counts_only_stored_pairs_as_expected():
+    frame = messages_frame(10).assign(stored=[True] * 8 + [False] * 2, online_at_store=True)
+    frame.loc[frame.index[8:], "latency_ms"] = np.nan  # never stored: never delivered
+    (label,) = legend_texts(plot_latency_ecdf(frame).axes[0])
+    assert "n = 8 of 8 expected" in label
+
+
+def test_latency_ecdf_draws_the_slo_line():
+    ax = plot_latency_ecdf(messages_frame(), slo_ms=500).axes[0]
+    (slo,) = [ln for ln in ax.get_lines() if ln.get_label() == "SLO 500 ms"]
+    assert list(slo.get_xdata()) == [500, 500]
+    with pytest.raises(ValueError, match="slo_ms"):
+        plot_latency_ecdf(messages_frame(), slo_ms=-1)
 
 
 def test_latency_ecdf_of_a_run_without_deliveries_says_so():
@@ -298,6 +429,62 @@ def test_load_timeline_sums_nodes_and_shades_the_fault_window():
     assert spans and spans[0].get_width() == pytest.approx(10.0)
     assert "server_crash node 0, 10 s" in legend_texts(top)
     assert middle.get_ylabel().startswith("pending ACKs")
+
+
+def test_load_timeline_zooms_on_the_fault_window():
+    faults = [{"kind": "server_crash", "at_s": 20.0, "down_s": 10.0}]
+    assert plots.fault_window(faults) == (10.0, 40.0)  # 10 s (≥ the fault's length) around
+    assert plots.fault_window(faults, horizon_s=35.0) == (10.0, 35.0)
+    assert plots.fault_window(faults, margin=2.0) == (0.0, 50.0)
+    assert plots.fault_window([]) is None
+    fig = plot_load_timeline(load_frame(), faults, window_s=plots.fault_window(faults))
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "connections"]
+    assert line.get_xdata().min() == 10.0 and line.get_xdata().max() == 40.0
+
+
+def test_latency_tail_is_the_complementary_cdf_down_to_one_in_n():
+    frame = pd.DataFrame({"latency_ms": np.arange(1.0, 1001.0), "online_at_store": True})
+    ax = plots.plot_latency_tail(frame, slo_ms=500).axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    (curve,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("online recipients")]
+    x, y = curve.get_xdata(), curve.get_ydata()
+    # share slower than the k-th of 1000 sorted values is (1000 - k) / 1000
+    assert y[0] == pytest.approx(99.9) and x[0] == 1.0
+    assert y[989] == pytest.approx(1.0) and x[989] == 990.0  # the p99 crossing
+    assert y[-1] == pytest.approx(0.1) and x[-1] == 999.0  # p99.9 reached, ends at 1/n
+    assert "SLO 500 ms" in legend_texts(ax)
+    assert ax.get_ylim()[0] < 0.1  # the axis goes below p99.9
+
+
+def recovery_messages() -> pd.DataFrame:
+    """Two messages per second stored from 0 to 30 s; those stored in [10, 15) s wait
+    until 20 s (a crash), the others take 0.1 s."""
+    t_stored = np.arange(0.0, 30.0, 0.5)
+    shown = np.where((t_stored >= 10) & (t_stored < 15), 20.0, t_stored + 0.1)
+    return pd.DataFrame(
+        {
+            "stored": True,
+            "online_at_store": True,
+            "t_stored": t_stored,
+            "t_first_show": shown,
+            "latency_ms": (shown - t_stored) * 1000,
+        }
+    )
+
+
+def test_recovery_figure_counts_the_backlog_and_marks_the_recovery_time():
+    faults = [{"kind": "server_crash", "at_s": 10.0, "down_s": 5.0}]
+    fig = plots.plot_recovery(recovery_messages(), faults, recovery_time_s=10.0)
+    ax = fig.axes[0]
+    (curve,) = [ln for ln in ax.get_lines() if ln.get_label() == "stored, not shown"]
+    t, backlog = curve.get_xdata(), curve.get_ydata()
+    at = dict(zip(t, backlog, strict=True))
+    assert at[14.5] == 10  # ten stored in [10, 15) and none shown yet
+    # at 19.5 s one more is in flight; at 20 s the ten are shown at once, one in flight
+    assert at[19.5] == 11 and at[20.0] == 1
+    assert max(backlog[t < 10]) == 1  # one in flight at a time before the crash
+    assert any(list(ln.get_xdata()) == [20.0, 20.0] for ln in ax.get_lines())  # 10 + 10 s
+    assert "recovered after 10.0 s" in {tx.get_text() for tx in ax.texts}
 
 
 def test_load_timeline_finds_the_down_window_without_a_fault_list():
@@ -394,15 +581,32 @@ def test_immodel_plot_on_a_run_folder(tmp_path, capsys):
         },
     )
     folder = run(scenario).write(tmp_path / "run")
-    assert cmd_plot(SimpleNamespace(directory=str(folder))) == 0
+    assert cmd_plot(SimpleNamespace(directory=str(folder), slo_ms=500.0)) == 0
     printed = capsys.readouterr().out.split()
-    assert sorted(Path(p).name for p in printed) == [
-        "latency_ecdf.png",
-        "latency_ecdf.svg",
-        "load_timeline.png",
-        "load_timeline.svg",
-    ]
+    stems = ["latency_ecdf", "latency_tail", "load_timeline", "load_timeline_fault", "recovery"]
+    assert sorted(Path(p).name for p in printed) == sorted(
+        f"{s}.{ext}" for s in stems for ext in ("png", "svg")
+    )
     assert png_size(folder / "figures" / "load_timeline.png")[0] == 960
+    assert "SLO 500 ms" in (folder / "figures" / "latency_tail.svg").read_text()
+    # the zoomed timeline spans the fault window: 10 s either side of [5, 9] s, from 0
+    figures = dict(plots.run_figures(folder))
+    assert figures["load_timeline_fault"].axes[0].get_xlim()[1] <= 19.0 + 1.0
+
+
+def test_immodel_plot_rejects_a_bad_slo_with_one_error_line(tmp_path, capsys):
+    folder = write_sweep_folder(tmp_path / "sweep")
+    assert main(["plot", str(folder), "--slo-ms", "-5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --slo-ms must be a positive") and err.count("\n") == 1
+
+
+def test_immodel_plot_draws_the_slo_on_sweep_latency_figures(tmp_path, capsys):
+    folder = write_sweep_folder(tmp_path / "sweep")
+    assert main(["plot", str(folder), "--slo-ms", "500"]) == 0
+    capsys.readouterr()
+    for stem in ("latency_vs_downlink_loss", "cost_frontier"):
+        assert "SLO 500 ms" in (folder / "figures" / f"{stem}.svg").read_text()
 
 
 @pytest.mark.parametrize("make", ["empty", "missing", "file", "unfinished"])

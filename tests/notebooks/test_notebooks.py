@@ -137,15 +137,39 @@ def small_parameters(path: Path, ipynb: Path, out: Path) -> dict:
     return params
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_names_its_kernel_so_jupytext_execute_and_jupyterlab_need_no_flag(path):
+    # `jupytext --execute` and JupyterLab read the kernel from the notebook's metadata;
+    # without it they stop and ask (jupytext: "--set-kernel").
+    nb = jupytext.read(path)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["kernelspec"]["language"] == "python"
+
+
+#: Notebooks that end with a conclusion computed from their own results.
+CONCLUDED = ("02_loss_sweep", "03_cost_frontier", "05_group_fanout")
+
+
+@pytest.mark.parametrize("stem", CONCLUDED)
+def test_sweep_notebook_ends_with_a_conclusion_computed_from_its_data(stem):
+    nb = jupytext.read(NOTEBOOK_DIR / f"{stem}.py")
+    heading = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "markdown" and c.source.startswith("## Conclusion")
+    ]
+    assert len(heading) == 1
+    code = nb.cells[heading[0] + 1]
+    # numbers come from the results frames, shown as Markdown; none typed in by hand
+    assert code.cell_type == "code" and "display(" in code.source and "Markdown(" in code.source
+    assert "results" in code.source
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_with_small_parameters(path, tmp_path, python3_kernel):
-    nb = jupytext.read(path)
-    nb.metadata["kernelspec"] = {
-        "name": python3_kernel,
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb = jupytext.read(path)  # its own kernelspec: what JupyterLab and jupytext use
+    assert nb.metadata["kernelspec"]["name"] == python3_kernel
     ipynb = tmp_path / f"{path.stem}.ipynb"
     jupytext.write(nb, ipynb)
     params = small_parameters(path, ipynb, tmp_path / "results")
@@ -166,9 +190,48 @@ def test_notebook_runs_with_small_parameters(path, tmp_path, python3_kernel):
         if out.get("output_type") == "error"
     ]
     assert not errors
+    # Warnings printed into a notebook (pandas PerformanceWarning…) are defects too.
+    warned = [
+        out["text"]
+        for cell in executed.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream"
+        and out.get("name") == "stderr"
+        and "Warning" in out["text"]
+    ]
+    assert not warned, warned[0][:300]
+    if path.stem in CONCLUDED:
+        last = [
+            cell
+            for cell in executed.cells
+            if cell.cell_type == "code"
+            and any("text/markdown" in out.get("data", {}) for out in cell.get("outputs", []))
+        ]
+        assert last, "the conclusion cell printed nothing"
     images = sum(
         "image/png" in out.get("data", {})
         for cell in executed.cells
         for out in cell.get("outputs", [])
     )
     assert images >= 1, "the notebook drew no figure"
+
+
+def test_make_notebooks_pairs_each_py_with_an_ipynb_on_the_python3_kernel(tmp_path):
+    # The recipe's jupytext line, run on a copy: the .py files stay as they are, each gets
+    # an .ipynb that names its kernel and its paired .py (so JupyterLab syncs the two).
+    makefile = (NOTEBOOK_DIR.parent / "Makefile").read_text(encoding="utf-8")
+    (line,) = [ln.strip() for ln in makefile.splitlines() if "jupytext --to ipynb" in ln]
+    for path in NOTEBOOKS:
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    command = line.replace("$(BIN)/jupytext", f"{sys.executable} -m jupytext")
+    command = command.replace("notebooks/0*.py", " ".join(p.name for p in NOTEBOOKS))
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True, capture_output=True)
+    import json
+
+    for path in NOTEBOOKS:
+        assert (tmp_path / path.name).read_text(encoding="utf-8") == path.read_text(
+            encoding="utf-8"
+        )
+        meta = json.loads((tmp_path / f"{path.stem}.ipynb").read_text())["metadata"]
+        assert meta["kernelspec"]["name"] == "python3"
+        assert meta["jupytext"]["formats"] == "ipynb,py:percent"

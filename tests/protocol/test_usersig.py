@@ -22,9 +22,8 @@ from immodel.protocol.usersig import (
     verify_usersig,
 )
 
-VECTORS_PATH = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "usersig-v2-vectors.json"
-)
+#: The vendor's published UserSig v2 test vectors, kept in the repository as test data.
+VECTORS_PATH = Path(__file__).resolve().parents[1] / "data" / "usersig-v2-vectors.json"
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -33,11 +32,10 @@ DAY_S = 86_400
 
 
 def _load_vector_params() -> list[Any]:
-    """One pytest param per vendor vector, or a single skipped param if the file is absent."""
-    if not VECTORS_PATH.is_file():
-        reason = f"vendor UserSig vectors not found at {VECTORS_PATH} (shared/ checkout missing)"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason))]
+    """One pytest param per vendor vector. The file is part of the repository, so a
+    missing or empty file is an error, never a skip."""
     vectors = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+    assert vectors, f"no vendor vectors in {VECTORS_PATH}"
     return [pytest.param(v, id=f"{i}-{v['identifier']}") for i, v in enumerate(vectors)]
 
 
