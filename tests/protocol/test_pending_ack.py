@@ -136,3 +136,71 @@ def test_crash_clear_loses_every_entry_and_says_how_many() -> None:
     assert len(pending) == 0
     assert pending.next_deadline() is None
     assert pending.handle_timeout(100.0) == []
+
+
+def _three_pushed_to_b() -> PendingAcks:
+    pending = PendingAcks(ack_timeout_s=5.0)
+    for m in (M1, M2, M3):
+        pending.push("B", m, 0.0)
+    return pending
+
+
+def test_acking_the_middle_push_keeps_the_oldest_and_newest_and_retransmits_only_them() -> None:
+    pending = _three_pushed_to_b()
+    assert pending.handle_ack("B", ["A-2"]) == 1
+    assert pending.drain("B") == [M1, M3]
+    pending = _three_pushed_to_b()
+    pending.handle_ack("B", ["A-2"])
+    assert pending.handle_timeout(5.0) == [Deliver("B", M1, 2), Deliver("B", M3, 2)]
+    assert pending.handle_ack("B", ["A-1", "A-3"]) == 2
+    assert pending.handle_timeout(100.0) == []
+
+
+def test_acking_the_newest_push_keeps_the_two_older_ones() -> None:
+    pending = _three_pushed_to_b()
+    assert pending.handle_ack("B", ["A-3"]) == 1
+    assert pending.waiting("B") == 2
+    assert pending.handle_timeout(5.0) == [Deliver("B", M1, 2), Deliver("B", M2, 2)]
+    assert pending.drain("B") == [M1, M2]
+
+
+def test_acking_out_of_order_leaves_the_deadline_of_the_oldest_survivor() -> None:
+    pending = PendingAcks(ack_timeout_s=5.0)
+    pending.push("B", M1, 0.0)
+    pending.push("B", M2, 1.0)
+    pending.push("B", M3, 2.0)
+    pending.handle_ack("B", ["A-1", "A-3"])
+    assert pending.next_deadline() == 6.0  # M2's, not M1's (acked) nor M3's
+    assert pending.handle_timeout(6.9) == [Deliver("B", M2, 2)]
+    assert pending.handle_timeout(7.5) == []  # M3 was acked: no retransmit at 7.0
+
+
+def test_acking_a_middle_outbox_entry_lets_the_next_poll_take_the_others() -> None:
+    pending = PendingAcks()
+    for m in (M1, M2, M3):
+        pending.enqueue("B", m)
+    assert [d.item for d in pending.take_for_poll("B", 3)] == [M1, M2, M3]
+    assert pending.handle_ack("B", ["A-2"]) == 1
+    # The response's other two messages are taken again (their ACK is still missing).
+    assert pending.take_for_poll("B", 3) == [Deliver("B", M1, 2), Deliver("B", M3, 2)]
+    assert pending.handle_ack("B", ["A-3"]) == 1
+    assert pending.take_for_poll("B", 3) == [Deliver("B", M1, 3)]
+
+
+def test_acking_the_newest_outbox_entry_keeps_the_older_ones_first_in_line() -> None:
+    pending = PendingAcks()
+    for m in (M1, M2, M3):
+        pending.enqueue("B", m)
+    pending.take_for_poll("B", 3)
+    pending.handle_ack("B", ["A-3"])
+    assert [d.item for d in pending.take_for_poll("B", 1)] == [M1]
+    assert pending.drain("B") == [M1, M2]
+
+
+def test_an_ack_of_one_recipient_never_removes_another_recipients_entry() -> None:
+    pending = PendingAcks(ack_timeout_s=5.0)
+    pending.push("B", M2, 0.0)
+    pending.push("C", M2, 0.0)
+    pending.push("C", M3, 0.0)
+    assert pending.handle_ack("C", ["A-2"]) == 1
+    assert pending.handle_timeout(5.0) == [Deliver("B", M2, 2), Deliver("C", M3, 2)]

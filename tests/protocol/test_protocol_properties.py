@@ -84,6 +84,10 @@ SYNC_LIMIT = 2  # small pages, so incomplete pages happen
 # Crashes and churn per example: each reconnect drops a connection's packets and syncs,
 # so more of them would leave few messages in flight to be harmed by anything else.
 MAX_CRASHES = 2
+# Bounds of the settle loop (see ``settle``): rounds of timer firings, and packets
+# delivered or committed in one settle.
+SETTLE_TIMER_ROUNDS = 1000
+SETTLE_PACKET_BUDGET = 100_000
 MAX_CHURN = 3
 PACKET = st.integers(min_value=-8, max_value=63)
 
@@ -414,12 +418,21 @@ class DeliveryMachine(RuleBasedStateMachine):
         for user, client in self.clients.items():
             if not client.online:
                 self.reconnect(user)
-        for _ in range(1000):
+        # Bounded: a protocol that keeps answering packets with packets (a sync that
+        # always finds more to pull) or timers with timers must fail here with a message,
+        # not hang the suite. The bounds are far above what any settle of these tests
+        # needs (measured over this file: at most 329 packets and 7 timer rounds).
+        handled = 0
+        for _ in range(SETTLE_TIMER_ROUNDS):
             while self.bag or any(self.processing):
                 while self.bag:
+                    handled += 1
+                    self._check_settle_budget(handled)
                     self.arrive(self.bag.pop(0))
                 for node_id, queue in enumerate(self.processing):
                     while queue:
+                        handled += 1
+                        self._check_settle_budget(handled)
                         self.commit(node_id, queue.pop(0))
             deadlines = [
                 d
@@ -435,9 +448,19 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.now = max(self.now, min(deadlines))
             self.fire_timeouts()
         else:
-            raise AssertionError("livelock: deadlines keep firing on a lossless network")
+            raise AssertionError(
+                f"livelock: deadlines keep firing after {SETTLE_TIMER_ROUNDS} rounds on a "
+                "lossless network"
+            )
         stuck = sorted(m for m in retrying if m not in self.succeeded)
         assert not stuck, f"sender still retrying at quiescence never succeeded: {stuck}"
+
+    def _check_settle_budget(self, handled: int) -> None:
+        if handled > SETTLE_PACKET_BUDGET:
+            raise AssertionError(
+                f"livelock: packets still in flight after {SETTLE_PACKET_BUDGET} deliveries "
+                f"on a lossless network (next: {self.bag[:3]})"
+            )
 
     def teardown(self) -> None:
         self.settle()
@@ -523,3 +546,14 @@ def test_hypothesis_finds_a_counterexample_with_one_mechanism_off(name: str) -> 
     steps = "\n".join(getattr(failure.value, "__notes__", []))
     if "crash" in name:
         assert "state.crash(" in steps, steps
+
+
+def test_settle_fails_with_a_message_instead_of_hanging_when_packets_beget_packets() -> None:
+    # A protocol bug that answers every packet with another one (say, a sync that always
+    # finds one more page) must fail the settle loop, not hang the suite.
+    state = machine(ALL_ON)()
+    state.submit(SENDS[0])
+    assert state.bag
+    state.arrive = lambda packet, slow=False: state.bag.append(packet)
+    with pytest.raises(AssertionError, match="livelock: packets still in flight"):
+        state.settle()
