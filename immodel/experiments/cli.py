@@ -26,6 +26,7 @@ from immodel.experiments.sweep import (
     estimate_run_s,
     human_duration,
     load_sweep,
+    prepare_out,
     run_sweep,
     short_drains,
     summary_table,
@@ -69,6 +70,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for (sweep, out), status in zip(plans, statuses, strict=True):
             _dry_run(sweep, out, status, args.workers)
         return 0
+    for sweep, out in plans:  # every output folder checked and claimed before any run
+        prepare_out(sweep, out)
     worst = 0
     with _abort_on_signals():
         for (sweep, out), status in zip(plans, statuses, strict=True):

@@ -115,6 +115,7 @@ __all__ = [
     "default_runner",
     "estimate_run_s",
     "load_sweep",
+    "prepare_out",
     "replication_seeds",
     "run_sweep",
     "short_drains",
@@ -765,7 +766,7 @@ def run_sweep(
     if runner is None:
         _require_simulator()
         runner = default_runner
-    _prepare_out(sweep, out)
+    prepare_out(sweep, out)
     parts = out / "parts"
     tasks = sweep.tasks()
     done = _done_keys(out)
@@ -1132,10 +1133,22 @@ def _explain_difference(old: Any, new: dict[str, Any]) -> str:
     return "; ".join(changes) or "its sweep hash differs"
 
 
-def _prepare_out(sweep: Sweep, out: Path) -> None:
-    """Check ``out`` against ``sweep`` and write sweep.toml, scenario.toml, meta.json."""
+def prepare_out(sweep: Sweep, out: Path) -> None:
+    """Check ``out`` against ``sweep`` (another sweep's folder, a file, a place that cannot
+    be written: :class:`~immodel.errors.UserError`) and write sweep.toml, scenario.toml,
+    meta.json. :func:`run_sweep` calls it first; the command line calls it for every
+    sweep file before running any."""
     meta = _check_identity(sweep, out)
-    (out / "parts").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "parts").mkdir(parents=True, exist_ok=True)
+        probe = out / "parts" / f".write-test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(
+            f"the output folder '{out}' cannot be written ({reason}); pass another --out"
+        ) from None
     # Temporary files of runs killed mid-write. Writing one takes milliseconds, so an old
     # one is stale; a young one may belong to another run on this folder right now.
     for tmp in (out / "parts").glob(".*.tmp"):
