@@ -118,6 +118,7 @@ __all__ = [
     "prepare_out",
     "replication_seeds",
     "run_sweep",
+    "short_drain_message",
     "short_drains",
     "summary_table",
     "sweep_status",
@@ -523,6 +524,21 @@ def short_drains(sweep: Sweep) -> list[tuple[int, float, float]]:
     return out
 
 
+def short_drain_message(sweep: Sweep) -> str | None:
+    """One line about the points whose explicit drain is shorter than required (None if
+    there are none): what :func:`run_sweep` warns (:class:`~immodel.errors.DrainWarning`)."""
+    short = short_drains(sweep)
+    if not short:
+        return None
+    point, drain, required = max(short, key=lambda item: item[2] - item[1])
+    return (
+        f"drain_s is shorter than required at {len(short)} of {len(sweep.points())} "
+        f"point(s) (worst: point {point}, {drain:g} s < {required:g} s, "
+        "immodel.sim.faults.required_drain_s); lost and the latency tail count only what "
+        'arrives within the drain: set drain_s = "auto" to derive it'
+    )
+
+
 def estimate_run_s(scenario: Scenario, budget_s: float = 0.5) -> float:
     """Wall seconds one run of ``scenario`` takes here, estimated by simulating it for
     about ``budget_s`` of wall time and extrapolating the simulated-time rate to the
@@ -767,6 +783,13 @@ def run_sweep(
         _require_simulator()
         runner = default_runner
     prepare_out(sweep, out)
+    message = short_drain_message(sweep)
+    if message:
+        import warnings
+
+        from immodel.errors import DrainWarning
+
+        warnings.warn(message, DrainWarning, stacklevel=2)
     parts = out / "parts"
     tasks = sweep.tasks()
     done = _done_keys(out)
