@@ -35,7 +35,8 @@ raising ``replications`` later keeps the seeds of the replications already run.
 
 ``results.parquet`` columns: ``point``, one column per grid key (named by its dotted key;
 values that are tables or lists are stored as their JSON text), ``replication``, ``seed``,
-then every summary metric (DESIGN.md order, then any extra keys in name order).
+then every summary metric (the headline metrics in their documented order, then any
+extra keys in name order; ``immodel columns`` describes each).
 
 **Resume.** A part file is written (temporary file + ``os.replace``) as each task finishes,
 so a killed sweep loses at most the runs in flight. Re-running the same command computes
@@ -130,7 +131,7 @@ FORMAT_VERSION = 1
 #: Top-level keys of a sweep file.
 SWEEP_KEYS = ("scenario", "replications", "seed", "description", "set", "grid")
 
-#: The summary metrics of DESIGN.md, in their documented order (the runner may add more).
+#: The headline summary metrics, in their documented order (the runner adds more).
 SUMMARY_KEYS = (
     "messages_sent",
     "deliveries_expected",
