@@ -4,7 +4,7 @@ A scenario is a flat mapping of dotted keys (``network.downlink_loss``) to valid
 values. It is read from a TOML file (sections become the prefixes), from the name of a
 built-in scenario (``immodel scenarios`` lists them), or from a Python mapping, and
 ``--set KEY=VALUE`` overrides use the same dotted names. Every key has a default that
-describes a plain deployment, so a file only states what it studies (DESIGN.md):
+describes a plain deployment, so a file only states what it studies:
 every user online, no churn, no faults, every reliability mechanism on, the optional
 server stages off.
 

@@ -26,3 +26,30 @@ def test_progress_reports_cover_the_run_and_leave_records_unchanged(monkeypatch)
     assert watched.trace_hash() == plain.trace_hash()
     assert watched.messages.equals(plain.messages)
     assert watched.summary["sim_events"] == plain.summary["sim_events"]
+
+
+def test_the_command_line_bar_shows_simulated_time_events_per_second_and_eta():
+    import io
+
+    from immodel.sim.progress import cli_reporter
+
+    stream = io.StringIO()
+    report, close = cli_reporter(stream, delay_s=0.0)
+    for now in (0.0, 25.0, 50.0, 100.0):
+        report(now, 100.0, int(now * 1000))
+    close()
+    text = stream.getvalue()
+    assert "simulating" in text and "100/100 sim s" in text
+    assert "events/s" in text
+    assert "<" in text  # elapsed<remaining: the ETA
+
+
+def test_the_cli_run_with_progress_leaves_stdout_clean(capsys):
+    import json
+
+    from immodel.cli import main
+
+    argv = ["run", "baseline", "--set", "workload.users=20", "--set", "duration_s=3"]
+    assert main([*argv, "--progress", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["drain_auto"] is True  # stdout is the summary only

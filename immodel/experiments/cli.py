@@ -26,8 +26,9 @@ from immodel.experiments.sweep import (
     estimate_run_s,
     human_duration,
     load_sweep,
+    prepare_out,
     run_sweep,
-    short_drains,
+    short_drain_message,
     summary_table,
     sweep_status,
     with_overrides,
@@ -69,6 +70,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for (sweep, out), status in zip(plans, statuses, strict=True):
             _dry_run(sweep, out, status, args.workers)
         return 0
+    for sweep, out in plans:  # every output folder checked and claimed before any run
+        prepare_out(sweep, out)
     worst = 0
     with _abort_on_signals():
         for (sweep, out), status in zip(plans, statuses, strict=True):
@@ -84,7 +87,6 @@ def _run_one(sweep: Sweep, out: Path, status, args: argparse.Namespace) -> int:
         f"{status.total} runs; {len(status.done)} already in {out}, {len(status.todo)} to run",
         file=sys.stderr,
     )
-    _warn_short_drains(sweep)
     try:
         frame = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler)
     except SweepFailed as exc:
@@ -114,21 +116,6 @@ def _run_one(sweep: Sweep, out: Path, status, args: argparse.Namespace) -> int:
     print(summary_table(frame, sweep.grid_keys))
     print(f"results: {out / 'results.parquet'} ({len(frame)} rows)")
     return 0
-
-
-def _warn_short_drains(sweep: Sweep) -> None:
-    """One ``warning:`` line when some points' explicit drain is shorter than required."""
-    short = short_drains(sweep)
-    if not short:
-        return
-    point, drain, required = max(short, key=lambda item: item[2] - item[1])
-    print(
-        f"warning: drain_s is shorter than required at {len(short)} of "
-        f"{len(sweep.points())} point(s) (worst: point {point}, {drain:g} s < {required:g} s, "
-        "immodel.sim.faults.required_drain_s); lost and the latency tail count only what "
-        'arrives within the drain: set drain_s = "auto" to derive it',
-        file=sys.stderr,
-    )
 
 
 def _dry_run(sweep: Sweep, out: Path, status, workers: int | None) -> None:
@@ -162,7 +149,9 @@ def _dry_run(sweep: Sweep, out: Path, status, workers: int | None) -> None:
         "extrapolated at that pace: a lower bound, long runs slow down as conversations "
         "accumulate, expect up to 2-3× more)"
     )
-    _warn_short_drains(sweep)
+    message = short_drain_message(sweep)
+    if message:
+        print(f"warning: {message}", file=sys.stderr)
 
 
 @contextlib.contextmanager

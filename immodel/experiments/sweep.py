@@ -35,7 +35,8 @@ raising ``replications`` later keeps the seeds of the replications already run.
 
 ``results.parquet`` columns: ``point``, one column per grid key (named by its dotted key;
 values that are tables or lists are stored as their JSON text), ``replication``, ``seed``,
-then every summary metric (DESIGN.md order, then any extra keys in name order).
+then every summary metric (the headline metrics in their documented order, then any
+extra keys in name order; ``immodel columns`` describes each).
 
 **Resume.** A part file is written (temporary file + ``os.replace``) as each task finishes,
 so a killed sweep loses at most the runs in flight. Re-running the same command computes
@@ -115,8 +116,10 @@ __all__ = [
     "default_runner",
     "estimate_run_s",
     "load_sweep",
+    "prepare_out",
     "replication_seeds",
     "run_sweep",
+    "short_drain_message",
     "short_drains",
     "summary_table",
     "sweep_status",
@@ -128,7 +131,7 @@ FORMAT_VERSION = 1
 #: Top-level keys of a sweep file.
 SWEEP_KEYS = ("scenario", "replications", "seed", "description", "set", "grid")
 
-#: The summary metrics of DESIGN.md, in their documented order (the runner may add more).
+#: The headline summary metrics, in their documented order (the runner adds more).
 SUMMARY_KEYS = (
     "messages_sent",
     "deliveries_expected",
@@ -522,6 +525,21 @@ def short_drains(sweep: Sweep) -> list[tuple[int, float, float]]:
     return out
 
 
+def short_drain_message(sweep: Sweep) -> str | None:
+    """One line about the points whose explicit drain is shorter than required (None if
+    there are none): what :func:`run_sweep` warns (:class:`~immodel.errors.DrainWarning`)."""
+    short = short_drains(sweep)
+    if not short:
+        return None
+    point, drain, required = max(short, key=lambda item: item[2] - item[1])
+    return (
+        f"drain_s is shorter than required at {len(short)} of {len(sweep.points())} "
+        f"point(s) (worst: point {point}, {drain:g} s < {required:g} s, "
+        "immodel.sim.faults.required_drain_s); lost and the latency tail count only what "
+        'arrives within the drain: set drain_s = "auto" to derive it'
+    )
+
+
 def estimate_run_s(scenario: Scenario, budget_s: float = 0.5) -> float:
     """Wall seconds one run of ``scenario`` takes here, estimated by simulating it for
     about ``budget_s`` of wall time and extrapolating the simulated-time rate to the
@@ -765,7 +783,14 @@ def run_sweep(
     if runner is None:
         _require_simulator()
         runner = default_runner
-    _prepare_out(sweep, out)
+    prepare_out(sweep, out)
+    message = short_drain_message(sweep)
+    if message:
+        import warnings
+
+        from immodel.errors import DrainWarning
+
+        warnings.warn(message, DrainWarning, stacklevel=2)
     parts = out / "parts"
     tasks = sweep.tasks()
     done = _done_keys(out)
@@ -1132,10 +1157,22 @@ def _explain_difference(old: Any, new: dict[str, Any]) -> str:
     return "; ".join(changes) or "its sweep hash differs"
 
 
-def _prepare_out(sweep: Sweep, out: Path) -> None:
-    """Check ``out`` against ``sweep`` and write sweep.toml, scenario.toml, meta.json."""
+def prepare_out(sweep: Sweep, out: Path) -> None:
+    """Check ``out`` against ``sweep`` (another sweep's folder, a file, a place that cannot
+    be written: :class:`~immodel.errors.UserError`) and write sweep.toml, scenario.toml,
+    meta.json. :func:`run_sweep` calls it first; the command line calls it for every
+    sweep file before running any."""
     meta = _check_identity(sweep, out)
-    (out / "parts").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "parts").mkdir(parents=True, exist_ok=True)
+        probe = out / "parts" / f".write-test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(
+            f"the output folder '{out}' cannot be written ({reason}); pass another --out"
+        ) from None
     # Temporary files of runs killed mid-write. Writing one takes milliseconds, so an old
     # one is stale; a young one may belong to another run on this folder right now.
     for tmp in (out / "parts").glob(".*.tmp"):

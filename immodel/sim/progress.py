@@ -61,11 +61,11 @@ def run_with_progress(world: Any, report: Report) -> int:
     return state["events"]
 
 
-def cli_reporter(stream: Any = None) -> tuple[Report, Callable[[], None]]:
+def cli_reporter(stream: Any = None, delay_s: float = 1.0) -> tuple[Report, Callable[[], None]]:
     """A tqdm bar of simulated seconds (with events/s and ETA) for the command line.
 
-    Returns ``(report, close)``. The bar appears only after one second of wall time, so
-    short runs print nothing.
+    Returns ``(report, close)``. The bar appears only after ``delay_s`` of wall time,
+    so short runs print nothing.
     """
     import sys
 
@@ -82,7 +82,7 @@ def cli_reporter(stream: Any = None) -> tuple[Report, Callable[[], None]]:
                 unit="sim s",
                 desc="simulating",
                 file=stream,
-                delay=1.0,
+                delay=delay_s,
                 dynamic_ncols=True,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} sim s "
                 "[{elapsed}<{remaining}{postfix}]",

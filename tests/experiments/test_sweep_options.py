@@ -171,3 +171,29 @@ def test_with_overrides_revalidates_every_point():
     )
     with pytest.raises(ConfigError, match=r"group_size must be ≤ workload\.users"):
         with_overrides(sweep, {"workload.users": 15})
+
+
+def test_an_out_that_cannot_be_written_fails_before_any_run(tmp_path, fake, capsys):
+    path = write(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["sweep", str(path), "--out", str(blocker / "below")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: the output folder") and "cannot be written" in err[0]
+    assert main(["sweep", str(path), "--out", str(blocker)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_run_sweep_warns_once_in_python_for_short_drains(tmp_path):
+    from immodel.errors import DrainWarning
+
+    sweep = {
+        "scenario": "baseline",
+        "set": {"workload.users": 20, "duration_s": 2.0, "drain_s": 1.0},
+        "grid": {"transport.kind": ["push", "long_poll"]},
+    }
+    with pytest.warns(DrainWarning) as record:
+        run_sweep(sweep, tmp_path / "out", workers=1, runner=fake_runner, progress=False)
+    assert len(record) == 1
+    assert "shorter than required at 2 of 2 point(s)" in str(record[0].message)
