@@ -1088,7 +1088,7 @@ def plot_cost_frontier(
     _legend(ax, own, title=key_label(series) if series else None)
     note = _band_note(agg, confidence) + " · lower left is better"
     if has_lost:
-        note += " · only loss-free configurations compete"
+        note += "\nonly configurations that lost no message compete for the frontier"
     _footnote(fig, note)
     declutter_labels(fig, labels)
     return fig
@@ -1694,7 +1694,8 @@ def run_figures(directory: str | Path, *, slo_ms: float | None = None) -> list[t
     From ``messages.parquet``: the latency ECDF and the latency tail (log CCDF down to
     p99.9). From ``load.parquet``: the load timeline with the faults of
     ``scenario.toml`` shaded. A run with faults also gets the load timeline zoomed on
-    the fault window (:func:`fault_window`) and the recovery figure (backlog of
+    the fault window (:func:`fault_window`, extended to the summary's recovery and
+    reconnect times) and the recovery figure (backlog of
     undelivered messages, the summary's ``recovery_time_s`` marked). ``slo_ms`` draws
     an SLO line on the latency figures.
     """
@@ -1720,6 +1721,14 @@ def run_figures(directory: str | Path, *, slo_ms: float | None = None) -> list[t
     faults = _read_faults(directory)
     horizon = summary.get("horizon_s")
     zoom = fault_window(faults, horizon) if faults else None
+    if zoom is not None:
+        # Show the recovery too: until the last affected delivery / reconnect, plus 10 %.
+        took = [summary.get(k) for k in ("recovery_time_s", "reconnect_time_s")]
+        took = [float(t) for t in took if isinstance(t, int | float) and math.isfinite(t)]
+        if took:
+            t0 = min(float(f.get("at_s", 0.0)) for f in faults)
+            end = t0 + 1.1 * max(took)
+            zoom = (zoom[0], min(max(zoom[1], end), float(horizon or end)))
     figures: list[tuple[str, Figure]] = []
     if messages_path.is_file():
         messages = pd.read_parquet(messages_path)

@@ -589,9 +589,20 @@ def test_immodel_plot_on_a_run_folder(tmp_path, capsys):
     )
     assert png_size(folder / "figures" / "load_timeline.png")[0] == 960
     assert "SLO 500 ms" in (folder / "figures" / "latency_tail.svg").read_text()
-    # the zoomed timeline spans the fault window: 10 s either side of [5, 9] s, from 0
-    figures = dict(plots.run_figures(folder))
-    assert figures["load_timeline_fault"].axes[0].get_xlim()[1] <= 19.0 + 1.0
+    # the zoomed timeline spans the fault window (10 s either side of the [5, 9] s crash)
+    # and the recovery: until 5 s + 1.1 × the longer of recovery and reconnect, ≤ 30 s
+    import json
+
+    summary = json.loads((folder / "summary.json").read_text())
+    took = [summary[k] for k in ("recovery_time_s", "reconnect_time_s") if summary[k]]
+    end = min(max(19.0, 5.0 + 1.1 * max(took, default=0.0)), 30.0)
+    (connections,) = [
+        ln
+        for ln in dict(plots.run_figures(folder))["load_timeline_fault"].axes[0].get_lines()
+        if ln.get_label() == "connections"
+    ]
+    assert connections.get_xdata().min() >= 0.0
+    assert end - 1.0 <= connections.get_xdata().max() <= end
 
 
 def test_immodel_plot_rejects_a_bad_slo_with_one_error_line(tmp_path, capsys):
