@@ -1335,9 +1335,11 @@ def plot_recovery(
 ) -> Figure:
     """Recovery from a fault: messages stored but not yet shown, over time.
 
-    The backlog at time t is the number of expected (message, recipient) pairs whose
-    recipient was online when the message was stored, stored at or before t and not yet
-    shown at t. In steady state it is the deliveries in flight; a crash makes it climb
+    The backlog at time t is the number of expected (message, recipient) pairs stored at
+    or before t and not yet shown at t, whoever the recipient: a client cut off by the
+    fault counts as offline for what is stored while it reconnects, and those pairs are
+    what recovery must deliver. In steady state it is the deliveries in flight (plus the
+    messages waiting for recipients who are offline by choice); a crash makes it climb
     and recovery drains it. Faults are shaded; ``recovery_time_s`` (the summary's: from
     the crash until the last affected pair arrived) is marked by a vertical line.
     ``window_s`` zooms on ``(t0, t1)`` (e.g. :func:`fault_window`).
@@ -1345,8 +1347,6 @@ def plot_recovery(
     data = messages
     if "stored" in data.columns:
         data = data[data["stored"].fillna(False).astype(bool)]
-    if "online_at_store" in data.columns:
-        data = data[data["online_at_store"].fillna(False).astype(bool)]
     stored = np.sort(pd.to_numeric(data["t_stored"], errors="coerce").dropna().to_numpy(float))
     shown = np.sort(pd.to_numeric(data["t_first_show"], errors="coerce").dropna().to_numpy(float))
     times = np.unique(np.concatenate([stored, shown, [0.0]]))
@@ -1391,7 +1391,7 @@ def plot_recovery(
     ax.set_ylabel("deliveries pending\n(stored, not yet shown)")
     ax.legend(loc="upper left", fontsize=8.5)
     fig.suptitle(title or "Recovery: backlog of undelivered messages")
-    _footnote(fig, "recipients online when the message was stored")
+    _footnote(fig, "every expected (message, recipient) pair, online or not")
     return fig
 
 

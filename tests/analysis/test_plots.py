@@ -458,13 +458,15 @@ def test_latency_tail_is_the_complementary_cdf_down_to_one_in_n():
 
 def recovery_messages() -> pd.DataFrame:
     """Two messages per second stored from 0 to 30 s; those stored in [10, 15) s wait
-    until 20 s (a crash), the others take 0.1 s."""
+    until 20 s (a crash: their recipients were cut off, so offline when stored), the
+    others take 0.1 s."""
     t_stored = np.arange(0.0, 30.0, 0.5)
-    shown = np.where((t_stored >= 10) & (t_stored < 15), 20.0, t_stored + 0.1)
+    cut_off = (t_stored >= 10) & (t_stored < 15)
+    shown = np.where(cut_off, 20.0, t_stored + 0.1)
     return pd.DataFrame(
         {
             "stored": True,
-            "online_at_store": True,
+            "online_at_store": ~cut_off,
             "t_stored": t_stored,
             "t_first_show": shown,
             "latency_ms": (shown - t_stored) * 1000,
@@ -479,7 +481,7 @@ def test_recovery_figure_counts_the_backlog_and_marks_the_recovery_time():
     (curve,) = [ln for ln in ax.get_lines() if ln.get_label() == "stored, not shown"]
     t, backlog = curve.get_xdata(), curve.get_ydata()
     at = dict(zip(t, backlog, strict=True))
-    assert at[14.5] == 10  # ten stored in [10, 15) and none shown yet
+    assert at[14.5] == 10  # ten stored in [10, 15) for cut-off recipients, none shown yet
     # at 19.5 s one more is in flight; at 20 s the ten are shown at once, one in flight
     assert at[19.5] == 11 and at[20.0] == 1
     assert max(backlog[t < 10]) == 1  # one in flight at a time before the crash
