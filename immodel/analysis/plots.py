@@ -502,6 +502,15 @@ def _band_note(agg: pd.DataFrame, confidence: float) -> str:
     return f"mean of {runs} replications per point; bands/bars: {confidence:.0%} CI (Student t)"
 
 
+def _population_note(metric: str) -> str:
+    """ " · latency over online recipients" for a latency metric, else nothing."""
+    if metric.startswith("catchup_latency_"):
+        return " · catch-up latency: recipients offline when the message was stored"
+    if metric.startswith("latency_"):
+        return " · latency over online recipients"
+    return ""
+
+
 def _grid_ticks(ax: Axes, values: np.ndarray, key: str) -> None:
     """Ticks at the grid's own x values when there are few of them (they are the data)."""
     values = np.unique(values[np.isfinite(values)]) * _key_factor(key)
@@ -598,7 +607,7 @@ def plot_metric(
     _title(ax, own, title or f"{metric_label(metric).split(' (')[0].capitalize()} vs {_short(x)}")
     if series:
         _legend(ax, own, title=key_label(series))
-    _footnote(fig, _band_note(agg, confidence))
+    _footnote(fig, _band_note(agg, confidence) + _population_note(metric))
     return fig
 
 
@@ -672,7 +681,7 @@ def plot_latency(
         handles.append(handles.pop(i))
         labels.append(labels.pop(i))
     _legend(ax, own, handles, labels, title=key_label(series) if series else None)
-    _footnote(fig, _band_note(agg, confidence))
+    _footnote(fig, _band_note(agg, confidence) + _population_note(metrics[-1]))
     return fig
 
 
@@ -1086,7 +1095,7 @@ def plot_cost_frontier(
     ax.set_xlabel(metric_label(cost))
     _title(ax, own, title or "Cost frontier: latency vs access-layer load")
     _legend(ax, own, title=key_label(series) if series else None)
-    note = _band_note(agg, confidence) + " · lower left is better"
+    note = _band_note(agg, confidence) + _population_note(latency) + " · lower left is better"
     if has_lost:
         note += "\nonly configurations that lost no message compete for the frontier"
     _footnote(fig, note)

@@ -670,3 +670,10 @@ def test_sweep_figures_list_every_combination_of_categorical_keys_in_one_outcome
         "long polling, timestamp/seq sync on",
         "long polling, timestamp/seq sync off",
     ]
+
+
+def test_latency_figures_name_their_population_in_the_footnote():
+    for fig in (plot_latency(results_frame()), plot_cost_frontier(results_frame())):
+        assert "latency over online recipients" in fig._supxlabel.get_text()
+    fig = plot_metric(results_frame(), "requests_per_s", "network.downlink_loss")
+    assert "online recipients" not in fig._supxlabel.get_text()
