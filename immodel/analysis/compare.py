@@ -198,9 +198,11 @@ def _num(value: float) -> str:
 
 def format_comparison(table: pd.DataFrame, confidence: float = 0.95) -> str:
     """The comparison as an aligned text table, one line per grid point × metric."""
+    from immodel.analysis.plots import key_label, value_label
+
     keys = [c for c in table.columns if c not in _TABLE_COLUMNS]
     headers = [
-        *keys,
+        *(key_label(k) for k in keys),
         "metric",
         "n",
         "A",
@@ -215,7 +217,7 @@ def format_comparison(table: pd.DataFrame, confidence: float = 0.95) -> str:
         change = f"{row['change_pct']:+.1f} %" if math.isfinite(row["change_pct"]) else "–"
         rows.append(
             [
-                *(str(row[k]) for k in keys),
+                *(value_label(k, row[k]) for k in keys),
                 row["metric"],
                 str(int(row["n"])),
                 _num(row["mean_a"]),

@@ -528,6 +528,15 @@ def _band_note(agg: pd.DataFrame, confidence: float) -> str:
     return f"mean of {runs} replications per point; bands/bars: {confidence:.0%} CI (Student t)"
 
 
+def _population_note(metric: str) -> str:
+    """ " · latency over online recipients" for a latency metric, else nothing."""
+    if metric.startswith("catchup_latency_"):
+        return " · catch-up latency: recipients offline when the message was stored"
+    if metric.startswith("latency_"):
+        return " · latency over online recipients"
+    return ""
+
+
 def _grid_ticks(ax: Axes, values: np.ndarray, key: str) -> None:
     """Ticks at the grid's own x values when there are few of them (they are the data)."""
     values = np.unique(values[np.isfinite(values)]) * _key_factor(key)
@@ -624,7 +633,7 @@ def plot_metric(
     _title(ax, own, title or f"{metric_label(metric).split(' (')[0].capitalize()} vs {_short(x)}")
     if series:
         _legend(ax, own, title=key_label(series))
-    _footnote(fig, _band_note(agg, confidence))
+    _footnote(fig, _band_note(agg, confidence) + _population_note(metric))
     return fig
 
 
@@ -698,7 +707,7 @@ def plot_latency(
         handles.append(handles.pop(i))
         labels.append(labels.pop(i))
     _legend(ax, own, handles, labels, title=key_label(series) if series else None)
-    _footnote(fig, _band_note(agg, confidence))
+    _footnote(fig, _band_note(agg, confidence) + _population_note(metrics[-1]))
     return fig
 
 
@@ -1112,9 +1121,9 @@ def plot_cost_frontier(
     ax.set_xlabel(metric_label(cost))
     _title(ax, own, title or "Cost frontier: latency vs access-layer load")
     _legend(ax, own, title=key_label(series) if series else None)
-    note = _band_note(agg, confidence) + " · lower left is better"
+    note = _band_note(agg, confidence) + _population_note(latency) + " · lower left is better"
     if has_lost:
-        note += " · only loss-free configurations compete"
+        note += "\nonly configurations that lost no message compete for the frontier"
     _footnote(fig, note)
     declutter_labels(fig, labels)
     return fig
@@ -1361,9 +1370,11 @@ def plot_recovery(
 ) -> Figure:
     """Recovery from a fault: messages stored but not yet shown, over time.
 
-    The backlog at time t is the number of expected (message, recipient) pairs whose
-    recipient was online when the message was stored, stored at or before t and not yet
-    shown at t. In steady state it is the deliveries in flight; a crash makes it climb
+    The backlog at time t is the number of expected (message, recipient) pairs stored at
+    or before t and not yet shown at t, whoever the recipient: a client cut off by the
+    fault counts as offline for what is stored while it reconnects, and those pairs are
+    what recovery must deliver. In steady state it is the deliveries in flight (plus the
+    messages waiting for recipients who are offline by choice); a crash makes it climb
     and recovery drains it. Faults are shaded; ``recovery_time_s`` (the summary's: from
     the crash until the last affected pair arrived) is marked by a vertical line.
     ``window_s`` zooms on ``(t0, t1)`` (e.g. :func:`fault_window`).
@@ -1371,8 +1382,6 @@ def plot_recovery(
     data = messages
     if "stored" in data.columns:
         data = data[data["stored"].fillna(False).astype(bool)]
-    if "online_at_store" in data.columns:
-        data = data[data["online_at_store"].fillna(False).astype(bool)]
     stored = np.sort(pd.to_numeric(data["t_stored"], errors="coerce").dropna().to_numpy(float))
     shown = np.sort(pd.to_numeric(data["t_first_show"], errors="coerce").dropna().to_numpy(float))
     times = np.unique(np.concatenate([stored, shown, [0.0]]))
@@ -1417,7 +1426,7 @@ def plot_recovery(
     ax.set_ylabel("deliveries pending\n(stored, not yet shown)")
     ax.legend(loc="upper left", fontsize=8.5)
     fig.suptitle(title or "Recovery: backlog of undelivered messages")
-    _footnote(fig, "recipients online when the message was stored")
+    _footnote(fig, "every expected (message, recipient) pair, online or not")
     return fig
 
 
@@ -1724,7 +1733,8 @@ def run_figures(directory: str | Path, *, slo_ms: float | None = None) -> list[t
     From ``messages.parquet``: the latency ECDF and the latency tail (log CCDF down to
     p99.9). From ``load.parquet``: the load timeline with the faults of
     ``scenario.toml`` shaded. A run with faults also gets the load timeline zoomed on
-    the fault window (:func:`fault_window`) and the recovery figure (backlog of
+    the fault window (:func:`fault_window`, extended to the summary's recovery and
+    reconnect times) and the recovery figure (backlog of
     undelivered messages, the summary's ``recovery_time_s`` marked). ``slo_ms`` draws
     an SLO line on the latency figures.
     """
@@ -1750,6 +1760,14 @@ def run_figures(directory: str | Path, *, slo_ms: float | None = None) -> list[t
     faults = _read_faults(directory)
     horizon = summary.get("horizon_s")
     zoom = fault_window(faults, horizon) if faults else None
+    if zoom is not None:
+        # Show the recovery too: until the last affected delivery / reconnect, plus 10 %.
+        took = [summary.get(k) for k in ("recovery_time_s", "reconnect_time_s")]
+        took = [float(t) for t in took if isinstance(t, int | float) and math.isfinite(t)]
+        if took:
+            t0 = min(float(f.get("at_s", 0.0)) for f in faults)
+            end = t0 + 1.1 * max(took)
+            zoom = (zoom[0], min(max(zoom[1], end), float(horizon or end)))
     figures: list[tuple[str, Figure]] = []
     if messages_path.is_file():
         messages = pd.read_parquet(messages_path)

@@ -188,6 +188,33 @@ def _latency_table(messages: pd.DataFrame | None, summary: dict[str, Any]) -> st
     return _table(headers, rows, numeric_from=1)
 
 
+def _recipient_kind_table(messages: pd.DataFrame) -> str:
+    """Latency and loss per recipient client kind (hybrid runs with ``recipient_kind``)."""
+    from immodel.analysis.plots import value_label
+    from immodel.analysis.stats import by_recipient_kind
+
+    split = by_recipient_kind(messages)
+    kinds = [k[len("lost_") :] for k in split if k.startswith("lost_")]
+    if len(kinds) < 2:
+        return ""
+    rows = [
+        [
+            _esc(value_label("transport.kind", kind)),
+            _number(split[f"deliveries_expected_{kind}"], 0),
+            _number(split[f"lost_{kind}"], 0),
+            *(_number(split[f"latency_{q}_ms_{kind}"], 1) for q in ("p50", "p95", "p99")),
+        ]
+        for kind in kinds
+    ]
+    headers = ["recipient client", "expected", "lost", "p50 (ms)", "p95 (ms)", "p99 (ms)"]
+    return (
+        "<h3>By recipient client kind</h3>"
+        + _table(headers, rows)
+        + "<p class='note'>Latency over online recipients of each kind; expected and lost "
+        "over all recipients of that kind.</p>"
+    )
+
+
 def _run_report(directory: Path) -> tuple[str, list[str]]:
     from immodel.analysis.plots import run_figures
     from immodel.experiments.report import LATENCY_NOTE, ORDER_NOTE
@@ -231,6 +258,8 @@ def _run_report(directory: Path) -> tuple[str, list[str]]:
         + _esc(LATENCY_NOTE)
         + "</p>"
     )
+    if messages is not None:
+        sections.append(_recipient_kind_table(messages))
     if summary.get("order_violations"):
         sections.append(f"<p class='note'>{_esc(ORDER_NOTE)}</p>")
     figures = (
@@ -244,6 +273,7 @@ def _run_report(directory: Path) -> tuple[str, list[str]]:
         "recovery": "Deliveries stored but not yet shown over time; the fault is shaded.",
         "load_timeline": "Connections, pending ACKs and server jobs over the run.",
         "load_timeline_fault": "The same, zoomed on the fault window.",
+        "latency_by_recipient_kind": "Latency distribution by recipient client kind.",
     }
     if figures:
         sections.append(

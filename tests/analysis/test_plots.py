@@ -458,13 +458,15 @@ def test_latency_tail_is_the_complementary_cdf_down_to_one_in_n():
 
 def recovery_messages() -> pd.DataFrame:
     """Two messages per second stored from 0 to 30 s; those stored in [10, 15) s wait
-    until 20 s (a crash), the others take 0.1 s."""
+    until 20 s (a crash: their recipients were cut off, so offline when stored), the
+    others take 0.1 s."""
     t_stored = np.arange(0.0, 30.0, 0.5)
-    shown = np.where((t_stored >= 10) & (t_stored < 15), 20.0, t_stored + 0.1)
+    cut_off = (t_stored >= 10) & (t_stored < 15)
+    shown = np.where(cut_off, 20.0, t_stored + 0.1)
     return pd.DataFrame(
         {
             "stored": True,
-            "online_at_store": True,
+            "online_at_store": ~cut_off,
             "t_stored": t_stored,
             "t_first_show": shown,
             "latency_ms": (shown - t_stored) * 1000,
@@ -479,7 +481,7 @@ def test_recovery_figure_counts_the_backlog_and_marks_the_recovery_time():
     (curve,) = [ln for ln in ax.get_lines() if ln.get_label() == "stored, not shown"]
     t, backlog = curve.get_xdata(), curve.get_ydata()
     at = dict(zip(t, backlog, strict=True))
-    assert at[14.5] == 10  # ten stored in [10, 15) and none shown yet
+    assert at[14.5] == 10  # ten stored in [10, 15) for cut-off recipients, none shown yet
     # at 19.5 s one more is in flight; at 20 s the ten are shown at once, one in flight
     assert at[19.5] == 11 and at[20.0] == 1
     assert max(backlog[t < 10]) == 1  # one in flight at a time before the crash
@@ -589,9 +591,20 @@ def test_immodel_plot_on_a_run_folder(tmp_path, capsys):
     )
     assert png_size(folder / "figures" / "load_timeline.png")[0] == 960
     assert "SLO 500 ms" in (folder / "figures" / "latency_tail.svg").read_text()
-    # the zoomed timeline spans the fault window: 10 s either side of [5, 9] s, from 0
-    figures = dict(plots.run_figures(folder))
-    assert figures["load_timeline_fault"].axes[0].get_xlim()[1] <= 19.0 + 1.0
+    # the zoomed timeline spans the fault window (10 s either side of the [5, 9] s crash)
+    # and the recovery: until 5 s + 1.1 × the longer of recovery and reconnect, ≤ 30 s
+    import json
+
+    summary = json.loads((folder / "summary.json").read_text())
+    took = [summary[k] for k in ("recovery_time_s", "reconnect_time_s") if summary[k]]
+    end = min(max(19.0, 5.0 + 1.1 * max(took, default=0.0)), 30.0)
+    (connections,) = [
+        ln
+        for ln in dict(plots.run_figures(folder))["load_timeline_fault"].axes[0].get_lines()
+        if ln.get_label() == "connections"
+    ]
+    assert connections.get_xdata().min() >= 0.0
+    assert end - 1.0 <= connections.get_xdata().max() <= end
 
 
 def test_immodel_plot_rejects_a_bad_slo_with_one_error_line(tmp_path, capsys):
@@ -657,3 +670,10 @@ def test_sweep_figures_list_every_combination_of_categorical_keys_in_one_outcome
         "long polling, timestamp/seq sync on",
         "long polling, timestamp/seq sync off",
     ]
+
+
+def test_latency_figures_name_their_population_in_the_footnote():
+    for fig in (plot_latency(results_frame()), plot_cost_frontier(results_frame())):
+        assert "latency over online recipients" in fig._supxlabel.get_text()
+    fig = plot_metric(results_frame(), "requests_per_s", "network.downlink_loss")
+    assert "online recipients" not in fig._supxlabel.get_text()

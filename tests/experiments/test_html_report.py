@@ -136,3 +136,33 @@ def test_report_command_writes_where_asked_and_refuses_a_missing_folder(tmp_path
     assert capsys.readouterr().out.strip() == str(out) and out.is_file()
     assert main(["report", str(folder), "--out", str(tmp_path / "no" / "page.html")]) == 2
     assert "--out: the folder" in capsys.readouterr().err
+
+
+def test_run_page_of_a_hybrid_run_splits_latency_by_recipient_kind(tmp_path):
+    import json
+
+    folder = tmp_path / "hybrid"
+    folder.mkdir()
+    n = 400
+    kinds = np.where(np.arange(n) % 4 == 0, "long_poll", "push")
+    latency = np.where(kinds == "push", 80.0, 1500.0) + np.arange(n) % 7
+    latency[:8] = np.nan  # eight long-poll pairs lost (indices 0, 4 are long_poll…)
+    messages = pd.DataFrame(
+        {
+            "stored": True,
+            "online_at_store": True,
+            "latency_ms": latency,
+            "recipient_kind": kinds,
+            "first_via": "push",
+        }
+    )
+    messages.to_parquet(folder / "messages.parquet")
+    (folder / "summary.json").write_text(json.dumps({"lost": 8, "users": 10}))
+    page = build_report(folder)
+    table = page.split("By recipient client kind", 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", table)
+    lost_long_poll = int(np.isnan(latency[kinds == "long_poll"]).sum())
+    lost_push = int(np.isnan(latency[kinds == "push"]).sum())
+    assert cells[:3] == ["push", "300", str(lost_push)]
+    assert cells[6:9] == ["long polling", "100", str(lost_long_poll)]
+    assert assert_self_contained(page) == 3  # ECDF, tail, ECDF by recipient kind
