@@ -9,13 +9,15 @@
 # ---
 
 # %% [markdown]
-# # 04 · Crash recovery: a server crash with and without timestamp/seq sync
+# # 04 · Crash recovery: a logic node dies, the connections stay — which sync repairs what?
 #
-# *The server crashes for 20 s and its pending-ACK queue is gone: how many messages are
-# lost without sync, how long does recovery take with it?* This notebook runs
-# `experiments/crash_recovery.toml` — push, hybrid and long polling, sync on and off,
-# under 5 % downlink loss so that messages are waiting for their ACK when the crash
-# strikes — then looks inside one run of each to see the recovery happen.
+# *A logic node crashes for 20 s and its pending-ACK queue is gone, while every client
+# stays connected to the access tier (the article's figure 4): which of the three sync
+# triggers — on every 1:1 receipt, on a group seq gap, on reconnect — brings the lost
+# messages back, and what stays lost for a user who receives nothing after the crash?*
+# This notebook runs `experiments/crash_recovery.toml`, an ablation of the three
+# triggers for push and long polling under 5 % downlink loss, then looks inside runs to
+# see which mechanism delivered what (`repaired_by`).
 #
 # With `REPLICATIONS = None`, `SET = {}`, `GRID = {}` it is exactly the batch experiment
 # (`OUT_DIR = "../experiments/crash_recovery-results"` reuses `immodel sweep` results).
@@ -25,13 +27,14 @@ SWEEP_FILE = "../experiments/crash_recovery.toml"
 REPLICATIONS = 5  # None: the file's value
 SET = {"workload.users": 500}  # overrides of [set]
 GRID = {}  # overrides of [grid]
-TIMELINE_TRANSPORT = "long_poll"  # the transport whose runs are drawn over time
+TIMELINE_TRANSPORT = "push"  # the transport whose runs are drawn over time
 OUT_DIR = None  # None: results/<sweep>-<hash of its settings>
 WORKERS = None  # local worker processes (None: every core)
 
 # %%
 # %matplotlib inline
 
+import pandas as pd
 from IPython.display import Markdown, display
 
 import immodel
@@ -61,13 +64,22 @@ results = run_sweep(sweep, out, workers=WORKERS)
 # ## What the user sees
 #
 # Lost (never delivered by the end of the drain), duplicated and out-of-order
-# deliveries per run, for each transport with sync on and off. "Out of order" is the
-# order of arrival at the app (the note below, printed when there are any, explains the
-# 1:1 arrivals that remain with every mechanism on).
+# deliveries per run, for each transport and each set of sync triggers. "Out of order"
+# is the order of arrival at the app (the note below, printed when there are any,
+# explains the 1:1 arrivals that remain with every mechanism on).
 
 # %%
-keys = ["transport.kind", "reliability.sync"]
-display(plots.plot_outcomes(results, keys, title="Server crash: delivery outcomes per run"))
+keys = [
+    k
+    for k in (
+        "transport.kind",
+        "reliability.sync_on_receipt",
+        "reliability.sync_on_gap",
+        "reliability.sync_on_reconnect",
+    )
+    if k in results.columns and results[k].nunique() > 1
+]
+display(plots.plot_outcomes(results, keys, title="Logic-node crash: delivery outcomes per run"))
 note = explain_order_violations(results)
 if note:
     display(Markdown(note))
@@ -76,48 +88,65 @@ if note:
 # ## How long recovery takes
 #
 # `recovery_time_s`: from the crash until the last message that was in flight or
-# waiting for its ACK (or for its recipient's reconnect) reached the app — empty when
-# some never did; `reconnect_time_s`: until the last cut-off client was back;
-# `recovered_via_sync`: how many of those messages came back by a sync page;
-# `crash_pending_lost`: messages that were in the pending-ACK queues the crash wiped.
+# waiting for its ACK reached the app — empty when some never did; `recovered_via_sync`:
+# how many of those messages came back by a sync page; `crash_pending_lost`: messages
+# that were in the pending-ACK queue the crash wiped; `logins`: nobody needs to log in
+# again, the connections live on the access tier.
 
 # %%
 columns = [
     Column("lost", "lost", 1),
     Column("order_violations", "out of order", 1),
     Column("recovery_time_s", "recovery (s)", 1),
-    Column("reconnect_time_s", "reconnect (s)", 1),
     Column("recovered_via_sync", "via sync", 1),
     Column("crash_pending_lost", "pending ACKs wiped", 1),
+    Column("logins", "logins", 1),
 ]
 display(Markdown(format_markdown_table(headline_table(results, keys, columns), keys, columns)))
 
 # %% [markdown]
-# ## One run of each, over time
+# ## Which mechanism delivered what
 #
-# Replication 0 of `TIMELINE_TRANSPORT` with sync on and off — the same seed, so the same
-# users send the same messages at the same times. The shaded band is the crash:
-# connections drop, the pending-ACK queue is emptied, clients reconnect with backoff.
+# Replication 0 of `TIMELINE_TRANSPORT` with every trigger on, and with each one off —
+# the same seed, so the same users send the same messages at the same times. For the
+# deliveries stored from the crash on, `repaired_by` says what brought each one when the
+# first push did not: a pending-ACK retransmission, the offline queue, or a sync started
+# by a receipt, a gap or a reconnect. A pair still missing at the end belongs to a user
+# who received nothing after the crash (the next receipt would have synced it).
 
 # %%
-runs = {}
+TRIGGERS = ("sync_on_receipt", "sync_on_gap", "sync_on_reconnect")
+chosen = {}
 for task in sweep.tasks():
-    if task.replication == 0 and task.values["transport.kind"] == TIMELINE_TRANSPORT:
-        label = plots.value_label("reliability.sync", task.values["reliability.sync"])
-        runs[label] = immodel.run(task.scenario)
-window = plots.fault_window(faults, runs[next(iter(runs))].summary["horizon_s"])
+    values = task.values
+    if task.replication != 0 or values.get("transport.kind", TIMELINE_TRANSPORT) != (
+        TIMELINE_TRANSPORT
+    ):
+        continue
+    off = [t for t in TRIGGERS if values.get(f"reliability.{t}", True) is False]
+    if len(off) <= 1:
+        chosen["all triggers" if not off else f"no {off[0]}"] = task.scenario
+runs = {label: immodel.run(sc) for label, sc in chosen.items()}
+crash_at = faults[0]["at_s"]
+crash_end = crash_at + faults[0]["down_s"]
+rows = {}
 for label, run in runs.items():
-    display(
-        plots.plot_load_timeline(
-            run.load, faults, window_s=window, title=f"{TIMELINE_TRANSPORT}, {label} (zoomed)"
-        )
+    m = run.messages
+    after = m[m["stored"] & (m["t_stored"] >= crash_at - 10.0)]
+    counts = after["repaired_by"].replace("", "first push or poll").value_counts()
+    missing = after[after["t_first_show"].isna()]
+    late = m[m["t_first_show"] > crash_end]
+    heard_again = set(late["recipient"])
+    counts["still missing"] = len(missing)
+    counts["… of users who received after the crash"] = int(
+        missing["recipient"].isin(heard_again).sum()
     )
-
-# %% [markdown]
-# Recovery: deliveries stored but not yet shown, over the same window; the dashed line
-# is the summary's `recovery_time_s` after the crash.
+    rows[label] = counts
+table = pd.DataFrame(rows).fillna(0).astype(int)
+display(table)
 
 # %%
+window = plots.fault_window(faults, runs[next(iter(runs))].summary["horizon_s"])
 for label, run in runs.items():
     display(
         plots.plot_recovery(
@@ -132,7 +161,7 @@ for label, run in runs.items():
 # %%
 plots.plot_latency_ecdf(
     {label: run.messages for label, run in runs.items()},
-    title=f"Latency around a server crash ({TIMELINE_TRANSPORT})",
+    title=f"Latency around a logic-node crash ({TIMELINE_TRANSPORT})",
 )
 
 # %% [markdown]

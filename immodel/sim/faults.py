@@ -260,10 +260,18 @@ def loss_settle_time_s(scenario: Any, rounds: int | None = None) -> float:
     trip. No reconnect is counted: without faults, connections do not drop (use
     :func:`settle_time_s` when they do)."""
     sc = scenario
-    if rounds is None:
-        rounds = repair_rounds(sc)
     # a round trip in the stream model may wait for retransmitted segments both ways
     rtt = 2.0 * (latency_bound_s(sc["network.latency_ms"]) + stream_delay_bound_s(sc))
+    if sc["network.model"] == "stream" and rounds is None:
+        # The transport repairs segment loss; nothing waits for an application timer.
+        # The last message needs its send and reply, its push (after the recipient's next
+        # short poll), and one sync if it reveals a group gap: three round trips, plus
+        # the request timeout for server queueing (a request unanswered that long is
+        # repeated by the client anyway).
+        poll_wait = sc["transport.poll_interval_s"] if sc["transport.kind"] == "short_poll" else 0.0
+        return 3.0 * rtt + poll_wait + sc["transport.request_timeout_s"]
+    if rounds is None:
+        rounds = repair_rounds(sc)
     if sc["reliability.uplink_retry"]:
         attempts = sc["reliability.uplink_max_attempts"]
         backoff = sc["reliability.uplink_backoff"]
@@ -273,12 +281,33 @@ def loss_settle_time_s(scenario: Any, rounds: int | None = None) -> float:
     return uplink + rounds * (repair_timer_s(sc) + rtt)
 
 
+#: Stream model: above this segment loss a transport giving up (16 losses in a row) is no
+#: longer negligible over a run, and the drain must cover reconnects too.
+STREAM_GIVE_UP_LOSS = 0.3
+
+
+def connections_may_drop(scenario: Any) -> bool:
+    """Whether a run may lose connections, so that its drain must cover detection and
+    reconnects: any fault but a clock skew, silent breaks, or a stream lossy enough that
+    the transport gives up."""
+    if any(f["kind"] != "clock_skew" for f in scenario["faults"]):
+        return True
+    if scenario["network.break_rate_per_hour"] > 0:
+        return True
+    loss = max(scenario["network.uplink_loss"], scenario["network.downlink_loss"])
+    return scenario["network.model"] == "stream" and loss > STREAM_GIVE_UP_LOSS
+
+
 def required_drain_s(scenario: Any, rounds: int | None = None) -> float:
     """The ``drain_s`` that lets every repair finish: the part of the faults that runs
-    past the sending period, plus :func:`settle_time_s`. A ``clock_skew`` needs none."""
+    past the sending period, plus :func:`settle_time_s` when connections may drop
+    (:func:`connections_may_drop`), else :func:`loss_settle_time_s`. A ``clock_skew``
+    needs none."""
     ends = [fault_end_s(f) for f in scenario["faults"] if f["kind"] != "clock_skew"]
     overhang = max([0.0, *(end - scenario["duration_s"] for end in ends)])
-    return math.ceil(overhang + settle_time_s(scenario, rounds))
+    if connections_may_drop(scenario):
+        return math.ceil(overhang + settle_time_s(scenario, rounds))
+    return math.ceil(overhang + loss_settle_time_s(scenario, rounds))
 
 
 class _FaultState:
@@ -489,6 +518,7 @@ __all__ = [
     "CRASH_KINDS",
     "FaultTarget",
     "connect_attempts",
+    "connections_may_drop",
     "fault_end_s",
     "latency_bound_s",
     "repair_rounds",

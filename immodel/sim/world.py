@@ -65,7 +65,8 @@ class World:
     """Everything of one run: build it from a :class:`Scenario`, then :meth:`run`."""
 
     def __init__(self, scenario: Scenario) -> None:
-        sc = self.sc = scenario
+        # "auto" drain → the number the scenario needs (a numeric drain stays as given)
+        sc = self.sc = scenario.resolved()
         self.env = simpy.Environment()
         self.streams = Streams(sc["seed"])
         self.rec = Recorder()

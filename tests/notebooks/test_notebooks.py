@@ -60,7 +60,11 @@ PER_NOTEBOOK: dict[str, dict] = {
             "duration_s": 30.0,
             "faults": [{"kind": "server_crash", "at_s": 10.0, "down_s": 5.0}],
         },
-        "GRID": {"transport.kind": ["push", "long_poll"]},
+        "GRID": {
+            "transport.kind": ["push"],
+            "reliability.sync_on_gap": [True],
+            "reliability.sync_on_reconnect": [True, False],
+        },
     },
     "05_group_fanout": {
         "SET": {"workload.users": 40, "duration_s": 10.0, "drain_s": 20.0},
