@@ -1,4 +1,4 @@
-"""Summary metrics of a run, computed from its records (DESIGN.md, "Summary metrics").
+"""Summary metrics of a run, computed from its records (defined in ``docs/metrics.md``).
 
 Everything here reads the record DataFrames (``messages``, ``requests``, ``load``,
 ``trace``) plus a few counters the records cannot hold (stage busy time, heartbeats
@@ -10,7 +10,7 @@ Latency (``latency_*_ms``): app submit → first arrival at the recipient's app,
 expected (message, recipient) pairs whose recipient was connected when the message was
 stored; catch-up after being offline is reported separately (``catchup_latency_*_ms``).
 
-Order, beyond the per-recipient ``order_violations`` of DESIGN.md (which the summary also
+Order, beyond the per-recipient ``order_violations`` of ``docs/metrics.md`` (which the summary also
 splits into ``order_violations_group`` and ``order_violations_1to1``): a recipient of a
 1:1 conversation only receives the other party's messages, all stamped by one server
 node, so a skewed node clock never shows up in its arrival order. It shows up between
@@ -67,7 +67,7 @@ def summarize(
     window_s: float | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The summary dict of DESIGN.md from the records of one run.
+    """The summary dict (``docs/metrics.md``) from the records of one run.
 
     Totals (``requests_total``, ``requests_<kind>``) cover the whole run. Rates and
     fractions that describe the deployment in operation — ``requests_per_s``,
@@ -220,7 +220,7 @@ def recovery_metrics(
 def order_inversions(trace: pd.DataFrame) -> dict[str, int]:
     """``stored_order_inversions`` and ``causal_order_violations`` of a trace (see above).
 
-    Reads the trace columns of DESIGN.md (``t``, ``event``, ``msg_id``, ``conversation``,
+    Reads the trace columns (``docs/columns.md``) (``t``, ``event``, ``msg_id``, ``conversation``,
     ``user``, ``order_key``); rows keep their time order on ties. Vectorised.
     """
     ev = trace["event"].astype(str)

@@ -16,7 +16,7 @@ pandas DataFrames at the end:
 * ``load`` — periodic samples per node of each tier (``tier`` = ``logic`` or
   ``access``): queue lengths and busy workers per stage, pending-ACK entries (logic);
   open connections and held long polls (access);
-* ``trace`` — the checker's event log (DESIGN.md): ``t, event, msg_id, conversation,
+* ``trace`` — the checker's event log (``docs/columns.md``): ``t, event, msg_id, conversation,
   user, order_key`` with ``send``, ``stored`` and ``deliver`` rows.
 """
 
