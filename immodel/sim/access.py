@@ -112,7 +112,9 @@ class AccessTier:
 
     def new_connection(self, client: Client, node: AccessNode) -> Connection:
         self._next_conn_id += 1
-        return Connection(self._next_conn_id, client.uid, node.node_id, client.mode, self.env.now)
+        conn = Connection(self._next_conn_id, client.uid, node.node_id, client.mode, self.env.now)
+        self.net.prime(conn)
+        return conn
 
     def open(self, client: Client) -> Connection:
         """A connection registered at once (users online at t = 0)."""

@@ -74,7 +74,7 @@ from collections import Counter
 from typing import Any, Protocol
 
 from immodel.sim.network import Z_99, Link
-from immodel.sim.network_constants import INITIAL_RTO_S
+from immodel.sim.network_constants import CLOCK_GRANULARITY_S
 
 
 class FaultTarget(Protocol):
@@ -164,7 +164,7 @@ def stream_delay_bound_s(scenario: Any, tail: float = _TAIL) -> float:
     """Stream model: the extra delay (s) that a segment's retransmissions add with
     probability ≥ 1 − ``tail``, on the lossier direction: k retransmissions, with k
     such that losing k + 1 transmissions has probability ≤ ``tail``, at an RTO that
-    starts at max(initial RTO, ``network.rto_min_ms``) and doubles up to
+    starts at max(the round-trip bound, ``network.rto_min_ms``) and doubles up to
     ``network.rto_max_ms``. Head-of-line blocking behind such a segment is covered by
     the same bound (what waits behind it is released when it arrives)."""
     if scenario["network.model"] != "stream":
@@ -173,7 +173,10 @@ def stream_delay_bound_s(scenario: Any, tail: float = _TAIL) -> float:
     if p <= 0.0:
         return 0.0
     k = _attempts(p, 1, tail) - 1
-    rto = max(INITIAL_RTO_S, scenario["network.rto_min_ms"] / 1000.0)
+    # connections are established by then: their RTO starts from the measured round
+    # trip (the handshake seeds it), at least the floor
+    rtt = 2.0 * latency_bound_s(scenario["network.latency_ms"])
+    rto = max(rtt + CLOCK_GRANULARITY_S, scenario["network.rto_min_ms"] / 1000.0)
     cap = scenario["network.rto_max_ms"] / 1000.0
     total = 0.0
     for _ in range(k):

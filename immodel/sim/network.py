@@ -300,6 +300,16 @@ class Network:
             conn.clear_down = now + delay
         later(self.env, delay, fn, arg)
 
+    def prime(self, conn: Connection) -> None:
+        """A new connection's first RTT sample: the handshake's round trip (SYN, SYN-ACK)
+        seeds both directions' estimators, as a real stack's would, so the 1 s initial
+        RTO of RFC 6298 applies only to a handshake packet itself. Drawn from the
+        ``rtt`` stream, so the stream model leaves the others untouched."""
+        if self.stream:
+            rtt = self._return_latency() + self._return_latency()
+            self._sample(conn, True, rtt)
+            self._sample(conn, False, rtt)
+
     def _sample(self, conn: Connection, up: bool, rtt_s: float) -> None:
         """RFC 6298 section 2: update SRTT and RTTVAR with one sample, recompute the RTO."""
         if up:
