@@ -3,7 +3,7 @@
 Layers, top to bottom (data flows down, records flow up one way):
 
 * :mod:`immodel.protocol` — the sans-IO reference model of the delivery protocol;
-* :mod:`immodel.sim` — SimPy wiring: network, access layer, server stages, clients;
+* :mod:`immodel.sim` — SimPy wiring: network, access tier, logic tier, clients;
 * :mod:`immodel.analysis` — summaries, confidence intervals, plots, the delivery checker;
 * :mod:`immodel.experiments` — sweeps on an executor, resumable results, the demo.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Result", "Scenario", "__version__", "load_run", "run"]
+__all__ = ["DrainWarning", "Result", "Scenario", "__version__", "load_run", "run"]
 
 
 def __getattr__(name: str):
@@ -24,6 +24,10 @@ def __getattr__(name: str):
         from immodel.scenario import Scenario
 
         return Scenario
+    if name == "DrainWarning":
+        from immodel.errors import DrainWarning
+
+        return DrainWarning
     if name in ("run", "Result", "load_run"):
         from immodel.sim import model
 

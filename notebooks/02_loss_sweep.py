@@ -14,7 +14,12 @@
 # *If 5 % of downlink packets are lost, what happens to p99 latency, and what does the
 # repair cost the servers?* This notebook runs `experiments/loss_sweep.toml` — short
 # polling, long polling, push and the hybrid, across downlink loss rates, several
-# replications each — and draws the answer with confidence intervals.
+# replications each — and draws the answer with confidence intervals, on both network
+# models: `stream` (a real long connection: the transport resends a lost segment, loss
+# becomes delay) and `datagram` (every lost packet reaches the application, whose own
+# ACKs, retries and syncs must repair it). The gap between the two is what the
+# application's mechanisms buy on top of TCP — and what a model without a transport
+# would wrongly charge to them.
 #
 # The parameters below scale the sweep down to a few minutes. With `REPLICATIONS = None`,
 # `SET = {}` and `GRID = {}` it is exactly the batch experiment, and with
@@ -25,7 +30,7 @@
 # %% tags=["parameters"]
 SWEEP_FILE = "../experiments/loss_sweep.toml"
 REPLICATIONS = 3  # None: the file's value
-# the file's 600 s drain is kept: at 30 % loss a long poll can need ~500 s to repair
+# the file's "auto" drain is kept: each point runs as long as its repairs need
 SET = {"workload.users": 500, "duration_s": 120.0}  # overrides of [set]
 GRID = {"network.downlink_loss": [0.0, 0.05, 0.1, 0.2, 0.3]}  # overrides of [grid]
 OUT_DIR = None  # None: results/<sweep>-<hash of its settings>
@@ -59,6 +64,11 @@ print(f"{len(sweep.points())} points × {sweep.replications} replications → {o
 
 # %%
 results = run_sweep(sweep, out, workers=WORKERS)
+MODEL = "network.model"
+models = sorted(results[MODEL].unique()) if MODEL in results.columns else ["stream"]
+if MODEL not in results.columns:
+    results[MODEL] = "stream"
+by_model = {m: results[results[MODEL] == m] for m in models}
 results.head()
 
 # %% [markdown]
@@ -69,18 +79,21 @@ results.head()
 # so differences between strategies are less noisy than each value.
 
 # %%
-keys = ["network.downlink_loss", "transport.kind"]
+keys = [MODEL, "network.downlink_loss", "transport.kind"]
 display(Markdown(format_markdown_table(headline_table(results, keys), keys)))
 
 # %% [markdown]
 # ## Latency
 #
-# The median hardly moves with loss; the tail does, in steps set by the repair timers
-# (the pending-ACK retransmit timeout for push, the hold plus request timeout before a
-# long poller notices a lost response, the poll interval for short polling).
+# The median hardly moves with loss. On the datagram model the tail grows in steps set
+# by the application's repair timers (the pending-ACK retransmit timeout for push, the
+# hold plus request timeout before a long poller notices a lost response, the poll
+# interval for short polling); on the stream model it grows with the transport's
+# retransmission timeouts, which are a few hundred milliseconds.
 
 # %%
-plots.plot_latency(results)
+for m, part in by_model.items():
+    display(plots.plot_latency(part, title=f"Latency vs downlink loss — {m} model"))
 
 # %% [markdown]
 # ## Server and access-layer load
@@ -91,7 +104,8 @@ plots.plot_latency(results)
 # would show nothing (sweep the users, as notebook 03 does, to load the servers).
 
 # %%
-plots.plot_requests(results, x="network.downlink_loss")
+for m, part in by_model.items():
+    display(plots.plot_requests(part, x="network.downlink_loss", title=f"Requests — {m} model"))
 
 # %%
 busiest = stats.aggregate(results, metrics=["server_utilization"]).sort_values("mean").iloc[-1]
@@ -102,10 +116,20 @@ print(
 )
 
 # %%
-plots.plot_metric(results, "retransmits_downlink", "network.downlink_loss", "transport.kind")
+for m, part in by_model.items():
+    display(
+        plots.plot_metric(
+            part,
+            "retransmits_downlink",
+            "network.downlink_loss",
+            "transport.kind",
+            title=f"Application retransmits — {m} model",
+        )
+    )
 
 # %%
-plots.plot_empty_polls(results)
+for m, part in by_model.items():
+    display(plots.plot_empty_polls(part, title=f"Empty polls — {m} model"))
 
 # %% [markdown]
 # ## Did anything go wrong?
@@ -117,7 +141,12 @@ plots.plot_empty_polls(results)
 # says how many and why.
 
 # %%
-plots.plot_outcomes(results, "transport.kind", hue="network.downlink_loss")
+for m, part in by_model.items():
+    display(
+        plots.plot_outcomes(
+            part, "transport.kind", hue="network.downlink_loss", title=f"Outcomes — {m} model"
+        )
+    )
 
 # %%
 note = explain_order_violations(results)
@@ -137,29 +166,32 @@ wide = agg.pivot_table(index=keys, columns="metric", values="mean").reset_index(
 lo, hi = wide["network.downlink_loss"].min(), wide["network.downlink_loss"].max()
 
 
-def _at(loss, metric):
-    rows = wide[wide["network.downlink_loss"] == loss].set_index("transport.kind")[metric]
+def _at(model, loss, metric):
+    rows = wide[(wide[MODEL] == model) & (wide["network.downlink_loss"] == loss)]
+    rows = rows.set_index("transport.kind")[metric]
     return {plots.value_label("transport.kind", k): v for k, v in rows.items()}
 
 
-p50_lo, p50_hi = _at(lo, "latency_p50_ms"), _at(hi, "latency_p50_ms")
-p99_lo, p99_hi = _at(lo, "latency_p99_ms"), _at(hi, "latency_p99_ms")
-worst = max(p99_hi, key=p99_hi.get)
-lost_total = int(results["lost"].sum())
-display(
-    Markdown(
-        f"- From {plots.value_label('network.downlink_loss', lo)} to "
+lines = []
+for m in models:
+    p50_lo, p50_hi = _at(m, lo, "latency_p50_ms"), _at(m, hi, "latency_p50_ms")
+    p99_lo, p99_hi = _at(m, lo, "latency_p99_ms"), _at(m, hi, "latency_p99_ms")
+    worst = max(p99_hi, key=p99_hi.get)
+    lines.append(
+        f"- **{m} model.** From {plots.value_label('network.downlink_loss', lo)} to "
         f"{plots.value_label('network.downlink_loss', hi)} downlink loss the median latency "
         "moves from "
         + ", ".join(f"{k} {p50_lo[k]:,.0f}→{p50_hi[k]:,.0f} ms" for k in p50_lo)
-        + ".\n- The p99 grows far more: "
+        + "; the p99 from "
         + ", ".join(f"{k} {p99_lo[k]:,.0f}→{p99_hi[k]:,.0f} ms" for k in p99_lo)
         + f"; the longest tail at {plots.value_label('network.downlink_loss', hi)} is "
-        f"{worst}'s ({p99_hi[worst] / max(p99_lo[worst], 1e-9):,.1f}× its loss-free p99).\n"
-        f"- Deliveries lost by the end of the drain over all {len(results)} runs: "
-        f"{lost_total:,}."
+        f"{worst}'s ({p99_hi[worst] / max(p99_lo[worst], 1e-9):,.1f}× its loss-free p99)."
     )
+lost_total = int(results["lost"].sum())
+lines.append(
+    f"- Deliveries lost by the end of the drain over all {len(results)} runs: {lost_total:,}."
 )
+display(Markdown("\n".join(lines)))
 
 # %% [markdown]
 # ## The review set

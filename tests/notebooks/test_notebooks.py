@@ -44,7 +44,7 @@ SMALL = {
 PER_NOTEBOOK: dict[str, dict] = {
     "01_quickstart": {"EXPLORER_USERS": 20, "EXPLORER_DURATION_S": 5.0},
     "02_loss_sweep": {
-        "SET": {"workload.users": 20, "duration_s": 10.0, "drain_s": 60.0},
+        "SET": {"workload.users": 20, "duration_s": 10.0},
         "GRID": {"network.downlink_loss": [0.0, 0.2]},
     },
     "03_cost_frontier": {
@@ -77,7 +77,7 @@ PER_NOTEBOOK: dict[str, dict] = {
 # logic and stay out of notebooks.
 ALLOWED_IMPORTS = re.compile(
     r"^(immodel(\.analysis(\.\w+)?|\.experiments(\.\w+)?|\.scenario)?|pandas|numpy|"
-    r"matplotlib(\.\w+)*|IPython(\.\w+)*|ipywidgets|tomllib|pathlib|json|math)$"
+    r"matplotlib(\.\w+)*|IPython(\.\w+)*|ipywidgets|tomllib|pathlib|json|math|warnings)$"
 )
 
 
