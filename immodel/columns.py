@@ -22,7 +22,18 @@ import re
 from typing import NamedTuple
 
 #: Server stages that get per-stage columns (``queue_{stage}``, ``utilization_{stage}`` …).
-STAGES = ("auth", "checks", "screening", "recent_contacts", "store", "downlink", "poll", "sync")
+STAGES = (
+    "auth",
+    "checks",
+    "screening",
+    "recent_contacts",
+    "store",
+    "downlink",
+    "poll",
+    "sync",
+    "ack",
+    "access",
+)
 
 
 class Column(NamedTuple):
@@ -89,6 +100,19 @@ MESSAGES = Table(
             "",
             "how the first copy arrived: push, poll or sync; empty if never shown",
         ),
+        _c(
+            "repaired_by",
+            "string",
+            "",
+            "what brought the first copy when the first push or poll did not: retransmit, "
+            "offline_queue, sync_receipt, sync_gap or sync_reconnect; empty otherwise",
+        ),
+        _c(
+            "recipient_kind",
+            "string",
+            "",
+            "the recipient's transport: push, long_poll or short_poll",
+        ),
         _c("send_failed", "bool", "", "the sender's app was told the send failed"),
         _c("failure_reason", "string", "", "why the send failed (empty if it did not)"),
     ),
@@ -108,16 +132,22 @@ REQUESTS = Table(
 
 LOAD = Table(
     "load.parquet",
-    "one row per server node every sample_interval_s",
+    "one row per node of each tier every sample_interval_s",
     (
         _c("t", "float", "s", "sample time"),
-        _c("node", "int", "", "server node id"),
+        _c("tier", "string", "", "logic (stages, pending-ACK) or access (connections, polls)"),
+        _c("node", "int", "", "node id within its tier"),
         _c("up", "bool", "", "the node is running (false while crashed)"),
-        _c("queue_{stage}", "int", "jobs", "jobs waiting in the stage's queue"),
+        _c(
+            "queue_{stage}",
+            "int",
+            "jobs",
+            "jobs waiting in the stage's queue (access: the access node's one stage)",
+        ),
         _c("busy_{stage}", "int", "workers", "workers of the stage serving a job"),
-        _c("held_polls", "int", "", "long polls held open by the node"),
-        _c("connections", "int", "", "open client connections on the node"),
-        _c("pending_acks", "int", "", "entries in the node's pending-ACK queues"),
+        _c("held_polls", "int", "", "access: long polls held open by the node"),
+        _c("connections", "int", "", "access: open client connections on the node"),
+        _c("pending_acks", "int", "", "logic: entries in the node's pending-ACK queues"),
     ),
 )
 
@@ -245,6 +275,41 @@ RESULTS = Table(
             "float",
             "",
             "busy worker time / worker capacity over all stages, sending period",
+        ),
+        _c(
+            "utilization_access",
+            "float",
+            "",
+            "access tier: busy core time / cores of all access nodes, sending period",
+        ),
+        _c(
+            "utilization_logic",
+            "float",
+            "",
+            "logic tier: busy worker time / workers of all stages of all logic nodes, "
+            "sending period",
+        ),
+        _c("sync_bytes", "int", "bytes", "sync requests and pages on the wire, both ways"),
+        _c(
+            "segments_retransmitted",
+            "int",
+            "",
+            "stream model: segments the transport resent (0 for datagram)",
+        ),
+        _c("held_polls_peak", "int", "", "most long polls held at once, summed over access nodes"),
+        _c(
+            "held_poll_memory_peak_bytes",
+            "int",
+            "bytes",
+            "held_polls_peak × server.held_poll_bytes",
+        ),
+        _c("network_model", "string", "", "stream or datagram (network.model)"),
+        _c("connection_breaks", "int", "", "silent connection breaks (break_rate_per_hour)"),
+        _c(
+            "transport_gave_up",
+            "int",
+            "",
+            "connections the stream transport closed after 15 retransmissions of a segment",
         ),
         _c(
             "server_utilization_max_stage",

@@ -22,7 +22,9 @@ def test_out_and_format_choose_the_folder_and_the_files(run_dir, tmp_path, capsy
     printed = capsys.readouterr().out.split()
     names = sorted(p.name for p in target.iterdir())
     assert names == sorted(
-        f"{stem}.{ext}" for stem in ("latency_ecdf", "load_timeline") for ext in ("pdf", "png")
+        f"{stem}.{ext}"
+        for stem in ("latency_ecdf", "latency_tail", "load_timeline")
+        for ext in ("pdf", "png")
     )
     assert sorted(printed) == sorted(str(target / n) for n in names)
     assert (target / "latency_ecdf.pdf").read_bytes().startswith(b"%PDF")

@@ -1296,6 +1296,8 @@ def plot_latency_tail(
         # drawn on a log axis, so the curve ends at 1/n.
         tail = 1.0 - np.arange(1, x.size + 1) / x.size
         keep = tail > 0
+        if not keep.any():
+            continue  # one delivery (or all equal): no point above 0 % to draw on a log axis
         ax.plot(
             x[keep],
             tail[keep] * 100.0,
@@ -1520,7 +1522,8 @@ def plot_load_timeline(
     data = load.copy()
     if window_s is not None:
         data = data[(data["t"] >= window_s[0]) & (data["t"] <= window_s[1])]
-    numeric = [c for c in data.columns if c not in ("t", "node", "up")]
+    # every tier's rows count (``tier`` names them; absent columns are NaN and add 0)
+    numeric = [c for c in data.select_dtypes("number").columns if c not in ("t", "node", "up")]
     total = data.groupby("t", sort=True)[numeric].sum()
     t = total.index.to_numpy(float)
     fig = Figure(figsize=(6.4, 5.2))
