@@ -27,7 +27,8 @@ from immodel.experiments.sweep import load_sweep
 from immodel.sim.faults import required_drain_s
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = {"workload.users": 24, "duration_s": 20.0}
+# the datagram model: the bare mechanisms must see the burst's lost pushes
+SMALL = {"workload.users": 24, "duration_s": 20.0, "network.model": "datagram"}
 
 
 def test_mechanism_sets_are_nested_as_the_article_builds_them():

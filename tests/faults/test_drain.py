@@ -9,6 +9,8 @@ out, after the hold *and* the request timeout.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from faultkit import run_checked
@@ -18,7 +20,9 @@ from immodel.sim.faults import (
     loss_settle_time_s,
     repair_rounds,
     repair_timer_s,
+    required_drain_s,
     settle_time_s,
+    stream_delay_bound_s,
 )
 
 
@@ -74,7 +78,7 @@ def test_repair_timer_is_the_slowest_retry_of_the_transport(kind, expected_s):
 
 
 def test_settle_time_adds_detection_and_reconnects_to_the_loss_settle_time():
-    sc = Scenario.load("long-poll", {"network.downlink_loss": 0.2})
+    sc = Scenario.load("long-poll", {"network.downlink_loss": 0.2, "network.model": "datagram"})
     loss_only = loss_settle_time_s(sc)
     # 25 s of uplink retries (5 × 5 s) + rounds × (hold + timeout + a round trip).
     rounds = repair_rounds(sc)
@@ -96,3 +100,16 @@ def test_a_lossy_long_poll_run_with_the_derived_drain_loses_nothing():
         },
     )
     run_checked(sc.with_overrides({"drain_s": loss_settle_time_s(sc)}))
+
+
+def test_on_a_stream_only_the_transport_repairs_and_the_drain_is_three_round_trips():
+    # Without faults the stream transport resends every lost segment itself: the last
+    # message needs its send + reply, its push, and at most a gap sync — three round
+    # trips bounded by the retransmission chain — plus the request timeout.
+    sc = Scenario.load("long-poll", {"network.downlink_loss": 0.2})
+    rtt = 2 * (0.040 + stream_delay_bound_s(sc))
+    assert loss_settle_time_s(sc) == pytest.approx(3 * rtt + 10.0)
+    assert required_drain_s(sc) == math.ceil(3 * rtt + 10.0)
+    # the 1e-6 bound: k = 8 losses in a row (0.2^9 ≤ 1e-6) at an RTO doubling from the
+    # floor (max(rto_min, round-trip bound) = 0.2 s), capped at 60 s
+    assert stream_delay_bound_s(sc) == pytest.approx(0.2 * (2**8 - 1))

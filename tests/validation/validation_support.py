@@ -54,6 +54,11 @@ BASE: dict[str, Any] = {
     "server.tls_handshake_ms": 0.0,
     "server.heartbeat_ms": 0.0,
     "server.hold_ms": 0.0,
+    # a poll's or a sync page's service time is its base cost alone in the formulas
+    "server.poll_ms_per_message": 0.0,
+    "server.ack_ms": 0.0,
+    "server.sync_ms_per_conversation": 0.0,
+    "server.sync_ms_per_item": 0.0,
 }
 
 #: Every server stage at 0 ms (skipped in time): set one back to load it alone.
