@@ -304,6 +304,13 @@ RESULTS = Table(
             "held_polls_peak × server.held_poll_bytes",
         ),
         _c("network_model", "string", "", "stream or datagram (network.model)"),
+        _c(
+            "routed_to_down_node",
+            "int",
+            "",
+            "deliveries fanned out to a crashed logic node's users before failover (kept in "
+            "the store's offline queue)",
+        ),
         _c("connection_breaks", "int", "", "silent connection breaks (break_rate_per_hour)"),
         _c(
             "transport_gave_up",

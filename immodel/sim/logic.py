@@ -379,6 +379,7 @@ class LogicTier:
             if rnode is None or not rnode.up:
                 # The recipient's node is down: the store keeps it for the next login
                 # (and every sync reads the store).
+                self.w.counters["routed_to_down_node"] += 1
                 self.store.offline.setdefault(r, []).append(item)
                 continue
             conn = session(r)

@@ -92,6 +92,7 @@ class World:
             "liveness_drops": 0,
             "connection_breaks": 0,
             "transport_gave_up": 0,
+            "routed_to_down_node": 0,
         }
         self.sync_bytes = 0
         self.net = Network(self.env, sc, self.streams)

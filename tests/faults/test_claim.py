@@ -93,12 +93,13 @@ def test_every_mechanism_on_repairs_random_fault_schedules(faults, seed):
 
 
 def _skew_and_crash(skew_ms: float, seed: int):
-    # Users 1 and 3 are on node 1, whose clock runs ahead. Their own messages carry the
-    # fast stamps, and a sync page that includes them moves their cursor past the
-    # slower stamps that node 0 gives their partners' replies. Those replies arrive by
-    # push; when node 1 crashes with some of them in its pending-ACK queue (30 %
-    # downlink loss keeps them there), the reconnect sync starts above their keys and
-    # never pulls them. A timestamp cursor is only as good as the clocks (sync.py).
+    # Three of the sixteen users belong to logic node 1 (the routing hash), whose clock
+    # runs ahead. Their own messages carry the fast stamps, and a sync page that covers
+    # them moves their cursor past the slower stamps that node 0 gives their partners'
+    # replies. Those replies arrive by push; when node 1 crashes with some of them in its
+    # pending-ACK queue (30 % downlink loss keeps them there), the next receipt sync
+    # starts above their keys and never pulls them. A timestamp cursor is only as good
+    # as the clocks (sync.py).
     return scenario(
         [
             {"kind": "clock_skew", "at_s": 0.0, "skew_ms": skew_ms, "node": 1},
@@ -107,7 +108,7 @@ def _skew_and_crash(skew_ms: float, seed: int):
         seed=seed,
         **{
             **ALL_ON,
-            "workload.users": 4,
+            "workload.users": 16,
             "workload.group_share": 0.0,
             "workload.send_rate_per_user": 2.0,
             "network.downlink_loss": 0.3,
@@ -121,7 +122,7 @@ def test_a_clock_ahead_on_a_node_that_crashes_loses_one_to_one_messages_despite_
 
     seeds = range(1, 9)
     skewed = [run(_skew_and_crash(3000.0, seed)).summary for seed in seeds]
-    # Measured: 17 messages lost over seeds 1-20; seeds 2, 3, 4 and 7 of these lose some.
+    # Measured: 9 messages lost over these seeds, in six of the eight.
     assert sum(s["lost"] for s in skewed) > 0
     assert all(s["order_violations_group"] == 0 for s in skewed)
     synced = [run(_skew_and_crash(0.0, seed)).summary["lost"] for seed in seeds]
@@ -195,7 +196,10 @@ def test_without_sync_a_server_crash_loses_its_pending_ack_queue():
     lossy = {"network.downlink_loss": 0.2}
     s, hint = _summary(crash, _without("sync"), **lossy)
     assert s["crash_pending_lost"] > 0 and s["lost"] > 0, hint
-    assert s["lost"] <= s["crash_pending_lost"]  # exactly what the crash dropped, at most
+    # At most what the crash dropped, and what was fanned out to the dead node's users
+    # before the access tier noticed (kept in the store; only a sync reads it while the
+    # connections stay up).
+    assert s["lost"] <= s["crash_pending_lost"] + s["routed_to_down_node"]
     s_on, hint = _summary(crash, ALL_ON, **lossy)
     assert s_on["crash_pending_lost"] > 0 and s_on["lost"] == 0, hint
     assert s_on["recovered_via_sync"] > 0
