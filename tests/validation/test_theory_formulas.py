@@ -382,3 +382,73 @@ def test_short_poll_freshness_integrates_push_freshness_over_the_poll_phase():
     assert th.fresh_fraction_short_poll(0.0, t, base) == 1.0
     assert th.fresh_fraction_push(lam, base) == pytest.approx(math.exp(-lam * base))
     assert th.fresh_fraction_periodic_publish(0.05, 1.0, 0.1) == 0.0
+
+
+# --------------------------------------------------------------------------------------
+# Edges that mutation testing showed unchecked (make mutation)
+# --------------------------------------------------------------------------------------
+def test_defaults_mean_no_delay_no_poll_service_fixed_rate_and_one_server():
+    t, d, s, lam = 2.0, 0.05, 0.003, 0.4
+    assert th.short_poll_period_s(t, schedule="fixed_delay") == t
+    assert th.short_poll_rate_per_s(10, t, schedule="fixed_delay") == pytest.approx(5.0)
+    assert th.short_poll_mean_latency_s(t, d, s) == pytest.approx(t / 2 + 2 * d + s)
+    assert th.short_poll_mean_latency_s(t, d, s, "fixed_delay") == pytest.approx(t / 2 + 3 * d + s)
+    assert th.short_poll_empty_fraction(lam, t, d, s) == pytest.approx(math.exp(-lam * t))
+    assert th.short_poll_empty_fraction(lam, t, schedule="fixed_delay") == pytest.approx(
+        math.exp(-lam * t)
+    )
+    assert th.long_poll_blind_window_s(d) == pytest.approx(2 * d)
+    assert th.long_poll_rate_per_s(10, 0.0, 30.0, d) == pytest.approx(10 / (30.0 + 2 * d))
+    assert th.long_poll_empty_fraction(lam, 30.0, d) == pytest.approx(
+        math.exp(-lam * (30.0 + 2 * d))
+    )
+    assert th.utilization(50.0, 0.01) == pytest.approx(0.5)
+
+
+def test_long_poll_latency_counts_the_poll_service_in_its_cycle():
+    # A slow poll stage (0.5 s) makes the blind window, hence the cycle, visibly longer.
+    lam, hold, d, s_poll = 1.0, 2.0, 0.05, 0.5
+    b = 2 * d + s_poll
+    cycle = b + math.exp(-lam * b) * (1 - math.exp(-lam * hold)) / lam
+    assert th.long_poll_mean_latency_s(lam, hold, d, 0.0, s_poll) == pytest.approx(
+        2 * d + b * b / (2 * cycle)
+    )
+
+
+def test_group_fan_out_costs_one_fan_out_step_per_recipient():
+    sc = immodel.Scenario.load("baseline")
+    one = th.message_path_service_s(sc)
+    assert th.message_path_service_s(sc, recipients=5) == pytest.approx(one + 4 * 0.02 / 1000)
+
+
+def test_two_periodic_sources_wait_s_squared_over_two_periods():
+    # The other source's job lands uniformly in the period: this one waits S − u when
+    # the other arrived u < S earlier, so E[W] = ∫₀^S (S − u) du / T = S²/(2T).
+    assert th.periodic_sources_mean_wait_s(2, 10.0, 1.0) == pytest.approx(0.05, rel=1e-9)
+
+
+def test_pollaczek_khinchine_for_a_service_cv_between_constant_and_exponential():
+    assert th.mg1_mean_wait_s(50.0, 0.01, 0.5) == pytest.approx(0.5 * 0.01 * 1.25 / (2 * 0.5))
+
+
+def test_retry_penalty_at_the_divergence_edge_is_infinite():
+    assert th.retry_penalty_s(0.5, 1.0, 2.0) == math.inf  # b·p = 1 exactly
+
+
+def test_periodic_publish_freshness_with_less_than_one_second_of_slack():
+    assert th.fresh_fraction_periodic_publish(1.0, 1.8, 0.1) == pytest.approx(0.5)
+
+
+def test_fresh_fraction_edges_ties_unstored_and_the_cut_off():
+    m = pd.DataFrame(
+        {
+            "recipient": [1, 1, 1, 2],
+            "t_send": [0.0, 1.0, 4.0, 2.0],
+            "t_first_show": [1.0, 1.5, np.nan, np.nan],
+            "stored": [True, True, True, False],
+            "online_at_store": True,
+        }
+    )
+    # r1: 0 shown at 1.0, exactly when the next was sent: not before, so stale; 1 → 1.5
+    # before 4: fresh; 4 is the cut-off (not counted). r2's message was never stored.
+    assert th.fresh_fraction(m, until_s=4.0) == (1, 2)
