@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench notebooks clean
+.PHONY: demo test lint bench notebooks mutation clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,5 +34,12 @@ notebooks: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sim.py
 
+# Mutation testing of immodel/protocol and the analysis formulas ([tool.mutmut] in
+# pyproject.toml); not part of `make test`: about an hour on 2 cores. Results stay in
+# mutants/ (`$(BIN)/mutmut results` lists the survivors, `mutmut show NAME` one diff).
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage demo-output
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage demo-output mutants

@@ -15,6 +15,7 @@ from faultkit import SMALL, replay_hint, run_checked, scenario
 
 from immodel import run
 from immodel.analysis.metrics import order_inversions, recovery_metrics
+from immodel.sim.kernel import rendezvous
 from immodel.sim.world import World
 
 
@@ -54,6 +55,29 @@ def test_logic_crash_drops_its_pending_acks_but_no_connection_and_sync_repairs_i
     # What the pending-ACK queue lost came back by sync.
     assert s["recovered_via_sync"] > 0
     assert s["recovery_time_s"] >= 10.0
+
+
+def test_server_crash_drops_as_many_pending_acks_as_littles_law_says_wait_on_average():
+    # Entries for node 2's recipients (the ten users the routing hash gives it) arrive at
+    # λ (pairs stored per second just before the crash) and stay W = 2d (push, ACK) +
+    # ack_timeout · p/(1 − p) (each lost push waits one timeout; ACKs are not lost
+    # here): the crash at t0 finds L = λW of them on average. 20 seeds; the mean must
+    # lie within 4 standard errors of the mean λW.
+    dropped, little = [], []
+    for seed in range(1, 21):
+        sc = scenario(
+            [{"kind": "server_crash", "at_s": 10.0, "down_s": 10.0, "node": 2}],
+            **{"network.downlink_loss": 0.1, "seed": seed},
+        )
+        result = run_checked(sc)
+        m = result.messages
+        on_node2 = m["recipient"].map(lambda u: rendezvous(u, [0, 1, 2]) == 2)
+        recent = m[m["stored"] & on_node2 & m["t_stored"].between(5.0, 10.0)]
+        little.append(len(recent) / 5.0 * (2 * 0.040 + 5.0 * 0.1 / 0.9))
+        dropped.append(result.summary["crash_pending_lost"])
+    se = np.std(dropped, ddof=1) / math.sqrt(len(dropped))
+    assert abs(np.mean(dropped) - np.mean(little)) <= 4 * se, (dropped, np.mean(little))
+    assert np.mean(dropped) > 2.0  # ~4 per crash: the check is not about an empty table
 
 
 def test_server_crash_forgets_the_dedup_window_unless_it_is_durable():
@@ -157,9 +181,15 @@ def test_client_crash_without_local_state_shows_the_history_again():
     # A wiped app syncs from cursor 0 and has no shown ids to dedup against: it shows
     # its conversations' history anew (counted as duplicates; documented behaviour).
     sc = scenario([{"kind": "client_crash", "at_s": 20.0, "share": 0.5, "keep_local_state": False}])
-    s = run(sc).summary
+    result = run(sc)
+    s, requests, m = result.summary, result.requests, result.messages
     assert s["lost"] == 0
-    assert s["duplicates"] > 0
+    # Exactly what each wiped app had been shown before the crash comes again: the users
+    # who log in after it (the crashed ones) see each such (message, recipient) twice.
+    crashed = set(requests.loc[(requests["kind"] == "login") & (requests["t"] >= 20.0), "user"])
+    shown_before = m["recipient"].isin(crashed) & (m["t_first_show"] < 20.0)
+    assert 6 <= len(crashed) <= 18  # share 0.5 of 24 users
+    assert s["duplicates"] == int(shown_before.sum()) > 0
 
 
 # --------------------------------------------------------------------------------------

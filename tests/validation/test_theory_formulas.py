@@ -267,3 +267,188 @@ def test_short_poll_latency_matches_a_monte_carlo_of_the_poll_cycle(
         "fixed_delay": interval_s / 2 + 3 * d + service_s + poll_s / 2,
     }[schedule]
     assert expected == pytest.approx(closed, rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# The remaining closed forms, each written out once more or computed another way
+# --------------------------------------------------------------------------------------
+def test_short_poll_period_rate_and_empty_fraction_are_their_closed_forms():
+    t, d, s = 2.0, 0.05, 0.004
+    assert th.short_poll_period_s(t, d, s) == t
+    assert th.short_poll_period_s(t, d, s, "fixed_delay") == pytest.approx(t + 2 * d + s)
+    assert th.short_poll_rate_per_s(50, t, d, s) == pytest.approx(25.0)
+    assert th.short_poll_rate_per_s(50, t, d, s, "fixed_delay") == pytest.approx(
+        50 / (t + 2 * d + s)
+    )
+    # Empty: no Poisson arrival in one period; counted from Poisson draws as well.
+    lam = 0.3
+    assert th.short_poll_empty_fraction(lam, t) == pytest.approx(math.exp(-lam * t))
+    period = t + 2 * d + s
+    assert th.short_poll_empty_fraction(lam, t, d, s, "fixed_delay") == pytest.approx(
+        math.exp(-lam * period)
+    )
+    counts = np.random.default_rng(5).poisson(lam * t, 400_000)
+    assert th.short_poll_empty_fraction(lam, t) == pytest.approx((counts == 0).mean(), abs=0.003)
+
+
+@pytest.mark.parametrize("p_up, p_down", [(0.1, 0.0), (0.05, 0.2)])
+def test_short_poll_loss_penalty_is_one_period_per_failed_round_trip(p_up, p_down):
+    q = (1 - p_up) * (1 - p_down)
+    failures = np.random.default_rng(2).geometric(q, 400_000) - 1
+    t = 1.5
+    assert th.short_poll_loss_penalty_s(t, p_up, p_down) == pytest.approx(t * (1 - q) / q)
+    assert th.short_poll_loss_penalty_s(t, p_up, p_down) == pytest.approx(
+        t * failures.mean(), rel=0.02
+    )
+
+
+def test_long_poll_rates_and_empty_fraction_are_their_closed_forms():
+    lam, hold, d, s = 0.5, 20.0, 0.05, 0.001
+    b = 2 * d + s
+    assert th.long_poll_blind_window_s(d, s) == pytest.approx(b)
+    cycle = b + math.exp(-lam * b) * (1 - math.exp(-lam * hold)) / lam
+    assert th.long_poll_cycle_s(lam, hold, d, s) == pytest.approx(cycle)
+    assert th.long_poll_rate_per_s(40, lam, hold, d, s) == pytest.approx(40 / cycle)
+    assert th.long_poll_rate_per_s(40, 0.0, hold, d, s) == pytest.approx(40 / (hold + b))
+    assert th.long_poll_empty_fraction(lam, hold, d, s) == pytest.approx(
+        math.exp(-lam * (b + hold))
+    )
+    assert th.long_poll_mean_latency_s(lam, hold, d, 0.003, s) == pytest.approx(
+        2 * d + 0.003 + b * b / (2 * cycle)
+    )
+
+
+def test_light_load_and_unprotected_delivery_closed_forms():
+    assert th.push_mean_latency_s(0.04, 0.002) == pytest.approx(0.082)
+    assert th.utilization(300.0, 0.01, 4) == pytest.approx(0.75)
+    assert th.unprotected_delivered_fraction(0.1, 0.2) == pytest.approx(0.72)
+    assert th.polls_matching_push_traffic_interval_s(0.5, 30.0) == pytest.approx(1 / (0.5 + 1 / 30))
+
+
+@pytest.mark.parametrize("p_up, p_down, m", [(0.2, 0.1, 1), (0.2, 0.1, 3), (0.5, 0.3, 5)])
+def test_sender_outcome_probabilities_enumerate_the_attempts(p_up, p_down, m):
+    # Enumerate every attempt's fate (send lost / reply lost / both through) exactly.
+    q = (1 - p_up) * (1 - p_down)
+    fail_all = (1 - q) ** m
+    assert th.send_failure_probability(p_up, p_down, m) == pytest.approx(fail_all)
+    assert th.never_stored_probability(p_up, m) == pytest.approx(p_up**m)
+    assert th.failed_but_stored_probability(p_up, p_down, m) == pytest.approx(fail_all - p_up**m)
+    transmissions = sum(k * (1 - q) ** (k - 1) * q for k in range(1, m + 1)) + m * fail_all
+    assert th.mean_uplink_transmissions(p_up, p_down, m) == pytest.approx(transmissions)
+
+
+@pytest.mark.parametrize("p, backoff, m", [(0.3, 1.0, 3), (0.2, 2.0, 4), (0.4, 1.5, 6)])
+def test_retry_penalty_with_an_attempt_limit_enumerates_the_failures(p, backoff, m):
+    timeout = 2.0
+    delays = [timeout * sum(backoff**i for i in range(f)) for f in range(m)]
+    weights = [(1 - p) * p**f for f in range(m)]
+    expected = sum(w * x for w, x in zip(weights, delays, strict=True)) / sum(weights)
+    assert th.retry_penalty_s(p, timeout, backoff, m) == pytest.approx(expected)
+    assert th.retry_penalty_s(0.0, timeout, backoff, m) == 0.0
+    assert th.retry_penalty_s(0.6, timeout, 2.0) == math.inf  # b·p ≥ 1: no finite mean
+
+
+def test_callback_mean_is_the_mean_of_an_exponential_cut_at_the_timeout():
+    rng = np.random.default_rng(4)
+    x = np.minimum(rng.exponential(0.03, 400_000), 0.05)
+    assert th.callback_mean_s(0.03, 0.05) == pytest.approx(x.mean(), rel=0.005)
+    assert th.callback_mean_s(0.03, 0.05) == pytest.approx(0.03 * (1 - math.exp(-0.05 / 0.03)))
+    assert th.callback_mean_s(0.0, 0.05) == 0.0
+
+
+def test_stage_wait_for_each_service_distribution_and_overload():
+    lam, s = 60.0, 0.01
+    assert th.mean_stage_wait_s(lam, s, 1, "constant") == pytest.approx(0.6 * s / (2 * 0.4))
+    assert th.mean_stage_wait_s(lam, s, 1, "lognormal") == pytest.approx(0.6 * s / 0.4)
+    # c > 1 and constant service: Allen–Cunneen, half the M/M/c wait (CV = 0).
+    assert th.mean_stage_wait_s(150.0, s, 2, "constant") == pytest.approx(
+        th.mmc_mean_wait_s(150.0, s, 2) / 2
+    )
+    assert th.mean_stage_wait_s(150.0, s, 2, "lognormal") == pytest.approx(
+        th.mmc_mean_wait_s(150.0, s, 2)
+    )
+    assert th.erlang_c(2, 2.0) == 1.0
+    assert th.mmc_mean_wait_s(200.0, s, 2) == math.inf
+    assert th.mg1_mean_wait_s(100.0, s, 1.0) == math.inf
+    assert th.periodic_sources_mean_wait_s(10, 1.0, 0.1) == math.inf
+    assert th.periodic_sources_mean_wait_s(1, 1.0, 0.1) == 0.0  # a lone source never waits
+
+
+def test_short_poll_freshness_integrates_push_freshness_over_the_poll_phase():
+    lam, t, base = 0.4, 3.0, 0.1
+    u = (np.arange(200_000) + 0.5) / 200_000  # midpoint rule over the phase U
+    integral = float(np.mean(np.exp(-lam * (base + u * t))))
+    assert th.fresh_fraction_short_poll(lam, t, base) == pytest.approx(integral, rel=1e-8)
+    assert th.fresh_fraction_short_poll(0.0, t, base) == 1.0
+    assert th.fresh_fraction_push(lam, base) == pytest.approx(math.exp(-lam * base))
+    assert th.fresh_fraction_periodic_publish(0.05, 1.0, 0.1) == 0.0
+
+
+# --------------------------------------------------------------------------------------
+# Edges that mutation testing showed unchecked (make mutation)
+# --------------------------------------------------------------------------------------
+def test_defaults_mean_no_delay_no_poll_service_fixed_rate_and_one_server():
+    t, d, s, lam = 2.0, 0.05, 0.003, 0.4
+    assert th.short_poll_period_s(t, schedule="fixed_delay") == t
+    assert th.short_poll_rate_per_s(10, t, schedule="fixed_delay") == pytest.approx(5.0)
+    assert th.short_poll_mean_latency_s(t, d, s) == pytest.approx(t / 2 + 2 * d + s)
+    assert th.short_poll_mean_latency_s(t, d, s, "fixed_delay") == pytest.approx(t / 2 + 3 * d + s)
+    assert th.short_poll_empty_fraction(lam, t, d, s) == pytest.approx(math.exp(-lam * t))
+    assert th.short_poll_empty_fraction(lam, t, schedule="fixed_delay") == pytest.approx(
+        math.exp(-lam * t)
+    )
+    assert th.long_poll_blind_window_s(d) == pytest.approx(2 * d)
+    assert th.long_poll_rate_per_s(10, 0.0, 30.0, d) == pytest.approx(10 / (30.0 + 2 * d))
+    assert th.long_poll_empty_fraction(lam, 30.0, d) == pytest.approx(
+        math.exp(-lam * (30.0 + 2 * d))
+    )
+    assert th.utilization(50.0, 0.01) == pytest.approx(0.5)
+
+
+def test_long_poll_latency_counts_the_poll_service_in_its_cycle():
+    # A slow poll stage (0.5 s) makes the blind window, hence the cycle, visibly longer.
+    lam, hold, d, s_poll = 1.0, 2.0, 0.05, 0.5
+    b = 2 * d + s_poll
+    cycle = b + math.exp(-lam * b) * (1 - math.exp(-lam * hold)) / lam
+    assert th.long_poll_mean_latency_s(lam, hold, d, 0.0, s_poll) == pytest.approx(
+        2 * d + b * b / (2 * cycle)
+    )
+
+
+def test_group_fan_out_costs_one_fan_out_step_per_recipient():
+    sc = immodel.Scenario.load("baseline")
+    one = th.message_path_service_s(sc)
+    assert th.message_path_service_s(sc, recipients=5) == pytest.approx(one + 4 * 0.02 / 1000)
+
+
+def test_two_periodic_sources_wait_s_squared_over_two_periods():
+    # The other source's job lands uniformly in the period: this one waits S − u when
+    # the other arrived u < S earlier, so E[W] = ∫₀^S (S − u) du / T = S²/(2T).
+    assert th.periodic_sources_mean_wait_s(2, 10.0, 1.0) == pytest.approx(0.05, rel=1e-9)
+
+
+def test_pollaczek_khinchine_for_a_service_cv_between_constant_and_exponential():
+    assert th.mg1_mean_wait_s(50.0, 0.01, 0.5) == pytest.approx(0.5 * 0.01 * 1.25 / (2 * 0.5))
+
+
+def test_retry_penalty_at_the_divergence_edge_is_infinite():
+    assert th.retry_penalty_s(0.5, 1.0, 2.0) == math.inf  # b·p = 1 exactly
+
+
+def test_periodic_publish_freshness_with_less_than_one_second_of_slack():
+    assert th.fresh_fraction_periodic_publish(1.0, 1.8, 0.1) == pytest.approx(0.5)
+
+
+def test_fresh_fraction_edges_ties_unstored_and_the_cut_off():
+    m = pd.DataFrame(
+        {
+            "recipient": [1, 1, 1, 2],
+            "t_send": [0.0, 1.0, 4.0, 2.0],
+            "t_first_show": [1.0, 1.5, np.nan, np.nan],
+            "stored": [True, True, True, False],
+            "online_at_store": True,
+        }
+    )
+    # r1: 0 shown at 1.0, exactly when the next was sent: not before, so stale; 1 → 1.5
+    # before 4: fresh; 4 is the cut-off (not counted). r2's message was never stored.
+    assert th.fresh_fraction(m, until_s=4.0) == (1, 2)

@@ -14,6 +14,39 @@ Seeds are fixed, so a run is reproducible; the bands are wide enough that changi
 seed or a random stream would not make a correct model fail (about 1 in 1000 per check
 for the t-band, 1 in 16 000 for 4σ).
 
+Power: which error a check can see
+----------------------------------
+A wide band protects against false failures and hides real errors. For a check of n
+replications whose paired differences (simulated − analytic) have standard deviation σ,
+the band's half-width is h = t₀.₉₉₉₅,ₙ₋₁ · σ/√n, and a formula that is off by δ fails the
+check with probability at least ``POWER`` = 90 % when
+
+    δ ≥ MDE = (t₀.₉₉₉₅,ₙ₋₁ + t₀.₉₀,ₙ₋₁) · σ/√n      (the minimum detectable error),
+
+that is, in units of σ: 19.3 (n = 3), 4.5 (n = 5), 2.4 (n = 8), 1.35 (n = 16), 1.04
+(n = 24), 0.77 (n = 40), 0.47 (n = 100). So 5 replications cannot see an error smaller
+than 4.5 per-replication standard deviations: a formula 5 % off passes whenever one run
+scatters by more than ~1 %. A relative error ε is seen when n satisfies
+(t + t)/√n ≤ ε·|expected|/σ; :func:`replications_for` solves it.
+
+How the suite uses this:
+
+* The **formulas** are checked to 2 % or better without the simulator, in
+  ``test_theory_formulas.py``: against exact independent computations (the M/M/c
+  birth–death chain, the direct Erlang sum, closed forms) or Monte Carlo / Lindley
+  recursions with 10⁵–10⁶ samples (tolerance 4 standard errors, ≤ 0.5 % of the value).
+* The **simulator** is checked against the formulas with replications sized by σ. A
+  check that passes ``detect=ε`` to :func:`assert_mean_matches` also fails when its own
+  MDE exceeds ε·|expected|, so it can never silently lose the power it claims. Measured
+  per-replication σ of the paired wait differences (relative to the wait, 6000 customers
+  a run): M/M/1 ρ=0.5 2 %, M/D/1 ρ=0.5 3 %, M/D/1 ρ=0.8 6 %, M/M/2 ρ=0.6 6 %, M/G/1
+  lognormal ρ=0.6 9 %, M/M/4 ρ=0.7 15 %; hence 8 to 48 replications per point in
+  ``test_theory_queues.py`` to see a 10 % error in every queue wait. Seeing 2 % there by
+  simulation would take ~(4.6 · 0.15/0.02)² ≈ 1200 replications of M/M/4 (≈ 1 CPU-hour),
+  which is why the 2 % guarantee rests on the formula checks above.
+* Every check's MDE is written to ``IMMODEL_VALIDATION_LOG`` (``mde``), so a report can
+  list what each simulated check can and cannot see.
+
 Set ``IMMODEL_VALIDATION_LOG=path`` to append one JSON line per check (label, analytic
 value, simulated mean, 95 % CI), the raw material of a validation report. Set
 ``IMMODEL_VALIDATION_SEED_OFFSET=k`` to run every replication with seeds ``k+1 … k+R``
@@ -82,6 +115,7 @@ ZERO_STAGES: dict[str, float] = {
 }
 
 T_LEVEL = 0.999  # two-sided level of the pass band for replication means
+POWER = 0.90  # probability that a check fails when the error is its MDE
 Z_BAND = 4.0  # standard errors of the pass band for proportions
 
 
@@ -111,12 +145,14 @@ def replicate(sc: immodel.Scenario, replications: int) -> list[immodel.Result]:
 
 @dataclass(frozen=True)
 class Estimate:
-    """Mean of replication values with Student-t half-widths at 95 % and at the band."""
+    """Mean of replication values with Student-t half-widths at 95 % and at the band,
+    and the minimum detectable error ``mde`` (see the module docstring)."""
 
     mean: float
     half95: float
     half_band: float
     n: int
+    mde: float = math.nan
 
     def __str__(self) -> str:
         return f"{self.mean:.6g} ± {self.half95:.2g} (95 %, n={self.n})"
@@ -131,7 +167,23 @@ def estimate(values) -> Estimate:
     se = x.std(ddof=1) / math.sqrt(n)
     t95 = stats.t.ppf(0.975, n - 1)
     tband = stats.t.ppf(0.5 + T_LEVEL / 2, n - 1)
-    return Estimate(float(x.mean()), float(t95 * se), float(tband * se), n)
+    mde = (tband + stats.t.ppf(POWER, n - 1)) * se
+    return Estimate(float(x.mean()), float(t95 * se), float(tband * se), n, float(mde))
+
+
+def mde_factor(n: int) -> float:
+    """(t₀.₉₉₉₅,ₙ₋₁ + t_POWER,ₙ₋₁)/√n: the MDE of n replications in units of σ."""
+    return float((stats.t.ppf(0.5 + T_LEVEL / 2, n - 1) + stats.t.ppf(POWER, n - 1)) / math.sqrt(n))
+
+
+def replications_for(relative_sd: float, relative_error: float) -> int:
+    """The fewest replications whose MDE is at most ``relative_error``, for paired
+    differences with per-replication standard deviation ``relative_sd`` (both relative
+    to the expected value)."""
+    n = 2
+    while mde_factor(n) * relative_sd > relative_error:
+        n += 1
+    return n
 
 
 def _log(label: str, expected: float, simulated: float, half95: float, **extra) -> None:
@@ -145,10 +197,18 @@ def _log(label: str, expected: float, simulated: float, half95: float, **extra) 
 
 
 def assert_mean_matches(
-    values, expected, label: str, allowance: float = 0.0, nominal: float | None = None
+    values,
+    expected,
+    label: str,
+    allowance: float = 0.0,
+    nominal: float | None = None,
+    detect: float | None = None,
 ) -> Estimate:
     """The replication mean lies within its 99.9 % t-interval (+ ``allowance``, a
     documented bound on a theory approximation, 0 by default) of ``expected``.
+
+    ``detect`` (a relative error, e.g. 0.10) is the error this check promises to see: it
+    also fails when the replications' MDE exceeds ``detect · |expected|``.
 
     ``expected`` is one analytic value, or one per replication (the formula evaluated at
     each run's realized input, e.g. its realized send rate: a control variate that takes
@@ -161,7 +221,13 @@ def assert_mean_matches(
     est = estimate(x)
     diff = estimate(x - exp)
     analytic = float(exp.mean()) if nominal is None else nominal
-    _log(label, analytic, est.mean, est.half95, paired=paired)
+    _log(label, analytic, est.mean, est.half95, paired=paired, mde=diff.mde)
+    if detect is not None:
+        assert diff.mde <= detect * abs(float(exp.mean())), (
+            f"{label}: underpowered: with n={diff.n} the smallest error this check sees "
+            f"(at {POWER:.0%} power) is {diff.mde:.3g}, more than {detect:.0%} of "
+            f"{float(exp.mean()):.6g}; add replications (see replications_for)"
+        )
     gap = abs(diff.mean)
     assert gap <= diff.half_band + allowance, (
         f"{label}: simulated {est} vs analytic {float(exp.mean()):.6g}"
