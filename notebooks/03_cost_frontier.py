@@ -27,7 +27,7 @@
 # %% tags=["parameters"]
 SWEEP_FILE = "../experiments/transport_cost.toml"
 REPLICATIONS = 3  # None: the file's value
-SET = {"duration_s": 120.0, "drain_s": 60.0}  # overrides of [set]
+SET = {"duration_s": 120.0}  # overrides of [set] (the drain stays "auto")
 GRID = {"workload.users": [100, 300, 1000, 3000]}  # overrides of [grid]
 KNOB_USERS = 1000  # users for the tuning-knob frontier
 POLL_INTERVALS_S = [0.5, 1.0, 2.0, 5.0, 10.0]

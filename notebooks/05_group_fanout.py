@@ -23,7 +23,7 @@
 # %% tags=["parameters"]
 SWEEP_FILE = "../experiments/group_fanout.toml"
 REPLICATIONS = 3  # None: the file's value
-SET = {"workload.users": 2000, "duration_s": 30.0, "drain_s": 30.0}  # overrides of [set]
+SET = {"workload.users": 2000, "duration_s": 30.0}  # overrides of [set]
 GRID = {"workload.group_size": [10, 100, 500, 2000]}  # overrides of [grid] (≤ users)
 OUT_DIR = None  # None: results/<sweep>-<hash of its settings>
 WORKERS = None  # local worker processes (None: every core)

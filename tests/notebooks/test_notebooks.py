@@ -48,7 +48,7 @@ PER_NOTEBOOK: dict[str, dict] = {
         "GRID": {"network.downlink_loss": [0.0, 0.2]},
     },
     "03_cost_frontier": {
-        "SET": {"duration_s": 10.0, "drain_s": 10.0},
+        "SET": {"duration_s": 10.0},
         "GRID": {"workload.users": [10, 30]},
         "KNOB_USERS": 20,
         "POLL_INTERVALS_S": [1.0, 5.0],
@@ -67,7 +67,7 @@ PER_NOTEBOOK: dict[str, dict] = {
         },
     },
     "05_group_fanout": {
-        "SET": {"workload.users": 40, "duration_s": 10.0, "drain_s": 20.0},
+        "SET": {"workload.users": 40, "duration_s": 10.0},
         "GRID": {"workload.group_size": [5, 40]},
     },
 }
