@@ -66,20 +66,23 @@ def realized_load(result: immodel.Result, stage: str = "store") -> tuple[float, 
 
 
 QUEUE_POINTS = [
-    # (servers, utilisation, service distribution, replications): replications from the
-    # measured per-replication spread of the paired waits, so that each point's MDE is
-    # below DETECT (see validation_support, "Power").
-    (1, 0.5, "exponential", 8),
-    (2, 0.6, "exponential", 16),
-    pytest.param((4, 0.7, "exponential", 48), marks=pytest.mark.slow),
-    (1, 0.5, "constant", 8),
-    pytest.param((1, 0.8, "constant", 16), marks=pytest.mark.slow),
-    (1, 0.6, "lognormal", 28),
+    # (servers, utilisation, service distribution, replications, smallest error to see):
+    # replications from the measured per-replication spread of the paired waits, so that
+    # each point's MDE is below its error (see validation_support, "Power"), with a
+    # margin of about 1.3× because the spread itself is estimated from the sample. M/M/4
+    # at ρ = 0.7 is checked for a 15 % error: 10 % would take ~50 replications (about
+    # three minutes), and the exact Erlang C check in test_theory_formulas.py sees 2 %.
+    (1, 0.5, "exponential", 14, DETECT),
+    (2, 0.6, "exponential", 22, DETECT),
+    pytest.param((4, 0.7, "exponential", 28, 0.15), marks=pytest.mark.slow),
+    (1, 0.5, "constant", 10, DETECT),
+    pytest.param((1, 0.8, "constant", 16, DETECT), marks=pytest.mark.slow),
+    (1, 0.6, "lognormal", 28, DETECT),
 ]
 
 
 def _point_id(point: tuple) -> str:
-    servers, rho, dist, _ = point
+    servers, rho, dist, _, _ = point
     return f"{dist}-c{servers}-rho{rho}"
 
 
@@ -90,7 +93,7 @@ def test_loaded_stage_is_busy_lambda_s_over_c_and_waits_as_erlang_c_or_pollaczek
     # Exponential service: M/M/c, Erlang C. Constant service: M/D/1, half the M/M/1 wait.
     # Lognormal (CV = 1 in the model): M/G/1 by Pollaczek–Khinchine, the M/M/1 mean.
     # Utilisation is measured over the sending period, which feeds the stage.
-    servers, rho, dist, replications = point
+    servers, rho, dist, replications, detect = point
     sc = loaded_store(servers, rho, dist)
     results = replicate(sc, replications)
     lam, service = rho * servers / (SERVICE_MS / 1000.0), SERVICE_MS / 1000.0
@@ -106,7 +109,7 @@ def test_loaded_stage_is_busy_lambda_s_over_c_and_waits_as_erlang_c_or_pollaczek
     expected = [th.mean_stage_wait_s(*realized_load(r), servers, dist) for r in results]
     nominal = th.mean_stage_wait_s(lam, service, servers, dist)
     assert_mean_matches(
-        waits, expected, f"{kind[dist]} wait ρ={rho}", nominal=nominal, detect=DETECT
+        waits, expected, f"{kind[dist]} wait ρ={rho}", nominal=nominal, detect=detect
     )
 
 
