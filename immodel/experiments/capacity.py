@@ -26,6 +26,8 @@ from typing import Any
 
 import pandas as pd
 
+from immodel.sim.logic import STAGE_NAMES
+
 #: What the capacity experiment fixes on top of the baseline scenario.
 CAPACITY_SET: dict[str, Any] = {
     "server.nodes": 1,
@@ -34,19 +36,6 @@ CAPACITY_SET: dict[str, Any] = {
     "server.access_workers": 1,
     "workload.send_rate_per_user": 0.01,
 }
-
-#: Stages whose utilisation a summary reports, by tier.
-LOGIC_STAGES = (
-    "auth",
-    "checks",
-    "screening",
-    "recent_contacts",
-    "store",
-    "downlink",
-    "poll",
-    "sync",
-    "ack",
-)
 
 
 def saturation_users(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,7 +47,7 @@ def saturation_users(summary: Mapping[str, Any]) -> dict[str, Any]:
     """
     users = summary["users"]
     per_stage: dict[str, float] = {}
-    for stage in LOGIC_STAGES:
+    for stage in STAGE_NAMES:
         u = summary.get(f"utilization_{stage}")
         if u:
             per_stage[stage] = users / u

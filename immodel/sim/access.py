@@ -25,8 +25,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import simpy
-
 from immodel.protocol import admission
 from immodel.sim.clients import (
     ACK_BYTES_PER_ID,
@@ -38,7 +36,7 @@ from immodel.sim.clients import (
     Client,
 )
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import later
+from immodel.sim.kernel import crash_lifecycle, later
 from immodel.sim.stage import Stage, service_sampler
 
 
@@ -62,20 +60,7 @@ class AccessNode:
         self.held_peak = 0
         self.crashes = 0
         self.down_until = math.nan
-        self.process = env.process(self._lifecycle())
-
-    def _lifecycle(self):
-        """The node serves until interrupted; an interrupt is a crash lasting ``cause`` s."""
-        env = self.tier.env
-        while True:
-            try:
-                yield env.timeout(math.inf)
-            except simpy.Interrupt as crash:
-                self.down_until = env.now + crash.cause
-                self.tier.crash_node(self)
-                while env.now < self.down_until:
-                    yield env.timeout(self.down_until - env.now)
-                self.up = True
+        self.process = env.process(crash_lifecycle(env, self, tier.crash_node, tier.recover_node))
 
 
 class AccessTier:
@@ -293,6 +278,10 @@ class AccessTier:
             self.w.logic.user_disconnected(conn.uid)
             client = self.w.clients[conn.uid]
             self.w.side.reset((client, conn))
+
+    def recover_node(self, node: AccessNode) -> None:
+        """The access process is back: clients can connect to it again."""
+        node.up = True
 
 
 __all__ = ["AccessNode", "AccessTier"]

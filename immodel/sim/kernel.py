@@ -9,6 +9,7 @@ salted), so routing and relationship facts do not depend on ``PYTHONHASHSEED``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +47,23 @@ def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: 
     env.schedule(Call(fn, arg), NORMAL, delay)  # type: ignore[arg-type]
 
 
+def crash_lifecycle(env: simpy.Environment, node: Any, on_crash, on_recover):
+    """A server node's process: it runs until interrupted; an interrupt is a crash
+    lasting ``cause`` seconds (``node.down_until`` is set, ``on_crash(node)`` runs), and
+    ``on_recover(node)`` runs when the outage ends. A crash that overlaps the outage
+    moves ``node.down_until`` instead of interrupting again, so the node stays down
+    longer and recovers once."""
+    while True:
+        try:
+            yield env.timeout(math.inf)
+        except simpy.Interrupt as crash:
+            node.down_until = env.now + crash.cause
+            on_crash(node)
+            while env.now < node.down_until:
+                yield env.timeout(node.down_until - env.now)
+            on_recover(node)
+
+
 def mix64(x: int) -> int:
     """SplitMix64 finaliser: a stable integer hash (Python's hash() is salted)."""
     x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
@@ -74,4 +92,4 @@ def rendezvous(key: int, nodes: Sequence[int]) -> int:
     return max(nodes, key=lambda n: mix64(k ^ (n * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF)))
 
 
-__all__ = ["Call", "later", "mix64", "pair_uniform", "rendezvous"]
+__all__ = ["Call", "crash_lifecycle", "later", "mix64", "pair_uniform", "rendezvous"]

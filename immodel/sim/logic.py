@@ -33,8 +33,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import simpy
-
 from immodel.protocol import admission
 from immodel.protocol.dedup import DedupWindow, Verdict
 from immodel.protocol.messages import Deliver, Message, SendReply
@@ -42,7 +40,7 @@ from immodel.protocol.pending_ack import PendingAcks
 from immodel.protocol.server import ServerNode
 from immodel.sim.clients import LONG_POLL, PUSH, REPLY_BYTES, Client
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import later, pair_uniform, rendezvous
+from immodel.sim.kernel import crash_lifecycle, later, pair_uniform, rendezvous
 from immodel.sim.stage import Stage, service_sampler
 
 STAGE_NAMES = (
@@ -87,22 +85,10 @@ class LogicNode:
         self.epoch = 0  # +1 per crash: work scheduled before a crash is void after it
         # Durable fan-out log: stored messages whose fan-out has not run yet.
         self.unrouted: dict[Any, tuple] = {}
-        self.process = env.process(self._lifecycle())
-
-    def _lifecycle(self):
-        """The node runs until interrupted; an interrupt is a crash lasting ``cause`` s."""
-        env = self.tier.env
-        while True:
-            try:
-                yield env.timeout(math.inf)
-            except simpy.Interrupt as crash:
-                self.down_until = env.now + crash.cause
-                self.tier.crash_node(self)
-                # faults never interrupt a node that is down; a crash that overlaps this
-                # outage moves ``down_until`` instead, and the node stays down longer.
-                while env.now < self.down_until:
-                    yield env.timeout(self.down_until - env.now)
-                self.tier.recover_node(self)
+        # recover_node is looked up when the outage ends (a test may wrap it)
+        self.process = env.process(
+            crash_lifecycle(env, self, tier.crash_node, lambda node: tier.recover_node(node))
+        )
 
 
 class LogicTier:

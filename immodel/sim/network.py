@@ -141,35 +141,14 @@ class Link:
         self.bytes = 0
 
     def lost(self, user: int, size_bytes: int) -> bool:
-        """Send one packet of ``user``: True if the network drops it."""
-        self.packets += 1
-        self.bytes += size_bytes
-        if self.blocked and user in self.blocked:
-            self.packets_lost += 1
-            return True
-        p = self.loss if self.override is None else self.override
-        bad = self._bad
-        if bad is not None:
-            u = self._loss_stream.uniform()
-            if bad[user]:
-                if u < self.burst_exit:
-                    bad[user] = 0
-                else:
-                    p = self.burst_loss
-            elif u < self.burst_enter:
-                bad[user] = 1
-                p = self.burst_loss
-        if p <= 0.0:
-            return False
-        if p >= 1.0 or self._loss_stream.uniform() < p:
-            self.packets_lost += 1
-            return True
-        return False
+        """Send one packet of ``user`` now: True if the network drops it (every fault
+        acting now applies)."""
+        return self.lost_at(user, size_bytes, -math.inf)
 
     def lost_at(self, user: int, size_bytes: int, t: float) -> bool:
-        """Like :meth:`lost` for a transmission at time ``t`` ≥ now (a retransmission
-        scheduled by the stream): a partition or a loss burst that has ended by then no
-        longer applies."""
+        """Send one transmission of ``user`` at time ``t`` ≥ now (a retransmission the
+        stream schedules): True if the network drops it. A partition or a loss burst that
+        has ended by ``t`` no longer applies."""
         self.packets += 1
         self.bytes += size_bytes
         if self.blocked and user in self.blocked and t < self.blocked_until.get(user, math.inf):
