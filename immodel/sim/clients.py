@@ -8,8 +8,11 @@ and the :class:`~immodel.sim.connection.Connection` it believes it has.
 * **actions** — :meth:`ClientSide.act` carries out what the protocol machines return
   (show, ACK, sync, transmit, tell the app) and keeps one timer per client at the
   machines' next deadline;
-* **connecting** — handshake (TCP + TLS round trips on the network model), login with a
-  UserSig at the access tier, backoff with full jitter after a failure; on login the
+* **connecting** — name resolution when ``security.dns`` asks for it
+  (:mod:`immodel.sim.security`; a hijacked address fails the TLS identity check and is
+  resolved again through HTTPDNS), handshake (TCP + TLS round trips on the network
+  model), login with the client's UserSig at the access tier (an expired one is
+  refreshed and the login repeated), backoff with full jitter after a failure; on login the
   sender resends what waited (no attempt is spent while disconnected) and the receiver
   syncs (``sync_on_reconnect``);
 * **losing a connection** — at once when the other end resets it (a crashed access node,

@@ -8,6 +8,7 @@ This module assembles one run; each part of the deployment has its own module:
 * :mod:`immodel.sim.access` — access nodes: connections, sessions, heartbeats, held polls;
 * :mod:`immodel.sim.logic` — logic nodes: stages, dedup, ordering, pending-ACK, fan-out;
 * :mod:`immodel.sim.presence` — who is online, churn;
+* :mod:`immodel.sim.security` — DNS, the on-path attacker, UserSig lifetimes, attacks;
 * :mod:`immodel.sim.faults` — fault injection, through the small interface this class
   offers (:class:`~immodel.sim.faults.FaultTarget`).
 
