@@ -74,35 +74,44 @@ class Security:
         )
         self.rejected_by_reason: Counter[str] = Counter()
         self.connect_latency_s: list[float] = []
-        # uid → (token, issued at in sim seconds); the token is made when first needed
-        self._tokens: dict[int, tuple[str, float]] = {}
+        self._issued: dict[int, float] = {}  # uid → its current token's issue time (sim s)
+        self._tokens: dict[int, tuple[str, float]] = {}  # uid → (token, issue time)
 
     # ------------------------------------------------------------------------------------
     # UserSig
-    def _issue(self, uid: int, at_s: float) -> tuple[str, float]:
-        token = generate_usersig(
-            sdkappid=SDKAPPID,
-            key=USERSIG_KEY,
-            identifier=str(uid),
-            expire_s=self.ttl_s,
-            now=self.epoch_s + math.floor(at_s),
-        )
-        return token, float(math.floor(at_s))
+    def _issued_at(self, uid: int) -> float:
+        """When ``uid``'s current token was issued (sim seconds, whole): its first one at
+        t = 0, or at a uniform point of the last lifetime with ``usersig_issued =
+        "steady_state"``. The token itself is made only when a login needs it (an HMAC
+        per user at set-up would cost a default run time for nothing)."""
+        at = self._issued.get(uid)
+        if at is None:
+            draw = -self.w.streams["usersig_age"].uniform() * self.ttl_s if self.steady else 0.0
+            at = self._issued[uid] = float(math.floor(draw))
+        return at
 
     def token(self, uid: int) -> str:
-        """``uid``'s current UserSig (its first one issued at t = 0, or at a uniform point of
-        the last lifetime with ``usersig_issued = "steady_state"``)."""
+        """``uid``'s current UserSig."""
+        at = self._issued_at(uid)
         held = self._tokens.get(uid)
-        if held is None:
-            at = -self.w.streams["usersig_age"].uniform() * self.ttl_s if self.steady else 0.0
-            held = self._tokens[uid] = self._issue(uid, at)
+        if held is None or held[1] != at:
+            held = (
+                generate_usersig(
+                    sdkappid=SDKAPPID,
+                    key=USERSIG_KEY,
+                    identifier=str(uid),
+                    expire_s=self.ttl_s,
+                    now=self.epoch_s + int(at),
+                ),
+                at,
+            )
+            self._tokens[uid] = held
         return held[0]
 
     def expires_at_s(self, uid: int) -> float:
         """Sim time after which ``uid``'s current token is refused (verify's ``now >
         time + expire``, on whole seconds)."""
-        self.token(uid)
-        return self._tokens[uid][1] + self.ttl_s + 1.0
+        return self._issued_at(uid) + self.ttl_s + 1.0
 
     def verify(self, token: str, uid: int) -> admission.Decision:
         """The auth stage's decision on ``token`` presented as ``uid`` now."""
@@ -122,7 +131,7 @@ class Security:
 
     def _fetched(self, arg) -> None:
         client, then = arg
-        self._tokens[client.uid] = self._issue(client.uid, self.env.now)
+        self._issued[client.uid] = float(math.floor(self.env.now))
         then(client)
 
     def watch_expiry(self, client, conn) -> None:
