@@ -115,6 +115,20 @@ MESSAGES = Table(
         ),
         _c("send_failed", "bool", "", "the sender's app was told the send failed"),
         _c("failure_reason", "string", "", "why the send failed (empty if it did not)"),
+        _c(
+            "screening",
+            "string",
+            "",
+            "what content screening did under server.screening_policy: empty (no hit), "
+            "blocked, flagged, replaced or sender_only",
+        ),
+        _c(
+            "altered",
+            "bool",
+            "",
+            "the first copy shown to this recipient had been altered on the way "
+            "(security.channel = plaintext with security.tamper_prob)",
+        ),
     ),
 )
 
@@ -166,6 +180,14 @@ TRACE = Table(
         _c("conversation", "string", "", "1:1 conversation or group id"),
         _c("user", "string", "", "send: the sender; stored and deliver: the recipient"),
         _c("order_key", "float", "", "server order key (NaN on send rows)"),
+        _c(
+            "digest",
+            "int",
+            "",
+            "digest of the content (send: as written; stored: as the server keeps it, e.g. "
+            "replaced by screening; deliver: as shown). A deliver row whose digest differs "
+            "from its stored row's was altered on the way; optional for the checker",
+        ),
     ),
 )
 
@@ -346,6 +368,98 @@ RESULTS = Table(
         _c("offline_pushes", "int", "", "vendor offline notifications sent"),
         _c("offline_pushes_lost", "int", "", "vendor offline notifications lost"),
         _c("logins", "int", "", "successful logins (start, reconnects)"),
+        _c(
+            "hijacked_connections",
+            "int",
+            "",
+            "connects that reached an attacker's address from a hijacked local DNS answer "
+            "(encrypted: the handshake fails and the client retries through HTTPDNS)",
+        ),
+        _c("dns_lookups", "int", "", "local DNS lookups (cache misses; security.dns)"),
+        _c("httpdns_requests", "int", "", "HTTPDNS requests (security.dns = httpdns or a retry)"),
+        _c(
+            "tamper_detected",
+            "int",
+            "",
+            "encrypted channel: frames an on-path attacker altered, detected; each reset its "
+            "connection and the message was repaired",
+        ),
+        _c(
+            "tampered_deliveries",
+            "int",
+            "",
+            "plaintext channel: altered copies an app showed (first copies and later ones)",
+        ),
+        _c(
+            "exposed_messages",
+            "int",
+            "",
+            "messages sent or received on plaintext connections through a hijacked address "
+            "(read by the attacker)",
+        ),
+        _c(
+            "forged_rejected",
+            "int",
+            "",
+            "frames (send, poll, sync) injected without a session, refused at the access tier",
+        ),
+        _c(
+            "logins_rejected",
+            "int",
+            "",
+            "logins refused at the auth stage (expired, forged, tampered or another user's "
+            "UserSig)",
+        ),
+        _c(
+            "logins_rejected_by_reason",
+            "mapping",
+            "",
+            "summary.json: logins_rejected per auth reason (auth_expired, auth_bad_signature, "
+            "auth_malformed, auth_wrong_app, auth_wrong_identifier); results.parquet holds it "
+            "as logins_rejected_{reason} columns",
+        ),
+        _c(
+            "logins_rejected_{reason}",
+            "int",
+            "",
+            "results.parquet: logins_rejected_by_reason flattened, one column per reason",
+        ),
+        _c(
+            "relogins",
+            "int",
+            "",
+            "fresh UserSigs the SDK fetched and logged in again with (expired at login or "
+            "mid-session)",
+        ),
+        _c(
+            "replays_accepted",
+            "int",
+            "",
+            "replayed UserSigs accepted (a bearer token works from any device until it expires)",
+        ),
+        _c(
+            "hostile_logins_accepted",
+            "int",
+            "",
+            "attacker logins accepted (replays of unexpired tokens; nothing else should pass)",
+        ),
+        _c("screening_blocked", "int", "", "screening hits blocked (policy block)"),
+        _c("screening_flagged", "int", "", "screening hits delivered with a flag"),
+        _c("screening_replaced", "int", "", "screening hits delivered with the text replaced"),
+        _c("screening_sender_only", "int", "", "screening hits shown to their sender only"),
+        _c(
+            "connect_latency_p50_ms",
+            "float",
+            "ms",
+            "median time from a connect's start to its login reply (DNS, handshake, login, "
+            "retries and token fetches included; null when no client connected)",
+        ),
+        _c(
+            "connect_latency_p99_ms",
+            "float",
+            "ms",
+            "99th percentile of that connect latency",
+        ),
         _c("login_failures", "int", "", "login attempts that failed"),
         _c("crash_pending_lost", "int", "", "pending-ACK entries lost in server crashes"),
         _c(
@@ -430,6 +544,8 @@ TABLES: dict[str, Table] = {
 _FAMILIES = {
     "{stage}": "(?:" + "|".join(STAGES) + ")",
     "{kind}": "(?:send|ack|poll|sync|login|heartbeat)",
+    "{reason}": "(?:auth_malformed|auth_bad_signature|auth_wrong_app|auth_wrong_identifier"
+    "|auth_expired)",
 }
 
 
@@ -463,7 +579,7 @@ def columns_markdown() -> str:
         "Times are simulated seconds from the start of the run unless the name says "
         "otherwise. A name with `{stage}` stands for one column per server stage ("
         + ", ".join(f"`{s}`" for s in STAGES)
-        + "); `{kind}` for one per request kind.",
+        + "); `{kind}` for one per request kind; `{reason}` for one per auth reason.",
         "",
     ]
     for name, table in TABLES.items():

@@ -37,6 +37,9 @@ POLL_SCHEDULES = ("fixed_rate", "fixed_delay")
 DIFFUSIONS = ("write", "read")
 LATENCY_DISTS = ("constant", "lognormal", "exponential", "empirical")
 NETWORK_MODELS = ("stream", "datagram")
+DNS_MODES = ("none", "local", "httpdns")
+CHANNELS = ("encrypted", "plaintext")
+SCREENING_POLICIES = ("block", "flag", "replace", "sender_only")
 #: The ``drain_s`` value that asks for the drain the scenario needs (see :meth:`Scenario.resolved`).
 AUTO = "auto"
 
@@ -459,6 +462,14 @@ SCHEMA: tuple[Key, ...] = (
         lo=0.0,
         hi=1.0,
     ),
+    _k(
+        "server.screening_policy",
+        "block",
+        "choice",
+        "what the business does with a screening hit: block it (the sender learns), deliver "
+        "it with a flag, replace its text, or show it to its sender only",
+        choices=SCREENING_POLICIES,
+    ),
     _k("server.require_friendship", False, "bool", "1:1 messages only between friends"),
     _k(
         "server.friend_fraction",
@@ -498,6 +509,119 @@ SCHEMA: tuple[Key, ...] = (
         "loss of the vendor's offline push",
         lo=0.0,
         hi=1.0,
+    ),
+    # --- security --------------------------------------------------------------------------
+    _k(
+        "security.dns",
+        "none",
+        "choice",
+        "name resolution on the connect path: none (not modelled: the client has the address), "
+        "local (the system resolver: a lookup, cached, that can be hijacked) or httpdns (an "
+        "HTTP request to a fixed-address resolver, never hijacked; local DNS when it fails)",
+        choices=DNS_MODES,
+    ),
+    _k(
+        "security.dns_latency_ms",
+        {"dist": "lognormal", "median": 30.0, "p99": 300.0},
+        "latency",
+        "time of one local DNS lookup (ms; a number or a latency table)",
+    ),
+    _k(
+        "security.dns_cache_ttl_s",
+        300.0,
+        "float",
+        "how long a client keeps a local DNS answer (s; 0: look up at every connect)",
+        lo=0.0,
+    ),
+    _k(
+        "security.dns_hijack_prob",
+        0.0,
+        "float",
+        "probability that a local DNS lookup answers with an attacker's address",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k(
+        "security.httpdns_latency_ms",
+        {"dist": "lognormal", "median": 60.0, "p99": 400.0},
+        "latency",
+        "time of one HTTPDNS request to the fixed-address resolver (ms)",
+    ),
+    _k(
+        "security.httpdns_fail_prob",
+        0.0,
+        "float",
+        "probability that an HTTPDNS request fails (the client falls back to local DNS)",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k(
+        "security.channel",
+        "encrypted",
+        "choice",
+        "the client channel: encrypted (TLS: server identity verified, tampering detected) "
+        "or plaintext (an on-path attacker reads and alters what passes)",
+        choices=CHANNELS,
+    ),
+    _k(
+        "security.tamper_prob",
+        0.0,
+        "float",
+        "probability that an on-path attacker alters a message pushed or polled down to a client",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k(
+        "security.forged_per_s",
+        0.0,
+        "float",
+        "rate of frames (send, poll, sync) an attacker injects at the access tier without a "
+        "session (per s)",
+        lo=0.0,
+    ),
+    _k(
+        "security.epoch_s",
+        1767225600,
+        "int",
+        "Unix time of the run's t = 0, the clock UserSig issue and expiry times use "
+        "(default 2026-01-01T00:00:00Z)",
+        lo=0,
+    ),
+    _k(
+        "security.usersig_ttl_s",
+        15552000,
+        "int",
+        "lifetime of a UserSig (s; default the vendor's 180 days)",
+        lo=1,
+    ),
+    _k(
+        "security.usersig_issued",
+        "run_start",
+        "choice",
+        "when each user's first UserSig was issued: run_start (at t = 0) or steady_state "
+        "(uniformly over the last lifetime, as in a population that has run for a while)",
+        choices=("run_start", "steady_state"),
+    ),
+    _k(
+        "security.usersig_fetch_ms",
+        {"dist": "lognormal", "median": 80.0, "p99": 500.0},
+        "latency",
+        "time for the SDK to fetch a fresh UserSig from the business backend (ms)",
+    ),
+    _k(
+        "security.attack_logins_per_s",
+        0.0,
+        "float",
+        "rate of hostile logins (per s), each one of: forged (wrong key), tampered, another "
+        "user's token, or a replay of a captured token",
+        lo=0.0,
+    ),
+    _k(
+        "security.replay_after_s",
+        3600.0,
+        "float",
+        "how long after capturing a UserSig an attacker replays it (s)",
+        lo=0.0,
     ),
     # --- faults ----------------------------------------------------------------------------
     _k(

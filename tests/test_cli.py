@@ -77,7 +77,15 @@ def test_run_out_writes_the_documented_files(tmp_path, capsys):
     ):
         assert (out / name).is_file(), name
     trace = pd.read_parquet(out / "trace.parquet")
-    assert list(trace.columns) == ["t", "event", "msg_id", "conversation", "user", "order_key"]
+    assert list(trace.columns) == [
+        "t",
+        "event",
+        "msg_id",
+        "conversation",
+        "user",
+        "order_key",
+        "digest",
+    ]
     # The written trace passes the checker, like any real system's log would.
     assert main(["check", str(out / "trace.parquet")]) == 0
 

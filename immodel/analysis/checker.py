@@ -52,6 +52,12 @@ expected pairs, ``deliveries_expected``
     a missing ``stored`` row is a broken log). This is the only addition to the three
     counts of the run summary; a system that legitimately delivers to more users (the sender's
     own devices, late group joiners) should log ``stored`` rows for them too.
+``altered_deliveries``
+    only for a trace with the optional ``digest`` column (a content digest per row):
+    ``deliver`` rows whose digest differs from the digest of their message's first
+    ``stored`` row (or, for a message without one, its first ``send`` row) -- content
+    changed between the server and the app, e.g. by an on-path attacker on a plaintext
+    channel. A failure. A trace without ``digest`` is valid and reports 0.
 latency
     for each expected pair that was delivered, the first delivery's ``t`` minus the
     earliest ``send`` row of its message, in milliseconds (pairs whose message has no
@@ -110,7 +116,13 @@ LATENCY_POPULATION = (
 MAX_EXAMPLES = 5
 """Counterexamples kept per kind of fault."""
 
-FAULT_KINDS: tuple[str, ...] = ("lost", "duplicates", "order_violations", "misdirected_deliveries")
+FAULT_KINDS: tuple[str, ...] = (
+    "lost",
+    "duplicates",
+    "order_violations",
+    "misdirected_deliveries",
+    "altered_deliveries",
+)
 """The counts that make a trace fail, also the keys of :attr:`CheckReport.examples`."""
 
 _SEND, _STORED, _DELIVER = 0, 1, 2
@@ -137,6 +149,7 @@ class CheckReport:
     deliveries_expected: int = 0
     unexpected_deliveries: int = 0
     misdirected_deliveries: int = 0
+    altered_deliveries: int = 0
     messages_sent: int = 0
     rows: int = 0
     events: dict[str, int] = field(default_factory=dict)
@@ -150,9 +163,13 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        """True when nothing was lost, duplicated, misordered or misdirected."""
+        """True when nothing was lost, duplicated, misordered, misdirected or altered."""
         return not (
-            self.lost or self.duplicates or self.order_violations or self.misdirected_deliveries
+            self.lost
+            or self.duplicates
+            or self.order_violations
+            or self.misdirected_deliveries
+            or self.altered_deliveries
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,6 +193,7 @@ class CheckReport:
             ("order violations", self.order_violations),
             ("unexpected deliveries", self.unexpected_deliveries),
             ("  of which misdirected", self.misdirected_deliveries),
+            ("altered deliveries", self.altered_deliveries),
         ]
         if self.latency_samples:
             lat = "  ".join(
@@ -320,8 +338,43 @@ def check_trace(df: pd.DataFrame, source: str = "trace") -> CheckReport:
             tr.row_dict(row, i, "deliver"),
             tr.row_dict(stored_row, i, "stored"),
         ]
+    altered_rows, reference_rows = _altered(tr, send_rows, stored_rows, deliver_rows)
+    report.altered_deliveries = int(altered_rows.size)
+    for i, (row, ref) in enumerate(zip(altered_rows[:MAX_EXAMPLES], reference_rows, strict=False)):
+        ex["altered_deliveries"] += [
+            tr.row_dict(ref, i, "reference"),
+            tr.row_dict(row, i, "deliver"),
+        ]
     report.examples = ex
     return report
+
+
+def _altered(
+    tr: _Trace, send_rows: np.ndarray, stored_rows: np.ndarray, deliver_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deliver rows whose ``digest`` differs from their message's reference digest (first
+    stored row, else first send row), and those reference rows; empty without a
+    ``digest`` column or for messages with no reference row."""
+    empty = np.empty(0, dtype=np.int64)
+    if "digest" not in tr.df.columns or not deliver_rows.size:
+        return empty, empty
+    digest = pd.to_numeric(tr.df["digest"], errors="coerce").to_numpy(dtype=np.float64)
+    raw = tr.df["digest"].to_numpy()
+    n_msgs = int(tr.msg.max()) + 1
+    ref = np.full(n_msgs, -1, dtype=np.int64)
+    # later assignments win: write send rows, then stored rows, each in reverse file order
+    for rows in (send_rows, stored_rows):
+        ref[tr.msg[rows[::-1]]] = rows[::-1]
+    ref_of = ref[tr.msg[deliver_rows]]
+    has = ref_of >= 0
+    rows, refs = deliver_rows[has], ref_of[has]
+    if np.issubdtype(raw.dtype, np.integer):  # compare integers exactly, not as floats
+        differs = raw[rows] != raw[refs]
+    else:
+        differs = ~(
+            (digest[rows] == digest[refs]) | (np.isnan(digest[rows]) & np.isnan(digest[refs]))
+        )
+    return rows[differs], refs[differs]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -363,6 +416,8 @@ class _Trace:
         for col in ("event", "msg_id", "conversation", "user"):
             out[col] = _py(self.df[col].iloc[row])
         out["order_key"] = _py(self.key[row]) if self.event[row] != _SEND else None
+        if "digest" in self.df.columns:
+            out["digest"] = _py(self.df["digest"].iloc[row])
         return out
 
 

@@ -679,7 +679,7 @@ def execute_task(runner: Runner, scenario: Scenario) -> tuple[bool, Any]:
             raise TypeError(
                 f"the runner returned {type(summary).__name__}, not a mapping of summary metrics"
             )
-        return True, {str(k): _plain(v) for k, v in summary.items()}
+        return True, _flat_metrics(summary)
     except Exception:
         return False, traceback.format_exc()
 
@@ -1335,6 +1335,21 @@ def _tomlable(value: Any) -> Any:
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _flat_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary`` with plain values; a mapping of counts (``logins_rejected_by_reason``)
+    becomes one column per entry (``logins_rejected_auth_expired`` …), which a results
+    table can sort and plot, rather than one JSON text."""
+    out: dict[str, Any] = {}
+    for k, v in summary.items():
+        if isinstance(v, Mapping) and str(k).endswith("_by_reason"):
+            prefix = str(k).removesuffix("_by_reason")
+            for sub, count in v.items():
+                out[f"{prefix}_{sub}"] = _plain(count)
+        else:
+            out[str(k)] = _plain(v)
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -17,7 +17,10 @@ caller to carry out; ``next_deadline()`` says when to call back. Read in this or
    retransmit on timeout;
 8. :mod:`~immodel.protocol.receiver` and :mod:`~immodel.protocol.sync` — ACK, client
    dedup, group seq gaps, timestamp/seq cursor sync;
-9. :mod:`~immodel.protocol.usersig` — the vendor's UserSig v2 token (HMAC-SHA256).
+9. :mod:`~immodel.protocol.usersig` — the vendor's UserSig v2 token (HMAC-SHA256);
+10. :mod:`~immodel.protocol.channel` — the channel's security decisions: TLS identity vs
+    a hijacked address, a tampered frame detected or shown, frames without a session,
+    content digests, the screening policy.
 
 The simulator (:mod:`immodel.sim`) drives exactly these classes; it adds time, loss and
 load, never protocol decisions of its own.

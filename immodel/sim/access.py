@@ -25,14 +25,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from immodel.protocol import admission
+from immodel.protocol import channel
 from immodel.sim.clients import (
     ACK_BYTES_PER_ID,
     LOGIN_BYTES,
     PUSH,
     REPLY_BYTES,
-    SDKAPPID,
-    USERSIG_KEY,
     Client,
 )
 from immodel.sim.connection import Connection
@@ -171,12 +169,18 @@ class AccessTier:
 
     def _login_served(self, job) -> None:
         node, client, conn, token = job
-        now = self.env.now
-        decision = admission.authenticate(
-            token, sdkappid=SDKAPPID, key=USERSIG_KEY, identifier=str(client.uid), now=int(now)
-        )
-        if not decision.accepted:  # cannot happen with the simulator's own tokens
-            raise AssertionError(f"simulated login rejected: {decision.reason}")
+        decision = self.w.security.verify(token, client.uid)
+        if not decision.accepted:
+            # refused with its reason (an expired token: the SDK fetches a fresh one)
+            self.w.security.rejected(str(decision.reason))
+            self.frame_down(
+                conn,
+                client.uid,
+                self.header + REPLY_BYTES,
+                self.w.side.login_refused_arrives,
+                (client, conn, str(decision.reason)),
+            )
+            return
         self.w.counters["logins"] += 1
         self.close(client.uid, clean=False)  # a stale connection of this user is replaced
         node.conns[client.uid] = conn
@@ -188,6 +192,39 @@ class AccessTier:
             (client, conn),
         )
         self.w.logic.user_connected(client.uid, conn)
+
+    def forged_arrives(self, kind: str, uid: int) -> None:
+        """A frame of ``kind`` injected as ``uid`` on a connection the attacker opened
+        without a login: the access node does the work of looking it up and drops it."""
+        node = self.pick(self.w.clients[uid])
+        if node is None:
+            return
+        fake = Connection(0, uid, node.node_id, "push", self.env.now)  # never registered
+        has_session = node.conns.get(uid) is fake
+        if not channel.session_allows(kind, has_session=has_session):
+            self.w.counters["forged_rejected"] += 1
+        if self.cost_request > 0:
+            node.stage.submit(_noop, None, self.cost_request)
+
+    def hostile_login(self, kind: str, victim: int, token: str) -> None:
+        """An attacker's login as ``victim`` with ``token`` (see
+        :meth:`immodel.sim.security.Security.hostile_token`): verified like any login on
+        the node's stage. An accepted one is counted (a bearer token is accepted from any
+        device); the attacker's session itself is not simulated."""
+        node = self.pick(self.w.clients[victim])
+        if node is None:
+            return
+        node.stage.submit(self._hostile_served, (kind, victim, token), self.cost_login)
+
+    def _hostile_served(self, job) -> None:
+        kind, victim, token = job
+        decision = self.w.security.verify(token, victim)
+        if decision.accepted:
+            self.w.counters["hostile_logins_accepted"] += 1
+            if kind == "replay":
+                self.w.counters["replays_accepted"] += 1
+        else:
+            self.w.security.rejected(str(decision.reason))
 
     def send_arrives(self, arg) -> None:
         client, conn, msg = arg

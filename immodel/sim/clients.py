@@ -8,8 +8,11 @@ and the :class:`~immodel.sim.connection.Connection` it believes it has.
 * **actions** — :meth:`ClientSide.act` carries out what the protocol machines return
   (show, ACK, sync, transmit, tell the app) and keeps one timer per client at the
   machines' next deadline;
-* **connecting** — handshake (TCP + TLS round trips on the network model), login with a
-  UserSig at the access tier, backoff with full jitter after a failure; on login the
+* **connecting** — name resolution when ``security.dns`` asks for it
+  (:mod:`immodel.sim.security`; a hijacked address fails the TLS identity check and is
+  resolved again through HTTPDNS), handshake (TCP + TLS round trips on the network
+  model), login with the client's UserSig at the access tier (an expired one is
+  refreshed and the login repeated), backoff with full jitter after a failure; on login the
   sender resends what waited (no attempt is spent while disconnected) and the receiver
   syncs (``sync_on_reconnect``);
 * **losing a connection** — at once when the other end resets it (a crashed access node,
@@ -27,6 +30,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from immodel.protocol import channel
 from immodel.protocol.messages import (
     SendAck,
     SendFailed,
@@ -37,7 +41,6 @@ from immodel.protocol.messages import (
 )
 from immodel.protocol.receiver import Receiver
 from immodel.protocol.sender import UplinkSender
-from immodel.protocol.usersig import generate_usersig
 from immodel.sim.connection import Connection
 from immodel.sim.kernel import later
 
@@ -47,9 +50,6 @@ REPLY_BYTES = 24
 ACK_BYTES_PER_ID = 16
 CURSOR_BYTES = 16
 LOGIN_BYTES = 300  # carries the UserSig
-SDKAPPID = 1400000000
-USERSIG_KEY = "immodel-simulated-app-secret-key"
-USERSIG_TTL_S = 86400 * 180
 
 
 class Client:
@@ -62,9 +62,12 @@ class Client:
     __slots__ = (
         "backoff_s",
         "conn",
+        "connect_started",
         "connected_since",
         "connected_total_s",
         "connecting",
+        "dns_hijacked",
+        "dns_until",
         "kind",
         "login_serial",
         "online",
@@ -93,6 +96,9 @@ class Client:
         self.poll_seq = 0
         self.connected_since = math.nan
         self.connected_total_s = 0.0
+        self.connect_started = math.nan  # when the current connect began (for its latency)
+        self.dns_until = -math.inf  # the cached DNS answer is good until then
+        self.dns_hijacked = False  # … and points at an attacker
 
     @property
     def conn_id(self) -> int:
@@ -130,6 +136,10 @@ class ClientSide:
         self.reconnect_max_s = sc["transport.reconnect_max_s"]
         self.payload = sc["workload.payload_bytes"]
         self._serial = 0
+        self.dns_mode = sc["security.dns"]
+        # frames are looked at only when an attacker can be on the path
+        self.check_frames = sc["security.tamper_prob"] > 0 or self.dns_mode != "none"
+        self.altered: set[tuple[int, str]] = set()  # (uid, msg_id) altered, not yet shown
 
     # ------------------------------------------------------------------------------------
     # protocol actions
@@ -146,13 +156,26 @@ class ClientSide:
             t = type(a)
             if t is Show:
                 item = a.item
+                altered = False
+                if self.altered:  # copies an on-path attacker changed (plaintext only)
+                    key = (client.uid, item.message.msg_id)
+                    if key in self.altered:
+                        self.altered.discard(key)
+                        self.w.counters["tampered_deliveries"] += 1
+                        altered = True
                 if a.via == "sync":
                     rec.shown(
-                        now, item.message, item.order_key, client.uid, "sync", "sync_" + a.trigger
+                        now,
+                        item.message,
+                        item.order_key,
+                        client.uid,
+                        "sync",
+                        "sync_" + a.trigger,
+                        altered,
                     )
                 else:
                     via = PUSH if client.kind == PUSH else "poll"
-                    rec.shown(now, item.message, item.order_key, client.uid, via, repair)
+                    rec.shown(now, item.message, item.order_key, client.uid, via, repair, altered)
             elif t is SendAck:
                 if client.kind == PUSH:
                     size = self.header + ACK_BYTES_PER_ID * len(a.msg_ids)
@@ -184,6 +207,8 @@ class ClientSide:
                 if a.attempt > 1:
                     rec.messages[msg.msg_id].attempts = a.attempt
                 size = self.header + msg.payload_bytes
+                if client.conn is not None and client.conn.exposed:
+                    self.w.counters["exposed_messages"] += 1
                 self.net.send_up(
                     client.conn,
                     client.uid,
@@ -254,10 +279,32 @@ class ClientSide:
             return  # the connection it came on is gone
         self.act(client, client.sender.handle_reply(reply, self.env.now))
 
+    def _frame_intact(self, client: Client, conn: Connection, delivers) -> bool:
+        """The on-path attacker's turn on a downlink frame. False when it altered a
+        message on the encrypted channel: the frame is dropped and the connection reset,
+        so the message comes again by the normal repairs. On plaintext an altered copy is
+        accepted (remembered until it is shown)."""
+        sec = self.w.security
+        if conn.exposed:
+            self.w.counters["exposed_messages"] += len(delivers)
+        for d in delivers:
+            if not sec.tampered():
+                continue
+            if channel.tamper_outcome(sec.channel) == "detected":
+                self.w.counters["tamper_detected"] += 1
+                if self.w.access.serves(conn):
+                    self.w.access.close(conn.uid, clean=True)
+                self.reset((client, conn))
+                return False
+            self.altered.add((client.uid, d.item.message.msg_id))
+        return True
+
     def push_arrives(self, arg) -> None:
         client, conn, d = arg
         if client.conn is not conn:
             return  # the connection it was sent on is gone
+        if self.check_frames and not self._frame_intact(client, conn, (d,)):
+            return
         repair = "retransmit" if d.attempt > 1 else ""
         self.act(client, client.receiver.handle_push(d.item, self.env.now), repair)
 
@@ -265,6 +312,8 @@ class ClientSide:
         """A message from the offline queue, pushed right after login."""
         client, conn, d = arg
         if client.conn is not conn:
+            return
+        if self.check_frames and not self._frame_intact(client, conn, (d,)):
             return
         self.act(client, client.receiver.handle_push(d.item, self.env.now), "offline_queue")
 
@@ -288,28 +337,57 @@ class ClientSide:
         if not client.online or client.connecting or client.conn is not None:
             return
         client.connecting = True
+        if math.isnan(client.connect_started):
+            client.connect_started = self.env.now
+        if self.dns_mode == "none":
+            self._handshake(client)
+        else:
+            self.w.security.resolve(client, self._resolved)
+
+    def _resolved(self, arg) -> None:
+        client, _hijacked = arg
+        if client.connecting:
+            self._handshake(client)
+
+    def _handshake(self, client: Client) -> None:
         delay = self.net.handshake_s(client.uid, self.handshake_rtts)
         if delay is None:
             later(self.env, self.request_timeout_s, self._connect_failed, client)
             return
-        later(self.env, delay, self._send_login, client)
+        if self.dns_mode != "none":
+            later(self.env, delay, self._handshake_done, client)
+        else:
+            later(self.env, delay, self._send_login, client)
+
+    def _handshake_done(self, client: Client) -> None:
+        """The handshake reached the resolved address: the protocol says whether it was
+        the service (see :func:`immodel.protocol.channel.handshake_outcome`)."""
+        if not client.connecting:
+            return
+        sec = self.w.security
+        outcome = sec.handshake(sec.channel, client.dns_hijacked)
+        if outcome == "identity_failed":
+            # The certificate does not verify: an attacker's address. Real SDKs drop it
+            # and resolve again through HTTPDNS at once.
+            self.w.counters["hijacked_connections"] += 1
+            sec.forget_address(client)
+            sec.resolve(client, self._resolved, via="httpdns")
+            return
+        if outcome == "attacker":
+            self.w.counters["hijacked_connections"] += 1
+        self._send_login(client)
 
     def _send_login(self, client: Client) -> None:
         if not client.connecting:
             return
-        now = self.env.now
         node = self.w.access.pick(client)
         if node is None:  # no access node answers: the connect attempt fails
             later(self.env, self.request_timeout_s, self._connect_failed, client)
             return
         conn = self.w.access.new_connection(client, node)
-        token = generate_usersig(
-            sdkappid=SDKAPPID,
-            key=USERSIG_KEY,
-            identifier=str(client.uid),
-            expire_s=USERSIG_TTL_S,
-            now=int(now),
-        )
+        # a plaintext connection through a hijacked address: the attacker relays it
+        conn.exposed = client.dns_hijacked and self.dns_mode != "none"
+        token = self.w.security.token(client.uid)
         self._serial += 1
         client.login_serial = self._serial
         self.net.send_up(
@@ -330,6 +408,7 @@ class ClientSide:
         self.w.counters["login_failures"] += 1
         client.connecting = False
         if not client.online:
+            client.connect_started = math.nan
             return
         client.backoff_s = min(
             self.reconnect_max_s, max(self.reconnect_base_s, client.backoff_s * 2.0)
@@ -350,6 +429,9 @@ class ClientSide:
         now = self.env.now
         client.connecting = False
         client.backoff_s = 0.0
+        if not math.isnan(client.connect_started):
+            self.w.security.connect_latency_s.append(now - client.connect_started)
+            client.connect_started = math.nan
         self._connected(client, conn)
         actions = client.sender.handle_connected(now)
         actions.extend(client.receiver.handle_connected(now))
@@ -362,6 +444,21 @@ class ClientSide:
         client.connected_since = self.env.now
         client.sender.connected = True
         self.w.arm_break(conn)
+        self.w.security.watch_expiry(client, conn)
+
+    def login_refused_arrives(self, arg) -> None:
+        """The access tier refused the login with ``reason``: an expired UserSig is
+        fetched anew and the login repeated (a relogin); any other reason is a failed
+        connect attempt (backoff)."""
+        client, _conn, reason = arg
+        if not client.connecting or not client.online:
+            return
+        self._serial += 1  # the login timeout of this attempt no longer applies
+        client.login_serial = self._serial
+        if reason == "auth_expired":
+            self.w.security.refresh(client, self._send_login)
+        else:
+            self._connect_failed(client)
 
     def detach(self, client: Client) -> None:
         """The client learns its connection is gone: what it sends waits for the next."""
@@ -481,6 +578,8 @@ class ClientSide:
     def poll_response_arrives(self, arg) -> None:
         client, conn, seq, delivers = arg
         if client.conn is not conn:
+            return
+        if self.check_frames and delivers and not self._frame_intact(client, conn, delivers):
             return
         now = self.env.now
         for d in delivers:

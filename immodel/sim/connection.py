@@ -29,6 +29,7 @@ class Connection:
         "clear_down",
         "clear_up",
         "conn_id",
+        "exposed",
         "mode",
         "opened_at",
         "rto_down",
@@ -47,6 +48,7 @@ class Connection:
         self.mode = mode  # "push" or "poll"
         self.opened_at = now
         self.broken = False
+        self.exposed = False  # plaintext, through an attacker's address: all of it is read
         self.clear_up = 0.0  # the last time a segment was handed over, each direction
         self.clear_down = 0.0
         self.srtt_up = self.srtt_down = -1.0  # no sample yet

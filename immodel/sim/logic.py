@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from immodel.protocol import admission
+from immodel.protocol import admission, channel
 from immodel.protocol.dedup import DedupWindow, Verdict
 from immodel.protocol.messages import Deliver, Message, SendReply
 from immodel.protocol.pending_ack import PendingAcks
@@ -133,6 +133,7 @@ class LogicTier:
 
     def _setup_admission(self) -> None:
         sc = self.sc
+        self.screening_policy = sc["server.screening_policy"]
         self.policy = admission.AdmissionPolicy(
             require_friendship=sc["server.require_friendship"],
             callback_enabled=sc["server.callback_enabled"],
@@ -280,12 +281,24 @@ class LogicTier:
     def _after_screening(self, job) -> None:
         node, client, msg, callback = job
         screening = None
+        action = ""
         if self.sc["server.screening_enabled"]:
             blocked = self.w.streams["admission"].uniform() < self.sc["server.screening_block_prob"]
             screening = "block" if blocked else "pass"
+            # the business's policy decides what a hit means (immodel.protocol.channel)
+            action = channel.screening_action(self.screening_policy, screening)
+            if action and action != "blocked":
+                screening = "pass"  # not a refusal: the policy delivers it (or not) itself
         decision = admission.admit(self.policy, self._facts(msg, callback, screening))
+        if action:
+            self.rec.messages[msg.msg_id].screening = action
+            self.w.counters["screening_" + action] += 1
         if not decision.accepted:
             self._reject(node, client, msg, str(decision.reason))
+            return
+        if action == "sender_only":
+            # shown to its sender only: a final answer to the sender, no copy for anyone
+            self._reject(node, client, msg, "screened_sender_only")
             return
         node.stages["recent_contacts"].submit(
             self._after_contacts, (node, client, msg), self.costs["recent_contacts"]

@@ -34,10 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from immodel.analysis.metrics import RECOVERY_KEYS, recovery_metrics, summarize
 from immodel.errors import ConfigError, DrainWarning
+from immodel.protocol import admission
 from immodel.scenario import Scenario
 from immodel.sim.faults import CRASH_KINDS
 from immodel.sim.world import PUSH, World
@@ -285,6 +287,18 @@ def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame)
     out["horizon_s"] = horizon
     for key, value in world.counters.items():
         out[key] = value
+    sec = world.security
+    # every auth reason, 0 included: one shape for every run (a sweep flattens it into
+    # logins_rejected_<reason> columns)
+    out["logins_rejected_by_reason"] = {
+        str(r): int(sec.rejected_by_reason.get(str(r), 0))
+        for r in admission.Reason
+        if r.stage == "auth"
+    }
+    # connect start (the SDK decides to connect) → login reply, retries included
+    lat = sec.connect_latency_s
+    out["connect_latency_p50_ms"] = float(np.percentile(lat, 50) * 1000.0) if lat else None
+    out["connect_latency_p99_ms"] = float(np.percentile(lat, 99) * 1000.0) if lat else None
     out.update(_fault_metrics(world, messages, requests))
     return out
 

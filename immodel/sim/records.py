@@ -17,7 +17,9 @@ pandas DataFrames at the end:
   ``access``): queue lengths and busy workers per stage, pending-ACK entries (logic);
   open connections and held long polls (access);
 * ``trace`` — the checker's event log (``docs/columns.md``): ``t, event, msg_id, conversation,
-  user, order_key`` with ``send``, ``stored`` and ``deliver`` rows.
+  user, order_key, digest`` with ``send``, ``stored`` and ``deliver`` rows; ``digest`` is
+  the content's digest (:func:`immodel.protocol.channel.content_digest`): a ``deliver``
+  row whose digest differs from its ``stored`` row's shows content altered on the way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from immodel.protocol.channel import content_digest
 from immodel.protocol.messages import Message
 
 NAN = math.nan
@@ -36,6 +39,7 @@ class MessageRecord:
     """What happened to one message, for its rows in ``messages``."""
 
     __slots__ = (
+        "altered",
         "attempts",
         "copies",
         "failure",
@@ -47,6 +51,7 @@ class MessageRecord:
         "order_key",
         "recipients",
         "repaired_by",
+        "screening",
         "stored_copies",
         "t_outcome",
         "t_send",
@@ -69,6 +74,8 @@ class MessageRecord:
         self.copies: dict[int, int] = {}
         self.online_at_store: dict[int, bool] = {}
         self.offline_push: dict[int, float] = {}  # recipient → notification arrival
+        self.screening = ""  # what screening did: "", blocked, flagged, replaced, sender_only
+        self.altered: set[int] = set()  # recipients whose first copy shown was altered
 
 
 class Recorder:
@@ -82,6 +89,7 @@ class Recorder:
         self.trace_conv: list[str] = []
         self.trace_user: list[int] = []
         self.trace_key: list[float] = []
+        self.trace_version: list[str] = []  # "" original content; else what changed it
         self.req_t: list[float] = []
         self.req_user: list[int] = []
         self.req_kind: list[str] = []
@@ -91,7 +99,10 @@ class Recorder:
         self.recipient_kind: list[str] = []  # each user's transport (set by the world)
 
     # -- during the run -------------------------------------------------------------------
-    def _trace(self, t: float, event: str, msg: Message, user: int, key: float) -> None:
+    def _trace(
+        self, t: float, event: str, msg: Message, user: int, key: float, version: str = ""
+    ) -> None:
+        self.trace_version.append(version)
         self.trace_t.append(t)
         self.trace_event.append(event)
         self.trace_msg.append(msg.msg_id)
@@ -110,16 +121,24 @@ class Recorder:
             rec.t_stored = t
             rec.order_key = key
             rec.online_at_store = online
+        version = "replaced" if rec.screening == "replaced" else ""
         for user in rec.recipients:
-            self._trace(t, "stored", msg, user, key)
+            self._trace(t, "stored", msg, user, key, version)
 
     def shown(
-        self, t: float, msg: Message, key: int, user: int, via: str, repair: str = ""
+        self,
+        t: float,
+        msg: Message,
+        key: int,
+        user: int,
+        via: str,
+        repair: str = "",
+        altered: bool = False,
     ) -> None:
         """A copy reached ``user``'s app: ``via`` "push", "poll" or "sync"; ``repair`` the
         mechanism that brought it when the first attempt did not ("retransmit",
         "offline_queue", "sync_receipt", "sync_gap", "sync_reconnect"; "" for the first
-        push or poll)."""
+        push or poll); ``altered`` when an on-path attacker changed it (plaintext)."""
         rec = self.messages[msg.msg_id]
         rec.copies[user] = rec.copies.get(user, 0) + 1
         if user not in rec.first_show:
@@ -127,7 +146,12 @@ class Recorder:
             rec.first_via[user] = via
             if repair:
                 rec.repaired_by[user] = repair
-        self._trace(t, "deliver", msg, user, key)
+            if altered:
+                rec.altered.add(user)
+        version = "replaced" if rec.screening == "replaced" else ""
+        if altered:
+            version = version + ",tampered" if version else "tampered"
+        self._trace(t, "deliver", msg, user, key, version)
 
     def request(self, t: float, user: int, kind: str, messages: int, size_bytes: int) -> int:
         """Record a request that reached the access layer; returns its row index so a
@@ -149,8 +173,20 @@ class Recorder:
                 "conversation": self.trace_conv,
                 "user": [str(u) for u in self.trace_user],
                 "order_key": np.asarray(self.trace_key, dtype=float),
+                "digest": np.asarray(self._digests(), dtype=np.int64),
             }
         )
+
+    def _digests(self) -> list[int]:
+        """The content digest of each trace row (computed once per message and version)."""
+        memo: dict[tuple[str, str], int] = {}
+        out = []
+        for msg_id, version in zip(self.trace_msg, self.trace_version, strict=True):
+            d = memo.get((msg_id, version))
+            if d is None:
+                d = memo[(msg_id, version)] = content_digest(msg_id, version)
+            out.append(d)
+        return out
 
     def messages_frame(self) -> pd.DataFrame:
         cols: dict[str, list] = {
@@ -177,6 +213,8 @@ class Recorder:
                 "recipient_kind",
                 "send_failed",
                 "failure_reason",
+                "screening",
+                "altered",
             )
         }
         kinds = self.recipient_kind
@@ -206,6 +244,8 @@ class Recorder:
                 cols["recipient_kind"].append(kinds[user] if kinds else "")
                 cols["send_failed"].append(rec.failure != "")
                 cols["failure_reason"].append(rec.failure)
+                cols["screening"].append(rec.screening)
+                cols["altered"].append(user in rec.altered)
         frame = pd.DataFrame(cols)
         return frame.astype(
             {
@@ -213,6 +253,7 @@ class Recorder:
                 "stored": bool,
                 "online_at_store": bool,
                 "send_failed": bool,
+                "altered": bool,
                 "sender": "int64",
                 "recipient": "int64",
                 "order_key": "int64",

@@ -8,6 +8,7 @@ This module assembles one run; each part of the deployment has its own module:
 * :mod:`immodel.sim.access` — access nodes: connections, sessions, heartbeats, held polls;
 * :mod:`immodel.sim.logic` — logic nodes: stages, dedup, ordering, pending-ACK, fan-out;
 * :mod:`immodel.sim.presence` — who is online, churn;
+* :mod:`immodel.sim.security` — DNS, the on-path attacker, UserSig lifetimes, attacks;
 * :mod:`immodel.sim.faults` — fault injection, through the small interface this class
   offers (:class:`~immodel.sim.faults.FaultTarget`).
 
@@ -59,6 +60,7 @@ from immodel.sim.network import Network, latency_mean_s
 from immodel.sim.presence import Presence
 from immodel.sim.records import Recorder
 from immodel.sim.rng import Streams
+from immodel.sim.security import Security
 
 
 class World:
@@ -93,6 +95,22 @@ class World:
             "connection_breaks": 0,
             "transport_gave_up": 0,
             "routed_to_down_node": 0,
+            # security (immodel.sim.security)
+            "hijacked_connections": 0,
+            "dns_lookups": 0,
+            "httpdns_requests": 0,
+            "tamper_detected": 0,
+            "tampered_deliveries": 0,
+            "exposed_messages": 0,
+            "forged_rejected": 0,
+            "logins_rejected": 0,
+            "relogins": 0,
+            "replays_accepted": 0,
+            "hostile_logins_accepted": 0,
+            "screening_blocked": 0,
+            "screening_flagged": 0,
+            "screening_replaced": 0,
+            "screening_sender_only": 0,
         }
         self.sync_bytes = 0
         self.net = Network(self.env, sc, self.streams)
@@ -102,6 +120,7 @@ class World:
         self.side = ClientSide(self)
         self.logic = LogicTier(self)
         self.access = AccessTier(self)
+        self.security = Security(self)
         self.nodes = self.logic.nodes  # the logic nodes (what faults name by ``node``)
         self._break_mean_s = (
             3600.0 / sc["network.break_rate_per_hour"]
@@ -434,6 +453,7 @@ class World:
         env.process(self._workload())
         env.process(self._sampler())
         self.presence.start()
+        self.security.start()
         faults.schedule_faults(self)
         self.later(self.duration_s, self._close_window, None)
         # The run allocates millions of short-lived, acyclic objects (events, packets);

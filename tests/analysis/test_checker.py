@@ -65,6 +65,7 @@ def test_clean_trace_passes_with_all_counts_zero():
         "duplicates": [],
         "order_violations": [],
         "misdirected_deliveries": [],
+        "altered_deliveries": [],
     }
     assert report.latency_samples == 2
     assert report.latency_mean_ms == pytest.approx(200.0)

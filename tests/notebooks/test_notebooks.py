@@ -70,6 +70,7 @@ PER_NOTEBOOK: dict[str, dict] = {
         "SET": {"workload.users": 40, "duration_s": 10.0},
         "GRID": {"workload.group_size": [5, 40]},
     },
+    "07_security": {"TAMPER_RATES": [0.05], "TTLS_S": [3600, 15552000], "REPLICATIONS": 1},
 }
 
 # Modules a notebook may import: immodel's public layers, the standard library, and the

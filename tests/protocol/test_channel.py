@@ -1,0 +1,69 @@
+"""The channel's security decisions (immodel.protocol.channel), pure functions."""
+
+import pytest
+
+from immodel.protocol.channel import (
+    SCREENING_ACTIONS,
+    content_digest,
+    handshake_outcome,
+    screening_action,
+    session_allows,
+    tamper_outcome,
+)
+
+
+def test_a_genuine_address_connects_on_either_channel():
+    assert handshake_outcome("encrypted", hijacked=False) == "ok"
+    assert handshake_outcome("plaintext", hijacked=False) == "ok"
+
+
+def test_a_hijacked_address_fails_tls_identity_but_plaintext_talks_to_the_attacker():
+    assert handshake_outcome("encrypted", hijacked=True) == "identity_failed"
+    assert handshake_outcome("plaintext", hijacked=True) == "attacker"
+
+
+def test_tampering_is_detected_only_on_the_encrypted_channel():
+    assert tamper_outcome("encrypted") == "detected"
+    assert tamper_outcome("plaintext") == "accepted"
+
+
+def test_an_unknown_channel_is_a_wiring_error():
+    with pytest.raises(ValueError, match="channel must be one of"):
+        tamper_outcome("quic")
+    with pytest.raises(ValueError, match="channel must be one of"):
+        handshake_outcome("tls13", hijacked=False)
+
+
+@pytest.mark.parametrize("kind", ["send", "ack", "poll", "sync"])
+def test_every_frame_but_login_needs_a_session(kind):
+    assert not session_allows(kind, has_session=False)
+    assert session_allows(kind, has_session=True)
+    assert session_allows("login", has_session=False)
+
+
+def test_digest_is_stable_and_tells_versions_apart():
+    d = content_digest("u1-7")
+    assert d == content_digest("u1-7")
+    assert 0 <= d < 2**63
+    assert content_digest("u1-7", "tampered") != d
+    assert content_digest("u1-7", "replaced") != d
+    assert content_digest("u1-8") != d
+
+
+@pytest.mark.parametrize("policy", sorted(SCREENING_ACTIONS))
+def test_a_screening_pass_is_never_acted_on(policy):
+    assert screening_action(policy, "pass") == ""
+
+
+def test_a_screening_hit_follows_the_business_policy():
+    assert screening_action("block", "block") == "blocked"
+    assert screening_action("flag", "block") == "flagged"
+    assert screening_action("replace", "block") == "replaced"
+    assert screening_action("sender_only", "block") == "sender_only"
+
+
+def test_screening_rejects_unknown_policy_and_verdict():
+    with pytest.raises(ValueError, match="policy must be one of"):
+        screening_action("ignore", "block")
+    with pytest.raises(ValueError, match="verdict must be"):
+        screening_action("block", "maybe")
