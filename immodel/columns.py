@@ -21,19 +21,10 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from immodel.sim.logic import STAGE_NAMES
+
 #: Server stages that get per-stage columns (``queue_{stage}``, ``utilization_{stage}`` …).
-STAGES = (
-    "auth",
-    "checks",
-    "screening",
-    "recent_contacts",
-    "store",
-    "downlink",
-    "poll",
-    "sync",
-    "ack",
-    "access",
-)
+STAGES = (*STAGE_NAMES, "access")
 
 
 class Column(NamedTuple):
