@@ -9,12 +9,14 @@ salted), so routing and relationship facts do not depend on ``PYTHONHASHSEED``.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL
+from simpy.core import StopSimulation
+from simpy.events import NORMAL, URGENT, Event
 
 
 def _fire(call: Call) -> None:
@@ -45,6 +47,50 @@ class Call:
 def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: Any) -> None:
     """Call ``fn(arg)`` after ``delay`` seconds of simulated time."""
     env.schedule(Call(fn, arg), NORMAL, delay)  # type: ignore[arg-type]
+
+
+def run_until(env: simpy.Environment, at: float) -> None:
+    """``env.run(until=at)``, with the model's own events dispatched inline.
+
+    The same event queue in the same order as SimPy's loop — the end marker is scheduled
+    as ``run`` schedules it, so an event at exactly ``at`` runs or not as it would there —
+    but a :class:`Call` or a :class:`~immodel.sim.stage.Stage` job is called directly,
+    without :meth:`Environment.step`'s callback list, which is most of the cost of an
+    event whose callback does little. Every other event (processes, timeouts) goes
+    through SimPy's own logic.
+    """
+    if at <= env.now:
+        raise ValueError(f"until ({at}) must be greater than the current simulation time")
+    end = Event(env)
+    end._ok = True
+    end._value = None
+    env.schedule(end, URGENT, at - env.now)
+    from immodel.sim.stage import _Job  # stage builds on this module, not the reverse
+
+    queue = env._queue
+    pop = heapq.heappop
+    call, job = Call, _Job
+    while queue:
+        env._now, _, _, event = pop(queue)
+        kind = type(event)
+        if kind is call:
+            event.fn(event.arg)
+        elif kind is job:
+            event.stage._finish(event)
+        elif event is end:
+            return
+        else:
+            callbacks, event.callbacks = event.callbacks, None
+            try:
+                for callback in callbacks:
+                    callback(event)
+            except StopSimulation:
+                # Someone else asked SimPy to stop (an ``until`` event): stop here too.
+                return
+            if not event._ok and not hasattr(event, "_defused"):
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
 
 
 def crash_lifecycle(env: simpy.Environment, node: Any, on_crash, on_recover):
@@ -92,4 +138,12 @@ def rendezvous(key: int, nodes: Sequence[int]) -> int:
     return max(nodes, key=lambda n: mix64(k ^ (n * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF)))
 
 
-__all__ = ["Call", "crash_lifecycle", "later", "mix64", "pair_uniform", "rendezvous"]
+__all__ = [
+    "Call",
+    "crash_lifecycle",
+    "later",
+    "mix64",
+    "pair_uniform",
+    "rendezvous",
+    "run_until",
+]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
 from simpy import Environment
@@ -123,31 +124,44 @@ class Stage:
         run at this same instant anyway, and the scenarios that zero a stage (to check
         one stage's theory alone) then cost no more events than the stages they keep."""
         self.arrivals += 1
-        if scale <= 0.0 and self.busy < self.workers and not self.queue:
+        busy = self.busy
+        queue = self.queue
+        if scale <= 0.0 and busy < self.workers and not queue:
             self.completed += 1
             fn(arg)
             return
+        # The hot path of every server action: ``_account`` and ``Environment.schedule``
+        # written out (same arithmetic, same order), as SimPy's loop is the cost here.
+        env = self.env
+        now = env._now
+        dt = now - self._last_t
+        if dt:
+            self._area_busy += busy * dt
+            self._area_queue += len(queue) * dt
+            self._last_t = now
         job = _Job(self, fn, arg)
-        if self.busy < self.workers:
-            self._account()
-            self.busy += 1
-            self._start(job, self.service(scale))
+        if busy < self.workers:
+            self.busy = busy + 1
+            heappush(env._queue, (now + self.service(scale), NORMAL, next(env._eid), job))
         else:
-            self._account()
-            self.queue.append((job, self.service(scale), self.env.now))
-
-    def _start(self, job: _Job, service_s: float) -> None:
-        self.env.schedule(job, NORMAL, service_s)  # type: ignore[arg-type]
+            queue.append((job, self.service(scale), now))
 
     def _finish(self, job: _Job) -> None:
-        self._account()
+        env = self.env
+        now = env._now
+        queue = self.queue
+        dt = now - self._last_t
+        if dt:
+            self._area_busy += self.busy * dt
+            self._area_queue += len(queue) * dt
+            self._last_t = now
         if job.epoch != self.epoch:
             return  # the node crashed while this job was in service
         self.completed += 1
-        if self.queue:
-            nxt, service_s, queued_at = self.queue.popleft()
-            self.wait_total_s += self.env.now - queued_at
-            self._start(nxt, service_s)
+        if queue:
+            nxt, service_s, queued_at = queue.popleft()
+            self.wait_total_s += now - queued_at
+            heappush(env._queue, (now + service_s, NORMAL, next(env._eid), nxt))
         else:
             self.busy -= 1
         job.fn(job.arg)

@@ -54,7 +54,7 @@ from immodel.sim import faults
 from immodel.sim.access import AccessTier
 from immodel.sim.clients import LONG_POLL, PUSH, SHORT_POLL, Client, ClientSide
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import later, pair_uniform
+from immodel.sim.kernel import later, pair_uniform, run_until
 from immodel.sim.logic import STAGE_NAMES, LogicTier
 from immodel.sim.network import Network, latency_mean_s
 from immodel.sim.presence import Presence
@@ -462,7 +462,7 @@ class World:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            env.run(until=self.horizon_s)
+            run_until(env, self.horizon_s)
         finally:
             if gc_was_enabled:
                 gc.enable()
