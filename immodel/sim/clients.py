@@ -42,7 +42,7 @@ from immodel.protocol.messages import (
 from immodel.protocol.receiver import Receiver
 from immodel.protocol.sender import UplinkSender
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import later
+from immodel.sim.kernel import at_time, later
 
 PUSH, LONG_POLL, SHORT_POLL = "push", "long_poll", "short_poll"
 # Sizes on the wire beyond the per-packet header (bytes).
@@ -252,7 +252,7 @@ class ClientSide:
             return
         if client.timer_at is None or deadline < client.timer_at:
             client.timer_at = deadline
-            later(self.env, max(0.0, deadline - self.env.now), self._client_timer, client)
+            at_time(self.env, deadline, self._client_timer, client)
 
     def _client_timer(self, client: Client) -> None:
         now = self.env.now

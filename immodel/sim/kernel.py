@@ -49,6 +49,17 @@ def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: 
     env.schedule(Call(fn, arg), NORMAL, delay)  # type: ignore[arg-type]
 
 
+def at_time(env: simpy.Environment, t: float, fn: Callable[[Any], None], arg: Any) -> None:
+    """Call ``fn(arg)`` at time ``t`` exactly (now, if ``t`` has passed).
+
+    A deadline must be scheduled this way, not as ``later(t - now)``: SimPy adds the
+    delay back to ``now``, and ``now + (t - now)`` can round to a hair *before* ``t`` —
+    a timer that fires then finds its deadline not yet due, and one that keeps that
+    deadline as "already armed" never fires again."""
+    now = env._now
+    heapq.heappush(env._queue, (t if t > now else now, NORMAL, next(env._eid), Call(fn, arg)))
+
+
 def run_until(env: simpy.Environment, at: float) -> None:
     """``env.run(until=at)``, with the model's own events dispatched inline.
 
@@ -140,6 +151,7 @@ def rendezvous(key: int, nodes: Sequence[int]) -> int:
 
 __all__ = [
     "Call",
+    "at_time",
     "crash_lifecycle",
     "later",
     "mix64",

@@ -40,7 +40,7 @@ from immodel.protocol.pending_ack import PendingAcks
 from immodel.protocol.server import ServerNode
 from immodel.sim.clients import LONG_POLL, PUSH, REPLY_BYTES, Client
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import crash_lifecycle, later, pair_uniform, rendezvous
+from immodel.sim.kernel import at_time, crash_lifecycle, later, pair_uniform, rendezvous
 from immodel.sim.stage import Stage, service_sampler
 
 STAGE_NAMES = (
@@ -421,7 +421,7 @@ class LogicTier:
             return
         if node.retx_at is None or deadline < node.retx_at:
             node.retx_at = deadline
-            later(self.env, max(0.0, deadline - self.env.now), self._retx_timer, node)
+            at_time(self.env, deadline, self._retx_timer, node)
 
     def _retx_timer(self, node: LogicNode) -> None:
         now = self.env.now

@@ -35,7 +35,7 @@ from typing import Any
 
 from immodel.protocol import admission, channel
 from immodel.protocol.usersig import generate_usersig
-from immodel.sim.kernel import later
+from immodel.sim.kernel import at_time, later
 from immodel.sim.network import latency_sampler
 
 SDKAPPID = 1400000000
@@ -139,7 +139,7 @@ class Security:
         falls inside the run: a default run schedules nothing)."""
         t = self.expires_at_s(client.uid)
         if t < self.w.horizon_s:
-            later(self.env, max(0.0, t - self.env.now), self._session_expired, (client, conn))
+            at_time(self.env, t, self._session_expired, (client, conn))
 
     def _session_expired(self, arg) -> None:
         client, conn = arg
