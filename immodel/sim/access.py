@@ -11,7 +11,13 @@ workers, service times from ``server.*_ms`` keys): a login (TLS handshake and Us
 verification), each request forwarded, each downlink frame, parking a long poll, and the
 heartbeats of its push connections (charged as one job per sampling tick, since
 heartbeats are counted rather than simulated one by one). A held long poll also keeps
-``server.held_poll_bytes`` of memory (``held_poll_memory_peak_bytes``).
+``server.held_poll_bytes`` of memory (``held_poll_memory_peak_bytes``). The stage is a
+:class:`~immodel.sim.stage.TimedStage`: a FIFO queue whose jobs know when they complete,
+so a downlink frame is handed to the network for the moment the worker has written it
+(one event for the write and the flight), and work nobody waits for (heartbeats, parking
+a poll) costs no event at all. The transmission is decided when the frame is queued, for
+that later instant; a connection that breaks in the meantime (microseconds of queueing)
+still carries the frame, and its receiver ignores it if it has already let go.
 
 Lifecycle of an access node: up ─► crash (``gateway_crash`` with ``node``) ─► down for
 ``down_s`` ─► up. A crashed process resets its connections: every client on it learns at
@@ -36,13 +42,9 @@ from immodel.sim.clients import (
 )
 from immodel.sim.connection import Connection
 from immodel.sim.kernel import crash_lifecycle, later
-from immodel.sim.stage import Stage, service_sampler
+from immodel.sim.stage import TimedStage, service_sampler
 
 _MODE = attrgetter("mode")
-
-
-def _noop(_arg) -> None:
-    return None
 
 
 class AccessNode:
@@ -53,7 +55,7 @@ class AccessNode:
         self.tier = tier
         self.node_id = node_id
         unit = service_sampler(sc["server.service_dist"], 0.001, tier.w.streams["service"])
-        self.stage = Stage(env, "access", node_id, sc["server.access_workers"], unit)
+        self.stage = TimedStage(env, "access", node_id, sc["server.access_workers"], unit)
         self.stages = {"access": self.stage}
         self.up = True
         self.conns: dict[int, Connection] = {}
@@ -151,13 +153,10 @@ class AccessTier:
         if not node.up:
             return
         if self.cost_frame > 0:
-            node.stage.submit(self._frame_sent, (conn, uid, size, fn, arg), self.cost_frame)
+            # The frame leaves when the node's worker has written it: the network carries
+            # it from that moment (one event for the write and the flight).
+            self.net.send_down(conn, uid, size, fn, arg, node.stage.reserve(self.cost_frame))
         else:
-            self.net.send_down(conn, uid, size, fn, arg)
-
-    def _frame_sent(self, job) -> None:
-        conn, uid, size, fn, arg = job
-        if self.nodes[conn.access].up:
             self.net.send_down(conn, uid, size, fn, arg)
 
     # ------------------------------------------------------------------------------------
@@ -207,7 +206,7 @@ class AccessTier:
         if not channel.session_allows(kind, has_session=has_session):
             self.w.counters["forged_rejected"] += 1
         if self.cost_request > 0:
-            node.stage.submit(_noop, None, self.cost_request)
+            node.stage.reserve(self.cost_request)
 
     def hostile_login(self, kind: str, victim: int, token: str) -> None:
         """An attacker's login as ``victim`` with ``token`` (see
@@ -271,7 +270,7 @@ class AccessTier:
         if len(node.held) > node.held_peak:
             node.held_peak = len(node.held)
         if self.cost_hold > 0:
-            node.stage.submit(_noop, None, self.cost_hold)
+            node.stage.reserve(self.cost_hold)
         later(self.env, hold_s, self._hold_expires, (node, client, seq))
 
     def _hold_expires(self, arg) -> None:
@@ -304,7 +303,7 @@ class AccessTier:
             # counted in C: a tier of a million connections is counted every tick
             push = countOf(map(_MODE, node.conns.values()), PUSH)
             if push:
-                node.stage.submit(_noop, None, self.cost_heartbeat * push * beats_per_conn)
+                node.stage.reserve(self.cost_heartbeat * push * beats_per_conn)
 
     def crash_node(self, node: AccessNode) -> None:
         """The access process dies: its connections are reset (clients learn at once)."""

@@ -76,11 +76,12 @@ def run_until(env: simpy.Environment, at: float) -> None:
     end._ok = True
     end._value = None
     env.schedule(end, URGENT, at - env.now)
-    from immodel.sim.stage import _Job  # stage builds on this module, not the reverse
+    # stage builds on this module, not the reverse
+    from immodel.sim.stage import _Job, _TimedJob
 
     queue = env._queue
     pop = heapq.heappop
-    call, job = Call, _Job
+    call, job, timed = Call, _Job, _TimedJob
     while queue:
         env._now, _, _, event = pop(queue)
         kind = type(event)
@@ -88,6 +89,9 @@ def run_until(env: simpy.Environment, at: float) -> None:
             event.fn(event.arg)
         elif kind is job:
             event.stage._finish(event)
+        elif kind is timed:
+            if event.epoch == event.stage.epoch:
+                event.fn(event.arg)
         elif event is end:
             return
         else:

@@ -235,21 +235,32 @@ class Network:
         elif not self.up.lost(uid, size):
             later(self.env, self.up.delay(), fn, arg)
 
-    def send_down(self, conn: Connection | None, uid: int, size: int, fn, arg) -> None:
-        """A frame from the access node to ``uid``'s client on ``conn``."""
+    def send_down(
+        self, conn: Connection | None, uid: int, size: int, fn, arg, at: float | None = None
+    ) -> None:
+        """A frame from the access node to ``uid``'s client on ``conn``, leaving now or at
+        ``at`` ≥ now (when the node's worker will have written it: the transmission is
+        decided now, for that instant)."""
         if self.stream:
-            self._segment(self.down, conn, uid, size, fn, arg, False)
-        elif not self.down.lost(uid, size):
-            later(self.env, self.down.delay(), fn, arg)
+            self._segment(self.down, conn, uid, size, fn, arg, False, at)
+        elif at is None:
+            if not self.down.lost(uid, size):
+                later(self.env, self.down.delay(), fn, arg)
+        elif not self.down.lost_at(uid, size, at):
+            now = self.env.now
+            arrive = at + self.down.delay()
+            later(self.env, arrive - now, fn, arg)
 
-    def _segment(self, link: Link, conn, uid: int, size: int, fn, arg, up: bool) -> None:
+    def _segment(
+        self, link: Link, conn, uid: int, size: int, fn, arg, up: bool, at: float | None = None
+    ) -> None:
         if conn is None or conn.broken:
             link.packets += 1
             link.bytes += size
             link.packets_lost += 1
             return  # nobody is listening on a broken connection: the data is gone
         now = self.env.now
-        t = now
+        t = now if at is None else at
         rto = conn.rto_up if up else conn.rto_down
         tries = 0
         while link.lost_at(uid, size, t):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from heapq import heappush
+from heapq import heappush, heapreplace
 from typing import Any
 
 from simpy import Environment
@@ -189,3 +189,185 @@ class Stage:
         """Time-average number of waiting jobs over [0, horizon_s]."""
         self._account()
         return self._area_queue / horizon_s if horizon_s > 0 else 0.0
+
+
+class TimedStage:
+    """A FIFO stage with ``workers`` servers whose jobs know their completion time when
+    they are queued.
+
+    In a first-come-first-served queue with several identical workers, a job starts at
+    the earliest moment a worker is free after every earlier job has taken one, and its
+    service time is drawn when it arrives — so its completion time is fixed the moment
+    it is queued: ``start = max(now, earliest free worker)``, ``done = start + service``.
+    :class:`TimedStage` keeps the workers' free times in a heap and gives that time
+    away. :meth:`submit` schedules ``fn(arg)`` at it (one event, as :class:`Stage`);
+    :meth:`reserve` only returns it, for work whose effect someone else schedules — an
+    access node writing a frame to a socket hands the network the moment the frame
+    leaves, so the write and the flight are one event. The queue is therefore the same
+    M/G/c queue as :class:`Stage`'s, with the same completion times.
+
+    What is not held as events is derived from the times: a worker is busy now if its
+    free time is later; a job waits now if its start is later; busy worker-seconds are
+    the work given out minus the work still ahead. A crash (:meth:`crash`) drops the
+    jobs not yet done: ``submit``'s callbacks do not run; a reserved completion already
+    handed on is not taken back (for the access tier: the crash resets the node's
+    connections, and both ends ignore frames of a connection they no longer hold).
+    """
+
+    __slots__ = (
+        "_free",
+        "_wait_dropped_s",
+        "_wait_given_s",
+        "_wait_lost_s",
+        "_waiting",
+        "_work_given_s",
+        "_work_lost_s",
+        "arrivals",
+        "dropped",
+        "env",
+        "epoch",
+        "name",
+        "node",
+        "service",
+        "workers",
+    )
+
+    def __init__(
+        self,
+        env: Environment,
+        name: str,
+        node: int,
+        workers: int,
+        service: Callable[[float], float],
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.node = node
+        self.workers = workers
+        self.service = service
+        self._free = [0.0] * workers  # each worker's free time: a heap
+        self._waiting: deque[tuple[float, float]] = deque()  # (start, wait) of jobs not started
+        self._work_given_s = 0.0  # service time of every job given to a worker
+        self._wait_given_s = 0.0  # queueing time of every job, started or not
+        self._work_lost_s = 0.0  # service a crash cut off
+        self._wait_lost_s = 0.0  # waiting a crash cut off (it never happened)
+        self._wait_dropped_s = 0.0  # waiting before a crash of jobs it dropped (it did)
+        self.arrivals = 0
+        self.dropped = 0
+        self.epoch = 0
+
+    def reserve(self, scale: float = 1.0) -> float:
+        """Queue a job of ``scale`` × the mean service; returns the time it completes."""
+        self.arrivals += 1
+        now = self.env._now
+        free = self._free
+        first = free[0]
+        service_s = self.service(scale)
+        if first > now:  # every worker busy: the job waits for the earliest
+            done = first + service_s
+            self._waiting.append((first, first - now))
+            self._wait_given_s += first - now
+        else:
+            done = now + service_s
+        heapreplace(free, done)
+        self._work_given_s += service_s
+        return done
+
+    def submit(self, fn: Callable[[Any], None], arg: Any, scale: float = 1.0) -> None:
+        """Queue a job; ``fn(arg)`` runs when its service completes (not after a crash).
+
+        A zero-cost job that finds a worker free runs at once, without an event, as in
+        :class:`Stage`."""
+        if scale <= 0.0 and self._free[0] <= self.env._now:
+            self.arrivals += 1
+            fn(arg)
+            return
+        done = self.reserve(scale)
+        env = self.env
+        heappush(env._queue, (done, NORMAL, next(env._eid), _TimedJob(self, fn, arg)))
+
+    def _prune(self) -> deque[tuple[float, float]]:
+        waiting, now = self._waiting, self.env._now
+        while waiting and waiting[0][0] <= now:
+            waiting.popleft()
+        return waiting
+
+    @property
+    def busy(self) -> int:
+        """Workers serving a job now."""
+        now = self.env._now
+        return sum(1 for t in self._free if t > now)
+
+    @property
+    def queue(self) -> deque[tuple[float, float]]:
+        """Jobs waiting now, as (start, wait) pairs: ``len`` is the queue length."""
+        return self._prune()
+
+    @property
+    def completed(self) -> int:
+        """Jobs whose service has completed by now."""
+        return self.arrivals - self.dropped - self.busy - len(self._prune())
+
+    @property
+    def wait_total_s(self) -> float:
+        """Seconds spent waiting by the jobs that have started (as :class:`Stage` counts)."""
+        now = self.env._now
+        ahead = sum(w for start, w in self._prune() if start > now)
+        return self._wait_given_s - self._wait_lost_s - self._wait_dropped_s - ahead
+
+    def busy_area(self) -> float:
+        """Worker-seconds of service so far: the work given out minus the work ahead."""
+        now = self.env._now
+        ahead = sum(t - now for t in self._free if t > now)
+        return self._work_given_s - self._work_lost_s - ahead
+
+    def crash(self) -> int:
+        """Drop every queued and in-service job; returns how many were dropped."""
+        now = self.env._now
+        waiting = self._prune()
+        dropped = len(waiting) + self.busy
+        self._work_lost_s += sum(t - now for t in self._free if t > now)
+        # a dropped job's wait before the crash happened (it is in the queue's area); the
+        # rest never will; neither is the wait of a job that started
+        cut = sum(start - now for start, _ in waiting)
+        self._wait_lost_s += cut
+        self._wait_dropped_s += sum(w for _, w in waiting) - cut
+        waiting.clear()
+        self._free = [now] * self.workers
+        self.dropped += dropped
+        self.epoch += 1
+        return dropped
+
+    def utilization(self, horizon_s: float) -> float:
+        """Mean busy fraction of the workers over [0, horizon_s] (horizon = now)."""
+        return self.busy_area() / (self.workers * horizon_s) if horizon_s > 0 else 0.0
+
+    def mean_queue_length(self, horizon_s: float) -> float:
+        """Time-average number of waiting jobs over [0, horizon_s] (horizon = now)."""
+        if horizon_s <= 0:
+            return 0.0
+        now = self.env._now
+        ahead = sum(start - now for start, _ in self._prune())
+        return (self._wait_given_s - self._wait_lost_s - ahead) / horizon_s
+
+
+def _finish_timed(job: _TimedJob) -> None:
+    if job.epoch == job.stage.epoch:
+        job.fn(job.arg)
+
+
+class _TimedJob:
+    """The completion event of a :class:`TimedStage` job (see :class:`_Job`)."""
+
+    __slots__ = ("arg", "callbacks", "epoch", "fn", "stage")
+    _ok = True
+
+    def __init__(self, stage: TimedStage, fn: Callable[[Any], None], arg: Any) -> None:
+        self.stage = stage
+        self.fn = fn
+        self.arg = arg
+        self.epoch = stage.epoch
+        self.callbacks: tuple | None = _FINISH_TIMED
+
+
+_FINISH_TIMED = (_finish_timed,)

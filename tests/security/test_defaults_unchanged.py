@@ -1,6 +1,8 @@
 """With the default security keys every built-in scenario's records are as before the
 security model existed: the fingerprints saved in ``tests/data/security-defaults-golden.json``
-(written by running this file as a script on the code before the change).
+(written by running this file as a script on the code before the change). A change of the
+model itself that moves the records (a new draw order, a fixed bug) rewrites the file in
+the same commit, which says why; a change that adds an option must leave it as it is.
 
 A fingerprint is one hash per column of each record frame and the summary without its
 wall-clock keys; comparing only the columns and keys present in the saved file lets the
