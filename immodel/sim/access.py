@@ -79,6 +79,9 @@ class AccessTier:
         self.cost_login = sc["server.tls_handshake_ms"] + sc["server.auth_ms"]
         self.cost_request = sc["server.access_request_ms"]
         self.cost_frame = sc["server.access_frame_ms"]
+        # an on-path attacker also alters messages going up (a draw only when it is there)
+        self.check_uplink = sc["security.tamper_prob"] > 0
+        self._uplink_seen: set[str] = set()  # messages that reached the tier (tampering on)
         self.cost_hold = sc["server.hold_ms"]
         self.cost_heartbeat = sc["server.heartbeat_ms"]
         self.heartbeat_s = sc["transport.heartbeat_s"]
@@ -231,8 +234,29 @@ class AccessTier:
     def send_arrives(self, arg) -> None:
         client, conn, msg = arg
         node, _row = self._request(client, conn, "send", 1, self.header + msg.payload_bytes)
-        if node is not None:
-            node.stage.submit(self.w.logic.send_arrives, (client, msg), self.cost_request)
+        if node is None:
+            return
+        if self.check_uplink and not self._uplink_intact(client, conn, msg):
+            return
+        node.stage.submit(self.w.logic.send_arrives, (client, msg), self.cost_request)
+
+    def _uplink_intact(self, client: Client, conn: Connection, msg) -> bool:
+        """The on-path attacker's turn on a message going up. Encrypted: the record fails
+        its check here, the frame is dropped and the connection reset (the SDK resends the
+        message on its next connection, same id). Plaintext: the altered text is what the
+        server stores and every recipient is shown."""
+        sec = self.w.security
+        first = msg.msg_id not in self._uplink_seen
+        self._uplink_seen.add(msg.msg_id)
+        if not sec.tampered():
+            return True
+        if channel.tamper_outcome(sec.channel) == "detected":
+            self.w.counters["tamper_detected"] += 1
+            self.w.side.drop_connection(client, conn)
+            return False
+        if first:  # a retry's altered text is not stored: the server dedups it
+            self.w.side.altered_at_source.add(msg.msg_id)
+        return True
 
     def ack_arrives(self, arg) -> None:
         client, conn, msg_ids = arg

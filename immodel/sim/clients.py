@@ -140,6 +140,8 @@ class ClientSide:
         # frames are looked at only when an attacker can be on the path
         self.check_frames = sc["security.tamper_prob"] > 0 or self.dns_mode != "none"
         self.altered: set[tuple[int, str]] = set()  # (uid, msg_id) altered, not yet shown
+        # messages altered on their way up (plaintext): stored so, shown so to everyone
+        self.altered_at_source: set[str] = set()
 
     # ------------------------------------------------------------------------------------
     # protocol actions
@@ -161,8 +163,11 @@ class ClientSide:
                     key = (client.uid, item.message.msg_id)
                     if key in self.altered:
                         self.altered.discard(key)
-                        self.w.counters["tampered_deliveries"] += 1
                         altered = True
+                if self.altered_at_source and item.message.msg_id in self.altered_at_source:
+                    altered = True
+                if altered:
+                    self.w.counters["tampered_deliveries"] += 1
                 if a.via == "sync":
                     rec.shown(
                         now,
@@ -279,31 +284,37 @@ class ClientSide:
             return  # the connection it came on is gone
         self.act(client, client.sender.handle_reply(reply, self.env.now))
 
-    def _frame_intact(self, client: Client, conn: Connection, delivers) -> bool:
-        """The on-path attacker's turn on a downlink frame. False when it altered a
-        message on the encrypted channel: the frame is dropped and the connection reset,
-        so the message comes again by the normal repairs. On plaintext an altered copy is
+    def _frame_intact(self, client: Client, conn: Connection, items) -> bool:
+        """The on-path attacker's turn on a downlink frame carrying ``items`` (stored
+        messages: a push, a poll answer, a sync page). False when it altered a message on
+        the encrypted channel: the frame is dropped and the connection reset, so the
+        message comes again by the normal repairs. On plaintext an altered copy is
         accepted (remembered until it is shown)."""
         sec = self.w.security
         if conn.exposed:
-            self.w.counters["exposed_messages"] += len(delivers)
-        for d in delivers:
+            self.w.counters["exposed_messages"] += len(items)
+        for item in items:
             if not sec.tampered():
                 continue
             if channel.tamper_outcome(sec.channel) == "detected":
                 self.w.counters["tamper_detected"] += 1
-                if self.w.access.serves(conn):
-                    self.w.access.close(conn.uid, clean=True)
-                self.reset((client, conn))
+                self.drop_connection(client, conn)
                 return False
-            self.altered.add((client.uid, d.item.message.msg_id))
+            self.altered.add((client.uid, item.message.msg_id))
         return True
+
+    def drop_connection(self, client: Client, conn: Connection) -> None:
+        """A record that fails its integrity check ends the connection at both ends (TLS
+        sends a fatal alert): the client reconnects and the normal repairs follow."""
+        if self.w.access.serves(conn):
+            self.w.access.close(conn.uid, clean=True)
+        self.reset((client, conn))
 
     def push_arrives(self, arg) -> None:
         client, conn, d = arg
         if client.conn is not conn:
             return  # the connection it was sent on is gone
-        if self.check_frames and not self._frame_intact(client, conn, (d,)):
+        if self.check_frames and not self._frame_intact(client, conn, (d.item,)):
             return
         repair = "retransmit" if d.attempt > 1 else ""
         self.act(client, client.receiver.handle_push(d.item, self.env.now), repair)
@@ -313,13 +324,16 @@ class ClientSide:
         client, conn, d = arg
         if client.conn is not conn:
             return
-        if self.check_frames and not self._frame_intact(client, conn, (d,)):
+        if self.check_frames and not self._frame_intact(client, conn, (d.item,)):
             return
         self.act(client, client.receiver.handle_push(d.item, self.env.now), "offline_queue")
 
     def sync_response_arrives(self, arg) -> None:
         client, conn, response = arg
         if client.conn is not conn:
+            return
+        items = response.items
+        if self.check_frames and items and not self._frame_intact(client, conn, items):
             return
         self.act(client, client.receiver.handle_sync_response(response, self.env.now))
 
@@ -579,7 +593,8 @@ class ClientSide:
         client, conn, seq, delivers = arg
         if client.conn is not conn:
             return
-        if self.check_frames and delivers and not self._frame_intact(client, conn, delivers):
+        items = [d.item for d in delivers] if self.check_frames else ()
+        if items and not self._frame_intact(client, conn, items):
             return
         now = self.env.now
         for d in delivers:

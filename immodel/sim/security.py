@@ -13,7 +13,11 @@ never reshuffles the draws of another:
   handshake and the client retries at once through HTTPDNS (``hijacked_connections``);
   a hijacked plaintext connect reaches the attacker, who relays it and reads everything
   (``exposed_messages``).
-* **Tampering** (``security.tamper_prob``, per message pushed or polled down).
+* **Tampering** (``security.tamper_prob``, per message in a frame: a message sent up, a
+  push, a poll answer, a sync page). Encrypted: the record check fails, the frame is
+  dropped and the connection reset, and the normal repairs bring the message. Plaintext:
+  the altered copy is shown (altered on the way up, it is stored so and every recipient
+  sees it).
 * **UserSig** (``security.usersig_ttl_s``, ``security.epoch_s``): each client holds a
   token issued at ``epoch + issue time``; a login with an expired token is refused
   (``auth_expired``), the SDK fetches a new one (``security.usersig_fetch_ms``) and logs
