@@ -29,7 +29,12 @@ random, so the counts are multinomial and exact) whose members share their laten
 draws. Viewers are exchangeable, so every viewer's own history has the same law in both
 modes; only the correlation between viewers of one cohort differs (which widens the
 spread of a percentile estimate, not its expectation). Work is charged per viewer: a
-cohort of ``n`` submits one job of ``n`` times the cost.
+cohort of ``n`` submits one job of ``n`` times the cost, and its members' responses leave
+together when that job completes. With constant service times that is the sum of the
+viewers' jobs; with random ones (``server.service_dist``) it is one draw scaled by ``n``,
+whose variance is ``n²`` rather than ``n`` times a viewer's: the cohort mode then queues a
+little differently (a shift of the median live latency of well under 1 % in a
+2,000-viewer room at exponential service times).
 
 **Presence.** With ``workload.live_mean_stay_s > 0`` every viewer stays an exponential
 time and leaves; departures are drawn exactly (binomially, with their times) at the
@@ -413,8 +418,10 @@ class LiveRooms:
         if dt <= 0:
             return
         p = -math.expm1(-dt / self.stay_s)
-        gen = self.s_presence.generator
-        leavers = int(gen.binomial(c.n, p))
+        if c.n == 1:  # one viewer: a Bernoulli draw (cheaper than numpy's binomial)
+            leavers = 1 if self.s_presence.uniform() < p else 0
+        else:
+            leavers = int(self.s_presence.generator.binomial(c.n, p))
         if not leavers:
             return
         pub = room.pub_times
