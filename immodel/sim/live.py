@@ -37,8 +37,8 @@ little differently (a shift of the median live latency of well under 1 % in a
 2,000-viewer room at exponential service times).
 
 **Presence.** With ``workload.live_mean_stay_s > 0`` every viewer stays an exponential
-time and leaves; departures are drawn exactly (binomially, with their times) at the
-cohort's next event, and a viewer leaving misses what was published for it and not yet
+time and leaves; a cohort of ``n`` draws its next departure time (exponential with mean
+stay / ``n``) and applies the departures due at its next event, and a viewer leaving misses what was published for it and not yet
 shown (``live_missed``). Joins are Poisson at ``audience / mean stay`` per room, so the
 audience stays at its size; they are batched at the window ticks, and a joiner starts
 from the room's head (it sees what is published after it joined), connects
@@ -73,13 +73,14 @@ from immodel.sim.network import latency_sampler
 AUTO_PER_VIEWER_MAX = 2000
 
 HELD, FLIGHT, DEAD = 0, 1, 2
+_INF = math.inf
 
 
 class Cohort:
     """``n`` viewers of one room in one state (``per_viewer``: ``n`` = 1).
 
-    ``cursor`` is the last seq they have seen or given up for good; ``t_seen`` is when
-    their departures were last drawn; ``epoch`` voids a held poll's timer once the poll
+    ``cursor`` is the last seq they have seen or given up for good; ``next_leave`` is
+    when the next of them leaves (``inf``: nobody leaves); ``epoch`` voids a held poll's timer once the poll
     has been answered; ``free_at`` (push) is when the last push reaches them, so pushes
     on one connection arrive in order."""
 
@@ -94,10 +95,10 @@ class Cohort:
         "n",
         "sent",
         "state",
-        "t_seen",
+        "next_leave",
     )
 
-    def __init__(self, cid: int, bin_: int, n: int, cursor: int, access: int, t: float) -> None:
+    def __init__(self, cid: int, bin_: int, n: int, cursor: int, access: int) -> None:
         self.cid = cid
         self.bin = bin_
         self.n = n
@@ -108,7 +109,7 @@ class Cohort:
         self.inflight = 0
         self.sent = cursor  # push: the last seq handed to a push on its way
         self.access = access
-        self.t_seen = t
+        self.next_leave = _INF
 
 
 class Room:
@@ -126,7 +127,6 @@ class Room:
         "per_viewer",
         "pub_times",
         "rid",
-        "t_seen",
     )
 
     def __init__(self, rid: int, cap: RateCap, buffer: RecentBuffer) -> None:
@@ -141,7 +141,6 @@ class Room:
         self.next_bin = 0
         self.next_cid = 0
         self.logic = 0
-        self.t_seen = 0.0
 
 
 class LiveRooms:
@@ -245,7 +244,8 @@ class LiveRooms:
         return rooms
 
     def _new_cohort(self, room: Room, bin_: int, n: int, cursor: int) -> Cohort:
-        c = Cohort(room.next_cid, bin_, n, cursor, bin_ % self.n_access, self.env.now)
+        c = Cohort(room.next_cid, bin_, n, cursor, bin_ % self.n_access)
+        self._redraw_leave(c)
         room.next_cid += 1
         room.cohorts.append(c)
         return c
@@ -367,6 +367,7 @@ class LiveRooms:
             main.n += c.n
             c.n = 0
             c.state = DEAD
+            self._redraw_leave(main)
         return list(by_cursor.values())
 
     def _prune(self, room: Room) -> None:
@@ -407,34 +408,33 @@ class LiveRooms:
     # ------------------------------------------------------------------------------------
     # presence: departures drawn at a cohort's events
     def _depart(self, room: Room, c: Cohort) -> None:
-        """Draw who of ``c`` left since its last event; each leaver misses what was
-        published before it left and not yet shown to it."""
-        if self.stay_s <= 0 or c.n == 0:
-            return
+        """Apply the departures of ``c`` due by now; each leaver misses what was published
+        before it left and not yet shown to it.
+
+        The next departure from a cohort of ``n`` is exponential with mean
+        ``mean stay / n`` (the first of ``n`` exponential stays, memoryless), so one
+        draw per departure gives every leave time exactly, and a cohort event with no
+        departure due costs one comparison."""
         now = self.env.now
-        start = c.t_seen
-        dt = now - start
-        c.t_seen = now
-        if dt <= 0:
-            return
-        p = -math.expm1(-dt / self.stay_s)
-        if c.n == 1:  # one viewer: a Bernoulli draw (cheaper than numpy's binomial)
-            leavers = 1 if self.s_presence.uniform() < p else 0
-        else:
-            leavers = int(self.s_presence.generator.binomial(c.n, p))
-        if not leavers:
+        if c.next_leave > now or c.n == 0:
             return
         pub = room.pub_times
-        for _ in range(leavers):
-            # leave time: exponential truncated to (start, now]
-            tau = start - self.stay_s * math.log1p(-self.s_presence.uniform() * p)
-            seen_by_then = bisect_right(pub, tau)
-            if seen_by_then > c.cursor:
-                self.missed += seen_by_then - c.cursor
-        c.n -= leavers
-        self.leaves += leavers
+        while c.n and c.next_leave <= now:
+            tau = c.next_leave
+            published_by_then = bisect_right(pub, tau)
+            if published_by_then > c.cursor:
+                self.missed += published_by_then - c.cursor
+            c.n -= 1
+            self.leaves += 1
+            c.next_leave = tau + self.s_presence.exponential(self.stay_s / c.n) if c.n else _INF
         if c.n == 0:
             c.state = DEAD
+
+    def _redraw_leave(self, c: Cohort) -> None:
+        """A cohort's size changed (a merge): its next departure, drawn afresh from now
+        (memoryless, so this does not change the law of anyone's stay)."""
+        if self.stay_s > 0 and c.n:
+            c.next_leave = self.env.now + self.s_presence.exponential(self.stay_s / c.n)
 
     # ------------------------------------------------------------------------------------
     # long polling
