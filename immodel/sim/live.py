@@ -38,11 +38,12 @@ little differently (a shift of the median live latency of well under 1 % in a
 
 **Presence.** With ``workload.live_mean_stay_s > 0`` every viewer stays an exponential
 time and leaves; a cohort of ``n`` draws its next departure time (exponential with mean
-stay / ``n``) and applies the departures due at its next event, and a viewer leaving misses what was published for it and not yet
-shown (``live_missed``). Joins are Poisson at ``audience / mean stay`` per room, so the
-audience stays at its size; they are batched at the window ticks, and a joiner starts
-from the room's head (it sees what is published after it joined), connects
-(``transport.handshake_rtts`` + the login round trip; the login is charged) and polls.
+stay / ``n``) and applies the departures due at its next event, and a viewer leaving
+misses what was published for it and not yet shown (``live_missed``). Joins are Poisson
+at ``audience / mean stay`` per room, so the audience stays at its size; they are
+batched at the window ticks, and a joiner starts from the room's head (it sees what is
+published after it joined), connects (``transport.handshake_rtts`` + the login round
+trip; the login is charged) and polls.
 Cohorts of one poll phase that are held at the same instant have the same cursor (a poll
 is held only at the head) and are merged at the publish.
 
@@ -80,9 +81,9 @@ class Cohort:
     """``n`` viewers of one room in one state (``per_viewer``: ``n`` = 1).
 
     ``cursor`` is the last seq they have seen or given up for good; ``next_leave`` is
-    when the next of them leaves (``inf``: nobody leaves); ``epoch`` voids a held poll's timer once the poll
-    has been answered; ``free_at`` (push) is when the last push reaches them, so pushes
-    on one connection arrive in order."""
+    when the next of them leaves (``inf``: nobody leaves); ``epoch`` voids a held poll's
+    timer once the poll has been answered; ``free_at`` (push) is when the last push
+    reaches them, so pushes on one connection arrive in order."""
 
     __slots__ = (
         "access",
@@ -93,9 +94,9 @@ class Cohort:
         "free_at",
         "inflight",
         "n",
+        "next_leave",
         "sent",
         "state",
-        "next_leave",
     )
 
     def __init__(self, cid: int, bin_: int, n: int, cursor: int, access: int) -> None:

@@ -199,3 +199,13 @@ def test_a_cap_too_small_for_its_window_is_refused(capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "server.live_max_msgs_per_s × server.live_window_ms" in err[0]
+
+
+def test_the_auto_drain_lets_the_last_window_be_decided_and_shown():
+    # a 5 s window: the last one ends up to 5 s after the sending period
+    r = run(live(**{"server.live_window_ms": 5000.0, "server.live_max_msgs_per_s": 20.0}))
+    s = r.summary
+    assert s["live_messages_offered"] == s["live_messages_accepted"] + s["live_messages_dropped"]
+    assert r.live_messages["t_decided"].notna().all()
+    assert s["live_missed"] == 0
+    assert s["live_deliveries"] == s["live_messages_accepted"] * 30  # 30 viewers a room
