@@ -167,7 +167,6 @@ class LiveRooms:
         self.hold_s = sc["transport.long_poll_hold_s"]
         self.push = sc["transport.kind"] == "push"
         self.handshake_rtts = sc["transport.handshake_rtts"]
-        self.header = sc["network.header_bytes"]
         self.n_access = len(world.access.nodes)
         self.cost_poll = sc["server.access_request_ms"] + sc["server.hold_ms"]
         self.cost_request = sc["server.access_request_ms"]
@@ -197,7 +196,6 @@ class LiveRooms:
         # deliveries: one entry per response or push shown to a cohort:
         # (room, cohort id, viewers, time, [(seq, message number), ...])
         self.shown: list[tuple[int, int, int, float, list]] = []
-        self.seq_msg: dict[tuple[int, int], int] = {}  # (room, seq) → message number
         self.missed = 0
         self.viewer_deliveries = 0
         self.joins = 0
@@ -333,7 +331,6 @@ class LiveRooms:
             i = int(a.msg_id)
             self.m_t_decided[i] = now
             self.m_seq[i] = a.seq
-            self.seq_msg[(room.rid, a.seq)] = i
             batch.append((a.seq, i))
         node = self.w.logic.nodes[room.logic]
         node.stages["downlink"].submit(self._publish, (room, batch), self.cost_publish)
