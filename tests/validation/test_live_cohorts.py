@@ -19,7 +19,7 @@ with random service times has the variance of one viewer's job scaled by the siz
 of the sum of the viewers' jobs (the README's "Live-broadcast rooms" says what that
 changes). The room churns (mean stay 20 s) so that viewers leave with messages on their way and
 ``live_missed`` is not zero. The drain is short on purpose: there is no reliable traffic,
-and 3 s cover the last publish plus the latency tail of the live viewers many times over.
+and 2 s cover the last publish plus the latency tail of the live viewers many times over.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def _scenario(mode: str, seed: int) -> Scenario:
             "transport.kind": "long_poll",
             "workload.users": 2,
             "workload.send_rate_per_user": 0.0,
-            "duration_s": 5.0,
-            "drain_s": 3.0,
+            "duration_s": 4.0,
+            "drain_s": 2.0,
             "network.latency_ms": {"dist": "lognormal", "median": 40.0, "p99": 300.0},
             # a cohort's job is one service draw scaled by its size (see immodel.sim.live):
             # with constant service times that is exactly the sum of its viewers' jobs
