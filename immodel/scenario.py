@@ -50,7 +50,9 @@ class Key:
 
     name: str
     default: Any
-    kind: str  # "int", "float", "bool", "str", "choice", "latency", "faults", "drain", "shares"
+    # "int", "float", "bool", "str", "choice", "latency", "faults", "drain", "shares",
+    # "distribution" (a number or a distribution table, like latency but without a unit)
+    kind: str
     doc: str
     lo: float | None = None
     hi: float | None = None
@@ -67,6 +69,8 @@ class Key:
             return "a list of fault tables with kind = one of " + ", ".join(FAULT_KINDS)
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
+        if self.kind == "distribution":
+            return "a number ≥ 0 or a table with dist = one of " + ", ".join(LATENCY_DISTS)
         if self.kind == "shares":
             return "a table of shares ≥ 0 with a positive sum, keys " + ", ".join(self.choices)
         if self.kind == "bool":
@@ -636,7 +640,7 @@ SCHEMA: tuple[Key, ...] = (
     _k(
         "workload.live_audience",
         1000.0,
-        "latency",
+        "distribution",
         "viewers per room: a number, or a distribution table as network.latency_ms takes "
         "(one draw per room, rounded, at least 1)",
     ),
@@ -901,7 +905,7 @@ def validate_value(name: str, value: Any) -> Any:
                 f"{name} must be {key.allowed()}, got {value!r}{_suggest(str(value), key.choices)}"
             )
         return value
-    if key.kind == "latency":
+    if key.kind in ("latency", "distribution"):  # a distribution: as latency, unitless
         return _check_latency(key, value)
     if key.kind == "shares":
         return _check_shares(key, value)
@@ -1214,6 +1218,7 @@ def key_type(key: Key) -> str:
         "str": "string",
         "choice": "string",
         "latency": "number or table",
+        "distribution": "number or table",
         "faults": "list of tables",
         "drain": "number or 'auto'",
         "shares": "table",
