@@ -126,7 +126,10 @@ fig.tight_layout()
 # %% [markdown]
 # The latency is dominated by the cap's window: a message waits for the end of its
 # one-second window (half a window on average) before it is published, then one
-# downlink latency to a held poll. Below the cap every message is accepted; above it
+# downlink latency to a held poll — plus the access tier's burst: every publish answers
+# all held polls at once, so a large audience's responses queue on the access cores
+# (the `live` scenario has 2 access nodes of 8 cores; a poll and its response cost
+# 0.04 ms of access CPU per viewer). Below the cap every message is accepted; above it
 # the window keeps high priority first, then normal, and low gets what is left.
 #
 # ## 2 · The cap against its rule and against theory
