@@ -88,7 +88,7 @@ def keep_by_priority(offered: dict[str, int], cap: int) -> dict[str, int]:
 class RateCap:
     """One room's admission: windows of ``window_s`` seconds, ``cap_per_window`` each."""
 
-    __slots__ = ("_open", "cap_per_window", "next_seq", "window_s")
+    __slots__ = ("_closed", "_open", "cap_per_window", "next_seq", "window_s")
 
     def __init__(self, cap_per_window: int, window_s: float, first_seq: int = 1) -> None:
         if cap_per_window < 1:
@@ -100,16 +100,21 @@ class RateCap:
         self.next_seq = first_seq
         # window index → offers in arrival order (msg_id, priority)
         self._open: dict[int, list[tuple[str, str]]] = {}
+        self._closed = -1  # the last window decided
 
     def window_of(self, now: float) -> int:
         """The index of the window that contains time ``now`` (s)."""
         return math.floor(now / self.window_s)
 
     def offer(self, now: float, msg_id: str, priority: str) -> int:
-        """A message reaches the room's server at ``now``; returns its window index."""
+        """A message reaches the room's server at ``now``; returns its window index.
+
+        A message that arrives at a window's end after that window was decided (the
+        caller's clock and the window boundary meet at the same instant) joins the next
+        window: a decided window never changes."""
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}")
-        w = self.window_of(now)
+        w = max(self.window_of(now), self._closed + 1)
         self._open.setdefault(w, []).append((msg_id, priority))
         return w
 
@@ -125,6 +130,7 @@ class RateCap:
         Closing a window with no offers (or twice) gives an empty decision.
         """
         offers = self._open.pop(window, [])
+        self._closed = max(self._closed, window)
         counts: dict[str, int] = {}
         for _, p in offers:
             counts[p] = counts.get(p, 0) + 1

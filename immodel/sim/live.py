@@ -313,8 +313,9 @@ class LiveRooms:
             decision = room.cap.close(k - 1)
             self._decided(room, decision)
             self._joins(room)
-        if now + self.window_s <= self.w.horizon_s:
-            later(env, self.window_s, self._tick, k + 1)
+        nxt = (k + 1) * self.window_s  # from the window index, so ticks do not drift
+        if nxt <= self.w.horizon_s:
+            later(env, nxt - now, self._tick, k + 1)
 
     def _decided(self, room: Room, decision: WindowDecision) -> None:
         now = self.env.now

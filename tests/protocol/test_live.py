@@ -59,6 +59,17 @@ def test_windows_are_decided_separately_and_seqs_continue_across_them():
     assert cap.close(1).accepted == () and cap.next_deadline() is None
 
 
+def test_a_message_arriving_after_its_window_was_decided_joins_the_next_window():
+    cap = RateCap(cap_per_window=5, window_s=0.2)
+    cap.offer(0.1, "early", "normal")
+    first = cap.close(0)
+    # 0.19999… by the caller's clock, but window 0 is decided: it goes to window 1
+    assert cap.offer(0.2 - 1e-12, "boundary", "normal") == 1
+    second = cap.close(1)
+    assert [a.msg_id for a in first.accepted] == ["early"]
+    assert [a.msg_id for a in second.accepted] == ["boundary"]
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError):
         RateCap(0, 1.0)
