@@ -209,3 +209,14 @@ def test_the_auto_drain_lets_the_last_window_be_decided_and_shown():
     assert r.live_messages["t_decided"].notna().all()
     assert s["live_missed"] == 0
     assert s["live_deliveries"] == s["live_messages_accepted"] * 30  # 30 viewers a room
+
+
+def test_the_built_in_live_scenario_drops_low_priority_first():
+    r = run(Scenario.load("live", {"workload.live_audience": 200.0, "duration_s": 4.0}))
+    s = r.summary
+    offered, dropped = s["live_offered_by_priority"], s["live_dropped_by_priority"]
+    assert s["live_rooms"] == 1 and s["live_messages_dropped"] > 0
+    # 100 msg/s against 40: low loses most, normal some, high (20/s) nothing in practice
+    # (a window with more than 40 high-priority messages has probability 1e-5)
+    assert dropped["low"] / offered["low"] > dropped["normal"] / offered["normal"]
+    assert dropped["high"] == 0
