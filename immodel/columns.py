@@ -9,6 +9,8 @@ Tables:
 
 * ``messages``, ``requests``, ``load``, ``trace`` — the record frames of one run
   (:class:`immodel.sim.model.Result`, and ``*.parquet`` in ``immodel run --out DIR``);
+* ``live_messages``, ``live_trace`` — the records of live-broadcast rooms (runs with
+  ``workload.live_rooms > 0``);
 * ``results`` — a sweep's ``results.parquet``: one row per grid point × replication, the
   grid keys, then every summary metric of the run (also ``summary.json`` of a run).
 
@@ -179,6 +181,45 @@ TRACE = Table(
             "replaced by screening; deliver: as shown). A deliver row whose digest differs "
             "from its stored row's was altered on the way; optional for the checker",
         ),
+    ),
+)
+
+# --- live-broadcast rooms (immodel.sim.live) -------------------------------------------
+LIVE_MESSAGES = Table(
+    "live_messages.parquet",
+    "live rooms only: one row per message a speaker sent to a live room",
+    (
+        _c("msg_id", "string", "", "the message's id (L<room>-<number>)"),
+        _c("room", "int", "", "live room id"),
+        _c("priority", "category", "", "high, normal or low (workload.live_priority)"),
+        _c("t_send", "float", "s", "when the speaker sent it"),
+        _c("t_offer", "float", "s", "when it reached the room's cap (NaN: never)"),
+        _c("window", "int", "", "index of the cap's window it fell in (-1: never offered)"),
+        _c("accepted", "bool", "", "the cap accepted it (it was then published to viewers)"),
+        _c("seq", "int", "", "the room's seq of an accepted message (-1: dropped or never)"),
+        _c("t_decided", "float", "s", "when its window was decided (NaN: never offered)"),
+        _c("t_told", "float", "s", "dropped: when its sender learnt it (NaN otherwise)"),
+    ),
+)
+
+LIVE_TRACE = Table(
+    "live_trace.parquet",
+    "live rooms only: the checker's event log of live traffic, send and deliver rows (no "
+    "stored rows: nothing is owed to a live viewer, so nothing can be lost)",
+    (
+        _c("t", "float", "s", "event time"),
+        _c("event", "category", "", "send (speaker) or deliver (shown to viewers)"),
+        _c("msg_id", "category", "", "message id (as in live_messages)"),
+        _c("conversation", "category", "", "the room (live<room>)"),
+        _c(
+            "user",
+            "category",
+            "",
+            "send: r<room>-speaker; deliver: r<room>-c<id>, a viewer (per_viewer) or a cohort",
+        ),
+        _c("order_key", "float", "", "the room's seq (NaN on send rows)"),
+        _c("viewers", "int", "", "viewers the row stands for (1 per viewer; a cohort's size)"),
+        _c("live", "bool", "", "always true: a live row (immodel check does not expect it)"),
     ),
 )
 
@@ -513,6 +554,38 @@ RESULTS = Table(
             "s",
             "the drain the scenario needs (immodel.sim.faults.required_drain_s)",
         ),
+        _c("live_rooms", "int", "", "live rooms simulated (workload.live_rooms)"),
+        _c("live_messages_offered", "int", "", "messages speakers sent to live rooms"),
+        _c("live_messages_accepted", "int", "", "live messages the rooms' cap accepted"),
+        _c("live_messages_dropped", "int", "", "live messages the cap dropped (sender told)"),
+        _c(
+            "live_offered_by_priority",
+            "mapping",
+            "",
+            "summary.json: live_messages_offered per priority (high, normal, low); "
+            "results.parquet holds it as live_offered_{priority} columns",
+        ),
+        _c(
+            "live_dropped_by_priority",
+            "mapping",
+            "",
+            "summary.json: live_messages_dropped per priority; results.parquet holds it as "
+            "live_dropped_{priority} columns",
+        ),
+        _c("live_offered_{priority}", "int", "", "results.parquet: offered live messages"),
+        _c("live_dropped_{priority}", "int", "", "results.parquet: dropped live messages"),
+        _c("live_deliveries", "int", "", "viewer-deliveries of live messages"),
+        _c(
+            "live_missed",
+            "int",
+            "",
+            "viewer-deliveries owed to present viewers and never shown (left first, out of "
+            "the recent buffer, or the run ended)",
+        ),
+        _c("live_latency_p50_ms", "float", "ms", "median send → shown over viewer-deliveries"),
+        _c("live_latency_p99_ms", "float", "ms", "99th percentile of that live latency"),
+        _c("live_viewers_joined", "int", "", "viewers who joined a live room during the run"),
+        _c("live_viewers_left", "int", "", "viewers who left a live room during the run"),
         _c("sim_events", "int", "", "simulation events processed"),
         _c(
             "wall_s",
@@ -529,6 +602,8 @@ TABLES: dict[str, Table] = {
     "requests": REQUESTS,
     "load": LOAD,
     "trace": TRACE,
+    "live_messages": LIVE_MESSAGES,
+    "live_trace": LIVE_TRACE,
     "results": RESULTS,
 }
 
@@ -537,6 +612,7 @@ _FAMILIES = {
     "{kind}": "(?:send|ack|poll|sync|login|heartbeat)",
     "{reason}": "(?:auth_malformed|auth_bad_signature|auth_wrong_app|auth_wrong_identifier"
     "|auth_expired)",
+    "{priority}": "(?:high|normal|low)",
 }
 
 
@@ -570,7 +646,8 @@ def columns_markdown() -> str:
         "Times are simulated seconds from the start of the run unless the name says "
         "otherwise. A name with `{stage}` stands for one column per server stage ("
         + ", ".join(f"`{s}`" for s in STAGES)
-        + "); `{kind}` for one per request kind; `{reason}` for one per auth reason.",
+        + "); `{kind}` for one per request kind; `{reason}` for one per auth reason; "
+        "`{priority}` for one per live priority (high, normal, low).",
         "",
     ]
     for name, table in TABLES.items():

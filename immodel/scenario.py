@@ -50,7 +50,9 @@ class Key:
 
     name: str
     default: Any
-    kind: str  # "int", "float", "bool", "str", "choice", "latency", "faults", "drain"
+    # "int", "float", "bool", "str", "choice", "latency", "faults", "drain", "shares",
+    # "distribution" (a number or a distribution table, like latency but without a unit)
+    kind: str
     doc: str
     lo: float | None = None
     hi: float | None = None
@@ -67,6 +69,10 @@ class Key:
             return "a list of fault tables with kind = one of " + ", ".join(FAULT_KINDS)
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
+        if self.kind == "distribution":
+            return "a number ≥ 0 or a table with dist = one of " + ", ".join(LATENCY_DISTS)
+        if self.kind == "shares":
+            return "a table of shares ≥ 0 with a positive sum, keys " + ", ".join(self.choices)
         if self.kind == "bool":
             return "true or false"
         if self.lo is not None or self.hi is not None:
@@ -623,6 +629,83 @@ SCHEMA: tuple[Key, ...] = (
         "how long after capturing a UserSig an attacker replays it (s)",
         lo=0.0,
     ),
+    # --- live-broadcast rooms (immodel.sim.live; 0 rooms: none, the default) ---------------
+    _k(
+        "workload.live_rooms",
+        0,
+        "int",
+        "live-broadcast rooms (capped, lossy by design, no ACK or offline store; 0: none)",
+        lo=0,
+    ),
+    _k(
+        "workload.live_audience",
+        1000.0,
+        "distribution",
+        "viewers per room: a number, or a distribution table as network.latency_ms takes "
+        "(one draw per room, rounded, at least 1)",
+    ),
+    _k(
+        "workload.live_send_rate",
+        20.0,
+        "float",
+        "messages per second offered to each room by its speakers (Poisson)",
+        lo=0.0,
+    ),
+    _k(
+        "workload.live_priority",
+        {"high": 0.0, "normal": 1.0, "low": 0.0},
+        "shares",
+        "shares of the offered live messages by priority (normalised to sum 1)",
+        choices=("high", "normal", "low"),
+    ),
+    _k(
+        "workload.live_mean_stay_s",
+        0.0,
+        "float",
+        "mean time a viewer stays in a room (s, exponential; joins keep the audience "
+        "steady; 0: every viewer stays for the whole run)",
+        lo=0.0,
+    ),
+    _k(
+        "workload.live_viewer_mode",
+        "auto",
+        "choice",
+        "per_viewer (one state per viewer), cohort (viewers grouped by poll phase and "
+        "presence, counts exact) or auto (per_viewer up to 2000 viewers a room)",
+        choices=("auto", "cohort", "per_viewer"),
+    ),
+    _k(
+        "workload.live_cohorts",
+        1000,
+        "int",
+        "cohort mode: poll-phase cohorts per room (viewers in one share network draws)",
+        lo=1,
+    ),
+    _k(
+        "server.live_max_msgs_per_s",
+        40.0,
+        "float",
+        "cap on the messages a live room accepts per second; over it, low priority is "
+        "dropped first (high only when high alone exceeds it)",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "server.live_window_ms",
+        1000.0,
+        "float",
+        "the cap's window (ms): each window accepts live_max_msgs_per_s × window messages "
+        "(rounded down, at least 1) and is published when it ends",
+        lo=0.0,
+        lo_open=True,
+    ),
+    _k(
+        "server.live_buffer_msgs",
+        200,
+        "int",
+        "recent messages a live room keeps for its viewers' polls (older ones are missed)",
+        lo=1,
+    ),
     # --- faults ----------------------------------------------------------------------------
     _k(
         "faults",
@@ -822,9 +905,30 @@ def validate_value(name: str, value: Any) -> Any:
                 f"{name} must be {key.allowed()}, got {value!r}{_suggest(str(value), key.choices)}"
             )
         return value
-    if key.kind == "latency":
+    if key.kind in ("latency", "distribution"):  # a distribution: as latency, unitless
         return _check_latency(key, value)
+    if key.kind == "shares":
+        return _check_shares(key, value)
     return _check_faults(key, value)
+
+
+def _check_shares(key: Key, value: Any) -> dict[str, float]:
+    """A table of non-negative shares over ``key.choices`` with a positive sum; missing
+    entries are 0. Returned normalised to sum 1, every entry present."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
+    for name, v in value.items():
+        if name not in key.choices:
+            raise ConfigError(
+                f"{key.name}: unknown entry '{name}' (allowed: {', '.join(key.choices)})"
+                f"{_suggest(str(name), key.choices)}"
+            )
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ConfigError(f"{key.name}.{name} must be a number ≥ 0, got {v!r}")
+    total = float(sum(value.values()))
+    if total <= 0:
+        raise ConfigError(f"{key.name} must have a positive sum, got {dict(value)!r}")
+    return {c: float(value.get(c, 0.0)) / total for c in key.choices}
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -1038,6 +1142,7 @@ def _check_consistency(values: dict[str, Any]) -> None:
         )
     if values["transport.reconnect_max_s"] < values["transport.reconnect_base_s"]:
         raise ConfigError("transport.reconnect_max_s must be ≥ transport.reconnect_base_s")
+    _check_live(values)
     nodes = values["server.nodes"]
     access = values["server.access_nodes"]
     drain = values["drain_s"]
@@ -1058,6 +1163,16 @@ def _check_consistency(values: dict[str, Any]) -> None:
                     f"faults[{i}].at_s must be < duration_s + drain_s ({end:g} s, when the "
                     f'run ends), got {f["at_s"]:g}; or set drain_s = "auto"'
                 )
+
+
+def _check_live(values: dict[str, Any]) -> None:
+    """Live rooms: the cap must let at least one message through per window."""
+    per_window = values["server.live_max_msgs_per_s"] * values["server.live_window_ms"] / 1000.0
+    if values["workload.live_rooms"] > 0 and math.floor(per_window + 1e-9) < 1:
+        raise ConfigError(
+            "server.live_max_msgs_per_s × server.live_window_ms / 1000 must be ≥ 1 "
+            f"(messages a window may accept), got {per_window:g}"
+        )
 
 
 def _check_explicit(flat: Mapping[str, Any], over: Mapping[str, Any]) -> None:
@@ -1103,8 +1218,10 @@ def key_type(key: Key) -> str:
         "str": "string",
         "choice": "string",
         "latency": "number or table",
+        "distribution": "number or table",
         "faults": "list of tables",
         "drain": "number or 'auto'",
+        "shares": "table",
     }[key.kind]
 
 

@@ -68,6 +68,12 @@ latency
     online when the message was stored, so on the same run they are lower; the run's
     ``catchup_latency_*_ms`` cover the rest. The text report names its population.
 
+Live traffic (the optional ``live`` column, true on the rows of a live-broadcast room, as in
+immodel's ``live_trace.parquet``): a live message is owed to no viewer, so its rows have no
+``stored`` rows and nothing of it is ``lost``; its deliver rows are not counted as
+unexpected; duplicates and order are checked as for any other row (``user`` is the viewer,
+``order_key`` the room's seq).
+
 A report is :attr:`CheckReport.ok` when ``lost``, ``duplicates``, ``order_violations``
 and ``misdirected_deliveries`` are all zero; ``immodel check`` then exits 0, otherwise 1.
 
@@ -313,7 +319,10 @@ def check_trace(df: pd.DataFrame, source: str = "trace") -> CheckReport:
     report.lost = int(lost_rows.size)
 
     is_expected = _member(first_pair, expected)
-    report.unexpected_deliveries = int(np.count_nonzero(~is_expected))
+    unexpected = ~is_expected
+    if "live" in tr.df.columns:  # live deliveries are owed to nobody: never unexpected
+        unexpected &= ~tr.df["live"].fillna(False).to_numpy(dtype=bool)[first]
+    report.unexpected_deliveries = int(np.count_nonzero(unexpected))
     stored_msgs = np.bincount(msg[stored_rows], minlength=n_msgs) > 0
     misdirected = ~is_expected & stored_msgs[msg[first]]
     misdirected_rows = first[misdirected]

@@ -1343,8 +1343,8 @@ def _flat_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
     table can sort and plot, rather than one JSON text."""
     out: dict[str, Any] = {}
     for k, v in summary.items():
-        if isinstance(v, Mapping) and str(k).endswith("_by_reason"):
-            prefix = str(k).removesuffix("_by_reason")
+        if isinstance(v, Mapping) and str(k).endswith(("_by_reason", "_by_priority")):
+            prefix = str(k).removesuffix("_by_reason").removesuffix("_by_priority")
             for sub, count in v.items():
                 out[f"{prefix}_{sub}"] = _plain(count)
         else:

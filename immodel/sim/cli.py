@@ -45,6 +45,17 @@ _TABLE = (
     ("wall_s", "wall time (s)", "{:.2f}"),
 )
 
+# Live-broadcast rooms (only when the run has some): never part of the lines above.
+_LIVE_TABLE = (
+    ("live_messages_offered", "live messages offered", "{:d}"),
+    ("live_messages_accepted", "live messages accepted", "{:d}"),
+    ("live_dropped_by_priority", "  dropped by priority", ""),
+    ("live_deliveries", "live viewer-deliveries", "{:d}"),
+    ("live_missed", "live missed (viewer-deliveries)", "{:d}"),
+    ("live_latency_p50_ms", "live latency p50 (ms)", "{:.1f}"),
+    ("live_latency_p99_ms", "live latency p99 (ms)", "{:.1f}"),
+)
+
 
 def format_summary(summary: dict, title: str = "") -> str:
     """The summary as an aligned two-column table, then the drain that was used."""
@@ -54,6 +65,14 @@ def format_summary(summary: dict, title: str = "") -> str:
         value = summary.get(key)
         text = "—" if value is None else fmt.format(value)
         lines.append(f"  {label:<{width}}  {text:>12}")
+    if summary.get("live_rooms"):  # live traffic: its own lines, apart from delivery's
+        for key, label, fmt in _LIVE_TABLE:
+            value = summary.get(key)
+            if isinstance(value, dict):
+                text = " ".join(f"{k} {v}" for k, v in value.items())
+            else:
+                text = "—" if value is None else fmt.format(value)
+            lines.append(f"  {label:<{width}}  {text:>12}")
     used = summary.get("drain_s_used")
     if used is not None:
         how = "auto" if summary.get("drain_auto") else "set"

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from immodel.analysis.live import live_summary
 from immodel.analysis.metrics import RECOVERY_KEYS, recovery_metrics, summarize
 from immodel.errors import ConfigError, DrainWarning
 from immodel.protocol import admission
@@ -56,6 +57,9 @@ class Result:
     load: pd.DataFrame
     trace: pd.DataFrame
     counters: dict[str, Any] = field(default_factory=dict)
+    # live-broadcast rooms (immodel.sim.live): empty without live rooms
+    live_messages: pd.DataFrame = field(default_factory=pd.DataFrame)
+    live_trace: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def trace_hash(self) -> str:
         """SHA-256 of the trace's bytes: equal for equal runs, whatever the machine."""
@@ -67,7 +71,7 @@ class Result:
 
     def equals(self, other: Result) -> bool:
         """Same scenario, summary, counters and record frames (values and dtypes)."""
-        frames = ("messages", "requests", "load", "trace")
+        frames = ("messages", "requests", "load", "trace", "live_messages", "live_trace")
 
         def text(d: dict) -> str:  # NaN equals NaN here, as it should for records
             return json.dumps(d, sort_keys=True)
@@ -91,6 +95,9 @@ class Result:
         self.messages.to_parquet(out / "messages.parquet", index=False)
         self.requests.to_parquet(out / "requests.parquet", index=False)
         self.load.to_parquet(out / "load.parquet", index=False)
+        if len(self.live_messages):  # only a run with live rooms has these files
+            self.live_messages.to_parquet(out / "live_messages.parquet", index=False)
+            self.live_trace.to_parquet(out / "live_trace.parquet", index=False)
         return out
 
 
@@ -103,7 +110,11 @@ RUN_FILES = (
     "messages.parquet",
     "requests.parquet",
     "load.parquet",
+    "live_messages.parquet",
+    "live_trace.parquet",
 )
+#: Files of :data:`RUN_FILES` a run folder may lack (a run without live rooms).
+OPTIONAL_RUN_FILES = ("counters.json", "live_messages.parquet", "live_trace.parquet")
 
 
 def load_run(directory: str | Path) -> Result:
@@ -118,7 +129,9 @@ def load_run(directory: str | Path) -> Result:
     if not folder.is_dir():
         raise UserError(f"run folder '{directory}' does not exist")
     missing = [
-        name for name in RUN_FILES if name != "counters.json" and not (folder / name).is_file()
+        name
+        for name in RUN_FILES
+        if name not in OPTIONAL_RUN_FILES and not (folder / name).is_file()
     ]
     if missing:
         raise UserError(
@@ -135,6 +148,9 @@ def load_run(directory: str | Path) -> Result:
         name: pd.read_parquet(folder / f"{name}.parquet")
         for name in ("messages", "requests", "load", "trace")
     }
+    for name in ("live_messages", "live_trace"):
+        path = folder / f"{name}.parquet"
+        frames[name] = pd.read_parquet(path) if path.is_file() else pd.DataFrame()
     return Result(scenario, summary, counters=counters, **frames)
 
 
@@ -224,12 +240,41 @@ def collect(
     summary = summarize(
         messages, requests, trace, horizon_s=horizon, window_s=world.duration_s, extra=extra
     )
+    live_messages, live_trace = pd.DataFrame(), pd.DataFrame()
+    if world.live is not None:
+        live_messages, live_trace = world.live.messages_frame(), world.live.trace_frame()
+    summary.update(_live_metrics(world, live_messages, live_trace))
     summary["drain_s_used"] = float(scenario["drain_s"])
     summary["drain_auto"] = bool(drain_auto)
     summary["drain_s_required"] = drain_required_s
     summary["sim_events"] = int(next(world.env._eid))
     summary["wall_s"] = time.perf_counter() - t0
-    return Result(scenario, summary, messages, requests, load, trace, dict(world.counters))
+    return Result(
+        scenario,
+        summary,
+        messages,
+        requests,
+        load,
+        trace,
+        dict(world.counters),
+        live_messages,
+        live_trace,
+    )
+
+
+def _live_metrics(world: World, live_messages: pd.DataFrame, live_trace: pd.DataFrame) -> dict:
+    """The ``live_*`` summary keys (zeros and None without live rooms)."""
+    live = world.live
+    if live is None:
+        return live_summary(pd.DataFrame(), pd.DataFrame())
+    return live_summary(
+        live_messages,
+        live_trace,
+        rooms=len(live.rooms),
+        missed=live.missed,
+        joined=live.joins,
+        left=live.leaves,
+    )
 
 
 def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from immodel.sim.access import AccessTier
 from immodel.sim.clients import LONG_POLL, PUSH, SHORT_POLL, Client, ClientSide
 from immodel.sim.connection import Connection
 from immodel.sim.kernel import later, pair_uniform, run_until
+from immodel.sim.live import LiveRooms
 from immodel.sim.logic import STAGE_NAMES, LogicTier
 from immodel.sim.network import Network, latency_mean_s
 from immodel.sim.presence import Presence
@@ -129,6 +130,8 @@ class World:
         )
         self._setup_clients()
         self._setup_conversations()
+        # live-broadcast rooms (immodel.sim.live): none by default
+        self.live = LiveRooms(self) if sc["workload.live_rooms"] > 0 else None
         # Filled when the sending period ends (rates over it, see _close_window).
         self.window_busy: dict[tuple[str, int, str], float] = {}
         self.window_push_connected_s = 0.0
@@ -455,6 +458,8 @@ class World:
         self.presence.start()
         self.security.start()
         faults.schedule_faults(self)
+        if self.live is not None:
+            self.live.start()
         self.later(self.duration_s, self._close_window, None)
         # The run allocates millions of short-lived, acyclic objects (events, packets);
         # the cyclic GC would only re-traverse the long-lived client objects, so it is
@@ -466,6 +471,8 @@ class World:
         finally:
             if gc_was_enabled:
                 gc.enable()
+        if self.live is not None:
+            self.live.finish()
         for client in self.clients:
             if client.conn is not None and not math.isnan(client.connected_since):
                 client.connected_total_s += self.horizon_s - client.connected_since

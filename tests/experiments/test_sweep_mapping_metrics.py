@@ -45,3 +45,17 @@ def test_results_parquet_holds_one_integer_column_per_reason(tmp_path: Path):
     assert frame["logins_rejected_auth_expired"].dtype.kind == "i"
     by_ttl = frame.groupby("security.usersig_ttl_s")["logins_rejected_auth_expired"].sum()
     assert by_ttl.to_dict() == {3600: 6, 86400: 0}
+
+
+def test_execute_task_flattens_the_live_by_priority_mappings():
+    def runner(_scenario: Scenario) -> dict:
+        return {
+            "live_offered_by_priority": {"high": 5, "normal": 7, "low": 9},
+            "live_dropped_by_priority": {"high": 0, "normal": 1, "low": 8},
+        }
+
+    ok, summary = execute_task(runner, Scenario.load("baseline"))
+    assert ok
+    assert "live_dropped_by_priority" not in summary
+    assert summary["live_offered_high"] == 5 and summary["live_offered_low"] == 9
+    assert summary["live_dropped_normal"] == 1 and summary["live_dropped_low"] == 8
