@@ -76,6 +76,16 @@ class MessageStore:
         timeline.add(item)
         self.stored_copies[item.msg_id] = self.stored_copies.get(item.msg_id, 0) + 1
 
+    def burn_seq(self, group: Id) -> int:
+        """A group write failed after taking its seq: the seq is burnt (never carried by
+        a message, listed in sync pages so readers step over it). Returns the seq."""
+        seq = self.group_sequencer.next_seq(group)
+        timeline = self.timelines.get(group)
+        if timeline is None:
+            timeline = self.timelines[group] = Timeline()
+        timeline.burn(seq)
+        return seq
+
     def answer_sync(self, request: SyncRequest) -> SyncResponse:
         """One page of what ``request.user`` has not merged yet."""
         convs = self.conversations_of(request.user)
@@ -139,8 +149,13 @@ class ServerNode:
         self.dedup.complete(message.msg_id, reply, now)
         return reply
 
-    def store_failed(self, message: Message) -> SendReply:
-        """The write failed: the sender must not hear "success" and may retry."""
+    def store_failed(self, message: Message, *, burn_seq: bool = False) -> SendReply:
+        """The write failed: the sender must not hear "success" and may retry.
+
+        ``burn_seq``: a group write failed after the sequencer handed out its seq, which
+        no message will carry now (:meth:`MessageStore.burn_seq`)."""
+        if burn_seq and message.is_group:
+            self.store.burn_seq(message.conversation)
         self.dedup.abort(message.msg_id)
         return SendReply(message.msg_id, False, None, "store_failed", retryable=True)
 

@@ -319,7 +319,8 @@ class LogicTier:
         now = self.env.now
         if node.store_fail_prob > 0 and self.w.streams["faults"].uniform() < node.store_fail_prob:
             self.w.counters["store_failures"] += 1
-            self._reply(node, client, node.core.store_failed(msg))
+            burn = self._burns_seq(msg)
+            self._reply(node, client, node.core.store_failed(msg, burn_seq=burn))
             return
         item, reply = node.core.commit(msg, now)
         recipients = self.rec.messages[msg.msg_id].recipients
@@ -328,6 +329,14 @@ class LogicTier:
         self.rec.stored(now, msg, item.order_key, online)
         self._reply(node, client, reply)
         self.route_stored(node, item, recipients)
+
+    def _burns_seq(self, msg: Message) -> bool:
+        """Did this failed group write take its seq first (``server.seq_burn_prob``)?"""
+        p = self.sc["server.seq_burn_prob"]
+        if not msg.is_group or p <= 0.0 or self.w.streams["seq_burn"].uniform() >= p:
+            return False
+        self.w.counters["seqs_burnt"] += 1
+        return True
 
     def route_stored(self, node: LogicNode, item, recipients) -> None:
         """Queue the status lookup + fan-out of a stored message (logged durably first)."""
