@@ -504,7 +504,13 @@ SCHEMA: tuple[Key, ...] = (
         "group storage: one inbox copy per member (write) or one group timeline (read)",
         choices=DIFFUSIONS,
     ),
-    # --- burnt seqs ------------------------------------------------------------------------
+    # --- group diffusion costs and burnt seqs ----------------------------------------------
+    _ms(
+        "server.timeline_read_ms",
+        0.05,
+        "read diffusion: reading one group timeline, on every poll and every sync page, for "
+        "each group the user is in (ms)",
+    ),
     _k(
         "server.seq_burn_prob",
         0.0,

@@ -96,12 +96,16 @@ class ServerNode:
     """One server node: the decisions of the send path and the downlink.
 
     ``clock_offset_s`` skews this node's clock for 1:1 timestamps (``clock_skew``).
+    ``member_copies`` false is read diffusion: a group message is kept only on the group
+    timeline, never per member, so a member who is not connected gets no offline copy
+    (its reconnect sync reads the timeline).
     """
 
     __slots__ = (
         "clock_offset_s",
         "dedup",
         "dedup_durable",
+        "member_copies",
         "node_id",
         "pending",
         "stamper",
@@ -117,8 +121,10 @@ class ServerNode:
         pending: PendingAcks | None = None,
         dedup_durable: bool = False,
         clock_offset_s: float = 0.0,
+        member_copies: bool = True,
     ) -> None:
         self.node_id = node_id
+        self.member_copies = member_copies
         self.store = store
         self.dedup = dedup if dedup is not None else DedupWindow()
         self.pending = pending if pending is not None else PendingAcks()
@@ -167,6 +173,8 @@ class ServerNode:
         if mode == "poll":
             self.pending.enqueue(recipient, item)
             return []
+        if item.is_group and not self.member_copies:
+            return []  # read diffusion: the group timeline is the only copy
         self.store.offline.setdefault(recipient, []).append(item)
         return []
 
@@ -181,6 +189,8 @@ class ServerNode:
     def disconnect(self, user: Id) -> None:
         """``user`` left cleanly: unacknowledged messages go to the durable offline queue."""
         left = self.pending.drain(user)
+        if left and not self.member_copies:
+            left = [item for item in left if not item.is_group]
         if left:
             self.store.offline.setdefault(user, []).extend(left)
 
