@@ -33,6 +33,7 @@ per second of operation.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 
 def diffusion_cost_difference_ms_per_s(
@@ -75,4 +76,36 @@ def mean_groups_per_user(groups: int, group_size: int, users: int) -> float:
     return groups * group_size / users
 
 
-__all__ = ["crossing_group_size", "diffusion_cost_difference_ms_per_s", "mean_groups_per_user"]
+#: The stages whose cost the diffusion changes: store (inbox copies), poll and sync
+#: (timeline reads).
+DIFFUSION_STAGES = ("store", "poll", "sync")
+
+
+def diffusion_busy_ms_per_s(summary: dict, workers: int) -> float:
+    """Service time (ms per second of the sending period) of the stages the diffusion
+    changes, from a run's summary (``utilization_<stage>`` of a one-node run) and
+    ``server.workers``."""
+    return 1000.0 * workers * sum(summary[f"utilization_{name}"] for name in DIFFUSION_STAGES)
+
+
+def crossing_from_points(sizes, deltas) -> float:
+    """The group size where a measured ``D_write − D_read`` changes sign, by linear
+    interpolation between the two neighbouring sizes (ΔD is linear in the group size at
+    a fixed number of groups per user); ``nan`` when it does not change sign."""
+    pairs = sorted(zip(sizes, deltas, strict=True))
+    for (n0, d0), (n1, d1) in pairwise(pairs):
+        if d0 == 0:
+            return float(n0)
+        if (d0 < 0) != (d1 < 0):
+            return n0 + (n1 - n0) * (-d0) / (d1 - d0)
+    return math.nan
+
+
+__all__ = [
+    "DIFFUSION_STAGES",
+    "crossing_from_points",
+    "crossing_group_size",
+    "diffusion_busy_ms_per_s",
+    "diffusion_cost_difference_ms_per_s",
+    "mean_groups_per_user",
+]

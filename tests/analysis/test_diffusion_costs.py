@@ -17,14 +17,15 @@ import pytest
 
 import immodel
 from immodel.analysis.diffusion import (
+    crossing_from_points,
     crossing_group_size,
+    diffusion_busy_ms_per_s,
     diffusion_cost_difference_ms_per_s,
     mean_groups_per_user,
 )
 from immodel.scenario import Scenario
 
 USERS, POLL_S, WINDOW_S, SIZE, RATE, WRITE_MS = 100, 2.0, 10.0, 20, 0.1, 0.01
-DIFFUSION_STAGES = ("store", "poll", "sync")
 
 
 @cache
@@ -48,8 +49,7 @@ def busy_ms_per_s(diffusion: str, groups: int, read_ms: float) -> float:
     )
     s = immodel.run(sc).summary
     assert s["lost"] == 0
-    busy = sum(s[f"utilization_{name}"] for name in DIFFUSION_STAGES)
-    return busy * sc["server.workers"] * 1000.0
+    return diffusion_busy_ms_per_s(s, sc["server.workers"])
 
 
 def predicted(groups: int, read_ms: float) -> tuple[float, float]:
@@ -137,3 +137,9 @@ def test_read_diffusion_keeps_no_copy_for_an_offline_member():
     assert repaired["write"].get("offline_queue", 0) > 0
     assert repaired["read"].get("offline_queue", 0) == 0
     assert repaired["read"].get("sync_reconnect", 0) > 0
+
+
+def test_the_crossing_is_interpolated_where_the_difference_changes_sign():
+    assert crossing_from_points([10, 20, 40], [-2.0, -1.0, 1.0]) == 30.0
+    assert crossing_from_points([40, 10], [3.0, -1.0]) == 17.5  # any order
+    assert math.isnan(crossing_from_points([10, 20], [1.0, 2.0]))
