@@ -1,4 +1,4 @@
-"""Seq-gap waits and burnt seqs in a whole run.
+"""The seq-gap sync storm, and burnt seqs, in a whole run.
 
 A large group whose fan-out jobs finish out of order (several downlink workers,
 exponential service) shows every member seq n+1 before seq n: without a wait each member
