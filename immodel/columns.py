@@ -512,6 +512,12 @@ RESULTS = Table(
         ),
         _c("store_failures", "int", "", "store attempts that failed (store_failure fault)"),
         _c("sync_pages", "int", "", "sync pages served"),
+        _c(
+            "seqs_burnt",
+            "int",
+            "",
+            "group seqs burnt by failed writes (server.seq_burn_prob): gaps no message fills",
+        ),
         _c("liveness_drops", "int", "", "push connections the server dropped for silence"),
         _c(
             "recovery_time_s",

@@ -364,6 +364,15 @@ SCHEMA: tuple[Key, ...] = (
     ),
     _k("reliability.sync_on_gap", True, "bool", "sync when a group seq gap is seen"),
     _k("reliability.sync_on_reconnect", True, "bool", "sync after every (re)connect"),
+    # --- seq-gap waits (group order) ------------------------------------------------------
+    _k(
+        "reliability.gap_wait_ms",
+        0.0,
+        "float",
+        "how long a client waits for a missing group seq before it syncs (ms; 0: sync at "
+        "once); the wait ends early when the gap fills",
+        lo=0.0,
+    ),
     # --- server ----------------------------------------------------------------------------
     _k(
         "server.nodes",
@@ -500,6 +509,22 @@ SCHEMA: tuple[Key, ...] = (
         "choice",
         "group storage: one inbox copy per member (write) or one group timeline (read)",
         choices=DIFFUSIONS,
+    ),
+    # --- group diffusion costs and burnt seqs ----------------------------------------------
+    _ms(
+        "server.timeline_read_ms",
+        0.05,
+        "read diffusion: reading one group timeline, on every poll and every sync page, for "
+        "each group the user is in (ms)",
+    ),
+    _k(
+        "server.seq_burn_prob",
+        0.0,
+        "float",
+        "probability that a failed group write had already taken its seq, which is then "
+        "burnt (a gap no message fills; sync pages list it)",
+        lo=0.0,
+        hi=1.0,
     ),
     _k(
         "server.offline_push_ms",

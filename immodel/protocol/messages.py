@@ -107,7 +107,9 @@ class SyncResponse:
     to which the page is complete (the timeline's top, or the last key before the cut):
     the client moves its cursor there even when every item up to it was one it already
     ``held`` and the page carries none. ``scanned`` is how many conversations the server
-    looked through (what the page cost it).
+    looked through (what the page cost it). ``burnt`` lists ``(group, seq)`` pairs above
+    the cursor, up to the page's last item of that group, that no message will ever carry
+    (a write failed after its seq was handed out), so the client steps over them.
     """
 
     user: Id
@@ -115,6 +117,7 @@ class SyncResponse:
     complete: bool
     covered: tuple[tuple[Id, int], ...] = ()
     scanned: int = 0
+    burnt: tuple[tuple[Id, int], ...] = ()
 
 
 # ---------------------------------------------------------------------------------------

@@ -33,6 +33,19 @@ message a sync page shows carries the trigger that started the sync, so a run ca
 which mechanism repaired what. With ``sync_on_gap`` off a group gap still holds later
 copies back (the order is kept) until a sync started otherwise fills it.
 
+**Gap wait.** Real group fan-out runs on several workers that finish out of order, so
+seq n+1 often arrives a few milliseconds before seq n: a gap that fills by itself. With
+``gap_wait_s`` > 0 the receiver does not sync at once on a gap seen in a pushed or
+polled copy: it sets a gap deadline (:meth:`Receiver.next_deadline`), cancels it when
+the missing seqs arrive, and syncs only if the gap is still open when the deadline
+passes (:meth:`Receiver.handle_timeout`). ``gap_wait_s`` = 0 syncs at once.
+
+**Burnt seqs.** A write that fails after the sequencer handed out its seq leaves a seq
+that no message will ever carry. A sync page lists the burnt seqs of each group above
+the reader's cursor (``SyncResponse.burnt``); the receiver steps its cursor over them
+as over its own messages, so a burnt seq is a gap that closes instead of one waited on
+forever.
+
 A cursor moves only when a sync page is merged (or, for groups, contiguously), never
 because a push arrived, so a push that overtakes a sync cannot carry a cursor past a
 gap. Syncs are coalesced: one in flight at a time; a receipt during a sync asks for one
@@ -70,7 +83,8 @@ class Receiver:
 
     Configuration: ``ack`` (send ACKs), ``dedup`` (client dedup of pushed copies),
     ``sync_enabled`` (cursor sync on receipt, on a gap and on :meth:`request_sync`),
-    ``dedup_window_s``, ``sync_limit`` (page size), ``sync_timeout_s``.
+    ``dedup_window_s``, ``sync_limit`` (page size), ``sync_timeout_s``, ``gap_wait_s``
+    (how long a group gap may stay open before it triggers a sync; 0: sync at once).
     Containers are created on first use: an idle client costs a few hundred bytes.
     """
 
@@ -79,6 +93,7 @@ class Receiver:
         "_again_trigger",
         "_cursor",
         "_edge",
+        "_gap_deadline",
         "_held",
         "_seen",
         "_sync_again",
@@ -87,6 +102,7 @@ class Receiver:
         "ack",
         "dedup",
         "dedup_window_s",
+        "gap_wait_s",
         "sync_enabled",
         "sync_limit",
         "sync_on_gap",
@@ -109,6 +125,7 @@ class Receiver:
         sync_on_receipt: bool = True,
         sync_on_gap: bool = True,
         sync_on_reconnect: bool = True,
+        gap_wait_s: float = 0.0,
     ) -> None:
         self.user = user
         self.ack = ack
@@ -120,6 +137,8 @@ class Receiver:
         self.dedup_window_s = dedup_window_s
         self.sync_limit = sync_limit
         self.sync_timeout_s = sync_timeout_s
+        self.gap_wait_s = gap_wait_s
+        self._gap_deadline: float | None = None  # when an open gap asks for a sync
         self._seen: OrderedDict[Id, float] | None = None  # msg_id → forget-at time
         self._cursor: dict[Id, int] | None = None
         # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py).
@@ -163,6 +182,8 @@ class Receiver:
         cursor = self._cursors()
         edge = self._edge
         trigger = self._trigger
+        for conv, seq in response.burnt:
+            self._burnt(conv, seq, now, actions)
         for item in response.items:
             if item.is_group:
                 self._arrive_in_group(item, "sync", now, actions, trigger)
@@ -280,15 +301,25 @@ class Receiver:
         return [StartSync(SyncRequest(self.user, cursors, self.sync_limit, merged, held))]
 
     def handle_timeout(self, now: float) -> list[Action]:
-        """Repeat a sync that was not answered in time."""
+        """Repeat a sync that was not answered in time; sync on a gap that stayed open
+        for ``gap_wait_s``."""
+        actions: list[Action] = []
         if self._sync_deadline is not None and self._sync_deadline <= now:
             self._sync_deadline = None
-            return self._start_sync(now, self._trigger)
-        return []
+            actions.extend(self._start_sync(now, self._trigger))
+        if self._gap_deadline is not None and self._gap_deadline <= now:
+            self._gap_deadline = None
+            if self._gap_open():
+                actions.extend(self.request_sync(now, "gap"))
+        return actions
 
     def next_deadline(self) -> float | None:
-        """When an unanswered sync must be repeated (None: no sync in flight)."""
-        return self._sync_deadline
+        """The earliest of: when an unanswered sync must be repeated, when an open gap
+        asks for a sync (None: neither)."""
+        sync, gap = self._sync_deadline, self._gap_deadline
+        if gap is None:
+            return sync
+        return gap if sync is None or gap < sync else sync
 
     @property
     def syncing(self) -> bool:
@@ -299,6 +330,7 @@ class Receiver:
         self._sync_deadline = None
         self._sync_again = False
         self._again_trigger = ""
+        self._gap_deadline = None  # the reconnect sync fills what the gap lacked
 
     def reset(self) -> None:
         """The app restarted without its local state (cursors, shown ids, held copies)."""
@@ -377,7 +409,22 @@ class Receiver:
             return
         held[seq] = None if own else item
         if via == "push" and self.sync_on_gap:
-            actions.extend(self.request_sync(now, "gap"))
+            if self.gap_wait_s <= 0.0:
+                actions.extend(self.request_sync(now, "gap"))
+            elif self._gap_deadline is None and not own:
+                self._gap_deadline = now + self.gap_wait_s
+
+    def _burnt(self, conv: Id, seq: int, now: float, actions: list[Action]) -> None:
+        """A sync page says no message will ever carry ``seq`` of group ``conv``."""
+        cursor = self._cursors()
+        cur = cursor.get(conv, 0)
+        if seq <= cur:
+            return
+        if seq == cur + 1:
+            cursor[conv] = seq
+            self._release(conv, now, actions)
+        else:
+            self._held_for(conv).setdefault(seq, None)
 
     def _gap_open(self) -> bool:
         """A copy of someone else's message is held behind a gap."""
@@ -399,3 +446,5 @@ class Receiver:
             nxt += 1
         if not held:
             del self._held[conv]
+        if self._gap_deadline is not None and not self._gap_open():
+            self._gap_deadline = None  # the gap filled by itself: no sync needed

@@ -76,6 +76,16 @@ class MessageStore:
         timeline.add(item)
         self.stored_copies[item.msg_id] = self.stored_copies.get(item.msg_id, 0) + 1
 
+    def burn_seq(self, group: Id) -> int:
+        """A group write failed after taking its seq: the seq is burnt (never carried by
+        a message, listed in sync pages so readers step over it). Returns the seq."""
+        seq = self.group_sequencer.next_seq(group)
+        timeline = self.timelines.get(group)
+        if timeline is None:
+            timeline = self.timelines[group] = Timeline()
+        timeline.burn(seq)
+        return seq
+
     def answer_sync(self, request: SyncRequest) -> SyncResponse:
         """One page of what ``request.user`` has not merged yet."""
         convs = self.conversations_of(request.user)
@@ -86,12 +96,16 @@ class ServerNode:
     """One server node: the decisions of the send path and the downlink.
 
     ``clock_offset_s`` skews this node's clock for 1:1 timestamps (``clock_skew``).
+    ``member_copies`` false is read diffusion: a group message is kept only on the group
+    timeline, never per member, so a member who is not connected gets no offline copy
+    (its reconnect sync reads the timeline).
     """
 
     __slots__ = (
         "clock_offset_s",
         "dedup",
         "dedup_durable",
+        "member_copies",
         "node_id",
         "pending",
         "stamper",
@@ -107,8 +121,10 @@ class ServerNode:
         pending: PendingAcks | None = None,
         dedup_durable: bool = False,
         clock_offset_s: float = 0.0,
+        member_copies: bool = True,
     ) -> None:
         self.node_id = node_id
+        self.member_copies = member_copies
         self.store = store
         self.dedup = dedup if dedup is not None else DedupWindow()
         self.pending = pending if pending is not None else PendingAcks()
@@ -139,8 +155,13 @@ class ServerNode:
         self.dedup.complete(message.msg_id, reply, now)
         return reply
 
-    def store_failed(self, message: Message) -> SendReply:
-        """The write failed: the sender must not hear "success" and may retry."""
+    def store_failed(self, message: Message, *, burn_seq: bool = False) -> SendReply:
+        """The write failed: the sender must not hear "success" and may retry.
+
+        ``burn_seq``: a group write failed after the sequencer handed out its seq, which
+        no message will carry now (:meth:`MessageStore.burn_seq`)."""
+        if burn_seq and message.is_group:
+            self.store.burn_seq(message.conversation)
         self.dedup.abort(message.msg_id)
         return SendReply(message.msg_id, False, None, "store_failed", retryable=True)
 
@@ -152,6 +173,8 @@ class ServerNode:
         if mode == "poll":
             self.pending.enqueue(recipient, item)
             return []
+        if item.is_group and not self.member_copies:
+            return []  # read diffusion: the group timeline is the only copy
         self.store.offline.setdefault(recipient, []).append(item)
         return []
 
@@ -166,6 +189,8 @@ class ServerNode:
     def disconnect(self, user: Id) -> None:
         """``user`` left cleanly: unacknowledged messages go to the durable offline queue."""
         left = self.pending.drain(user)
+        if left and not self.member_copies:
+            left = [item for item in left if not item.is_group]
         if left:
             self.store.offline.setdefault(user, []).extend(left)
 

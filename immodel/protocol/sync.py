@@ -16,6 +16,10 @@ two nodes whose clocks disagree, a 1:1 reply stamped by the slow node can land *
 cursor that already passed the fast node's stamp, and timestamp sync never pulls it
 (group seq has no such hole). Pushes and retransmits still deliver it.
 
+A group write that fails after its seq was handed out leaves a burnt seq
+(:meth:`Timeline.burn`); pages list the burnt seqs between the cursor and the page's
+last item of that group, so the reader steps over them instead of waiting for them.
+
 Two nodes can also stamp the *same* millisecond in one conversation, so for 1:1 a page
 starts at the cursor key itself, not after it; the receiver remembers the ids it merged
 at its cursor key and names them in the request, so the page leaves them out (a bounded
@@ -41,12 +45,26 @@ class Timeline:
     skewed node) is inserted where it belongs so the timeline stays sorted.
     """
 
-    __slots__ = ("is_group", "items", "keys")
+    __slots__ = ("burnt", "is_group", "items", "keys")
 
     def __init__(self) -> None:
         self.keys: list[int] = []
         self.items: list[Stored] = []
         self.is_group = False  # set by the first item: a conversation is one or the other
+        self.burnt: list[int] | None = None  # group seqs no message will carry, ascending
+
+    def burn(self, seq: int) -> None:
+        """Seq ``seq`` of this group was handed out to a write that failed."""
+        self.is_group = True
+        if self.burnt is None:
+            self.burnt = []
+        self.burnt.append(seq)  # seqs are handed out in increasing order
+
+    def burnt_between(self, low: int, high: int) -> list[int]:
+        """Burnt seqs ``s`` with ``low < s <= high``."""
+        if not self.burnt:
+            return []
+        return self.burnt[bisect_right(self.burnt, low) : bisect_right(self.burnt, high)]
 
     def add(self, item: Stored) -> None:
         key = item.order_key
@@ -95,6 +113,7 @@ def answer_sync(
     covered: list[tuple[Id, int]] = []
     complete = True
     scanned = 0
+    burnt: list[tuple[Id, int]] = []
     for conv in conversations if in_order else sorted(conversations, key=repr):
         scanned += 1
         timeline = timelines.get(conv)
@@ -126,9 +145,15 @@ def answer_sync(
             out.extend(pending[:room])
             if room and not timeline.is_group:
                 covered.append((conv, pending[room - 1].order_key))
+            if room and timeline.burnt:
+                burnt += (
+                    (conv, s) for s in timeline.burnt_between(cursor, pending[room - 1].order_key)
+                )
             complete = False
             break
         out.extend(pending)
+        if timeline.burnt:
+            burnt += ((conv, s) for s in timeline.burnt_between(cursor, top))
         if not timeline.is_group:
             covered.append((conv, top))
-    return SyncResponse(request.user, tuple(out), complete, tuple(covered), scanned)
+    return SyncResponse(request.user, tuple(out), complete, tuple(covered), scanned, tuple(burnt))

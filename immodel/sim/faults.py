@@ -304,11 +304,14 @@ def connections_may_drop(scenario: Any) -> bool:
 def required_drain_s(scenario: Any, rounds: int | None = None) -> float:
     """The ``drain_s`` that lets every repair finish: the part of the faults that runs
     past the sending period, plus :func:`settle_time_s` when connections may drop
-    (:func:`connections_may_drop`), else :func:`loss_settle_time_s`. A ``clock_skew``
-    needs none. Live-broadcast rooms add one cap window: the last window of the sending
-    period is decided (and published) one window after it ends."""
+    (:func:`connections_may_drop`), else :func:`loss_settle_time_s`, plus the group gap
+    wait (``reliability.gap_wait_ms``). A ``clock_skew`` needs none. Live-broadcast rooms
+    add one cap window: the last window of the sending period is decided (and published)
+    one window after it ends."""
     ends = [fault_end_s(f) for f in scenario["faults"] if f["kind"] != "clock_skew"]
     overhang = max([0.0, *(end - scenario["duration_s"] for end in ends)])
+    # a group gap seen at the end waits this long before its repair sync starts
+    overhang += scenario["reliability.gap_wait_ms"] / 1000.0
     if scenario["workload.live_rooms"] > 0:
         overhang += scenario["server.live_window_ms"] / 1000.0
     if connections_may_drop(scenario):

@@ -17,6 +17,14 @@ Every action costs service time on a stage (``server.workers`` per stage per nod
 the send path's stages, a poll (base + per message returned), a sync page (base + per
 conversation scanned + per message returned), each ACK and each retransmission.
 
+Group diffusion (``server.diffusion``) decides where group messages are stored and so
+what each side pays. *Write*: the store stage writes one inbox copy per recipient
+(``server.inbox_write_ms`` each) and a member who is offline keeps its copy in its
+offline queue; polls and syncs read the member's own inbox, at their base cost. *Read*:
+the store stage writes the group timeline once; nothing is kept per member (an offline
+member's reconnect sync reads the timeline), and every poll and every sync page reads
+the timelines of all the user's groups (``server.timeline_read_ms`` each).
+
 Lifecycle of a logic node: up ─► crash (``server_crash``: :meth:`simpy.Process.interrupt`)
 ─► down for ``down_s`` ─► up. A crash loses the node's volatile state — pending-ACK
 queues, the dedup window (unless ``reliability.dedup_durable``), jobs in its stages,
@@ -71,6 +79,7 @@ class LogicNode:
             dedup=DedupWindow(sc["reliability.dedup_window_s"], sc["reliability.server_dedup"]),
             pending=PendingAcks(sc["reliability.ack_timeout_s"], sc["reliability.downlink_ack"]),
             dedup_durable=sc["reliability.dedup_durable"],
+            member_copies=sc["server.diffusion"] == "write",
         )
         unit = service_sampler(sc["server.service_dist"], 0.001, tier.w.streams["service"])
         workers = sc["server.workers"]
@@ -129,6 +138,9 @@ class LogicTier:
             "retransmit": sc["server.retransmit_ms"],
         }
         self.write_diffusion = sc["server.diffusion"] == "write"
+        # read diffusion: every poll and sync page reads each of the user's group timelines
+        self.timeline_read_ms = 0.0 if self.write_diffusion else sc["server.timeline_read_ms"]
+        self._groups_of: dict[int, int] | None = None  # user → groups it is in (lazy)
         self.batch_max = sc["transport.batch_max"]
 
     def _setup_admission(self) -> None:
@@ -319,7 +331,8 @@ class LogicTier:
         now = self.env.now
         if node.store_fail_prob > 0 and self.w.streams["faults"].uniform() < node.store_fail_prob:
             self.w.counters["store_failures"] += 1
-            self._reply(node, client, node.core.store_failed(msg))
+            burn = self._burns_seq(msg)
+            self._reply(node, client, node.core.store_failed(msg, burn_seq=burn))
             return
         item, reply = node.core.commit(msg, now)
         recipients = self.rec.messages[msg.msg_id].recipients
@@ -328,6 +341,23 @@ class LogicTier:
         self.rec.stored(now, msg, item.order_key, online)
         self._reply(node, client, reply)
         self.route_stored(node, item, recipients)
+
+    def _burns_seq(self, msg: Message) -> bool:
+        """Did this failed group write take its seq first (``server.seq_burn_prob``)?"""
+        p = self.sc["server.seq_burn_prob"]
+        if not msg.is_group or p <= 0.0 or self.w.streams["seq_burn"].uniform() >= p:
+            return False
+        self.w.counters["seqs_burnt"] += 1
+        return True
+
+    def groups_of(self, uid: int) -> int:
+        """How many groups ``uid`` is in (what a read-diffusion poll or sync reads)."""
+        if self._groups_of is None:
+            self._groups_of = {}
+            for members in self.w.groups:
+                for m in members:
+                    self._groups_of[int(m)] = self._groups_of.get(int(m), 0) + 1
+        return self._groups_of.get(uid, 0)
 
     def route_stored(self, node: LogicNode, item, recipients) -> None:
         """Queue the status lookup + fan-out of a stored message (logged durably first)."""
@@ -470,6 +500,8 @@ class LogicTier:
         self.rec.req_messages[row] = len(response.items)
         c = self.costs
         cost = c["sync"] + c["sync_conv"] * response.scanned + c["sync_item"] * len(response.items)
+        if self.timeline_read_ms:
+            cost += self.timeline_read_ms * self.groups_of(client.uid)
         node.stages["sync"].submit(self._answer_sync, (client, response), cost)
 
     def _answer_sync(self, job) -> None:
@@ -495,6 +527,8 @@ class LogicTier:
                 holder.core.pending.handle_ack(client.uid, acks)
         batch = min(node.core.pending.waiting(client.uid), self.batch_max)
         cost = self.costs["poll"] + self.costs["poll_msg"] * batch + self.costs["ack"] * len(acks)
+        if self.timeline_read_ms:
+            cost += self.timeline_read_ms * self.groups_of(client.uid)
         node.stages["poll"].submit(self._poll_served, (node, client, conn, seq, row, hold), cost)
 
     def _poll_served(self, job) -> None:

@@ -92,6 +92,7 @@ class World:
             "rejections": 0,
             "store_failures": 0,
             "sync_pages": 0,
+            "seqs_burnt": 0,
             "liveness_drops": 0,
             "connection_breaks": 0,
             "transport_gave_up": 0,
@@ -168,6 +169,7 @@ class World:
             dedup_window_s=sc["reliability.client_dedup_window_s"],
             sync_limit=sc["transport.batch_max"],
             sync_timeout_s=self.request_timeout_s,
+            gap_wait_s=sc["reliability.gap_wait_ms"] / 1000.0,
         )
         self.clients = [
             Client(u, kinds[u], UplinkSender(u, policy), Receiver(u, **rkw), phases[u])

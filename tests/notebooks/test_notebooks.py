@@ -69,6 +69,13 @@ PER_NOTEBOOK: dict[str, dict] = {
     "05_group_fanout": {
         "SET": {"workload.users": 40, "duration_s": 10.0},
         "GRID": {"workload.group_size": [5, 40]},
+        "CROSS_USERS": 80,
+        "CROSS_SIZES": [5, 40],
+        "CROSS_GROUPS_PER_USER": [1],
+        "CROSS_DURATION_S": 5.0,
+        "STORM_MEMBERS": 40,
+        "STORM_DURATION_S": 2.0,
+        "STORM_WAITS_MS": [0.0, 20.0],
     },
     "07_security": {"TAMPER_RATES": [0.05], "TTLS_S": [3600, 15552000], "REPLICATIONS": 1},
     "08_live_rooms": {"AUDIENCE": 2000, "COHORTS": 50, "MEAN_STAY_S": 60.0},
