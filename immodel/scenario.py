@@ -50,7 +50,7 @@ class Key:
 
     name: str
     default: Any
-    kind: str  # "int", "float", "bool", "str", "choice", "latency", "faults", "drain"
+    kind: str  # "int", "float", "bool", "str", "choice", "latency", "faults", "drain", "times"
     doc: str
     lo: float | None = None
     hi: float | None = None
@@ -65,6 +65,8 @@ class Key:
             return "a number ≥ 0 (ms) or a table with dist = one of " + ", ".join(LATENCY_DISTS)
         if self.kind == "faults":
             return "a list of fault tables with kind = one of " + ", ".join(FAULT_KINDS)
+        if self.kind == "times":
+            return "a list of times in seconds ≥ 0"
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
         if self.kind == "bool":
@@ -623,6 +625,51 @@ SCHEMA: tuple[Key, ...] = (
         "how long after capturing a UserSig an attacker replays it (s)",
         lo=0.0,
     ),
+    # --- backend senders over the REST API (immodel.sim.backend) ---------------------------
+    _k(
+        "workload.rest_rate_per_s",
+        0.0,
+        "float",
+        "REST calls per second from the business backend (Poisson), each a single send "
+        "(or a batch, workload.rest_batch_size)",
+        lo=0.0,
+    ),
+    _k(
+        "workload.rest_batch_size",
+        1,
+        "int",
+        "users per REST call of workload.rest_rate_per_s: 1 a single send, more a batch send "
+        "(one 1:1 message to each of that many distinct users)",
+        lo=1,
+        hi=500,
+    ),
+    _k(
+        "workload.rest_broadcasts",
+        (),
+        "times",
+        "times (s, in [0, duration_s)) at which the admin broadcasts one message to every user "
+        "(one REST call the server fans out)",
+    ),
+    _k(
+        "workload.rest_keep_alive",
+        False,
+        "bool",
+        "the backend keeps its HTTPS connections open (false: TCP + TLS handshake per call)",
+    ),
+    _k(
+        "workload.rest_latency_ms",
+        {"dist": "lognormal", "median": 20.0, "p99": 80.0},
+        "latency",
+        "one-way latency between the business backend and the access tier (ms)",
+    ),
+    _k(
+        "server.rest_max_calls_per_s",
+        200,
+        "int",
+        "REST calls the server admits per app per whole second (the vendor's default 200); "
+        "over it a call is refused with a retry-after",
+        lo=1,
+    ),
     # --- faults ----------------------------------------------------------------------------
     _k(
         "faults",
@@ -824,7 +871,21 @@ def validate_value(name: str, value: Any) -> Any:
         return value
     if key.kind == "latency":
         return _check_latency(key, value)
+    if key.kind == "times":
+        return _check_times(key, value)
     return _check_faults(key, value)
+
+
+def _check_times(key: Key, value: Any) -> tuple[float, ...]:
+    """A list of simulated times (s ≥ 0), returned sorted as a tuple."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list | tuple) or any(
+        isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0
+        for t in value
+    ):
+        raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
+    return tuple(sorted(float(t) for t in value))
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -1038,6 +1099,17 @@ def _check_consistency(values: dict[str, Any]) -> None:
         )
     if values["transport.reconnect_max_s"] < values["transport.reconnect_base_s"]:
         raise ConfigError("transport.reconnect_max_s must be ≥ transport.reconnect_base_s")
+    for t in values["workload.rest_broadcasts"]:
+        if t >= values["duration_s"]:
+            raise ConfigError(
+                f"workload.rest_broadcasts must hold times in [0, duration_s) "
+                f"([0, {values['duration_s']:g}) s), got {t:g}"
+            )
+    if values["workload.rest_batch_size"] > users:
+        raise ConfigError(
+            f"workload.rest_batch_size must be ≤ workload.users ({users}), "
+            f"got {values['workload.rest_batch_size']}"
+        )
     nodes = values["server.nodes"]
     access = values["server.access_nodes"]
     drain = values["drain_s"]
@@ -1104,6 +1176,7 @@ def key_type(key: Key) -> str:
         "choice": "string",
         "latency": "number or table",
         "faults": "list of tables",
+        "times": "list of numbers",
         "drain": "number or 'auto'",
     }[key.kind]
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from immodel.protocol.channel import content_digest
 from immodel.protocol.messages import Message
+from immodel.protocol.rest import ADMIN_UID
 
 NAN = math.nan
 
@@ -215,6 +216,7 @@ class Recorder:
                 "failure_reason",
                 "screening",
                 "altered",
+                "origin",
             )
         }
         kinds = self.recipient_kind
@@ -246,6 +248,7 @@ class Recorder:
                 cols["failure_reason"].append(rec.failure)
                 cols["screening"].append(rec.screening)
                 cols["altered"].append(user in rec.altered)
+                cols["origin"].append("rest" if msg.sender == ADMIN_UID else "sdk")
         frame = pd.DataFrame(cols)
         return frame.astype(
             {
