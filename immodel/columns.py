@@ -55,7 +55,7 @@ MESSAGES = Table(
         _c("msg_id", "string", "", "the message's unique id (client-generated, reused by retries)"),
         _c("conversation", "string", "", "1:1 conversation or group id"),
         _c("is_group", "bool", "", "true for a group message"),
-        _c("sender", "int", "", "user id of the sender"),
+        _c("sender", "int", "", "user id of the sender (-1: the admin account, REST API)"),
         _c("recipient", "int", "", "user id of this row's recipient"),
         _c("order_key", "int", "", "server order key (timestamp or group seq); -1 if never stored"),
         _c(
@@ -135,8 +135,14 @@ REQUESTS = Table(
     "one row per request that reached the access layer (heartbeats are counted, not listed)",
     (
         _c("t", "float", "s", "arrival time at the access layer"),
-        _c("user", "int", "", "user id of the client"),
-        _c("kind", "category", "", "send, ack, poll, sync or login"),
+        _c("user", "int", "", "user id of the client (-1: the admin account's REST calls)"),
+        _c(
+            "kind",
+            "category",
+            "",
+            "send, ack, poll, sync or login; rest (a backend's REST call admitted) or "
+            "rest_refused (refused by the rate limit) at the time the access node decided",
+        ),
         _c("messages", "int", "", "messages carried (a poll: in its response; 0 is an empty poll)"),
         _c("bytes", "int", "bytes", "size of the request including framing"),
     ),

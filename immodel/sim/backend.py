@@ -62,6 +62,9 @@ from immodel.sim.kernel import later
 from immodel.sim.network import latency_sampler
 from immodel.sim.security import SDKAPPID, USERSIG_KEY
 
+#: A REST call's URL and headers beyond the body: the admin UserSig, app id, identifier,
+#: random and content type in the query string (bytes).
+REST_URL_BYTES = 400
 #: The conversation of admin broadcasts (every user is a member; sequenced like a group).
 BROADCAST_CONVERSATION = "broadcast"
 
@@ -109,6 +112,7 @@ class Backend:
         self.warm = False  # keep-alive: the backend's connection pool is open
         self.handshake_rtts = sc["transport.handshake_rtts"]
         self.payload = sc["workload.payload_bytes"]
+        self.header = sc["network.header_bytes"]
         self.cost_call = sc["server.auth_ms"] + sc["server.access_request_ms"]
         self.cost_tls = sc["server.tls_handshake_ms"]
         self.epoch_s = sc["security.epoch_s"]
@@ -260,9 +264,13 @@ class Backend:
         if not node.up:
             return
         now = self.env.now
+        call = self.calls.get(call_id)
+        n_msgs = len(call.messages) if call is not None else 0
+        size = self.header + REST_URL_BYTES + n_msgs * self.payload
         verdict = self.limiter.admit(now)
         if not verdict.admitted:
             self.calls_refused += 1
+            self.w.rec.request(now, ADMIN_UID, "rest_refused", 0, size)
             self._answer(RestAnswer(call_id, attempt, RATE_LIMITED, verdict.retry_after_s))
             return
         decision = admission.authenticate(
@@ -273,11 +281,13 @@ class Backend:
             now=self.epoch_s + math.floor(now),
         )
         if not decision.accepted:
+            self.calls_refused += 1
+            self.w.rec.request(now, ADMIN_UID, "rest_refused", 0, size)
             self._answer(RestAnswer(call_id, attempt, str(decision.reason)))
             return
         self.calls_accepted += 1
         self.accepted_t.append(now)
-        call = self.calls.get(call_id)
+        self.w.rec.request(now, ADMIN_UID, "rest", n_msgs, size)
         if call is None:
             return  # the backend is done with it (answered by an earlier attempt)
         self.answering[call_id] = (attempt, {m.msg_id for m in call.messages})

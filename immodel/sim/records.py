@@ -277,7 +277,8 @@ class Recorder:
                 "t": np.asarray(self.req_t, dtype=float),
                 "user": np.asarray(self.req_user, dtype=np.int64),
                 "kind": pd.Categorical(
-                    self.req_kind, categories=["send", "ack", "poll", "sync", "login"]
+                    self.req_kind,
+                    categories=["send", "ack", "poll", "sync", "login", "rest", "rest_refused"],
                 ),
                 "messages": np.asarray(self.req_messages, dtype=np.int64),
                 "bytes": np.asarray(self.req_bytes, dtype=np.int64),

@@ -67,6 +67,9 @@ def test_overload_admits_exactly_the_limit_each_second_and_retries_the_rest():
     assert s["rest_calls"] == s["rest_calls_offered"]
     msgs = world.rec.messages_frame()
     assert msgs["t_first_show"].notna().all()  # every REST message reached its recipient
+    # the requests records say the same, call by call
+    kinds = world.rec.requests_frame()["kind"].astype(str).value_counts()
+    assert kinds["rest"] == s["rest_calls"] and kinds["rest_refused"] == s["rest_refused"]
 
 
 def test_below_the_limit_nothing_is_refused():
