@@ -69,6 +69,20 @@ REST_URL_BYTES = 400
 BROADCAST_CONVERSATION = "broadcast"
 
 
+def rest_backlog_s(sc: Any) -> float:
+    """How long after the sending period the backend's calls over the rate limit take to
+    be admitted (s; 0 without an overload): the calls offered (``rest_rate_per_s`` ×
+    ``duration_s``, plus one per broadcast) beyond ``L`` per second of the sending period,
+    admitted at ``L`` per second. The offered count is Poisson: four standard deviations
+    are added so that the drain covers the backlog of nearly every run, plus one second
+    for the window boundary."""
+    limit = sc["server.rest_max_calls_per_s"]
+    mean = sc["workload.rest_rate_per_s"] * sc["duration_s"]
+    calls = mean + 4.0 * math.sqrt(mean) + len(sc["workload.rest_broadcasts"])
+    excess = calls - limit * sc["duration_s"]
+    return 0.0 if excess <= 0 else excess / limit + 1.0
+
+
 class AdminSender:
     """Who the logic tier sees as the sender of a REST message (it has no connection:
     the logic tier hands its replies to :meth:`Backend.message_replied`)."""
