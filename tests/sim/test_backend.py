@@ -168,3 +168,13 @@ def test_the_records_say_which_entry_each_message_took():
     by_origin = msgs.groupby("origin")["sender"].unique()
     assert list(by_origin.loc["rest"]) == [ADMIN_UID]
     assert list(by_origin.loc["sdk"]) == [0]
+
+
+def test_the_admin_broadcast_scenario_reaches_every_user_beside_user_traffic():
+    r = immodel.run(Scenario.load("admin-broadcast", {"workload.users": 60, "duration_s": 30.0}))
+    s = r.summary
+    bc = r.messages[r.messages["conversation"] == "broadcast"]
+    assert sorted(bc["recipient"]) == list(range(60))
+    assert bc["t_first_show"].notna().all()
+    assert s["lost"] == s["duplicates"] == s["order_violations"] == 0
+    assert (r.messages["origin"] == "sdk").any() and s["user_latency_p99_ms"] is not None
