@@ -21,6 +21,8 @@ caller to carry out; ``next_deadline()`` says when to call back. Read in this or
 10. :mod:`~immodel.protocol.channel` — the channel's security decisions: TLS identity vs
     a hijacked address, a tampered frame detected or shown, frames without a session,
     content digests, the screening policy.
+11. :mod:`~immodel.protocol.rest` — the REST API for business backends: the per-app rate
+    limit per second with its retry-after, and the backend's retry decisions.
 
 The simulator (:mod:`immodel.sim`) drives exactly these classes; it adds time, loss and
 load, never protocol decisions of its own.
