@@ -57,7 +57,7 @@ MESSAGES = Table(
         _c("msg_id", "string", "", "the message's unique id (client-generated, reused by retries)"),
         _c("conversation", "string", "", "1:1 conversation or group id"),
         _c("is_group", "bool", "", "true for a group message"),
-        _c("sender", "int", "", "user id of the sender"),
+        _c("sender", "int", "", "user id of the sender (-1: the admin account, REST API)"),
         _c("recipient", "int", "", "user id of this row's recipient"),
         _c("order_key", "int", "", "server order key (timestamp or group seq); -1 if never stored"),
         _c(
@@ -122,6 +122,13 @@ MESSAGES = Table(
             "the first copy shown to this recipient had been altered on the way "
             "(security.channel = plaintext with security.tamper_prob)",
         ),
+        _c(
+            "origin",
+            "string",
+            "",
+            "the uplink entry the message took: sdk (a user's app) or rest (the business "
+            "backend's REST call as the admin account, sender -1)",
+        ),
     ),
 )
 
@@ -130,8 +137,14 @@ REQUESTS = Table(
     "one row per request that reached the access layer (heartbeats are counted, not listed)",
     (
         _c("t", "float", "s", "arrival time at the access layer"),
-        _c("user", "int", "", "user id of the client"),
-        _c("kind", "category", "", "send, ack, poll, sync or login"),
+        _c("user", "int", "", "user id of the client (-1: the admin account's REST calls)"),
+        _c(
+            "kind",
+            "category",
+            "",
+            "send, ack, poll, sync or login; rest (a backend's REST call admitted) or "
+            "rest_refused (refused by the rate limit) at the time the access node decided",
+        ),
         _c("messages", "int", "", "messages carried (a poll: in its response; 0 is an empty poll)"),
         _c("bytes", "int", "bytes", "size of the request including framing"),
     ),
@@ -552,6 +565,34 @@ RESULTS = Table(
         _c("extra_bytes_up", "int", "bytes", "bytes up minus the same run without its faults"),
         _c("extra_bytes_down", "int", "bytes", "bytes down minus the same run without its faults"),
         _c("extra_bytes", "int", "bytes", "extra_bytes_up + extra_bytes_down"),
+        # backend senders over the REST API (immodel.sim.backend)
+        _c("rest_calls", "int", "", "REST calls the server accepted (within its rate limit)"),
+        _c("rest_refused", "int", "", "REST calls refused by the rate limit (with a retry-after)"),
+        _c("rest_retries", "int", "", "REST call attempts after the first (refused or timed out)"),
+        _c("rest_calls_offered", "int", "", "REST calls the backend started (first attempts)"),
+        _c("rest_messages", "int", "", "messages sent through the REST API"),
+        _c(
+            "rest_calls_max_per_s",
+            "int",
+            "",
+            "most REST calls accepted in one whole second of the server's clock",
+        ),
+        _c("rest_latency_p50_ms", "float", "ms", f"median latency of REST messages, {_LAT}"),
+        _c(
+            "rest_latency_p99_ms",
+            "float",
+            "ms",
+            f"99th percentile latency of REST messages, {_LAT}",
+        ),
+        _c(
+            "user_latency_p50_ms", "float", "ms", f"median latency of users' (SDK) messages, {_LAT}"
+        ),
+        _c(
+            "user_latency_p99_ms",
+            "float",
+            "ms",
+            f"99th percentile latency of users' (SDK) messages, {_LAT}",
+        ),
         _c("drain_s_used", "float", "s", "the drain simulated after the sending period"),
         _c("drain_auto", "bool", "", "the drain was drain_s = 'auto' (derived from the scenario)"),
         _c(

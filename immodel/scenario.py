@@ -51,7 +51,8 @@ class Key:
     name: str
     default: Any
     # "int", "float", "bool", "str", "choice", "latency", "faults", "drain", "shares",
-    # "distribution" (a number or a distribution table, like latency but without a unit)
+    # "distribution" (a number or a distribution table, like latency but without a unit),
+    # "times" (a list of instants in seconds)
     kind: str
     doc: str
     lo: float | None = None
@@ -67,6 +68,8 @@ class Key:
             return "a number ≥ 0 (ms) or a table with dist = one of " + ", ".join(LATENCY_DISTS)
         if self.kind == "faults":
             return "a list of fault tables with kind = one of " + ", ".join(FAULT_KINDS)
+        if self.kind == "times":
+            return "a list of times in seconds ≥ 0"
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
         if self.kind == "distribution":
@@ -731,6 +734,51 @@ SCHEMA: tuple[Key, ...] = (
         "recent messages a live room keeps for its viewers' polls (older ones are missed)",
         lo=1,
     ),
+    # --- backend senders over the REST API (immodel.sim.backend) ---------------------------
+    _k(
+        "workload.rest_rate_per_s",
+        0.0,
+        "float",
+        "REST calls per second from the business backend (Poisson), each a single send "
+        "(or a batch, workload.rest_batch_size)",
+        lo=0.0,
+    ),
+    _k(
+        "workload.rest_batch_size",
+        1,
+        "int",
+        "users per REST call of workload.rest_rate_per_s: 1 a single send, more a batch send "
+        "(one 1:1 message to each of that many distinct users)",
+        lo=1,
+        hi=500,
+    ),
+    _k(
+        "workload.rest_broadcasts",
+        (),
+        "times",
+        "times (s, in [0, duration_s)) at which the admin broadcasts one message to every user "
+        "(one REST call the server fans out)",
+    ),
+    _k(
+        "workload.rest_keep_alive",
+        False,
+        "bool",
+        "the backend keeps its HTTPS connections open (false: TCP + TLS handshake per call)",
+    ),
+    _k(
+        "workload.rest_latency_ms",
+        {"dist": "lognormal", "median": 20.0, "p99": 80.0},
+        "latency",
+        "one-way latency between the business backend and the access tier (ms)",
+    ),
+    _k(
+        "server.rest_max_calls_per_s",
+        200,
+        "int",
+        "REST calls the server admits per app per whole second (the vendor's default 200); "
+        "over it a call is refused with a retry-after",
+        lo=1,
+    ),
     # --- faults ----------------------------------------------------------------------------
     _k(
         "faults",
@@ -934,6 +982,8 @@ def validate_value(name: str, value: Any) -> Any:
         return _check_latency(key, value)
     if key.kind == "shares":
         return _check_shares(key, value)
+    if key.kind == "times":
+        return _check_times(key, value)
     return _check_faults(key, value)
 
 
@@ -954,6 +1004,18 @@ def _check_shares(key: Key, value: Any) -> dict[str, float]:
     if total <= 0:
         raise ConfigError(f"{key.name} must have a positive sum, got {dict(value)!r}")
     return {c: float(value.get(c, 0.0)) / total for c in key.choices}
+
+
+def _check_times(key: Key, value: Any) -> tuple[float, ...]:
+    """A list of simulated times (s ≥ 0), returned sorted as a tuple."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list | tuple) or any(
+        isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0
+        for t in value
+    ):
+        raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
+    return tuple(sorted(float(t) for t in value))
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -1168,6 +1230,17 @@ def _check_consistency(values: dict[str, Any]) -> None:
     if values["transport.reconnect_max_s"] < values["transport.reconnect_base_s"]:
         raise ConfigError("transport.reconnect_max_s must be ≥ transport.reconnect_base_s")
     _check_live(values)
+    for t in values["workload.rest_broadcasts"]:
+        if t >= values["duration_s"]:
+            raise ConfigError(
+                f"workload.rest_broadcasts must hold times in [0, duration_s) "
+                f"([0, {values['duration_s']:g}) s), got {t:g}"
+            )
+    if values["workload.rest_batch_size"] > users:
+        raise ConfigError(
+            f"workload.rest_batch_size must be ≤ workload.users ({users}), "
+            f"got {values['workload.rest_batch_size']}"
+        )
     nodes = values["server.nodes"]
     access = values["server.access_nodes"]
     drain = values["drain_s"]
@@ -1245,6 +1318,7 @@ def key_type(key: Key) -> str:
         "latency": "number or table",
         "distribution": "number or table",
         "faults": "list of tables",
+        "times": "list of numbers",
         "drain": "number or 'auto'",
         "shares": "table",
     }[key.kind]

@@ -23,6 +23,8 @@ caller to carry out; ``next_deadline()`` says when to call back. Read in this or
     content digests, the screening policy.
 11. :mod:`~immodel.protocol.live` — live-broadcast rooms: the per-room rate cap with
     priorities (decided per window) and the bounded recent buffer viewers read from.
+12. :mod:`~immodel.protocol.rest` — the REST API for business backends: the per-app rate
+    limit per second with its retry-after, and the backend's retry decisions.
 
 The simulator (:mod:`immodel.sim`) drives exactly these classes; it adds time, loss and
 load, never protocol decisions of its own.

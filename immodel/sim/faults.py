@@ -73,6 +73,7 @@ import math
 from collections import Counter
 from typing import Any, Protocol
 
+from immodel.sim.backend import rest_backlog_s
 from immodel.sim.network import Z_99, Link
 from immodel.sim.network_constants import CLOCK_GRANULARITY_S
 
@@ -303,13 +304,15 @@ def connections_may_drop(scenario: Any) -> bool:
 
 def required_drain_s(scenario: Any, rounds: int | None = None) -> float:
     """The ``drain_s`` that lets every repair finish: the part of the faults that runs
-    past the sending period, plus :func:`settle_time_s` when connections may drop
-    (:func:`connections_may_drop`), else :func:`loss_settle_time_s`, plus the group gap
-    wait (``reliability.gap_wait_ms``). A ``clock_skew`` needs none. Live-broadcast rooms
-    add one cap window: the last window of the sending period is decided (and published)
-    one window after it ends."""
+    past the sending period (or the backlog of REST calls over the rate limit,
+    :func:`~immodel.sim.backend.rest_backlog_s`), plus :func:`settle_time_s` when
+    connections may drop (:func:`connections_may_drop`), else :func:`loss_settle_time_s`,
+    plus the group gap wait (``reliability.gap_wait_ms``). A ``clock_skew`` needs none.
+    Live-broadcast rooms add one cap window: the last window of the sending period is
+    decided (and published) one window after it ends."""
     ends = [fault_end_s(f) for f in scenario["faults"] if f["kind"] != "clock_skew"]
     overhang = max([0.0, *(end - scenario["duration_s"] for end in ends)])
+    overhang = max(overhang, rest_backlog_s(scenario))  # REST calls over the rate limit
     # a group gap seen at the end waits this long before its repair sync starts
     overhang += scenario["reliability.gap_wait_ms"] / 1000.0
     if scenario["workload.live_rooms"] > 0:

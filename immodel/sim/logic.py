@@ -45,6 +45,7 @@ from immodel.protocol import admission, channel
 from immodel.protocol.dedup import DedupWindow, Verdict
 from immodel.protocol.messages import Deliver, Message, SendReply
 from immodel.protocol.pending_ack import PendingAcks
+from immodel.protocol.rest import ADMIN_UID
 from immodel.protocol.server import ServerNode
 from immodel.sim.clients import LONG_POLL, PUSH, REPLY_BYTES, Client
 from immodel.sim.connection import Connection
@@ -384,6 +385,9 @@ class LogicTier:
             self._send_reply(client, reply)
 
     def _send_reply(self, client: Client, reply: SendReply) -> None:
+        if client.uid == ADMIN_UID:  # a REST message: the answer goes to the backend's call
+            self.w.backend.message_replied(reply)
+            return
         conn = self.w.access.session(client.uid)
         self.w.access.frame_down(
             conn,

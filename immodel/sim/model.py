@@ -39,6 +39,7 @@ import pandas as pd
 
 from immodel.analysis.live import live_summary
 from immodel.analysis.metrics import RECOVERY_KEYS, recovery_metrics, summarize
+from immodel.analysis.rest import rest_latency_metrics
 from immodel.errors import ConfigError, DrainWarning
 from immodel.protocol import admission
 from immodel.scenario import Scenario
@@ -345,6 +346,9 @@ def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame)
     out["connect_latency_p50_ms"] = float(np.percentile(lat, 50) * 1000.0) if lat else None
     out["connect_latency_p99_ms"] = float(np.percentile(lat, 99) * 1000.0) if lat else None
     out.update(_fault_metrics(world, messages, requests))
+    # backend senders over the REST API (immodel.sim.backend)
+    out.update(world.backend.summary())
+    out.update(rest_latency_metrics(messages))
     return out
 
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from immodel.protocol.channel import content_digest
 from immodel.protocol.messages import Message
+from immodel.protocol.rest import ADMIN_UID
 
 NAN = math.nan
 
@@ -215,6 +216,7 @@ class Recorder:
                 "failure_reason",
                 "screening",
                 "altered",
+                "origin",
             )
         }
         kinds = self.recipient_kind
@@ -246,6 +248,7 @@ class Recorder:
                 cols["failure_reason"].append(rec.failure)
                 cols["screening"].append(rec.screening)
                 cols["altered"].append(user in rec.altered)
+                cols["origin"].append("rest" if msg.sender == ADMIN_UID else "sdk")
         frame = pd.DataFrame(cols)
         return frame.astype(
             {
@@ -274,7 +277,8 @@ class Recorder:
                 "t": np.asarray(self.req_t, dtype=float),
                 "user": np.asarray(self.req_user, dtype=np.int64),
                 "kind": pd.Categorical(
-                    self.req_kind, categories=["send", "ack", "poll", "sync", "login"]
+                    self.req_kind,
+                    categories=["send", "ack", "poll", "sync", "login", "rest", "rest_refused"],
                 ),
                 "messages": np.asarray(self.req_messages, dtype=np.int64),
                 "bytes": np.asarray(self.req_bytes, dtype=np.int64),

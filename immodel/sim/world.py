@@ -52,6 +52,7 @@ from immodel.protocol.server import MessageStore
 from immodel.scenario import Scenario
 from immodel.sim import faults
 from immodel.sim.access import AccessTier
+from immodel.sim.backend import Backend
 from immodel.sim.clients import LONG_POLL, PUSH, SHORT_POLL, Client, ClientSide
 from immodel.sim.connection import Connection
 from immodel.sim.kernel import later, pair_uniform, run_until
@@ -133,6 +134,7 @@ class World:
         self._setup_conversations()
         # live-broadcast rooms (immodel.sim.live): none by default
         self.live = LiveRooms(self) if sc["workload.live_rooms"] > 0 else None
+        self.backend = Backend(self)  # REST API senders (nothing unless the keys ask)
         # Filled when the sending period ends (rates over it, see _close_window).
         self.window_busy: dict[tuple[str, int, str], float] = {}
         self.window_push_connected_s = 0.0
@@ -459,6 +461,7 @@ class World:
         env.process(self._sampler())
         self.presence.start()
         self.security.start()
+        self.backend.start()
         faults.schedule_faults(self)
         if self.live is not None:
             self.live.start()
