@@ -228,9 +228,14 @@ class LogicTier:
         Relationship facts are fixed per pair (:func:`pair_uniform`); a fraction of 0 or 1
         needs no draw, which keeps the common plain deployment cheap."""
         sender = msg.sender
+        dev = self.w.devices  # several devices per user: the facts are the users'
+        if dev is not None:
+            sender = dev.user[sender]
         friends, black = True, False
         if not msg.is_group:
             other = self.rec.messages[msg.msg_id].recipients[0]
+            if dev is not None:
+                other = dev.user[other]
             if self.friend_fraction < 1.0:
                 a, b = (sender, other) if sender < other else (other, sender)
                 friends = pair_uniform(self.seed, a, b, 1) < self.friend_fraction

@@ -27,9 +27,37 @@ class Presence:
         self.mean_online_s = sc["workload.mean_online_s"]
         self.mean_offline_s = sc["workload.mean_offline_s"]
         self.churn = self.mean_online_s > 0
+        # Users with at least one device online (what the workload picks senders from):
+        # with one device per user, the very same set as the devices'.
+        self.devices = None
+        self.user_list: list[int] = self.online_list
+        self.user_pos: dict[int, int] = self.online_pos
+        self._devices_online: dict[int, int] = {}
+
+    def use_devices(self, devices) -> None:
+        """Several devices per user (:mod:`immodel.sim.devices`): keep the online users
+        apart from the online devices."""
+        self.devices = devices
+        self.user_list = []
+        self.user_pos = {}
+
+    def _count_user(self, uid: int, delta: int) -> None:
+        n = self._devices_online.get(uid, 0) + delta
+        self._devices_online[uid] = n
+        if n == 1 and delta > 0:
+            self.user_pos[uid] = len(self.user_list)
+            self.user_list.append(uid)
+        elif n == 0:
+            i = self.user_pos.pop(uid)
+            last = self.user_list.pop()
+            if last != uid:
+                self.user_list[i] = last
+                self.user_pos[last] = i
 
     def set_online(self, client, online: bool) -> None:
         uid = client.uid
+        if self.devices is not None and (online != (uid in self.online_pos)):
+            self._count_user(self.devices.user[uid], 1 if online else -1)
         client.online = online
         if online and uid not in self.online_pos:
             self.online_pos[uid] = len(self.online_list)
