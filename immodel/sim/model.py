@@ -42,6 +42,7 @@ from immodel.errors import ConfigError, DrainWarning
 from immodel.protocol import admission
 from immodel.scenario import Scenario
 from immodel.sim.faults import CRASH_KINDS
+from immodel.sim.offline_push import push_metrics
 from immodel.sim.world import PUSH, World
 
 
@@ -300,6 +301,7 @@ def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame)
     out["connect_latency_p50_ms"] = float(np.percentile(lat, 50) * 1000.0) if lat else None
     out["connect_latency_p99_ms"] = float(np.percentile(lat, 99) * 1000.0) if lat else None
     out.update(_fault_metrics(world, messages, requests))
+    out.update(push_metrics(world.counters))  # offline push end to end
     return out
 
 

@@ -33,6 +33,12 @@ class Presence:
         self.user_list: list[int] = self.online_list
         self.user_pos: dict[int, int] = self.online_pos
         self._devices_online: dict[int, int] = {}
+        # With offline push opening apps (immodel.sim.offline_push) a device can come
+        # online between its churn flips: each flip then carries a serial, and only the
+        # device's latest scheduled flip happens.
+        self._serial: dict[int, int] | None = (
+            {} if world.sc["workload.push_open_prob"] > 0 else None
+        )
 
     def use_devices(self, devices) -> None:
         """Several devices per user (:mod:`immodel.sim.devices`): keep the online users
@@ -76,7 +82,31 @@ class Presence:
         stream = self.w.streams["presence"]
         for client in self.w.clients:
             mean = self.mean_online_s if client.online else self.mean_offline_s
-            later(self.env, stream.exponential(mean), self._flip, client)
+            self._schedule(client, stream.exponential(mean))
+
+    def _schedule(self, client, delay_s: float) -> None:
+        """The device's next presence flip, ``delay_s`` from now."""
+        if self._serial is None:
+            later(self.env, delay_s, self._flip, client)
+            return
+        serial = self._serial[client.uid] = self._serial.get(client.uid, 0) + 1
+        later(self.env, delay_s, self._flip_latest, (client, serial))
+
+    def _flip_latest(self, arg) -> None:
+        client, serial = arg
+        if self._serial[client.uid] == serial:
+            self._flip(client)
+
+    def open_app(self, client) -> None:
+        """The user opened the app on an offline device (a notification): it comes online
+        now, connects and catches up; with churn its online period starts now."""
+        if client.online:
+            return
+        self.set_online(client, True)
+        client.backoff_s = 0.0
+        self.w.side.connect(client)
+        if self.churn:
+            self._schedule(client, self.w.streams["presence"].exponential(self.mean_online_s))
 
     def _flip(self, client) -> None:
         stream = self.w.streams["presence"]
@@ -85,12 +115,12 @@ class Presence:
             self.w.access.close(client.uid, clean=True)
             self.w.side.detach(client)
             client.connecting = False
-            later(self.env, stream.exponential(self.mean_offline_s), self._flip, client)
+            self._schedule(client, stream.exponential(self.mean_offline_s))
         else:
             self.set_online(client, True)
             client.backoff_s = 0.0
             self.w.side.connect(client)
-            later(self.env, stream.exponential(self.mean_online_s), self._flip, client)
+            self._schedule(client, stream.exponential(self.mean_online_s))
 
 
 __all__ = ["Presence"]

@@ -50,7 +50,7 @@ from immodel.protocol.receiver import Receiver
 from immodel.protocol.sender import RetryPolicy, UplinkSender
 from immodel.protocol.server import MessageStore
 from immodel.scenario import Scenario
-from immodel.sim import faults
+from immodel.sim import faults, offline_push
 from immodel.sim.access import AccessTier
 from immodel.sim.clients import LONG_POLL, PUSH, SHORT_POLL, Client, ClientSide
 from immodel.sim.connection import Connection
@@ -58,6 +58,7 @@ from immodel.sim.devices import build_devices
 from immodel.sim.kernel import later, pair_uniform
 from immodel.sim.logic import STAGE_NAMES, LogicTier
 from immodel.sim.network import Network, latency_mean_s
+from immodel.sim.offline_push import OfflinePush
 from immodel.sim.presence import Presence
 from immodel.sim.records import Recorder
 from immodel.sim.rng import Streams
@@ -112,6 +113,12 @@ class World:
             "screening_flagged": 0,
             "screening_replaced": 0,
             "screening_sender_only": 0,
+            # offline push end to end and login catch-up (immodel.sim.offline_push)
+            "offline_push_refused": 0,
+            "offline_push_collapsed": 0,
+            "push_opens": 0,
+            "login_backlog": 0,
+            "login_queue_pushed": 0,
         }
         self.sync_bytes = 0
         self.net = Network(self.env, sc, self.streams)
@@ -122,6 +129,7 @@ class World:
         self.logic = LogicTier(self)
         self.access = AccessTier(self)
         self.security = Security(self)
+        self.push = OfflinePush(self) if offline_push.enabled(sc) else None
         self.nodes = self.logic.nodes  # the logic nodes (what faults name by ``node``)
         self._break_mean_s = (
             3600.0 / sc["network.break_rate_per_hour"]
