@@ -71,6 +71,7 @@ PER_NOTEBOOK: dict[str, dict] = {
         "GRID": {"workload.group_size": [5, 40]},
     },
     "07_security": {"TAMPER_RATES": [0.05], "TTLS_S": [3600, 15552000], "REPLICATIONS": 1},
+    "09_devices_offline_push": {"WEB_SHARES": [0.0, 0.3]},
 }
 
 # Modules a notebook may import: immodel's public layers, the standard library, and the
