@@ -112,7 +112,13 @@ SCHEMA: tuple[Key, ...] = (
     ),
     _k("sample_interval_s", 1.0, "float", "period of the load samples (s)", lo=0.0, lo_open=True),
     # --- workload -------------------------------------------------------------------------
-    _k("workload.users", 1000, "int", "number of users (one device each)", lo=2),
+    _k(
+        "workload.users",
+        1000,
+        "int",
+        "number of users (one device each unless workload.devices)",
+        lo=2,
+    ),
     _k(
         "workload.send_rate_per_user",
         0.01,
