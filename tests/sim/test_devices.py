@@ -150,3 +150,21 @@ def test_same_seed_same_records_with_devices():
     a, b = run(_multi(**{"workload.users": 100})), run(_multi(**{"workload.users": 100}))
     assert a.messages.equals(b.messages)
     assert np.array_equal(a.trace["t"].to_numpy(), b.trace["t"].to_numpy())
+
+
+def test_recovery_after_a_gateway_crash_is_measured_per_device():
+    # Every device (phones and web clients) on the crashed access node is cut off; the
+    # recovery metrics follow each device's own pairs and its own login back.
+    sc = _multi(
+        **{
+            "workload.users": 100,
+            "server.access_nodes": 1,
+            "faults": [{"kind": "gateway_crash", "at_s": 8.0, "down_s": 2.0, "node": 0}],
+        }
+    )
+    r = run(sc)
+    s = r.summary
+    assert s["lost"] == 0
+    assert s["recovery_pairs"] > 0
+    assert s["recovery_undelivered"] == 0
+    assert 2.0 <= s["reconnect_time_s"] < 30.0
