@@ -147,13 +147,15 @@ def read_latency(messages: pd.DataFrame) -> dict[str, float | None]:
     shown is left out, as in ``latency_*``. With one device per user this is the
     ``catchup_latency`` population. Reads ``device``-less frames too (one device each)."""
     rows = messages[messages["stored"] & (messages["recipient"] != messages["sender"])]
-    keys = None if rows.empty else ["msg_id", "recipient"]
-    if keys is None:
-        return {"read_latency_p50_ms": None, "read_latency_p99_ms": None}
-    g = rows.groupby(keys, sort=False)
-    offline = ~g["online_at_store"].any()
-    first = g["t_first_show"].min() - g["t_send"].first()
-    values = (first[offline] * 1000.0).to_numpy(dtype=float)
+    if "device" not in rows.columns or rows["device"].nunique() <= 1:
+        # one device per user: one row per (message, recipient), no grouping needed
+        offline = rows[~rows["online_at_store"]]
+        values = ((offline["t_first_show"] - offline["t_send"]) * 1000.0).to_numpy(dtype=float)
+    else:
+        g = rows.groupby(["msg_id", "recipient"], sort=False)
+        offline = ~g["online_at_store"].any()
+        first = g["t_first_show"].min() - g["t_send"].first()
+        values = (first[offline] * 1000.0).to_numpy(dtype=float)
     values = values[~np.isnan(values)]
     if values.size == 0:
         return {"read_latency_p50_ms": None, "read_latency_p99_ms": None}
