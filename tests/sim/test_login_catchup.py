@@ -3,6 +3,8 @@ either the offline queue or the reconnect sync page carries each message, never 
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from immodel import Scenario, run
@@ -29,10 +31,16 @@ def _backlog_then_logins(catchup: str, **overrides) -> Scenario:
         "server.login_catchup": catchup,
         "network.latency_ms": 40.0,
         "duration_s": 2.0,
-        "drain_s": 120.0,
+        "drain_s": 40.0,
     }
     values.update(overrides)
     return Scenario.load("baseline", values)
+
+
+@functools.cache
+def _run(catchup: str, kind: str = "push"):
+    """One run per (catch-up, transport), shared by the tests that read it."""
+    return run(_backlog_then_logins(catchup, **{"transport.kind": kind}))
 
 
 def _catchup_items(r) -> tuple[int, int]:
@@ -47,7 +55,7 @@ def _catchup_items(r) -> tuple[int, int]:
 
 @pytest.mark.parametrize("kind", ["push", "long_poll"])
 def test_one_transfer_carries_each_backlog_message_once(kind):
-    r = run(_backlog_then_logins("one_transfer", **{"transport.kind": kind}))
+    r = _run("one_transfer", kind)
     s = r.summary
     backlog, synced = _catchup_items(r)
     assert backlog > 20
@@ -58,7 +66,7 @@ def test_one_transfer_carries_each_backlog_message_once(kind):
 
 
 def test_queue_and_sync_carries_the_backlog_twice():
-    r = run(_backlog_then_logins("queue_and_sync"))
+    r = _run("queue_and_sync")
     s = r.summary
     backlog, synced = _catchup_items(r)
     assert s["login_backlog"] == backlog > 20
@@ -68,8 +76,7 @@ def test_queue_and_sync_carries_the_backlog_twice():
 
 
 def test_catch_up_bytes_at_login_are_the_backlogs_once():
-    one = run(_backlog_then_logins("one_transfer"))
-    two = run(_backlog_then_logins("queue_and_sync"))
+    one, two = _run("one_transfer"), _run("queue_and_sync")
     backlog, _ = _catchup_items(one)
     copy = one.scenario["workload.payload_bytes"] + one.scenario["network.header_bytes"]
     # The same messages and the same sync pages in both runs; queue_and_sync adds one
