@@ -129,6 +129,13 @@ MESSAGES = Table(
             "the uplink entry the message took: sdk (a user's app) or rest (the business "
             "backend's REST call as the admin account, sender -1)",
         ),
+        _c(
+            "device",
+            "string",
+            "",
+            "the recipient's device kind (workload.devices; 'phone' with one device per user); "
+            "a row is a (message, recipient device) pair",
+        ),
     ),
 )
 
@@ -147,6 +154,7 @@ REQUESTS = Table(
         ),
         _c("messages", "int", "", "messages carried (a poll: in its response; 0 is an empty poll)"),
         _c("bytes", "int", "bytes", "size of the request including framing"),
+        _c("device", "string", "", "the client's device kind ('phone' with one device per user)"),
     ),
 )
 
@@ -184,7 +192,13 @@ TRACE = Table(
         ),
         _c("msg_id", "string", "", "message id"),
         _c("conversation", "string", "", "1:1 conversation or group id"),
-        _c("user", "string", "", "send: the sender; stored and deliver: the recipient"),
+        _c(
+            "user",
+            "string",
+            "",
+            "send: the sender; stored and deliver: the recipient. With several devices per "
+            "user, the device: the user id for its first device kind, '<user>/<kind>' else",
+        ),
         _c("order_key", "float", "", "server order key (NaN on send rows)"),
         _c(
             "digest",
@@ -293,6 +307,44 @@ RESULTS = Table(
             "float",
             "ms",
             "mean store → offline notification at the device",
+        ),
+        # --- devices and offline push (immodel.sim.devices, immodel.sim.offline_push)
+        _c(
+            "read_latency_p50_ms",
+            "float",
+            "ms",
+            "median send → shown on the first of the user's devices, users with no device "
+            "connected at store",
+        ),
+        _c("read_latency_p99_ms", "float", "ms", "99th percentile of the same"),
+        _c(
+            "delivery_by_device",
+            "mapping",
+            "",
+            "summary.json: per device kind deliveries_expected, deliveries, lost, "
+            "latency_p50_ms, latency_p99_ms, requests, sync_items; results.parquet: JSON text",
+        ),
+        _c("offline_push_sent", "int", "", "notifications handed to the vendor's channel"),
+        _c(
+            "offline_push_dropped",
+            "int",
+            "",
+            "notifications refused by the vendor's rate limit or lost on its channel",
+        ),
+        _c("offline_push_refused", "int", "", "notifications over the vendor's rate limit"),
+        _c(
+            "offline_push_collapsed",
+            "int",
+            "",
+            "messages not notified: their device had an unread notification",
+        ),
+        _c("push_opens", "int", "", "offline devices opened on a notification"),
+        _c("login_backlog", "int", "", "messages in offline queues at logins, summed"),
+        _c(
+            "login_queue_pushed",
+            "int",
+            "",
+            "of login_backlog, moved to the downlink by the login (not left to the sync page)",
         ),
         _c(
             "requests_total",

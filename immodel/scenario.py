@@ -40,6 +40,9 @@ NETWORK_MODELS = ("stream", "datagram")
 DNS_MODES = ("none", "local", "httpdns")
 CHANNELS = ("encrypted", "plaintext")
 SCREENING_POLICIES = ("block", "flag", "replace", "sender_only")
+OFFLINE_PUSH_DISTS = ("constant", "exponential")
+LOGIN_CATCHUPS = ("queue_and_sync", "one_transfer")
+DEVICE_TRANSPORTS = ("push", "long_poll", "short_poll")
 #: The ``drain_s`` value that asks for the drain the scenario needs (see :meth:`Scenario.resolved`).
 AUTO = "auto"
 
@@ -66,6 +69,11 @@ class Key:
             return "'auto' or a number ≥ 0"
         if self.kind == "latency":
             return "a number ≥ 0 (ms) or a table with dist = one of " + ", ".join(LATENCY_DISTS)
+        if self.kind == "devices":
+            return (
+                "a table of device kinds, each {share = a number in [0, 1], transport = one "
+                "of " + ", ".join(DEVICE_TRANSPORTS) + "}; the first kind has share = 1.0"
+            )
         if self.kind == "faults":
             return "a list of fault tables with kind = one of " + ", ".join(FAULT_KINDS)
         if self.kind == "times":
@@ -113,7 +121,13 @@ SCHEMA: tuple[Key, ...] = (
     ),
     _k("sample_interval_s", 1.0, "float", "period of the load samples (s)", lo=0.0, lo_open=True),
     # --- workload -------------------------------------------------------------------------
-    _k("workload.users", 1000, "int", "number of users (one device each)", lo=2),
+    _k(
+        "workload.users",
+        1000,
+        "int",
+        "number of users (one device each unless workload.devices)",
+        lo=2,
+    ),
     _k(
         "workload.send_rate_per_user",
         0.01,
@@ -152,6 +166,32 @@ SCHEMA: tuple[Key, ...] = (
         0.0,
         "float",
         "mean length of an offline period with churn (s; 0: no churn)",
+        lo=0.0,
+    ),
+    # --- devices and offline push (immodel.sim.devices, immodel.sim.offline_push) ----------
+    _k(
+        "workload.devices",
+        {},
+        "devices",
+        "device kinds per user: a table {kind = {share = …, transport = …}} (share of users "
+        "who have the kind; the first kind is everyone's and needs share = 1.0); each device "
+        "has its own connection, presence, cursors and dedup; {} (default): one phone per "
+        "user on transport.kind",
+    ),
+    _k(
+        "workload.push_open_prob",
+        0.0,
+        "float",
+        "probability that an offline device's user opens the app when a notification "
+        "arrives (then it logs in and catches up; 0: notifications change nothing)",
+        lo=0.0,
+        hi=1.0,
+    ),
+    _k(
+        "workload.push_open_delay_s",
+        30.0,
+        "float",
+        "mean delay from a notification to opening the app (s, exponential)",
         lo=0.0,
     ),
     # --- network ---------------------------------------------------------------------------
@@ -544,6 +584,37 @@ SCHEMA: tuple[Key, ...] = (
         lo=0.0,
         hi=1.0,
     ),
+    _k(
+        "server.offline_push_dist",
+        "constant",
+        "choice",
+        "latency distribution of the vendor's offline push, mean server.offline_push_ms",
+        choices=OFFLINE_PUSH_DISTS,
+    ),
+    _k(
+        "server.offline_push_rate_per_s",
+        0.0,
+        "float",
+        "the vendor's per-app limit on notifications (per s, 1 s of burst; over it a "
+        "notification is dropped; 0: no limit)",
+        lo=0.0,
+    ),
+    _k(
+        "server.offline_push_collapse",
+        False,
+        "bool",
+        "notify a device at most once while its last notification is unread (later "
+        "messages are collapsed into it until the device logs in)",
+    ),
+    _k(
+        "server.login_catchup",
+        "queue_and_sync",
+        "choice",
+        "what carries the backlog at login: queue_and_sync (the offline queue is pushed and "
+        "the reconnect sync page carries it again) or one_transfer (the reconnect sync page "
+        "alone when one follows, else the offline queue)",
+        choices=LOGIN_CATCHUPS,
+    ),
     # --- security --------------------------------------------------------------------------
     _k(
         "security.dns",
@@ -894,6 +965,39 @@ def _check_latency(key: Key, value: Any) -> Any:
     return out
 
 
+def _check_devices(key: Key, value: Any) -> dict[str, dict[str, Any]]:
+    """``workload.devices``: kind name → {share, transport}; {} is the default device."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key.name} must be {key.allowed()}, got {value!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for i, (name, entry) in enumerate(value.items()):
+        where = f"{key.name}.{name}"
+        if not str(name).isidentifier():
+            raise ConfigError(f"{key.name}: a device kind must be a plain name, got {name!r}")
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where} must be a table {{share = …, transport = …}}")
+        extra = set(entry) - {"share", "transport"}
+        if extra:
+            raise ConfigError(
+                f"{where}: unknown field '{sorted(extra)[0]}' (allowed: share, transport)"
+            )
+        share = entry.get("share", 1.0)
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise ConfigError(f"{where}.share must be a number in [0, 1], got {share!r}")
+        if i == 0 and share != 1:
+            raise ConfigError(
+                f"{where}.share must be 1.0: the first device kind is every user's, got {share!r}"
+            )
+        transport = entry.get("transport", "")
+        if transport != "" and transport not in DEVICE_TRANSPORTS:
+            raise ConfigError(
+                f"{where}.transport must be one of {', '.join(DEVICE_TRANSPORTS)}, "
+                f"got {transport!r}"
+            )
+        out[str(name)] = {"share": float(share), "transport": transport}
+    return out
+
+
 def _check_faults(key: Key, value: Any) -> tuple[dict[str, Any], ...]:
     if isinstance(value, Mapping):
         value = [value]
@@ -984,6 +1088,8 @@ def validate_value(name: str, value: Any) -> Any:
         return _check_shares(key, value)
     if key.kind == "times":
         return _check_times(key, value)
+    if key.kind == "devices":
+        return _check_devices(key, value)
     return _check_faults(key, value)
 
 
@@ -1227,6 +1333,12 @@ def _check_consistency(values: dict[str, Any]) -> None:
             "workload.mean_online_s and workload.mean_offline_s must both be > 0 "
             "for churn, or both 0 for none"
         )
+    for name, entry in values["workload.devices"].items():
+        if entry["transport"] == "" and values["transport.kind"] == "hybrid":
+            raise ConfigError(
+                f"workload.devices.{name}.transport must be one of "
+                f"{', '.join(DEVICE_TRANSPORTS)} when transport.kind = 'hybrid'"
+            )
     if values["transport.reconnect_max_s"] < values["transport.reconnect_base_s"]:
         raise ConfigError("transport.reconnect_max_s must be ≥ transport.reconnect_base_s")
     _check_live(values)
@@ -1321,6 +1433,7 @@ def key_type(key: Key) -> str:
         "times": "list of numbers",
         "drain": "number or 'auto'",
         "shares": "table",
+        "devices": "table",
     }[key.kind]
 
 

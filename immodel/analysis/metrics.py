@@ -108,6 +108,10 @@ def summarize(
         float(pushed.mean() * 1000.0) if pushed.notna().any() else None
     )
 
+    # Several devices per user, offline push end to end (see read_latency, by_device).
+    out.update(read_latency(messages))
+    out["delivery_by_device"] = by_device(messages, requests)
+
     kinds = requests["kind"].astype(str)
     heartbeats = int((extra or {}).get("heartbeats", 0))
     out["requests_total"] = len(requests) + heartbeats
@@ -133,6 +137,62 @@ def summarize(
         for key, value in extra.items():
             out.setdefault(key, value)
     return {k: _plain(v) for k, v in out.items()}
+
+
+def read_latency(messages: pd.DataFrame) -> dict[str, float | None]:
+    """``read_latency_p50_ms`` and ``read_latency_p99_ms``: send → the message shown on the
+    first of the recipient's devices, over the expected (message, recipient user) pairs
+    whose recipient had no device connected when the message was stored (the users an
+    offline push is for; the sender's own other devices are not readers). A pair never
+    shown is left out, as in ``latency_*``. With one device per user this is the
+    ``catchup_latency`` population. Reads ``device``-less frames too (one device each)."""
+    rows = messages[messages["stored"] & (messages["recipient"] != messages["sender"])]
+    if "device" not in rows.columns or rows["device"].nunique() <= 1:
+        # one device per user: one row per (message, recipient), no grouping needed
+        offline = rows[~rows["online_at_store"]]
+        values = ((offline["t_first_show"] - offline["t_send"]) * 1000.0).to_numpy(dtype=float)
+    else:
+        g = rows.groupby(["msg_id", "recipient"], sort=False)
+        offline = ~g["online_at_store"].any()
+        first = g["t_first_show"].min() - g["t_send"].first()
+        values = (first[offline] * 1000.0).to_numpy(dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return {"read_latency_p50_ms": None, "read_latency_p99_ms": None}
+    p50, p99 = np.quantile(values, [0.5, 0.99])
+    return {"read_latency_p50_ms": float(p50), "read_latency_p99_ms": float(p99)}
+
+
+def by_device(messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``delivery_by_device``: per device kind, the expected (message, recipient device)
+    pairs, those delivered and lost, the latency p50/p99 (ms) over pairs whose device was
+    connected at store (the ``latency_*`` population), and the requests and sync-page
+    items the devices of that kind caused. Empty for frames without a ``device`` column."""
+    if "device" not in messages.columns:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    expected = messages[messages["stored"]]
+    req_device = requests["device"].astype(str) if "device" in requests.columns else None
+    for kind in sorted(messages["device"].astype(str).unique()):
+        rows = expected[expected["device"] == kind]
+        shown = rows["t_first_show"].notna()
+        lat = latency_stats(
+            rows.loc[rows["online_at_store"], "latency_ms"].to_numpy(dtype=float), "latency"
+        )
+        entry: dict[str, Any] = {
+            "deliveries_expected": len(rows),
+            "deliveries": int(shown.sum()),
+            "lost": int((~shown).sum()),
+            "latency_p50_ms": lat["latency_p50_ms"],
+            "latency_p99_ms": lat["latency_p99_ms"],
+        }
+        if req_device is not None:
+            mine = requests[(req_device == kind).to_numpy()]
+            entry["requests"] = len(mine)
+            sync = mine[mine["kind"].astype(str) == "sync"]
+            entry["sync_items"] = int(sync["messages"].sum())
+        out[kind] = entry
+    return out
 
 
 RECOVERY_KEYS = (

@@ -92,6 +92,21 @@ class MessageStore:
         return answer_sync(request, convs, self.timelines, in_order=True)
 
 
+def login_pushes_queue(*, one_transfer: bool, sync_follows: bool) -> bool:
+    """Whether a login pushes the offline queue to the device.
+
+    Today's deployments push the queue **and** let the reconnect sync run with the
+    device's stale cursors, so each message of the backlog crosses the network twice
+    (``one_transfer=False``). For a backlog to cross once, one of the two must carry it:
+    when a reconnect sync follows the login (``sync_follows``), the sync page does — it
+    reads the same durable store, in order, leaves out what the device already holds
+    (``SyncRequest.held``, its group cursors) and batches up to a page per response, where
+    the queue costs a frame and an ACK per message — and the queue is dropped. Without a
+    reconnect sync the queue is the only carrier and is pushed.
+    """
+    return not (one_transfer and sync_follows)
+
+
 class ServerNode:
     """One server node: the decisions of the send path and the downlink.
 
@@ -178,9 +193,22 @@ class ServerNode:
         self.store.offline.setdefault(recipient, []).append(item)
         return []
 
-    def login(self, user: Id, mode: str, now: float) -> list[Deliver]:
-        """``user`` connected: its offline queue moves to the downlink."""
+    def login(
+        self,
+        user: Id,
+        mode: str,
+        now: float,
+        *,
+        one_transfer: bool = False,
+        sync_follows: bool = False,
+    ) -> list[Deliver]:
+        """``user`` connected: its offline queue moves to the downlink.
+
+        With ``one_transfer`` and a reconnect sync that ``sync_follows`` the login, the
+        queue is not pushed (see :func:`login_pushes_queue`)."""
         waiting = self.store.offline.pop(user, [])
+        if not login_pushes_queue(one_transfer=one_transfer, sync_follows=sync_follows):
+            return []
         out: list[Deliver] = []
         for item in waiting:
             out.extend(self.route(item, user, mode, now))

@@ -80,7 +80,38 @@ def format_summary(summary: dict, title: str = "") -> str:
         if not summary.get("drain_auto") and required is not None:
             how += f"; required {required:g}"
         lines.append(f"  {'drain (s)':<{width}}  {used:>12g}  ({how})")
+    lines += _device_lines(summary, width)
     return "\n".join(lines)
+
+
+def _device_lines(summary: dict, width: int) -> list[str]:
+    """Per device kind and offline push lines, only for runs that have them (several
+    device kinds, or notifications that bring users back)."""
+    lines = []
+    kinds = summary.get("delivery_by_device") or {}
+    if len(kinds) > 1:
+        for kind, d in kinds.items():
+            p99 = d.get("latency_p99_ms")
+            p99_text = "—" if p99 is None else f"{p99:.1f}"
+            label = f"{kind}: expected / lost / p99 ms"
+            lines.append(
+                f"  {label:<{width}}  {d['deliveries_expected']:>12d} / {d['lost']} / {p99_text}"
+            )
+    if summary.get("push_opens"):
+        for key, label in (
+            ("offline_push_sent", "offline pushes sent"),
+            ("offline_push_dropped", "offline pushes dropped"),
+            ("push_opens", "apps opened on a notification"),
+        ):
+            lines.append(f"  {label:<{width}}  {summary[key]:>12d}")
+        for key, label in (
+            ("read_latency_p50_ms", "read latency p50 (ms, offline users)"),
+            ("read_latency_p99_ms", "read latency p99 (ms, offline users)"),
+        ):
+            value = summary.get(key)
+            text = "—" if value is None else f"{value:.1f}"
+            lines.append(f"  {label:<{width}}  {text:>12}")
+    return lines
 
 
 #: What ``immodel run --out --force`` removes from the folder of an earlier run, besides

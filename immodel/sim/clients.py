@@ -66,6 +66,7 @@ class Client:
         "connected_since",
         "connected_total_s",
         "connecting",
+        "device",
         "dns_hijacked",
         "dns_until",
         "kind",
@@ -78,6 +79,7 @@ class Client:
         "sender",
         "timer_at",
         "uid",
+        "user",
     )
 
     def __init__(self, uid: int, kind: str, sender, receiver, phase: float) -> None:
@@ -99,6 +101,10 @@ class Client:
         self.connect_started = math.nan  # when the current connect began (for its latency)
         self.dns_until = -math.inf  # the cached DNS answer is good until then
         self.dns_hijacked = False  # … and points at an attacker
+        # With several devices per user (immodel.sim.devices) ``uid`` is the device's
+        # endpoint id; ``user`` is whose device it is and ``device`` its kind.
+        self.user = uid
+        self.device = "phone"
 
     @property
     def conn_id(self) -> int:

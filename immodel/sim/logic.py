@@ -46,7 +46,7 @@ from immodel.protocol.dedup import DedupWindow, Verdict
 from immodel.protocol.messages import Deliver, Message, SendReply
 from immodel.protocol.pending_ack import PendingAcks
 from immodel.protocol.rest import ADMIN_UID
-from immodel.protocol.server import ServerNode
+from immodel.protocol.server import ServerNode, login_pushes_queue
 from immodel.sim.clients import LONG_POLL, PUSH, REPLY_BYTES, Client
 from immodel.sim.connection import Connection
 from immodel.sim.kernel import at_time, crash_lifecycle, later, pair_uniform, rendezvous
@@ -142,6 +142,7 @@ class LogicTier:
         # read diffusion: every poll and sync page reads each of the user's group timelines
         self.timeline_read_ms = 0.0 if self.write_diffusion else sc["server.timeline_read_ms"]
         self._groups_of: dict[int, int] | None = None  # user → groups it is in (lazy)
+        self.one_transfer = sc["server.login_catchup"] == "one_transfer"
         self.batch_max = sc["transport.batch_max"]
 
     def _setup_admission(self) -> None:
@@ -201,7 +202,18 @@ class LogicTier:
         node = self._serving(uid)
         if node is None:
             return  # the queue stays in the store; the reconnect sync reads the store too
-        delivers = node.core.login(uid, conn.mode, self.env.now)
+        if self.w.push is not None:
+            self.w.push.logged_in(uid)
+        # what waits at login, and whether the queue carries it (else the sync page does)
+        backlog = len(self.store.offline.get(uid, ()))
+        receiver = self.w.clients[uid].receiver
+        sync_follows = receiver.sync_enabled and receiver.sync_on_reconnect
+        self.w.counters["login_backlog"] += backlog
+        if login_pushes_queue(one_transfer=self.one_transfer, sync_follows=sync_follows):
+            self.w.counters["login_queue_pushed"] += backlog
+        delivers = node.core.login(
+            uid, conn.mode, self.env.now, one_transfer=self.one_transfer, sync_follows=sync_follows
+        )
         if delivers:
             self._push_out(delivers, conn, self.w.side.login_push_arrives)
             self._arm_retx(node)
@@ -241,9 +253,14 @@ class LogicTier:
         Relationship facts are fixed per pair (:func:`pair_uniform`); a fraction of 0 or 1
         needs no draw, which keeps the common plain deployment cheap."""
         sender = msg.sender
+        dev = self.w.devices  # several devices per user: the facts are the users'
+        if dev is not None:
+            sender = dev.user[sender]
         friends, black = True, False
         if not msg.is_group:
             other = self.rec.messages[msg.msg_id].recipients[0]
+            if dev is not None:
+                other = dev.user[other]
             if self.friend_fraction < 1.0:
                 a, b = (sender, other) if sender < other else (other, sender)
                 friends = pair_uniform(self.seed, a, b, 1) < self.friend_fraction
@@ -432,6 +449,9 @@ class LogicTier:
         It travels the vendor's channel (its own latency and loss) and tells the device
         that a message waits; the message itself comes with the next login. Its arrival
         time is recorded per message × recipient (``t_offline_push``)."""
+        if self.w.push is not None:  # the channel end to end (immodel.sim.offline_push)
+            self.w.push.notify(uid, item)
+            return
         counters = self.w.counters
         counters["offline_pushes"] += 1
         if self.w.streams["offline_push"].uniform() < self.sc["server.offline_push_loss"]:

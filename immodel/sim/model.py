@@ -44,6 +44,7 @@ from immodel.errors import ConfigError, DrainWarning
 from immodel.protocol import admission
 from immodel.scenario import Scenario
 from immodel.sim.faults import CRASH_KINDS
+from immodel.sim.offline_push import push_metrics
 from immodel.sim.world import PUSH, World
 
 
@@ -349,6 +350,7 @@ def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame)
     # backend senders over the REST API (immodel.sim.backend)
     out.update(world.backend.summary())
     out.update(rest_latency_metrics(messages))
+    out.update(push_metrics(world.counters))  # offline push end to end
     return out
 
 
@@ -387,6 +389,20 @@ def _fault_free_traffic(scenario_toml: str) -> dict[str, int]:
     return _traffic(twin)
 
 
+def _by_endpoint(devices, messages: pd.DataFrame, requests: pd.DataFrame):
+    """``messages`` and ``requests`` with ``recipient`` / ``user`` as the device's endpoint
+    id (:mod:`immodel.sim.devices`) instead of the user id."""
+    eid = {(u, k): e for e, (u, k) in enumerate(zip(devices.user, devices.kind, strict=True))}
+
+    def ids(users: pd.Series, kinds: pd.Series) -> np.ndarray:
+        pairs = zip(users.tolist(), kinds.astype(str).tolist(), strict=True)
+        return np.fromiter((eid[p] for p in pairs), dtype=np.int64, count=len(users))
+
+    messages = messages.assign(recipient=ids(messages["recipient"], messages["device"]))
+    requests = requests.assign(user=ids(requests["user"], requests["device"]))
+    return messages, requests
+
+
 def _fault_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame) -> dict:
     """Recovery and extra-traffic metrics (module docstring); None without faults."""
     extra_keys = ("extra_requests", *(f"extra_requests_{k}" for k in _REQUEST_KINDS))
@@ -395,6 +411,9 @@ def _fault_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame)
     if not world.sc["faults"]:
         return out
     incidents = [e for e in world.fault_log if e["kind"] in CRASH_KINDS]
+    if world.devices is not None:
+        # The fault log names devices (endpoint ids): judge each device's rows by them.
+        messages, requests = _by_endpoint(world.devices, messages, requests)
     out.update(recovery_metrics(messages, requests, incidents))
     twin = world.sc.with_overrides({"faults": []})
     base = _fault_free_traffic(twin.to_toml())

@@ -98,6 +98,9 @@ class Recorder:
         self.req_bytes: list[int] = []
         self.load_rows: list[dict] = []
         self.recipient_kind: list[str] = []  # each user's transport (set by the world)
+        # Several devices per user (immodel.sim.devices.DeviceTable, set by the world):
+        # the ids recorded are the devices' endpoint ids, mapped to users in the frames.
+        self.devices = None
 
     # -- during the run -------------------------------------------------------------------
     def _trace(
@@ -172,11 +175,20 @@ class Recorder:
                 "event": pd.Categorical(self.trace_event, categories=["send", "stored", "deliver"]),
                 "msg_id": self.trace_msg,
                 "conversation": self.trace_conv,
-                "user": [str(u) for u in self.trace_user],
+                "user": self._trace_users(),
                 "order_key": np.asarray(self.trace_key, dtype=float),
                 "digest": np.asarray(self._digests(), dtype=np.int64),
             }
         )
+
+    def _trace_users(self) -> list[str]:
+        """The trace's ``user`` column: the user id, or with several devices per user the
+        device's label (the user id for its first device, ``"{uid}/{kind}"`` for the
+        others), so the checker judges each device on its own."""
+        if self.devices is None:
+            return [str(u) for u in self.trace_user]
+        label = self.devices.label
+        return [label[u] for u in self.trace_user]
 
     def _digests(self) -> list[int]:
         """The content digest of each trace row (computed once per message and version)."""
@@ -250,6 +262,7 @@ class Recorder:
                 cols["altered"].append(user in rec.altered)
                 cols["origin"].append("rest" if msg.sender == ADMIN_UID else "sdk")
         frame = pd.DataFrame(cols)
+        frame["device"] = self._device_column(frame, "recipient", "sender")
         return frame.astype(
             {
                 "is_group": bool,
@@ -271,8 +284,22 @@ class Recorder:
             }
         )
 
+    def _device_column(self, frame: pd.DataFrame, eid_col: str, *more: str) -> list[str]:
+        """The device kind of each row's ``eid_col`` (which, like the ``more`` columns, is
+        then turned from endpoint ids into user ids); "phone" with one device per user."""
+        from immodel.sim.devices import DEFAULT_DEVICE
+
+        if self.devices is None:
+            return [DEFAULT_DEVICE] * len(frame)
+        eids = frame[eid_col].to_numpy(dtype=np.int64)
+        users = np.asarray(self.devices.user, dtype=np.int64)
+        kinds = np.asarray(self.devices.kind, dtype=object)[eids].tolist()
+        for col in (eid_col, *more):
+            frame[col] = users[frame[col].to_numpy(dtype=np.int64)]
+        return kinds
+
     def requests_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "t": np.asarray(self.req_t, dtype=float),
                 "user": np.asarray(self.req_user, dtype=np.int64),
@@ -284,6 +311,8 @@ class Recorder:
                 "bytes": np.asarray(self.req_bytes, dtype=np.int64),
             }
         )
+        frame["device"] = self._device_column(frame, "user")
+        return frame
 
     def load_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.load_rows)

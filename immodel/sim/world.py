@@ -50,15 +50,17 @@ from immodel.protocol.receiver import Receiver
 from immodel.protocol.sender import RetryPolicy, UplinkSender
 from immodel.protocol.server import MessageStore
 from immodel.scenario import Scenario
-from immodel.sim import faults
+from immodel.sim import faults, offline_push
 from immodel.sim.access import AccessTier
 from immodel.sim.backend import Backend
 from immodel.sim.clients import LONG_POLL, PUSH, SHORT_POLL, Client, ClientSide
 from immodel.sim.connection import Connection
+from immodel.sim.devices import build_devices
 from immodel.sim.kernel import later, pair_uniform, run_until
 from immodel.sim.live import LiveRooms
 from immodel.sim.logic import STAGE_NAMES, LogicTier
 from immodel.sim.network import Network, latency_mean_s
+from immodel.sim.offline_push import OfflinePush
 from immodel.sim.presence import Presence
 from immodel.sim.records import Recorder
 from immodel.sim.rng import Streams
@@ -114,6 +116,12 @@ class World:
             "screening_flagged": 0,
             "screening_replaced": 0,
             "screening_sender_only": 0,
+            # offline push end to end and login catch-up (immodel.sim.offline_push)
+            "offline_push_refused": 0,
+            "offline_push_collapsed": 0,
+            "push_opens": 0,
+            "login_backlog": 0,
+            "login_queue_pushed": 0,
         }
         self.sync_bytes = 0
         self.net = Network(self.env, sc, self.streams)
@@ -124,6 +132,7 @@ class World:
         self.logic = LogicTier(self)
         self.access = AccessTier(self)
         self.security = Security(self)
+        self.push = OfflinePush(self) if offline_push.enabled(sc) else None
         self.nodes = self.logic.nodes  # the logic nodes (what faults name by ``node``)
         self._break_mean_s = (
             3600.0 / sc["network.break_rate_per_hour"]
@@ -154,6 +163,16 @@ class World:
             kinds = [LONG_POLL if w else PUSH for w in web]
         else:
             kinds = [kind] * n
+        # Several devices per user (immodel.sim.devices): one client per device; the
+        # first n keep the users' ids, phases and presence draws of a one-device run.
+        self.devices = build_devices(sc, n, self.streams)
+        n_dev = n
+        if self.devices is not None:
+            kinds = self.devices.transport
+            n_dev = len(kinds)
+            phases += self.streams["devices"].generator.random(n_dev - n).tolist()
+            self.presence.use_devices(self.devices)
+            self.rec.devices = self.devices
         self.rec.recipient_kind = kinds
         policy = RetryPolicy(
             enabled=sc["reliability.uplink_retry"],
@@ -175,10 +194,14 @@ class World:
         )
         self.clients = [
             Client(u, kinds[u], UplinkSender(u, policy), Receiver(u, **rkw), phases[u])
-            for u in range(n)
+            for u in range(n_dev)
         ]
-        online0 = self.streams["presence"].generator.random(n) < sc["workload.online_fraction"]
-        for u in range(n):
+        if self.devices is not None:
+            for c in self.clients:
+                c.user = self.devices.user[c.uid]
+                c.device = self.devices.kind[c.uid]
+        online0 = self.streams["presence"].generator.random(n_dev) < sc["workload.online_fraction"]
+        for u in range(n_dev):
             client = self.clients[u]
             if online0[u]:
                 self.presence.set_online(client, True)
@@ -212,9 +235,29 @@ class World:
                 self.groups.append(members)
                 self.group_names.append(name)
                 for m in members:
-                    self.store.join(m, name)
+                    self._join(m, name)
         self.group_members = dict(zip(self.group_names, self.groups, strict=True))
         self.known_pairs: set[str] = set()
+
+    def _join(self, uid: int, conversation: str) -> None:
+        """Make user ``uid`` a member of ``conversation``: each of its devices (what the
+        devices' syncs look through)."""
+        if self.devices is None:
+            self.store.join(uid, conversation)
+        else:
+            for eid in self.devices.of[uid]:
+                self.store.join(eid, conversation)
+
+    def _submit(self, sender_uid: int, conv: str, is_group: bool, users, now: float, stream):
+        """User ``sender_uid`` sends to ``users`` from one of its online devices; the
+        message goes to every device of each recipient and to the sender's other devices."""
+        dev = self.devices
+        if dev is None:
+            self.side.submit(self.clients[sender_uid], conv, is_group, users, now)
+            return
+        online = [e for e in dev.of[sender_uid] if self.clients[e].online]
+        eid = online[0] if len(online) == 1 else online[stream.below(len(online))]
+        self.side.submit(self.clients[eid], conv, is_group, dev.expand(users, eid), now)
 
     # ------------------------------------------------------------------------------------
     # the narrow interface of faults.py (FaultTarget)
@@ -334,7 +377,7 @@ class World:
         rate = sc["workload.send_rate_per_user"]
         group_share = sc["workload.group_share"] if self.groups else 0.0
         stream = self.streams["workload"]
-        online_list = self.presence.online_list
+        online_list = self.presence.user_list  # users with a device online
         if rate <= 0:
             return
         while True:
@@ -351,8 +394,8 @@ class World:
 
     def _submit_one(self, stream, group_share: float) -> None:
         now = self.env.now
-        online_pos = self.presence.online_pos
-        online_list = self.presence.online_list
+        online_pos = self.presence.user_pos
+        online_list = self.presence.user_list
         sender_uid = None
         if group_share > 0 and stream.uniform() < group_share:
             g = stream.below(len(self.groups))
@@ -365,7 +408,7 @@ class World:
             if sender_uid is not None:
                 conv = self.group_names[g]
                 recipients = tuple(x for x in members if x != sender_uid)
-                self.side.submit(self.clients[sender_uid], conv, True, recipients, now)
+                self._submit(sender_uid, conv, True, recipients, now, stream)
                 return
         sender_uid = online_list[stream.below(len(online_list))]
         if self.contacts is not None:
@@ -375,7 +418,7 @@ class World:
             other = stream.below(self.n_users - 1)
             other += other >= sender_uid
         conv = self._one_to_one(sender_uid, other)
-        self.side.submit(self.clients[sender_uid], conv, False, (other,), now)
+        self._submit(sender_uid, conv, False, (other,), now, stream)
 
     def _one_to_one(self, a: int, b: int) -> str:
         """The 1:1 conversation of users a and b (both become members on first use)."""
@@ -384,8 +427,8 @@ class World:
         conv = f"d{a}-{b}"
         if conv not in self.known_pairs:
             self.known_pairs.add(conv)
-            self.store.join(a, conv)
-            self.store.join(b, conv)
+            self._join(a, conv)
+            self._join(b, conv)
         return conv
 
     def inject(self, at_s: float, sender: int, recipient: int) -> None:
@@ -394,7 +437,10 @@ class World:
 
         def submit(_arg) -> None:
             conv = self._one_to_one(sender, recipient)
-            self.side.submit(self.clients[sender], conv, False, (recipient,), self.env.now)
+            users = (recipient,)
+            if self.devices is not None:  # from the sender's first device
+                users = self.devices.expand(users, sender)
+            self.side.submit(self.clients[sender], conv, False, users, self.env.now)
 
         self.later(at_s - self.env.now, submit, None)
 

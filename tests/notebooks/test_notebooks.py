@@ -80,6 +80,7 @@ PER_NOTEBOOK: dict[str, dict] = {
     "07_security": {"TAMPER_RATES": [0.05], "TTLS_S": [3600, 15552000], "REPLICATIONS": 1},
     "08_live_rooms": {"AUDIENCE": 2000, "COHORTS": 50, "MEAN_STAY_S": 60.0},
     "10_backend_senders": {"LIMIT": 20, "OFFERED_X": [0.5, 2.0], "RATE_USERS": 40},
+    "09_devices_offline_push": {"WEB_SHARES": [0.0, 0.3]},
 }
 
 # Modules a notebook may import: immodel's public layers, the standard library, and the
