@@ -109,7 +109,9 @@ def test_the_store_lists_a_burnt_seq_in_sync_pages_up_to_the_pages_last_item() -
     assert above.burnt == ()  # at or below the cursor: the reader is past it
 
 
-def test_a_burnt_seq_in_a_page_releases_the_copies_held_behind_it() -> None:
+def _gap_at_a_burnt_seq():
+    """Group G holds seq 1, a burnt seq 2 and seq 3; B has shown 1, is pushed 3 and asks
+    for the gap: the store, the receiver and its sync request."""
     store = MessageStore()
     store.join("B", "G")
     store.append(grp(store.group_sequencer.next_seq("G")))
@@ -118,6 +120,11 @@ def test_a_burnt_seq_in_a_page_releases_the_copies_held_behind_it() -> None:
     b = Receiver("B")
     b.handle_push(grp(1), 0.0)
     request = syncs(b.handle_push(grp(3), 0.1))[0]  # seq 2 is missing: a gap
+    return store, b, request
+
+
+def test_a_burnt_seq_in_a_page_releases_the_copies_held_behind_it() -> None:
+    store, b, request = _gap_at_a_burnt_seq()
     assert b.held("G") == 1
     actions = b.handle_sync_response(store.answer_sync(request), 0.2)
     assert shows(actions) == ["A-g3"]
@@ -127,14 +134,7 @@ def test_a_burnt_seq_in_a_page_releases_the_copies_held_behind_it() -> None:
 
 def test_without_the_burnt_list_the_same_gap_would_never_close() -> None:
     # The page without its burnt list: the receiver keeps asking (what the list prevents).
-    store = MessageStore()
-    store.join("B", "G")
-    store.append(grp(store.group_sequencer.next_seq("G")))
-    store.burn_seq("G")
-    store.append(grp(store.group_sequencer.next_seq("G")))
-    b = Receiver("B")
-    b.handle_push(grp(1), 0.0)
-    request = syncs(b.handle_push(grp(3), 0.1))[0]
+    store, b, request = _gap_at_a_burnt_seq()
     page = store.answer_sync(request)
     blind = type(page)(page.user, page.items, page.complete, page.covered, page.scanned)
     actions = b.handle_sync_response(blind, 0.2)
