@@ -187,6 +187,7 @@ class Network:
     __slots__ = (
         "_return_latency",
         "down",
+        "lossless",
         "env",
         "on_give_up",
         "rto_max_s",
@@ -227,6 +228,15 @@ class Network:
         self.rto_max_s = sc["network.rto_max_ms"] / 1000.0
         self.segments_retransmitted = 0
         self.on_give_up = None
+        # No packet can be lost in this run (no loss, no bursts, no partition or loss-burst
+        # fault): a segment is then never retransmitted, so the RTO estimate — whose only
+        # use is to time retransmissions — is not kept, and no loss draw is made.
+        self.lossless = (
+            self.up.loss <= 0.0
+            and self.down.loss <= 0.0
+            and burst["burst_enter"] <= 0.0
+            and not any(f["kind"] in ("partition", "loss_burst") for f in sc["faults"])
+        )
 
     def send_up(self, conn: Connection | None, uid: int, size: int, fn, arg) -> None:
         """A frame from ``uid``'s client to its access node on ``conn``."""
@@ -261,22 +271,27 @@ class Network:
             return  # nobody is listening on a broken connection: the data is gone
         now = self.env.now
         t = now if at is None else at
-        rto = conn.rto_up if up else conn.rto_down
-        tries = 0
-        while link.lost_at(uid, size, t):
-            tries += 1
-            if tries > MAX_RETRANSMISSIONS:
-                conn.broken = True
-                if self.on_give_up is not None:
-                    later(self.env, t - now, self.on_give_up, conn)
-                return
-            t += rto
-            rto = min(rto * 2.0, self.rto_max_s)
-        self.segments_retransmitted += tries
-        one_way = link.delay()
-        arrive = t + one_way
-        if tries == 0:  # Karn: only segments sent once give an RTT sample
-            self._sample(conn, up, one_way + self._return_latency())
+        if self.lossless:
+            link.packets += 1
+            link.bytes += size
+            arrive = t + link.delay()
+        else:
+            rto = conn.rto_up if up else conn.rto_down
+            tries = 0
+            while link.lost_at(uid, size, t):
+                tries += 1
+                if tries > MAX_RETRANSMISSIONS:
+                    conn.broken = True
+                    if self.on_give_up is not None:
+                        later(self.env, t - now, self.on_give_up, conn)
+                    return
+                t += rto
+                rto = min(rto * 2.0, self.rto_max_s)
+            self.segments_retransmitted += tries
+            one_way = link.delay()
+            arrive = t + one_way
+            if tries == 0:  # Karn: only segments sent once give an RTT sample
+                self._sample(conn, up, one_way + self._return_latency())
         # In order: nothing is handed to the application before what was sent earlier.
         # The clearing time is kept as the event time SimPy will compute (now + delay),
         # so that rounding can never put a later segment a hair before an earlier one.
@@ -295,7 +310,7 @@ class Network:
         seeds both directions' estimators, as a real stack's would, so the 1 s initial
         RTO of RFC 6298 applies only to a handshake packet itself. Drawn from the
         ``rtt`` stream, so the stream model leaves the others untouched."""
-        if self.stream:
+        if self.stream and not self.lossless:
             rtt = self._return_latency() + self._return_latency()
             self._sample(conn, True, rtt)
             self._sample(conn, False, rtt)
