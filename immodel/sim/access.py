@@ -41,7 +41,7 @@ from immodel.sim.clients import (
     Client,
 )
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import crash_lifecycle, later
+from immodel.sim.kernel import Deadlines, crash_lifecycle, later
 from immodel.sim.stage import TimedStage, service_sampler
 
 _MODE = attrgetter("mode")
@@ -59,7 +59,8 @@ class AccessNode:
         self.stages = {"access": self.stage}
         self.up = True
         self.conns: dict[int, Connection] = {}
-        self.held: dict[int, tuple[int, int, Connection]] = {}  # uid → (poll seq, row, conn)
+        # uid → (poll seq, request row, conn, the hold's expiry timer)
+        self.held: dict[int, tuple[int, int, Connection, Any]] = {}
         self.held_peak = 0
         self.crashes = 0
         self.down_until = math.nan
@@ -136,7 +137,9 @@ class AccessTier:
         was not acknowledged to the offline queue)."""
         for node in self.nodes:
             if node.conns.pop(uid, None) is not None:
-                node.held.pop(uid, None)
+                held = node.held.pop(uid, None)
+                if held is not None:
+                    Deadlines.cancel(held[3])
                 if clean:
                     self.w.logic.user_disconnected(uid)
 
@@ -290,12 +293,12 @@ class AccessTier:
         node = self.nodes[conn.access]
         if not node.up or node.conns.get(client.uid) is not conn:
             return
-        node.held[client.uid] = (seq, row, conn)
-        if len(node.held) > node.held_peak:
-            node.held_peak = len(node.held)
         if self.cost_hold > 0:
             node.stage.reserve(self.cost_hold)
-        later(self.env, hold_s, self._hold_expires, (node, client, seq))
+        expiry = self.w.deadlines.later(hold_s, self._hold_expires, (node, client, seq))
+        node.held[client.uid] = (seq, row, conn, expiry)
+        if len(node.held) > node.held_peak:
+            node.held_peak = len(node.held)
 
     def _hold_expires(self, arg) -> None:
         node, client, seq = arg
@@ -308,7 +311,8 @@ class AccessTier:
         for node in self.nodes:
             held = node.held.pop(uid, None) if node.up else None
             if held is not None:
-                seq, row, conn = held
+                seq, row, conn, expiry = held
+                Deadlines.cancel(expiry)  # answered before the hold ran out
                 self.w.logic.respond_poll(self.w.clients[uid], conn, seq, row)
                 return True
         return False

@@ -42,7 +42,7 @@ from immodel.protocol.messages import (
 from immodel.protocol.receiver import Receiver
 from immodel.protocol.sender import UplinkSender
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import at_time, later
+from immodel.sim.kernel import later
 
 PUSH, LONG_POLL, SHORT_POLL = "push", "long_poll", "short_poll"
 # Sizes on the wire beyond the per-packet header (bytes).
@@ -75,8 +75,10 @@ class Client:
         "pending_acks",
         "phase",
         "poll_seq",
+        "poll_timer",
         "receiver",
         "sender",
+        "timer",
         "timer_at",
         "uid",
         "user",
@@ -94,6 +96,8 @@ class Client:
         self.login_serial = 0
         self.backoff_s = 0.0
         self.timer_at: float | None = None
+        self.timer = None  # the armed protocol timer (a kernel.Call, to cancel)
+        self.poll_timer = None  # the current poll's timeout
         self.pending_acks: list | None = None  # ACKs waiting to ride on the next poll
         self.poll_seq = 0
         self.connected_since = math.nan
@@ -130,6 +134,7 @@ class ClientSide:
         self.env = world.env
         self.rec = world.rec
         self.net = world.net
+        self.deadlines = world.deadlines
         self.header = sc["network.header_bytes"]
         self.batch_max = sc["transport.batch_max"]
         self.request_timeout_s = sc["transport.request_timeout_s"]
@@ -259,17 +264,22 @@ class ClientSide:
             deadline = d1
         else:
             deadline = min(d1, d2)
-        if deadline is None:
+        if deadline == client.timer_at:
             return
-        if client.timer_at is None or deadline < client.timer_at:
-            client.timer_at = deadline
-            at_time(self.env, deadline, self._client_timer, client)
+        # Re-armed whenever the next deadline moves, so that a timer only ever fires when
+        # something is due: the usual deadline is cleared by its answer long before.
+        self.deadlines.cancel(client.timer)
+        client.timer_at = deadline
+        client.timer = (
+            None if deadline is None else self.deadlines.at(deadline, self._client_timer, client)
+        )
 
     def _client_timer(self, client: Client) -> None:
         now = self.env.now
         if client.timer_at is None or client.timer_at > now:
-            return  # superseded by an earlier timer that already ran
+            return  # superseded (not reached with every re-arm cancelling the last timer)
         client.timer_at = None
+        client.timer = None
         actions = client.sender.handle_timeout(now)
         actions.extend(client.receiver.handle_timeout(now))
         self.act(client, actions)
@@ -588,7 +598,8 @@ class ClientSide:
         )
         if client.kind == LONG_POLL or self.fixed_delay:
             wait = self.request_timeout_s + (hold if client.kind == LONG_POLL else 0.0)
-            later(self.env, wait, self._poll_timeout, (client, seq))
+            self.deadlines.cancel(client.poll_timer)  # an earlier poll's timeout is moot
+            client.poll_timer = self.deadlines.later(wait, self._poll_timeout, (client, seq))
 
     def _poll_timeout(self, arg) -> None:
         client, seq = arg
@@ -611,6 +622,8 @@ class ClientSide:
                 self.poll(client)
             elif self.fixed_delay:
                 client.poll_seq += 1  # the timeout of this poll no longer applies
+                self.deadlines.cancel(client.poll_timer)
+                client.poll_timer = None
                 later(self.env, self.poll_interval_s, self._poll_after_delay, (client, client.conn))
 
     def _poll_after_delay(self, arg) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from heapq import heappush
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,8 +46,11 @@ class Call:
 
 
 def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: Any) -> None:
-    """Call ``fn(arg)`` after ``delay`` seconds of simulated time."""
-    env.schedule(Call(fn, arg), NORMAL, delay)  # type: ignore[arg-type]
+    """Call ``fn(arg)`` after ``delay`` seconds of simulated time.
+
+    :meth:`Environment.schedule` written out (the same queue entry: time ``now + delay``,
+    priority, next event id), as this is called for most events of a run."""
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), Call(fn, arg)))
 
 
 def at_time(env: simpy.Environment, t: float, fn: Callable[[Any], None], arg: Any) -> None:
@@ -58,6 +62,79 @@ def at_time(env: simpy.Environment, t: float, fn: Callable[[Any], None], arg: An
     deadline as "already armed" never fires again."""
     now = env._now
     heapq.heappush(env._queue, (t if t > now else now, NORMAL, next(env._eid), Call(fn, arg)))
+
+
+def _cancelled(arg: Any) -> None:
+    """What a cancelled :class:`Call` runs if it is popped after all: nothing."""
+
+
+class Deadlines:
+    """Timers that are mostly cancelled before they fire, kept out of the event heap.
+
+    A client's retransmit and sync deadlines, a long poll's client-side timeout and the
+    access node's hold expiry are armed for every request and almost never fire: the
+    answer comes first. As heap entries each one costs a push, a pop and a call that
+    finds nothing to do, and a heap of tens of thousands of them makes every other pop
+    deeper. Here a deadline more than :attr:`slot_s` ahead is appended to the list of
+    its slot (``floor(t / slot_s)``); one event at the slot's start (URGENT, so before
+    anything else at that instant) moves the slot's live deadlines into the heap.
+    :meth:`cancel` marks a deadline dead: in its slot it is dropped when the slot opens,
+    never reaching the heap; already in the heap it pops and does nothing.
+
+    The order of events is exactly the order without slots: a deadline gets its queue
+    entry — time, priority and event id — when it is set, and enters the heap with that
+    entry before its time comes. ``slot_s`` is a power of two, so slot boundaries are
+    exact in binary floating point.
+    """
+
+    __slots__ = ("dropped", "env", "slot_s", "slots")
+
+    def __init__(self, env: simpy.Environment, slot_s: float = 0.25) -> None:
+        mantissa, _ = math.frexp(slot_s)
+        if slot_s <= 0 or mantissa != 0.5:
+            raise ValueError(f"slot_s must be a positive power of two, got {slot_s!r}")
+        self.env = env
+        self.slot_s = slot_s
+        self.slots: dict[int, list] = {}
+        self.dropped = 0  # deadlines cancelled before their slot opened: never run
+
+    def at(self, t: float, fn: Callable[[Any], None], arg: Any) -> Call:
+        """Call ``fn(arg)`` at time ``t`` exactly (now, if ``t`` has passed) unless
+        :meth:`cancel` is called first; returns the handle to cancel."""
+        env = self.env
+        now = env._now
+        call = Call(fn, arg)
+        entry = (t if t > now else now, NORMAL, next(env._eid), call)
+        k = int(t / self.slot_s) if t - now >= self.slot_s else 0
+        start = k * self.slot_s
+        if start <= now:  # near, or its slot has begun (and so been opened): the heap
+            heappush(env._queue, entry)
+            return call
+        slot = self.slots.get(k)
+        if slot is None:  # a slot that starts after now has not been opened yet
+            slot = self.slots[k] = []
+            heappush(env._queue, (start, URGENT, next(env._eid), Call(self._open, k)))
+        slot.append(entry)
+        return call
+
+    def later(self, delay: float, fn: Callable[[Any], None], arg: Any) -> Call:
+        """:meth:`at` ``now + delay`` — the time :func:`later` would give."""
+        return self.at(self.env._now + delay, fn, arg)
+
+    @staticmethod
+    def cancel(call: Call | None) -> None:
+        """Make sure ``call`` does nothing (a deadline that fired already is left as is)."""
+        if call is not None:
+            call.fn = _cancelled
+
+    def _open(self, k: int) -> None:
+        queue = self.env._queue
+        slot = self.slots.pop(k)
+        for entry in slot:
+            if entry[3].fn is not _cancelled:
+                heappush(queue, entry)
+            else:
+                self.dropped += 1
 
 
 def run_until(env: simpy.Environment, at: float) -> None:
@@ -155,6 +232,7 @@ def rendezvous(key: int, nodes: Sequence[int]) -> int:
 
 __all__ = [
     "Call",
+    "Deadlines",
     "at_time",
     "crash_lifecycle",
     "later",

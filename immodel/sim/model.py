@@ -249,7 +249,8 @@ def collect(
     summary["drain_s_used"] = float(scenario["drain_s"])
     summary["drain_auto"] = bool(drain_auto)
     summary["drain_s_required"] = drain_required_s
-    summary["sim_events"] = int(next(world.env._eid))
+    # events scheduled, less the deadlines cancelled before they reached the queue
+    summary["sim_events"] = int(next(world.env._eid)) - world.deadlines.dropped
     summary["wall_s"] = time.perf_counter() - t0
     return Result(
         scenario,

@@ -56,7 +56,7 @@ from immodel.sim.backend import Backend
 from immodel.sim.clients import LONG_POLL, PUSH, SHORT_POLL, Client, ClientSide
 from immodel.sim.connection import Connection
 from immodel.sim.devices import build_devices
-from immodel.sim.kernel import later, pair_uniform, run_until
+from immodel.sim.kernel import Deadlines, later, pair_uniform, run_until
 from immodel.sim.live import LiveRooms
 from immodel.sim.logic import STAGE_NAMES, LogicTier
 from immodel.sim.network import Network, latency_mean_s
@@ -74,6 +74,8 @@ class World:
         # "auto" drain → the number the scenario needs (a numeric drain stays as given)
         sc = self.sc = scenario.resolved()
         self.env = simpy.Environment()
+        # retransmit, sync, poll and hold deadlines: armed per request, rarely due
+        self.deadlines = Deadlines(self.env)
         self.streams = Streams(sc["seed"])
         self.rec = Recorder()
         self.seed = sc["seed"]
