@@ -41,7 +41,7 @@ from immodel.sim.clients import (
     Client,
 )
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import Deadlines, crash_lifecycle, later
+from immodel.sim.kernel import Deadlines, crash_lifecycle
 from immodel.sim.stage import TimedStage, service_sampler
 
 _MODE = attrgetter("mode")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from heapq import heappush
 from collections.abc import Callable, Sequence
+from heapq import heappush
 from typing import Any
 
 import simpy

@@ -187,8 +187,8 @@ class Network:
     __slots__ = (
         "_return_latency",
         "down",
-        "lossless",
         "env",
+        "lossless",
         "on_give_up",
         "rto_max_s",
         "rto_min_s",
