@@ -578,7 +578,8 @@ class ClientSide:
         if client.conn is not conn:
             return
         self.poll(client)
-        later(self.env, self.poll_interval_s, self._poll_tick, arg)
+        # a slot, not the heap: ten thousand pollers keep the heap ten times smaller
+        self.deadlines.later(self.poll_interval_s, self._poll_tick, arg)
 
     def poll(self, client: Client, hold_s: float | None = None) -> None:
         """Send one poll (carrying any ACKs that wait for a ride); a long poll asks the

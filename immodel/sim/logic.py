@@ -47,7 +47,7 @@ from immodel.protocol.messages import Deliver, Message, SendReply
 from immodel.protocol.pending_ack import PendingAcks
 from immodel.protocol.rest import ADMIN_UID
 from immodel.protocol.server import ServerNode, login_pushes_queue
-from immodel.sim.clients import LONG_POLL, PUSH, REPLY_BYTES, Client
+from immodel.sim.clients import LONG_POLL, PUSH, REPLY_BYTES, SHORT_POLL, Client
 from immodel.sim.connection import Connection
 from immodel.sim.kernel import at_time, crash_lifecycle, later, pair_uniform, rendezvous
 from immodel.sim.stage import Stage, service_sampler
@@ -571,6 +571,11 @@ class LogicTier:
                 room = self.batch_max - len(delivers)
                 if room > 0:
                     delivers += holder.core.pending.take_for_poll(client.uid, room)
+        if not delivers and client.kind == SHORT_POLL and not self.w.side.fixed_delay:
+            # An empty answer to a fixed-rate short poll changes nothing at the client (its
+            # next poll is already scheduled): sent and counted, its arrival is no event.
+            self.w.access.frame_down(conn, client.uid, self.header, None, None)
+            return
         self.retransmits_downlink += sum(d.attempt > 1 for d in delivers)
         self.rec.req_messages[row] = len(delivers)
         size = self.header + sum(d.item.message.payload_bytes for d in delivers)

@@ -250,16 +250,21 @@ class Network:
     ) -> None:
         """A frame from the access node to ``uid``'s client on ``conn``, leaving now or at
         ``at`` ≥ now (when the node's worker will have written it: the transmission is
-        decided now, for that instant)."""
+        decided now, for that instant). ``fn`` None: a frame whose arrival changes
+        nothing at the client — it is sent (counted, drawn, queued in order behind and
+        ahead of the others) but its arrival is not an event."""
         if self.stream:
             self._segment(self.down, conn, uid, size, fn, arg, False, at)
         elif at is None:
             if not self.down.lost(uid, size):
-                later(self.env, self.down.delay(), fn, arg)
+                delay = self.down.delay()
+                if fn is not None:
+                    later(self.env, delay, fn, arg)
         elif not self.down.lost_at(uid, size, at):
             now = self.env.now
             arrive = at + self.down.delay()
-            later(self.env, arrive - now, fn, arg)
+            if fn is not None:
+                later(self.env, arrive - now, fn, arg)
 
     def _segment(
         self, link: Link, conn, uid: int, size: int, fn, arg, up: bool, at: float | None = None
@@ -303,7 +308,8 @@ class Network:
             conn.clear_up = now + delay
         else:
             conn.clear_down = now + delay
-        later(self.env, delay, fn, arg)
+        if fn is not None:
+            later(self.env, delay, fn, arg)
 
     def prime(self, conn: Connection) -> None:
         """A new connection's first RTT sample: the handshake's round trip (SYN, SYN-ACK)
