@@ -645,6 +645,12 @@ RESULTS = Table(
         _c("rest_calls", "int", "", "REST calls the server accepted (within its rate limit)"),
         _c("rest_refused", "int", "", "REST calls refused by the rate limit (with a retry-after)"),
         _c("rest_retries", "int", "", "REST call attempts after the first (refused or timed out)"),
+        _c(
+            "rest_gave_up",
+            "int",
+            "",
+            "REST calls given up after workload.rest_max_retries refused retries (send failures)",
+        ),
         _c("rest_calls_offered", "int", "", "REST calls the backend started (first attempts)"),
         _c("rest_messages", "int", "", "messages sent through the REST API"),
         _c(
