@@ -69,17 +69,17 @@ latency
     ``catchup_latency_*_ms`` cover the rest. The text report names its population.
 
 Recipients who never came back (the optional ``reachable_after_store`` column, on
-``stored`` rows: was the recipient -- the device -- connected at any time between this
-row's ``t`` and the end of the log? immodel's own traces have it; true, false, 1, 0 or
-empty, which counts as true):
+``stored`` rows: did the recipient -- the device -- connect (log in) at or after this
+row's ``t``, or was it connected at the end of the log? immodel's own traces have it;
+true, false, 1, 0 or empty, which counts as true):
 
 ``lost_awaiting_login``
-    lost pairs whose first ``stored`` row says false: the recipient never connected
-    after the store, so the message is still waiting in the store for its next login.
-    Not a failure: no mechanism of the service could have delivered it.
+    lost pairs whose first ``stored`` row says false: the recipient is offline at the end
+    and has not logged in since the store, so the message is still waiting in the store
+    for its next login. Not a failure: an app that stays closed cannot be reached.
 ``lost_while_reachable``
-    ``lost - lost_awaiting_login``: lost pairs whose recipient was connected at some
-    time after the store. Without the column every lost pair is counted here.
+    ``lost - lost_awaiting_login``: lost pairs whose recipient logged in after the store
+    or was connected at the end. Without the column every lost pair is counted here.
 
 Live traffic (the optional ``live`` column, true on the rows of a live-broadcast room, as in
 immodel's ``live_trace.parquet``): a live message is owed to no viewer, so its rows have no
@@ -280,7 +280,8 @@ class CheckReport:
 
     def _awaiting_text(self) -> str:
         if self.reachability_known:
-            return f"{self.lost_awaiting_login} (recipient never connected after the store)"
+            n = self.lost_awaiting_login
+            return f"{n} (recipient offline at the end, no login since the store)"
         return "n/a (no reachable_after_store column: every lost pair counts as reachable)"
 
 
