@@ -136,6 +136,14 @@ MESSAGES = Table(
             "the recipient's device kind (workload.devices; 'phone' with one device per user); "
             "a row is a (message, recipient device) pair",
         ),
+        _c(
+            "reachable_after_store",
+            "bool",
+            "",
+            "stored, and the recipient device connected (completed a login) at or after the "
+            "first store or was connected at the end of the run; a lost pair with false "
+            "waits in the store for the device's next login (lost_awaiting_login)",
+        ),
     ),
 )
 
@@ -208,6 +216,14 @@ TRACE = Table(
             "replaced by screening; deliver: as shown). A deliver row whose digest differs "
             "from its stored row's was altered on the way; optional for the checker",
         ),
+        _c(
+            "reachable_after_store",
+            "bool",
+            "",
+            "stored rows: the recipient connected at or after this row's t, or was connected "
+            "at the end (false: a lost pair awaits its next login, not a failure); empty on "
+            "send and deliver rows; optional for the checker",
+        ),
     ),
 )
 
@@ -270,6 +286,14 @@ RESULTS = Table(
         _c("deliveries_expected", "int", "", "(message, recipient) pairs of stored messages"),
         _c("deliveries", "int", "", "expected pairs shown at least once by the end of the drain"),
         _c("lost", "int", "", "expected pairs not shown by the end of the drain"),
+        _c(
+            "lost_awaiting_login",
+            "int",
+            "",
+            "lost pairs whose device is offline at the end and has not connected since the "
+            "store (the message waits for its next login)",
+        ),
+        _c("lost_while_reachable", "int", "", "lost − lost_awaiting_login (what check fails on)"),
         _c("send_failures", "int", "", "messages whose sender was told 'failed'"),
         _c("duplicates", "int", "", "copies shown beyond the first"),
         _c(
@@ -621,6 +645,12 @@ RESULTS = Table(
         _c("rest_calls", "int", "", "REST calls the server accepted (within its rate limit)"),
         _c("rest_refused", "int", "", "REST calls refused by the rate limit (with a retry-after)"),
         _c("rest_retries", "int", "", "REST call attempts after the first (refused or timed out)"),
+        _c(
+            "rest_gave_up",
+            "int",
+            "",
+            "REST calls given up after workload.rest_max_retries refused retries (send failures)",
+        ),
         _c("rest_calls_offered", "int", "", "REST calls the backend started (first attempts)"),
         _c("rest_messages", "int", "", "messages sent through the REST API"),
         _c(

@@ -850,6 +850,14 @@ SCHEMA: tuple[Key, ...] = (
         "over it a call is refused with a retry-after",
         lo=1,
     ),
+    _k(
+        "workload.rest_max_retries",
+        -1,
+        "int",
+        "retries after a rate-limit refusal before the backend gives up on a REST call (its "
+        "messages fail: failure_reason rest_gave_up); -1: it retries until admitted",
+        lo=-1,
+    ),
     # --- faults ----------------------------------------------------------------------------
     _k(
         "faults",

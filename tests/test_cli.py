@@ -85,6 +85,7 @@ def test_run_out_writes_the_documented_files(tmp_path, capsys):
         "user",
         "order_key",
         "digest",
+        "reachable_after_store",
     ]
     # The written trace passes the checker, like any real system's log would.
     assert main(["check", str(out / "trace.parquet")]) == 0

@@ -68,21 +68,37 @@ latency
     online when the message was stored, so on the same run they are lower; the run's
     ``catchup_latency_*_ms`` cover the rest. The text report names its population.
 
+Recipients who never came back (the optional ``reachable_after_store`` column, on
+``stored`` rows: did the recipient -- the device -- connect (log in) at or after this
+row's ``t``, or was it connected at the end of the log? immodel's own traces have it;
+true, false, 1, 0 or empty, which counts as true):
+
+``lost_awaiting_login``
+    lost pairs whose first ``stored`` row says false: the recipient is offline at the end
+    and has not logged in since the store, so the message is still waiting in the store
+    for its next login. Not a failure: an app that stays closed cannot be reached.
+``lost_while_reachable``
+    ``lost - lost_awaiting_login``: lost pairs whose recipient logged in after the store
+    or was connected at the end. Without the column every lost pair is counted here.
+
 Live traffic (the optional ``live`` column, true on the rows of a live-broadcast room, as in
 immodel's ``live_trace.parquet``): a live message is owed to no viewer, so its rows have no
 ``stored`` rows and nothing of it is ``lost``; its deliver rows are not counted as
 unexpected; duplicates and order are checked as for any other row (``user`` is the viewer,
 ``order_key`` the room's seq).
 
-A report is :attr:`CheckReport.ok` when ``lost``, ``duplicates``, ``order_violations``
-and ``misdirected_deliveries`` are all zero; ``immodel check`` then exits 0, otherwise 1.
+A report is :attr:`CheckReport.ok` when ``lost_while_reachable`` (``lost`` for a trace
+without ``reachable_after_store``), ``duplicates``, ``order_violations``,
+``misdirected_deliveries`` and ``altered_deliveries`` are all zero; ``immodel check`` then
+exits 0, otherwise 1.
 
 Counterexamples are in :attr:`CheckReport.examples`, at most :data:`MAX_EXAMPLES` per kind,
 the earliest ones first. Each is one or more plain row dicts with the trace columns and
 ``example`` (which counterexample the row belongs to), ``role`` and ``row`` (0-based
 position of the row in the trace table; in a CSV file that is line ``row + 2``):
 
-- ``lost``: the ``stored`` row of the pair (role ``stored``);
+- ``lost``: the ``stored`` row of the pair (role ``stored``), pairs lost while reachable
+  only (a pair awaiting login is not a fault);
 - ``duplicates``: the first delivery (``first``) and the first extra copy (``extra``);
 - ``order_violations``: the earlier delivery with the larger key (``earlier``; the largest
   key delivered before) and the late delivery (``late``);
@@ -131,6 +147,9 @@ FAULT_KINDS: tuple[str, ...] = (
 )
 """The counts that make a trace fail, also the keys of :attr:`CheckReport.examples`."""
 
+REACHABLE_COLUMN = "reachable_after_store"
+"""The optional column that splits ``lost`` into awaiting login and while reachable."""
+
 _SEND, _STORED, _DELIVER = 0, 1, 2
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -149,6 +168,9 @@ class CheckReport:
     """
 
     lost: int = 0
+    lost_awaiting_login: int = 0
+    lost_while_reachable: int = 0
+    reachability_known: bool = False
     duplicates: int = 0
     order_violations: int = 0
     deliveries: int = 0
@@ -169,9 +191,10 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        """True when nothing was lost, duplicated, misordered, misdirected or altered."""
+        """True when nothing was lost while its recipient was reachable, duplicated,
+        misordered, misdirected or altered (a pair awaiting login is not a fault)."""
         return not (
-            self.lost
+            self.lost_while_reachable
             or self.duplicates
             or self.order_violations
             or self.misdirected_deliveries
@@ -195,6 +218,8 @@ class CheckReport:
             ("deliveries expected", self.deliveries_expected),
             ("deliveries", self.deliveries),
             ("lost", self.lost),
+            ("  awaiting login", self._awaiting_text()),
+            ("  while reachable", self.lost_while_reachable),
             ("duplicates", self.duplicates),
             ("order violations", self.order_violations),
             ("unexpected deliveries", self.unexpected_deliveries),
@@ -216,13 +241,19 @@ class CheckReport:
             lines.append(
                 "  note: no stored rows, so no delivery is expected and loss is not measured"
             )
-        if self.ok:
+        if self.ok and self.lost_awaiting_login:
+            lines.append(
+                "OK: nothing lost while its recipient was reachable, no duplication, "
+                f"misordering or misdirected delivery ({self.lost_awaiting_login} lost "
+                "pair(s) await their recipient's next login)"
+            )
+        elif self.ok:
             lines.append("OK: no loss, duplication, misordering or misdirected delivery")
         else:
             found = [
-                f"{kind.replace('_', ' ')} {getattr(self, kind)}"
+                f"{self._fault_name(kind)} {self._fault_count(kind)}"
                 for kind in FAULT_KINDS
-                if getattr(self, kind)
+                if self._fault_count(kind)
             ]
             lines.append("FAIL: " + ", ".join(found))
         for kind in FAULT_KINDS:
@@ -230,12 +261,28 @@ class CheckReport:
             if not example_rows:
                 continue
             shown = len({r["example"] for r in example_rows})
-            total = getattr(self, kind)
+            total = self._fault_count(kind)
             lines.append("")
-            lines.append(f"{kind.replace('_', ' ')}: {shown} of {total} counterexample(s)")
+            lines.append(f"{self._fault_name(kind)}: {shown} of {total} counterexample(s)")
             table = pd.DataFrame(example_rows)
             lines.extend("  " + line for line in table.to_string(index=False).splitlines())
         return "\n".join(lines)
+
+    def _fault_count(self, kind: str) -> int:
+        """The count of one of :data:`FAULT_KINDS` that fails a trace (``lost``: the pairs
+        lost while reachable)."""
+        return self.lost_while_reachable if kind == "lost" else getattr(self, kind)
+
+    def _fault_name(self, kind: str) -> str:
+        if kind == "lost" and self.reachability_known:
+            return "lost while reachable"
+        return kind.replace("_", " ")
+
+    def _awaiting_text(self) -> str:
+        if self.reachability_known:
+            n = self.lost_awaiting_login
+            return f"{n} (recipient offline at the end, no login since the store)"
+        return "n/a (no reachable_after_store column: every lost pair counts as reachable)"
 
 
 def load_trace(path: str | Path) -> pd.DataFrame:
@@ -317,6 +364,12 @@ def check_trace(df: pd.DataFrame, source: str = "trace") -> CheckReport:
     delivered_expected = _member(expected, np.sort(first_pair))
     lost_rows = np.sort(first_stored[~delivered_expected])
     report.lost = int(lost_rows.size)
+    if tr.reachable is not None:
+        report.reachability_known = True
+        awaiting = ~tr.reachable[lost_rows]
+        report.lost_awaiting_login = int(np.count_nonzero(awaiting))
+        lost_rows = lost_rows[~awaiting]  # the failures (and their counterexamples)
+    report.lost_while_reachable = int(lost_rows.size)
 
     is_expected = _member(first_pair, expected)
     unexpected = ~is_expected
@@ -417,6 +470,7 @@ class _Trace:
     conv: np.ndarray  # int64 codes of conversation (-1 where missing)
     key: np.ndarray  # numeric order_key; meaningful on stored/deliver rows only
     pair: np.ndarray  # int64 code of (msg_id, user)
+    reachable: np.ndarray | None = None  # bool per row (stored rows), or no such column
 
     def row_dict(self, row: int, example: int, role: str) -> dict[str, Any]:
         """One trace row as plain Python data, labelled for a counterexample table."""
@@ -427,6 +481,8 @@ class _Trace:
         out["order_key"] = _py(self.key[row]) if self.event[row] != _SEND else None
         if "digest" in self.df.columns:
             out["digest"] = _py(self.df["digest"].iloc[row])
+        if self.reachable is not None and self.event[row] == _STORED:
+            out["reachable_after_store"] = bool(self.reachable[row])
         return out
 
 
@@ -509,6 +565,9 @@ def _normalise(df: pd.DataFrame, source: str) -> _Trace:
     user = user.astype(np.int64)
     # send rows may lack a user (-1); they never form pairs, so any value is fine there.
     pair = msg * (len(users) + 1) + (user + 1)
+    reachable = None
+    if REACHABLE_COLUMN in df.columns:
+        reachable = _reachable(df[REACHABLE_COLUMN], event == _STORED, source)
     return _Trace(
         df=df,
         n=n,
@@ -519,6 +578,33 @@ def _normalise(df: pd.DataFrame, source: str) -> _Trace:
         conv=conv.astype(np.int64),
         key=key,
         pair=pair,
+        reachable=reachable,
+    )
+
+
+_TRUE = frozenset({"true", "1", "t", "yes", ""})
+_FALSE = frozenset({"false", "0", "f", "no"})
+
+
+def _reachable(col: pd.Series, stored: np.ndarray, source: str) -> np.ndarray:
+    """The ``reachable_after_store`` column as bools (meaningful on stored rows; empty or
+    missing counts as true, so an unknown recipient can still fail the trace)."""
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return col.fillna(True).to_numpy(dtype=bool)
+    if _is_real(col):
+        values = col.to_numpy(dtype=float, na_value=np.nan)
+        bad = np.flatnonzero(stored & ~(np.isnan(values) | (values == 0) | (values == 1)))
+        if not bad.size:
+            return ~(values == 0)
+    else:
+        text = col.astype(object).where(col.notna(), "").astype(str).str.strip().str.lower()
+        false = text.isin(_FALSE).to_numpy()
+        bad = np.flatnonzero(stored & ~(false | text.isin(_TRUE).to_numpy()))
+        if not bad.size:
+            return ~false
+    raise UserError(
+        f"{source}: column {REACHABLE_COLUMN!r} must be true or false on stored rows; row "
+        f"{bad[0]} has {_show(col.iloc[bad[0]])} ({bad.size} bad row(s))"
     )
 
 

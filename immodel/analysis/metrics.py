@@ -83,6 +83,9 @@ def summarize(
     out["deliveries_expected"] = int(report.deliveries_expected)
     out["deliveries"] = int(report.deliveries)
     out["lost"] = int(report.lost)
+    # lost = awaiting login (recipient device never connected after the store) + the rest
+    out["lost_awaiting_login"] = int(report.lost_awaiting_login)
+    out["lost_while_reachable"] = int(report.lost_while_reachable)
     out["send_failures"] = int(per_msg["send_failed"].sum())
     out["duplicates"] = int(report.duplicates)
     out["order_violations"] = int(report.order_violations)

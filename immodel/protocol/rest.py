@@ -22,14 +22,19 @@ limit, and under a sustained overload every second admits exactly the limit.
 **The caller** (:class:`RestCaller`) keeps every call until the server answers it: a
 refusal is retried after ``retry_after_s``; a call with no answer within ``timeout_s``
 is re-sent with the same call id and message ids; an answer that is not "accepted" and
-not a refusal (a bad UserSig) ends the call. Decisions only: the caller returns actions
-(:class:`CallNow`, :class:`CallAt`, :class:`CallDone`) and the simulator (or real I/O)
-carries them out. Nothing here keeps a clock; ``now`` comes in.
+not a refusal (a bad UserSig) ends the call. With ``max_retries`` the caller gives up
+on a call whose attempt is refused once more after ``max_retries`` retries after
+refusals (:data:`GAVE_UP`: its messages fail), as a real backend's retry budget does; a
+re-send after a timeout is not counted against it (that attempt may have got through).
+Decisions only: the caller returns actions (:class:`CallNow`, :class:`CallAt`,
+:class:`CallDone`) and the simulator (or real I/O) carries them out. Nothing here keeps
+a clock; ``now`` comes in.
 
 Lifecycle of one call at the backend::
 
     start ─► CallNow(attempt 1) ─► answer "accepted" ─────────────► CallDone(accepted)
                  ▲         │      answer "rate_limited" ─► CallAt(now + retry_after_s)
+                 │         │        └ refused max_retries + 1 times ─► CallDone(GAVE_UP)
                  │         │      answer "auth_*"  ──────────────► CallDone(reason)
                  │         └ no answer by the deadline ─► CallNow(attempt + 1)
                  └──────── CallAt due ─────────────────────────────────┘
@@ -51,6 +56,8 @@ DEFAULT_MAX_CALLS_PER_S = 200
 CALL_KINDS = ("single", "batch", "broadcast")
 ACCEPTED = "accepted"
 RATE_LIMITED = "rate_limited"
+#: A call's end when the backend gave up after ``max_retries`` retries that were refused.
+GAVE_UP = "rest_gave_up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,26 +134,34 @@ class CallDone:
 
 
 class _Call:
-    __slots__ = ("attempt", "deadline", "waiting_retry")
+    __slots__ = ("attempt", "deadline", "refusals", "waiting_retry")
 
     def __init__(self) -> None:
         self.attempt = 0
         self.deadline = math.inf
         self.waiting_retry = False
+        self.refusals = 0  # refusals of the call's current attempts (not stale answers)
 
 
 class RestCaller:
     """The backend's side of its REST calls (see the module docstring).
 
-    ``timeout_s`` is how long an attempt waits for its answer before it is re-sent.
+    ``timeout_s`` is how long an attempt waits for its answer before it is re-sent;
+    ``max_retries`` how many retries after a refusal a call gets before the caller gives
+    up on it (None: it retries until admitted).
     Counters: ``refused`` (rate-limited answers received), ``retries`` (attempts after the
-    first), ``timeouts`` (attempts re-sent because no answer came).
+    first), ``timeouts`` (attempts re-sent because no answer came), ``gave_up`` (calls
+    ended with :data:`GAVE_UP`).
     """
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, max_retries: int | None = None) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be > 0")
+        if max_retries is not None and max_retries < 0:
+            raise ValueError("max_retries must be >= 0 or None")
         self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.gave_up = 0
         self._calls: dict[Id, _Call] = {}
         self.refused = 0
         self.retries = 0
@@ -189,6 +204,11 @@ class RestCaller:
             self.refused += 1
             if answer.attempt != call.attempt or call.waiting_retry:
                 return []  # a newer attempt is out (or a retry already planned)
+            call.refusals += 1
+            if self.max_retries is not None and call.refusals > self.max_retries:
+                del self._calls[answer.call_id]
+                self.gave_up += 1
+                return [CallDone(answer.call_id, GAVE_UP, call.attempt)]
             call.waiting_retry = True
             return [CallAt(answer.call_id, now + answer.retry_after_s)]
         del self._calls[answer.call_id]
@@ -217,6 +237,7 @@ __all__ = [
     "ADMIN_UID",
     "CALL_KINDS",
     "DEFAULT_MAX_CALLS_PER_S",
+    "GAVE_UP",
     "RATE_LIMITED",
     "Admission",
     "CallAt",

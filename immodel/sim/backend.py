@@ -135,7 +135,11 @@ class Backend:
             sc["workload.rest_latency_ms"], world.streams["rest_latency"]
         )
         self.limiter = FixedWindowLimiter(self.max_calls_per_s)
-        self.caller = RestCaller(timeout_s=sc["transport.request_timeout_s"])
+        max_retries = sc["workload.rest_max_retries"]  # -1: retry until admitted
+        self.caller = RestCaller(
+            timeout_s=sc["transport.request_timeout_s"],
+            max_retries=None if max_retries < 0 else max_retries,
+        )
         self.sender = AdminSender()
         self.calls: dict[str, _Call] = {}
         self.msg_call: dict[str, str] = {}
@@ -339,6 +343,7 @@ class Backend:
             "rest_calls": self.calls_accepted,
             "rest_refused": self.calls_refused,
             "rest_retries": caller.retries if caller is not None else 0,
+            "rest_gave_up": caller.gave_up if caller is not None else 0,
             "rest_calls_offered": self.calls_offered,
             "rest_messages": self.messages_sent,
             "rest_calls_max_per_s": max(per_second.values(), default=0),

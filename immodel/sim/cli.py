@@ -20,6 +20,8 @@ _TABLE = (
     ("deliveries_expected", "deliveries expected", "{:d}"),
     ("deliveries", "deliveries", "{:d}"),
     ("lost", "lost", "{:d}"),
+    ("lost_awaiting_login", "  awaiting login", "{:d}"),
+    ("lost_while_reachable", "  while reachable", "{:d}"),
     ("send_failures", "send failures", "{:d}"),
     ("duplicates", "duplicates", "{:d}"),
     ("order_violations", "order violations", "{:d}"),

@@ -472,6 +472,7 @@ class ClientSide:
     def _connected(self, client: Client, conn: Connection) -> None:
         client.conn = conn
         client.connected_since = self.env.now
+        self.w.reach.connected(client.uid, self.env.now)  # lost pairs: awaiting login?
         client.sender.connected = True
         self.w.arm_break(conn)
         self.w.security.watch_expiry(client, conn)

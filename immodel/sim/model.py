@@ -43,6 +43,7 @@ from immodel.analysis.rest import rest_latency_metrics
 from immodel.errors import ConfigError, DrainWarning
 from immodel.protocol import admission
 from immodel.scenario import Scenario
+from immodel.sim import reachability
 from immodel.sim.faults import CRASH_KINDS
 from immodel.sim.offline_push import push_metrics
 from immodel.sim.world import PUSH, World
@@ -237,6 +238,9 @@ def collect(
     messages = world.rec.messages_frame()
     requests = world.rec.requests_frame()
     load = world.rec.load_frame()
+    # lost pairs split by whether their device connected after the store (reachability)
+    messages[reachability.COLUMN] = reachability.messages_column(world, messages)
+    trace[reachability.COLUMN] = reachability.trace_column(world, trace)
     horizon = world.horizon_s
     extra = _extra_metrics(world, messages, requests)
     summary = summarize(

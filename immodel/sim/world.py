@@ -64,6 +64,7 @@ from immodel.sim.logic import STAGE_NAMES, LogicTier
 from immodel.sim.network import Network, latency_mean_s
 from immodel.sim.offline_push import OfflinePush
 from immodel.sim.presence import Presence
+from immodel.sim.reachability import Reachability
 from immodel.sim.records import Recorder
 from immodel.sim.rng import Streams
 from immodel.sim.security import Security
@@ -80,6 +81,7 @@ class World:
         self.deadlines = Deadlines(self.env)
         self.streams = Streams(sc["seed"])
         self.rec = Recorder()
+        self.reach = Reachability()  # each device's connected intervals (lost pairs' split)
         self.seed = sc["seed"]
         self.n_users = sc["workload.users"]
         self.duration_s = sc["duration_s"]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from immodel.protocol.rest import (
     ACCEPTED,
+    GAVE_UP,
     RATE_LIMITED,
     CallAt,
     CallDone,
@@ -121,3 +122,36 @@ def test_caller_refuses_a_call_id_used_twice():
     c.start("c1", 0.0)
     with pytest.raises(ValueError, match="already started"):
         c.start("c1", 0.5)
+
+
+def test_caller_gives_up_when_the_attempt_after_its_last_retry_is_refused():
+    c = RestCaller(timeout_s=10.0, max_retries=1)
+    c.start("c1", 0.0)
+    assert c.handle_answer(RestAnswer("c1", 1, RATE_LIMITED, 0.5), 0.5) == [CallAt("c1", 1.0)]
+    assert c.retry_due("c1", 1.0) == [CallNow("c1", 2)]
+    assert c.handle_answer(RestAnswer("c1", 2, RATE_LIMITED, 0.5), 1.5) == [
+        CallDone("c1", GAVE_UP, 2)
+    ]
+    assert len(c) == 0 and c.gave_up == 1 and c.retries == 1 and c.refused == 2
+
+
+def test_caller_with_no_retries_gives_up_on_the_first_refusal():
+    c = RestCaller(timeout_s=10.0, max_retries=0)
+    c.start("c1", 0.0)
+    assert c.handle_answer(RestAnswer("c1", 1, RATE_LIMITED, 0.5), 0.5) == [
+        CallDone("c1", GAVE_UP, 1)
+    ]
+
+
+def test_caller_does_not_count_timeouts_or_stale_refusals_against_the_retry_budget():
+    c = RestCaller(timeout_s=1.0, max_retries=1)
+    c.start("c1", 0.0)
+    assert c.handle_timeout("c1", 1, 1.0) == [CallNow("c1", 2)]  # a re-send, not a refusal
+    assert c.handle_answer(RestAnswer("c1", 1, RATE_LIMITED, 0.5), 1.2) == []  # stale
+    assert c.handle_answer(RestAnswer("c1", 2, RATE_LIMITED, 0.5), 1.3) == [CallAt("c1", 1.8)]
+    assert c.gave_up == 0 and len(c) == 1
+
+
+def test_caller_rejects_a_negative_retry_budget():
+    with pytest.raises(ValueError, match="max_retries"):
+        RestCaller(timeout_s=1.0, max_retries=-1)

@@ -127,6 +127,7 @@ def test_without_rest_keys_the_backend_does_nothing():
         "rest_calls": 0,
         "rest_refused": 0,
         "rest_retries": 0,
+        "rest_gave_up": 0,
         "rest_calls_offered": 0,
         "rest_messages": 0,
         "rest_calls_max_per_s": 0,
@@ -146,6 +147,7 @@ def test_without_rest_keys_the_backend_does_nothing():
         ("workload.rest_batch_size", 501, "workload.rest_batch_size"),
         ("server.rest_max_calls_per_s", 0, "server.rest_max_calls_per_s"),
         ("workload.rest_keep_alive", "yes", "workload.rest_keep_alive"),
+        ("workload.rest_max_retries", -2, "workload.rest_max_retries"),
     ],
 )
 def test_bad_rest_keys_are_refused_naming_the_key(key, value, fragment):
@@ -178,3 +180,45 @@ def test_the_admin_broadcast_scenario_reaches_every_user_beside_user_traffic():
     assert bc["t_first_show"].notna().all()
     assert s["lost"] == s["duplicates"] == s["order_violations"] == 0
     assert (r.messages["origin"] == "sdk").any() and s["user_latency_p99_ms"] is not None
+
+
+# --- the backend gives up after workload.rest_max_retries refused retries -----------------
+
+
+def _overloaded(max_retries: int):
+    """15 single calls/s offered against a limit of 5/s for 10 s: most calls are refused;
+    the automatic drain lasts until the backlog is admitted."""
+    return _run_quiet(
+        **{
+            "workload.rest_rate_per_s": 15.0,
+            "server.rest_max_calls_per_s": 5,
+            "workload.rest_max_retries": max_retries,
+            "duration_s": 10.0,
+            "drain_s": "auto",
+        }
+    )
+
+
+@pytest.mark.parametrize("max_retries", [0, 2])
+def test_a_call_refused_after_its_last_retry_fails_its_messages_as_given_up(max_retries):
+    world, msgs = _overloaded(max_retries)
+    s = world.backend.summary()
+    rest = msgs[msgs["origin"] == "rest"]
+    gave_up = rest[rest["failure_reason"] == "rest_gave_up"]
+    assert s["rest_gave_up"] > 0
+    assert len(gave_up) == s["rest_gave_up"]  # single calls: one message each
+    assert gave_up["send_failed"].all() and not gave_up["stored"].any()
+    assert (gave_up["attempts"] == max_retries + 1).all()
+    # every refusal is followed by a retry or ends its call (no timeouts here)
+    assert s["rest_refused"] == s["rest_retries"] + s["rest_gave_up"]
+    # every call ends: admitted or given up
+    assert s["rest_calls"] + s["rest_gave_up"] == s["rest_calls_offered"]
+    stored = rest[rest["stored"]]
+    assert (stored["failure_reason"] == "").all() and stored["t_first_show"].notna().all()
+
+
+def test_without_a_retry_budget_every_refused_call_is_retried_until_admitted():
+    world, msgs = _overloaded(-1)
+    s = world.backend.summary()
+    assert s["rest_gave_up"] == 0 and s["rest_refused"] == s["rest_retries"] > 0
+    assert msgs.loc[msgs["origin"] == "rest", "stored"].all()
