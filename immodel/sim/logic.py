@@ -571,10 +571,17 @@ class LogicTier:
                 room = self.batch_max - len(delivers)
                 if room > 0:
                     delivers += holder.core.pending.take_for_poll(client.uid, room)
-        if not delivers and client.kind == SHORT_POLL and not self.w.side.fixed_delay:
+        if not delivers:  # most answers: a short poll's, or a long poll's hold ran out
             # An empty answer to a fixed-rate short poll changes nothing at the client (its
             # next poll is already scheduled): sent and counted, its arrival is no event.
-            self.w.access.frame_down(conn, client.uid, self.header, None, None)
+            quiet = client.kind == SHORT_POLL and not self.w.side.fixed_delay
+            self.w.access.frame_down(
+                conn,
+                client.uid,
+                self.header,
+                None if quiet else self.w.side.poll_response_arrives,
+                None if quiet else (client, conn, seq, delivers),
+            )
             return
         self.retransmits_downlink += sum(d.attempt > 1 for d in delivers)
         self.rec.req_messages[row] = len(delivers)
