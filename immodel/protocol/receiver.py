@@ -64,6 +64,7 @@ cursor does not stall at its own seq.
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import chain
 
 from immodel.protocol.messages import (
     Id,
@@ -93,6 +94,7 @@ class Receiver:
         "_again_trigger",
         "_cursor",
         "_edge",
+        "_edge_pairs",
         "_gap_deadline",
         "_held",
         "_seen",
@@ -143,6 +145,9 @@ class Receiver:
         self._cursor: dict[Id, int] | None = None
         # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py).
         self._edge: dict[Id, set[Id]] | None = None
+        # … and as the (conversation, id) pairs a sync request names, in request order:
+        # kept as the edge changes, so a request costs no walk over every conversation
+        self._edge_pairs: dict[Id, tuple[tuple[Id, Id], ...]] | None = None
         self._held: dict[Id, dict[int, Stored | None]] | None = None  # group → seq → item
         # 1:1 only: copies held above the cursor, conversation → {msg_id: key}
         self._above: dict[Id, dict[Id, int]] | None = None
@@ -218,11 +223,16 @@ class Receiver:
         for conv, key in advanced.items():
             if self._edge is None:
                 self._edge = {}
+                self._edge_pairs = {}
             if key > cursor.get(conv, 0):
                 cursor[conv] = key
-                self._edge[conv] = at_top[conv]
+                ids = self._edge[conv] = at_top[conv]
             else:
-                self._edge.setdefault(conv, set()).update(at_top[conv])
+                ids = self._edge.setdefault(conv, set())
+                ids.update(at_top[conv])
+            self._edge_pairs[conv] = tuple(
+                (conv, msg_id) for msg_id in (ids if len(ids) == 1 else sorted(ids, key=repr))
+            )
         gap = self.sync_on_gap and self._gap_open()
         if not response.complete or self._sync_again or gap:
             again = self._again_trigger or ("gap" if gap and response.complete else trigger)
@@ -290,11 +300,7 @@ class Receiver:
         cursors = tuple(self._cursor.items()) if self._cursor else ()
         merged: tuple[tuple[Id, Id], ...] = ()
         if self._edge:
-            merged = tuple(
-                (conv, msg_id)
-                for conv, ids in self._edge.items()
-                for msg_id in (ids if len(ids) == 1 else sorted(ids, key=repr))
-            )
+            merged = tuple(chain.from_iterable(self._edge_pairs.values()))
         held: tuple[tuple[Id, Id], ...] = ()
         if self._above:
             held = tuple((conv, m) for conv, ids in self._above.items() for m in ids)
@@ -335,6 +341,7 @@ class Receiver:
     def reset(self) -> None:
         """The app restarted without its local state (cursors, shown ids, held copies)."""
         self._seen = self._cursor = self._held = self._edge = self._above = None
+        self._edge_pairs = None
         self.disconnect()
 
     # -- inspection -----------------------------------------------------------------------

@@ -48,22 +48,33 @@ from immodel.protocol.sync import Timeline, answer_sync
 class MessageStore:
     """Durable storage: timelines, memberships, offline queues, group seq."""
 
-    __slots__ = ("_conversations_of", "group_sequencer", "offline", "stored_copies", "timelines")
+    __slots__ = (
+        "_conversations_of",
+        "_member_of",
+        "group_sequencer",
+        "offline",
+        "stored_copies",
+        "timelines",
+    )
 
     def __init__(self) -> None:
         self.timelines: dict[Id, Timeline] = {}
         # user → conversations in ``repr`` order (the order of sync pages), kept sorted
         # on join so that a sync, the frequent operation, needs no sort
         self._conversations_of: dict[Id, list[Id]] = {}
+        self._member_of: dict[Id, set[Id]] = {}  # the same, as a set: joins are per message
         self.offline: dict[Id, list[Stored]] = {}
         self.group_sequencer = Sequencer()
         self.stored_copies: dict[Id, int] = {}  # msg_id → times stored (1 unless dedup failed)
 
     def join(self, user: Id, conversation: Id) -> None:
         """Make ``user`` a member of ``conversation`` (what sync looks through)."""
-        convs = self._conversations_of.setdefault(user, [])
-        if conversation not in convs:
-            insort(convs, conversation, key=repr)
+        member_of = self._member_of.get(user)
+        if member_of is None:
+            member_of = self._member_of[user] = set()
+        if conversation not in member_of:
+            member_of.add(conversation)
+            insort(self._conversations_of.setdefault(user, []), conversation, key=repr)
 
     def conversations_of(self, user: Id) -> Iterable[Id]:
         return self._conversations_of.get(user, ())
