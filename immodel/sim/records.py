@@ -321,19 +321,24 @@ class Recorder:
         copies = self._stored_copies[m] + 1
         self._stored_copies[m] = copies
         row0 = self._row0[m]
-        end = row0 + self._rows[m]
+        n = self._rows[m]
         users = self._r_user
+        version = 1 if self._screening[m] == _REPLACED else 0
+        if n == 1:  # 1:1, the common case: no loop, no temporary arrays
+            user = users[row0]
+            if copies == 1:
+                self._t_stored[m] = t
+                self._order_key[m] = key
+                self._r_online[row0] = online.get(user, False)
+            self._trace(t, _STORED, m, user, key, version)
+            return
+        end = row0 + n
         if copies == 1:
             self._t_stored[m] = t
             self._order_key[m] = key
             flags = self._r_online
             for row in range(row0, end):
                 flags[row] = online.get(users[row], False)
-        n = end - row0
-        version = 1 if self._screening[m] == _REPLACED else 0
-        if n == 1:  # 1:1, the common case: no temporary arrays
-            self._trace(t, _STORED, m, users[row0], key, version)
-            return
         self._flush_trace()
         self._tr_t.extend(array("d", [t]) * n)
         self._tr_event.frombytes(bytes([_STORED]) * n)
