@@ -217,7 +217,7 @@ class Backend:
         call = self.calls[call_id]
         if attempt > 1:
             for m in call.messages:
-                self.w.rec.messages[m.msg_id].attempts = attempt
+                self.w.rec.set_attempts(m.msg_id, attempt)
         handshake = not (self.keep_alive and self.warm)
         self.warm = True
         delay = self.latency()
@@ -241,10 +241,7 @@ class Backend:
         call = self.calls.pop(done.call_id)
         now = self.env.now
         for m in call.messages:
-            rec = self.w.rec.messages[m.msg_id]
-            rec.t_outcome = now
-            if done.status != ACCEPTED:
-                rec.failure = done.status
+            self.w.rec.outcome(m.msg_id, now, "" if done.status == ACCEPTED else done.status)
             self.msg_call.pop(m.msg_id, None)
 
     # ------------------------------------------------------------------------------------
@@ -323,7 +320,7 @@ class Backend:
         if entry is None:
             return
         if not reply.accepted:
-            self.w.rec.messages[reply.msg_id].failure = reply.reason
+            self.w.rec.set_failure(reply.msg_id, reply.reason)
         attempt, waiting = entry
         waiting.discard(reply.msg_id)
         if not waiting:

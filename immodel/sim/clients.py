@@ -221,7 +221,7 @@ class ClientSide:
             elif t is Transmit:
                 msg = a.message
                 if a.attempt > 1:
-                    rec.messages[msg.msg_id].attempts = a.attempt
+                    rec.set_attempts(msg.msg_id, a.attempt)
                 size = self.header + msg.payload_bytes
                 if client.conn is not None and client.conn.exposed:
                     self.w.counters["exposed_messages"] += 1
@@ -233,9 +233,7 @@ class ClientSide:
                     (client, client.conn, msg),
                 )
             elif t is SendSucceeded:
-                r = rec.messages[a.msg_id]
-                r.t_outcome = now
-                m = r.message
+                m = rec.outcome(a.msg_id, now)
                 # Our own stored message: a group seq that may be the gap holding later
                 # copies back, or a 1:1 copy the next sync pages need not carry.
                 released = client.receiver.note_own(
@@ -244,9 +242,7 @@ class ClientSide:
                 if released:
                     self.act(client, released)
             elif t is SendFailed:
-                r = rec.messages[a.msg_id]
-                r.failure = a.reason
-                r.t_outcome = now
+                rec.outcome(a.msg_id, now, a.reason)
         self.arm(client)
 
     def sync_request_bytes(self, request) -> int:

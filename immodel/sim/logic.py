@@ -258,7 +258,7 @@ class LogicTier:
             sender = dev.user[sender]
         friends, black = True, False
         if not msg.is_group:
-            other = self.rec.messages[msg.msg_id].recipients[0]
+            other = self.rec.recipients(msg.msg_id)[0]
             if dev is not None:
                 other = dev.user[other]
             if self.friend_fraction < 1.0:
@@ -321,7 +321,7 @@ class LogicTier:
                 screening = "pass"  # not a refusal: the policy delivers it (or not) itself
         decision = admission.admit(self.policy, self._facts(msg, callback, screening))
         if action:
-            self.rec.messages[msg.msg_id].screening = action
+            self.rec.set_screening(msg.msg_id, action)
             self.w.counters["screening_" + action] += 1
         if not decision.accepted:
             self._reject(node, client, msg, str(decision.reason))
@@ -338,7 +338,7 @@ class LogicTier:
         node, _client, msg = job
         cost = self.costs["store"]
         if msg.is_group and self.write_diffusion:
-            n_rcpt = len(self.rec.messages[msg.msg_id].recipients)
+            n_rcpt = self.rec.n_recipients(msg.msg_id)
             cost += self.costs["inbox_write"] * n_rcpt
         node.stages["store"].submit(self._after_store, job, cost)
 
@@ -353,7 +353,7 @@ class LogicTier:
             self._reply(node, client, node.core.store_failed(msg, burn_seq=burn))
             return
         item, reply = node.core.commit(msg, now)
-        recipients = self.rec.messages[msg.msg_id].recipients
+        recipients = self.rec.recipients(msg.msg_id)
         session = self.w.access.session
         online = {r: session(r) is not None for r in recipients}
         self.rec.stored(now, msg, item.order_key, online)
@@ -458,7 +458,7 @@ class LogicTier:
             counters["offline_pushes_lost"] += 1
             return
         arrival = self.env.now + self.sc["server.offline_push_ms"] / 1000.0
-        self.rec.messages[item.msg_id].offline_push.setdefault(uid, arrival)
+        self.rec.offline_push(item.msg_id, uid, arrival)
 
     def _push_out(self, delivers: list[Deliver], conn: Connection | None, arrive) -> None:
         client = self.w.clients
@@ -521,7 +521,7 @@ class LogicTier:
         # The page is cut from the store as the request is served; what it costs depends
         # on what it scans and returns.
         response = self.store.answer_sync(request)
-        self.rec.req_messages[row] = len(response.items)
+        self.rec.set_request_messages(row, len(response.items))
         c = self.costs
         cost = c["sync"] + c["sync_conv"] * response.scanned + c["sync_item"] * len(response.items)
         if self.timeline_read_ms:
@@ -584,7 +584,7 @@ class LogicTier:
             )
             return
         self.retransmits_downlink += sum(d.attempt > 1 for d in delivers)
-        self.rec.req_messages[row] = len(delivers)
+        self.rec.set_request_messages(row, len(delivers))
         size = self.header + sum(d.item.message.payload_bytes for d in delivers)
         self.w.access.frame_down(
             conn, client.uid, size, self.w.side.poll_response_arrives, (client, conn, seq, delivers)

@@ -97,7 +97,7 @@ class OfflinePush:
         delay = self.mean_s
         if self.exponential:
             delay = streams["offline_push_latency"].exponential(self.mean_s)
-        self.w.rec.messages[item.msg_id].offline_push.setdefault(eid, self.env.now + delay)
+        self.w.rec.offline_push(item.msg_id, eid, self.env.now + delay)
         if self.open_prob > 0:
             later(self.env, delay, self._arrives, eid)
 

@@ -1,7 +1,10 @@
 """Records, not prints: what a run leaves behind for analysis.
 
-The simulator appends to plain Python lists while it runs (cheap) and turns them into
-pandas DataFrames at the end:
+The simulator fills typed column buffers while it runs (:class:`array.array`: one machine
+number per cell, categorical strings as small integer codes, a message × recipient row
+index assigned when the message is sent) and turns them into pandas DataFrames once, at
+the end; a delivered message costs a few hundred bytes of records
+(``benchmarks/bench_records.py``). The frames:
 
 * ``messages`` — one row per message × recipient (a message that was never stored still
   has its rows, with ``stored = False``): ids, conversation, order key, send / store /
@@ -25,6 +28,9 @@ pandas DataFrames at the end:
 from __future__ import annotations
 
 import math
+from array import array
+from bisect import bisect_left
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -35,67 +41,185 @@ from immodel.protocol.rest import ADMIN_UID
 
 NAN = math.nan
 
+# The categories of the frames' categorical columns, in their order (= their codes).
+TRACE_EVENTS = ("send", "stored", "deliver")
+REQUEST_KINDS = ("send", "ack", "poll", "sync", "login", "rest", "rest_refused")
+_SEND, _STORED, _DELIVER = 0, 1, 2
+# A trace row's content version: "" original, else what changed it (bit 1 replaced by the
+# screening policy, bit 2 tampered with on the way).
+_VERSIONS = ("", "replaced", "tampered", "replaced,tampered")
+_SCREENINGS = ("", "blocked", "flagged", "replaced", "sender_only")
+_REPLACED = _SCREENINGS.index("replaced")
+_BATCH_ROWS = 4096
 
-class MessageRecord:
-    """What happened to one message, for its rows in ``messages``."""
 
-    __slots__ = (
-        "altered",
-        "attempts",
-        "copies",
-        "failure",
-        "first_show",
-        "first_via",
-        "message",
-        "offline_push",
-        "online_at_store",
-        "order_key",
-        "recipients",
-        "repaired_by",
-        "screening",
-        "stored_copies",
-        "t_outcome",
-        "t_send",
-        "t_stored",
-    )
+class _Codes:
+    """Small integer codes for the values of one categorical string column, in order of
+    first use after the ones given (``""`` is code 0 unless ``names`` says otherwise)."""
 
-    def __init__(self, message: Message, recipients: tuple[int, ...], t_send: float) -> None:
-        self.message = message
-        self.recipients = recipients
-        self.t_send = t_send
-        self.attempts = 1
-        self.t_stored = NAN
-        self.order_key = -1
-        self.stored_copies = 0
-        self.failure = ""
-        self.t_outcome = NAN  # when the sender learned success or failure
-        self.first_show: dict[int, float] = {}
-        self.first_via: dict[int, str] = {}
-        self.repaired_by: dict[int, str] = {}
-        self.copies: dict[int, int] = {}
-        self.online_at_store: dict[int, bool] = {}
-        self.offline_push: dict[int, float] = {}  # recipient → notification arrival
-        self.screening = ""  # what screening did: "", blocked, flagged, replaced, sender_only
-        self.altered: set[int] = set()  # recipients whose first copy shown was altered
+    __slots__ = ("code", "names")
+
+    def __init__(self, names: tuple[str, ...] = ("",)) -> None:
+        self.names = list(names)
+        self.code = {name: i for i, name in enumerate(self.names)}
+
+    def of(self, name: str) -> int:
+        code = self.code.get(name)
+        if code is None:
+            code = self.code[name] = len(self.names)
+            self.names.append(name)
+        return code
+
+    def decode(self, codes: np.ndarray) -> list[str]:
+        """The names of ``codes``, as a list of ``str`` (what the frames were built from)."""
+        return np.asarray(self.names, dtype=object)[codes].tolist()
+
+
+def _np(buf: array, dtype) -> np.ndarray:
+    """A numpy copy of a column buffer (a copy: a buffer exporting its memory cannot grow,
+    and a frame may be built while the run goes on)."""
+    if len(buf) == 0:
+        return np.empty(0, dtype=dtype)
+    return np.frombuffer(buf, dtype=dtype).copy()
 
 
 class Recorder:
-    """Collects rows during a run and builds the DataFrames at the end."""
+    """Collects rows during a run and builds the DataFrames at the end.
+
+    Lifecycle: the world creates one, sets :attr:`recipient_kind` (and :attr:`devices`
+    with several devices per user); the simulator calls :meth:`sent` when a message is
+    submitted (its message × recipient rows are allocated then), :meth:`stored`,
+    :meth:`shown`, :meth:`request` and the small setters below as things happen; the
+    ``*_frame`` methods build the DataFrames (any number of times). Times in simulated
+    seconds.
+    """
+
+    # Slots, not a __dict__: an instance dict with this many keys falls off CPython's fast
+    # attribute path; with slots a request() call took ~0.34 µs instead of ~0.49 µs.
+    __slots__ = (
+        "_attempts",
+        "_conv",
+        "_dup_rows",
+        "_failure",
+        "_failures",
+        "_index",
+        "_is_group",
+        "_kind_code",
+        "_kinds",
+        "_order_key",
+        "_payload_bytes",
+        "_pos",
+        "_r_altered",
+        "_r_copies",
+        "_r_first_show",
+        "_r_offline_push",
+        "_r_online",
+        "_r_repair",
+        "_r_user",
+        "_r_via",
+        "_rb_bytes",
+        "_rb_kind",
+        "_rb_messages",
+        "_rb_t",
+        "_rb_user",
+        "_repairs",
+        "_req_base",
+        "_req_bytes",
+        "_req_kind",
+        "_req_messages",
+        "_req_t",
+        "_req_user",
+        "_row0",
+        "_rows",
+        "_screening",
+        "_screenings",
+        "_sender",
+        "_stored_copies",
+        "_t_outcome",
+        "_t_send",
+        "_t_stored",
+        "_tb_event",
+        "_tb_key",
+        "_tb_msg",
+        "_tb_t",
+        "_tb_user",
+        "_tb_version",
+        "_tr_event",
+        "_tr_key",
+        "_tr_msg",
+        "_tr_t",
+        "_tr_user",
+        "_tr_version",
+        "_vias",
+        "devices",
+        "load_rows",
+        "recipient_kind",
+    )
 
     def __init__(self) -> None:
-        self.messages: dict[str, MessageRecord] = {}
-        self.trace_t: list[float] = []
-        self.trace_event: list[str] = []
-        self.trace_msg: list[str] = []
-        self.trace_conv: list[str] = []
-        self.trace_user: list[int] = []
-        self.trace_key: list[float] = []
-        self.trace_version: list[str] = []  # "" original content; else what changed it
-        self.req_t: list[float] = []
-        self.req_user: list[int] = []
-        self.req_kind: list[str] = []
-        self.req_messages: list[int] = []
-        self.req_bytes: list[int] = []
+        # per message (index m, in order of sending)
+        self._index: dict[str, int] = {}  # msg_id → m (its keys in order: the msg ids)
+        self._sender = array("q")
+        self._conv: list[str] = []  # the world's own strings, shared
+        self._is_group = array("B")
+        self._payload_bytes = array("i")
+        self._t_send = array("d")
+        self._t_stored = array("d")
+        self._order_key = array("q")
+        self._stored_copies = array("i")
+        self._attempts = array("i")
+        self._failure = array("H")
+        self._t_outcome = array("d")  # when the sender learned success or failure
+        self._screening = array("B")  # what screening did (_SCREENINGS)
+        self._row0 = array("q")  # its first message × recipient row
+        self._rows = array("i")  # its number of rows (recipients)
+        # messages whose recipients are not in increasing order: user → row (the others
+        # find a recipient's row by bisection)
+        self._pos: dict[int, dict[int, int]] = {}
+        self._dup_rows: list[tuple[int, int]] = []  # (repeated recipient's row, first row)
+        # per message × recipient row
+        self._r_user = array("i")
+        self._r_first_show = array("d")
+        self._r_via = array("B")
+        self._r_repair = array("B")
+        self._r_copies = array("i")
+        self._r_online = array("B")  # connected when the message was first stored
+        self._r_offline_push = array("d")  # notification arrival
+        self._r_altered = array("B")  # the first copy shown was altered
+        self._failures = _Codes()
+        self._screenings = _Codes(_SCREENINGS)
+        self._vias = _Codes()
+        self._repairs = _Codes()
+        # the trace, one row per event
+        self._tr_t = array("d")
+        self._tr_event = array("B")
+        self._tr_msg = array("i")  # message index m
+        self._tr_user = array("i")
+        self._tr_key = array("d")
+        self._tr_version = array("B")  # _VERSIONS
+        # The newest rows wait in plain lists (a list append is several times cheaper per
+        # call than an array append) and move into the buffers every _BATCH_ROWS rows.
+        self._tb_t: list[float] = []
+        self._tb_event: list[int] = []
+        self._tb_msg: list[int] = []
+        self._tb_user: list[int] = []
+        self._tb_key: list[float] = []
+        self._tb_version: list[int] = []
+        # requests
+        self._req_t = array("d")
+        self._req_user = array("i")
+        self._req_kind = array("B")
+        self._kinds = _Codes(REQUEST_KINDS)
+        self._kind_code = self._kinds.code
+        self._req_messages = array("i")
+        self._req_bytes = array("q")
+        # the newest rows, as for the trace
+        self._rb_t: list[float] = []
+        self._rb_user: list[int] = []
+        self._rb_kind: list[str] = []
+        self._rb_messages: list[int] = []
+        self._rb_bytes: list[int] = []
+        self._req_base = 0  # rows already in the buffers
         self.load_rows: list[dict] = []
         self.recipient_kind: list[str] = []  # each user's transport (set by the world)
         # Several devices per user (immodel.sim.devices.DeviceTable, set by the world):
@@ -103,31 +227,125 @@ class Recorder:
         self.devices = None
 
     # -- during the run -------------------------------------------------------------------
-    def _trace(
-        self, t: float, event: str, msg: Message, user: int, key: float, version: str = ""
-    ) -> None:
-        self.trace_version.append(version)
-        self.trace_t.append(t)
-        self.trace_event.append(event)
-        self.trace_msg.append(msg.msg_id)
-        self.trace_conv.append(msg.conversation)
-        self.trace_user.append(user)
-        self.trace_key.append(key)
-
     def sent(self, t: float, msg: Message, recipients: tuple[int, ...]) -> None:
-        self.messages[msg.msg_id] = MessageRecord(msg, recipients, t)
-        self._trace(t, "send", msg, msg.sender, NAN)
+        """``msg`` was submitted at ``t`` for ``recipients``: its rows are allocated."""
+        if msg.msg_id in self._index:
+            raise ValueError(f"message id {msg.msg_id!r} recorded as sent twice")
+        m = len(self._index)
+        self._index[msg.msg_id] = m
+        self._sender.append(msg.sender)
+        self._conv.append(msg.conversation)
+        self._is_group.append(msg.is_group)
+        self._payload_bytes.append(msg.payload_bytes)
+        self._t_send.append(t)
+        self._t_stored.append(NAN)
+        self._order_key.append(-1)
+        self._stored_copies.append(0)
+        self._attempts.append(1)
+        self._failure.append(0)
+        self._t_outcome.append(NAN)
+        self._screening.append(0)
+        row0 = len(self._r_user)
+        n = len(recipients)
+        self._row0.append(row0)
+        self._rows.append(n)
+        if n == 1:
+            self._r_user.append(recipients[0])
+            self._r_first_show.append(NAN)
+            self._r_via.append(0)
+            self._r_repair.append(0)
+            self._r_copies.append(0)
+            self._r_online.append(0)
+            self._r_offline_push.append(NAN)
+            self._r_altered.append(0)
+        elif n:
+            self._r_user.extend(recipients)
+            self._r_first_show.extend(array("d", [NAN]) * n)
+            zeros = bytes(n)
+            self._r_via.frombytes(zeros)
+            self._r_repair.frombytes(zeros)
+            self._r_copies.extend(array("i", [0]) * n)
+            self._r_online.frombytes(zeros)
+            self._r_offline_push.extend(array("d", [NAN]) * n)
+            self._r_altered.frombytes(zeros)
+            if any(a >= b for a, b in pairwise(recipients)):
+                pos: dict[int, int] = {}
+                for i, user in enumerate(recipients, row0):
+                    first = pos.setdefault(user, i)
+                    if first != i:
+                        self._dup_rows.append((i, first))
+                self._pos[m] = pos
+        self._trace(t, _SEND, m, msg.sender, NAN, 0)
+
+    def _trace(self, t: float, event: int, m: int, user: int, key: float, version: int) -> None:
+        times = self._tb_t
+        times.append(t)
+        self._tb_event.append(event)
+        self._tb_msg.append(m)
+        self._tb_user.append(user)
+        self._tb_key.append(key)
+        self._tb_version.append(version)
+        if len(times) >= _BATCH_ROWS:
+            self._flush_trace()
+
+    def _flush_trace(self) -> None:
+        """Move the trace rows waiting in lists into the column buffers."""
+        for buf, batch in (
+            (self._tr_t, self._tb_t),
+            (self._tr_event, self._tb_event),
+            (self._tr_msg, self._tb_msg),
+            (self._tr_user, self._tb_user),
+            (self._tr_key, self._tb_key),
+            (self._tr_version, self._tb_version),
+        ):
+            buf.fromlist(batch)
+            batch.clear()
+
+    def _row(self, m: int, user: int) -> int:
+        """``user``'s row of message ``m``, or -1 when it is not one of its recipients."""
+        row0 = self._row0[m]
+        n = self._rows[m]
+        users = self._r_user
+        if n == 1:
+            return row0 if users[row0] == user else -1
+        pos = self._pos.get(m)
+        if pos is not None:
+            return pos.get(user, -1)
+        row = bisect_left(users, user, row0, row0 + n)
+        return row if row < row0 + n and users[row] == user else -1
 
     def stored(self, t: float, msg: Message, key: int, online: dict[int, bool]) -> None:
-        rec = self.messages[msg.msg_id]
-        rec.stored_copies += 1
-        if rec.stored_copies == 1:
-            rec.t_stored = t
-            rec.order_key = key
-            rec.online_at_store = online
-        version = "replaced" if rec.screening == "replaced" else ""
-        for user in rec.recipients:
-            self._trace(t, "stored", msg, user, key, version)
+        """``msg`` was stored at ``t`` with ``key``; ``online``: which recipients were
+        connected (kept from the first copy stored)."""
+        m = self._index[msg.msg_id]
+        copies = self._stored_copies[m] + 1
+        self._stored_copies[m] = copies
+        row0 = self._row0[m]
+        n = self._rows[m]
+        users = self._r_user
+        version = 1 if self._screening[m] == _REPLACED else 0
+        if n == 1:  # 1:1, the common case: no loop, no temporary arrays
+            user = users[row0]
+            if copies == 1:
+                self._t_stored[m] = t
+                self._order_key[m] = key
+                self._r_online[row0] = online.get(user, False)
+            self._trace(t, _STORED, m, user, key, version)
+            return
+        end = row0 + n
+        if copies == 1:
+            self._t_stored[m] = t
+            self._order_key[m] = key
+            flags = self._r_online
+            for row in range(row0, end):
+                flags[row] = online.get(users[row], False)
+        self._flush_trace()
+        self._tr_t.extend(array("d", [t]) * n)
+        self._tr_event.frombytes(bytes([_STORED]) * n)
+        self._tr_msg.extend(array("i", [m]) * n)
+        self._tr_user.extend(users[row0:end])
+        self._tr_key.extend(array("d", [key]) * n)
+        self._tr_version.frombytes(bytes([version]) * n)
 
     def shown(
         self,
@@ -143,124 +361,200 @@ class Recorder:
         mechanism that brought it when the first attempt did not ("retransmit",
         "offline_queue", "sync_receipt", "sync_gap", "sync_reconnect"; "" for the first
         push or poll); ``altered`` when an on-path attacker changed it (plaintext)."""
-        rec = self.messages[msg.msg_id]
-        rec.copies[user] = rec.copies.get(user, 0) + 1
-        if user not in rec.first_show:
-            rec.first_show[user] = t
-            rec.first_via[user] = via
-            if repair:
-                rec.repaired_by[user] = repair
-            if altered:
-                rec.altered.add(user)
-        version = "replaced" if rec.screening == "replaced" else ""
+        m = self._index[msg.msg_id]
+        row = self._row(m, user)
+        if row >= 0:
+            self._r_copies[row] += 1
+            first = self._r_first_show
+            if first[row] != first[row]:  # NaN: the first copy shown
+                first[row] = t
+                self._r_via[row] = self._vias.of(via)
+                if repair:
+                    self._r_repair[row] = self._repairs.of(repair)
+                if altered:
+                    self._r_altered[row] = 1
+        version = 1 if self._screening[m] == _REPLACED else 0
         if altered:
-            version = version + ",tampered" if version else "tampered"
-        self._trace(t, "deliver", msg, user, key, version)
+            version += 2
+        self._trace(t, _DELIVER, m, user, key, version)
 
     def request(self, t: float, user: int, kind: str, messages: int, size_bytes: int) -> int:
         """Record a request that reached the access layer; returns its row index so a
         poll's row can be given the number of messages its response carried."""
-        self.req_t.append(t)
-        self.req_user.append(user)
-        self.req_kind.append(kind)
-        self.req_messages.append(messages)
-        self.req_bytes.append(size_bytes)
-        return len(self.req_t) - 1
+        times = self._rb_t
+        times.append(t)
+        self._rb_user.append(user)
+        self._rb_kind.append(kind)  # coded when the batch moves
+        self._rb_messages.append(messages)
+        self._rb_bytes.append(size_bytes)
+        n = len(times)
+        if n < _BATCH_ROWS:
+            return self._req_base + n - 1
+        self._flush_requests()
+        return self._req_base - 1
+
+    def _flush_requests(self) -> None:
+        """Move the request rows waiting in lists into the column buffers."""
+        code = self._kind_code
+        kinds = self._rb_kind
+        try:
+            self._req_kind.fromlist([code[k] for k in kinds])
+        except KeyError:
+            self._req_kind.fromlist([self._kinds.of(k) for k in kinds])
+        kinds.clear()
+        for buf, batch in (
+            (self._req_t, self._rb_t),
+            (self._req_user, self._rb_user),
+            (self._req_messages, self._rb_messages),
+            (self._req_bytes, self._rb_bytes),
+        ):
+            buf.fromlist(batch)
+            batch.clear()
+        self._req_base = len(self._req_t)
+
+    def set_request_messages(self, row: int, messages: int) -> None:
+        """The number of messages the response to request ``row`` carried."""
+        flushed = self._req_base
+        if row < flushed:
+            self._req_messages[row] = messages
+        else:
+            self._rb_messages[row - flushed] = messages
+
+    def set_attempts(self, msg_id: str, attempts: int) -> None:
+        """The sender's uplink attempt number for ``msg_id`` (1 for the first)."""
+        self._attempts[self._index[msg_id]] = attempts
+
+    def set_screening(self, msg_id: str, action: str) -> None:
+        """What screening did to ``msg_id``: "", blocked, flagged, replaced, sender_only."""
+        self._screening[self._index[msg_id]] = self._screenings.of(action)
+
+    def set_failure(self, msg_id: str, reason: str) -> None:
+        """The sender was told ``msg_id`` failed, for ``reason``."""
+        self._failure[self._index[msg_id]] = self._failures.of(reason)
+
+    def outcome(self, msg_id: str, t: float, failure: str = "") -> Message:
+        """The sender learned ``msg_id``'s fate at ``t`` (a failure when ``failure`` is
+        given); returns the message (an equal copy: the recorder keeps its fields)."""
+        m = self._index[msg_id]
+        self._t_outcome[m] = t
+        if failure:
+            self._failure[m] = self._failures.of(failure)
+        return Message(
+            msg_id,
+            self._sender[m],
+            self._conv[m],
+            bool(self._is_group[m]),
+            self._payload_bytes[m],
+        )
+
+    def offline_push(self, msg_id: str, user: int, arrival: float) -> None:
+        """An offline notification for ``msg_id`` reaches ``user`` at ``arrival`` (the
+        first one counts)."""
+        row = self._row(self._index[msg_id], user)
+        if row >= 0 and self._r_offline_push[row] != self._r_offline_push[row]:
+            self._r_offline_push[row] = arrival
+
+    def recipients(self, msg_id: str) -> tuple[int, ...]:
+        """The recipients ``msg_id`` was sent to, in the order given to :meth:`sent`."""
+        m = self._index[msg_id]
+        row0 = self._row0[m]
+        return tuple(self._r_user[row0 : row0 + self._rows[m]])
+
+    def n_recipients(self, msg_id: str) -> int:
+        """How many recipients ``msg_id`` was sent to."""
+        return self._rows[self._index[msg_id]]
+
+    @property
+    def req_kind(self) -> list[str]:
+        """Each request row's kind (decoded: for counting at the end, not during a run)."""
+        self._flush_requests()
+        names = self._kinds.names
+        return [names[c] for c in self._req_kind]
 
     # -- at the end -----------------------------------------------------------------------
     def trace_frame(self) -> pd.DataFrame:
+        self._flush_trace()
+        msg = _np(self._tr_msg, np.int32).astype(np.int64)
         return pd.DataFrame(
             {
-                "t": np.asarray(self.trace_t, dtype=float),
-                "event": pd.Categorical(self.trace_event, categories=["send", "stored", "deliver"]),
-                "msg_id": self.trace_msg,
-                "conversation": self.trace_conv,
+                "t": _np(self._tr_t, np.float64),
+                "event": pd.Categorical.from_codes(
+                    _np(self._tr_event, np.uint8).astype(np.int8), categories=list(TRACE_EVENTS)
+                ),
+                "msg_id": self._per_message(list(self._index), msg),
+                "conversation": self._per_message(self._conv, msg),
                 "user": self._trace_users(),
-                "order_key": np.asarray(self.trace_key, dtype=float),
-                "digest": np.asarray(self._digests(), dtype=np.int64),
+                "order_key": _np(self._tr_key, np.float64),
+                "digest": self._digests(msg),
             }
         )
+
+    @staticmethod
+    def _per_message(values: list, index: np.ndarray) -> list:
+        return np.asarray(values, dtype=object)[index].tolist()
 
     def _trace_users(self) -> list[str]:
         """The trace's ``user`` column: the user id, or with several devices per user the
         device's label (the user id for its first device, ``"{uid}/{kind}"`` for the
         others), so the checker judges each device on its own."""
         if self.devices is None:
-            return [str(u) for u in self.trace_user]
+            return [str(u) for u in self._tr_user]
         label = self.devices.label
-        return [label[u] for u in self.trace_user]
+        return [label[u] for u in self._tr_user]
 
-    def _digests(self) -> list[int]:
+    def _digests(self, msg: np.ndarray) -> np.ndarray:
         """The content digest of each trace row (computed once per message and version)."""
-        memo: dict[tuple[str, str], int] = {}
-        out = []
-        for msg_id, version in zip(self.trace_msg, self.trace_version, strict=True):
-            d = memo.get((msg_id, version))
-            if d is None:
-                d = memo[(msg_id, version)] = content_digest(msg_id, version)
-            out.append(d)
-        return out
+        if len(msg) == 0:
+            return np.empty(0, dtype=np.int64)
+        nv = len(_VERSIONS)
+        pair = msg * nv + _np(self._tr_version, np.uint8)
+        unique, inverse = np.unique(pair, return_inverse=True)
+        ids = list(self._index)
+        digests = np.array(
+            [content_digest(ids[p // nv], _VERSIONS[p % nv]) for p in unique.tolist()],
+            dtype=np.int64,
+        )
+        return digests[inverse.reshape(-1)]
 
     def messages_frame(self) -> pd.DataFrame:
-        cols: dict[str, list] = {
-            k: []
-            for k in (
-                "msg_id",
-                "conversation",
-                "is_group",
-                "sender",
-                "recipient",
-                "order_key",
-                "stored",
-                "stored_copies",
-                "t_send",
-                "t_stored",
-                "t_first_show",
-                "latency_ms",
-                "attempts",
-                "copies",
-                "online_at_store",
-                "t_offline_push",
-                "first_via",
-                "repaired_by",
-                "recipient_kind",
-                "send_failed",
-                "failure_reason",
-                "screening",
-                "altered",
-                "origin",
-            )
-        }
+        n_rows = self._rows
+        mi = np.repeat(np.arange(len(n_rows)), _np(n_rows, np.int32))
+        rows = self._row_copies()
+        t_send = _np(self._t_send, np.float64)[mi]
+        first = rows["first_show"]
+        stored_copies = _np(self._stored_copies, np.int32)[mi]
+        sender = _np(self._sender, np.int64)[mi]
+        failure = _np(self._failure, np.uint16)[mi]
+        users = rows["user"]
         kinds = self.recipient_kind
-        for rec in self.messages.values():
-            msg = rec.message
-            stored = rec.stored_copies > 0
-            for user in rec.recipients:
-                first = rec.first_show.get(user, NAN)
-                cols["msg_id"].append(msg.msg_id)
-                cols["conversation"].append(msg.conversation)
-                cols["is_group"].append(msg.is_group)
-                cols["sender"].append(msg.sender)
-                cols["recipient"].append(user)
-                cols["order_key"].append(rec.order_key if stored else -1)
-                cols["stored"].append(stored)
-                cols["stored_copies"].append(rec.stored_copies)
-                cols["t_send"].append(rec.t_send)
-                cols["t_stored"].append(rec.t_stored)
-                cols["t_first_show"].append(first)
-                cols["latency_ms"].append((first - rec.t_send) * 1000.0)
-                cols["attempts"].append(rec.attempts)
-                cols["copies"].append(rec.copies.get(user, 0))
-                cols["online_at_store"].append(rec.online_at_store.get(user, False))
-                cols["t_offline_push"].append(rec.offline_push.get(user, NAN))
-                cols["first_via"].append(rec.first_via.get(user, ""))
-                cols["repaired_by"].append(rec.repaired_by.get(user, ""))
-                cols["recipient_kind"].append(kinds[user] if kinds else "")
-                cols["send_failed"].append(rec.failure != "")
-                cols["failure_reason"].append(rec.failure)
-                cols["screening"].append(rec.screening)
-                cols["altered"].append(user in rec.altered)
-                cols["origin"].append("rest" if msg.sender == ADMIN_UID else "sdk")
+        cols = {
+            "msg_id": self._per_message(list(self._index), mi),
+            "conversation": self._per_message(self._conv, mi),
+            "is_group": _np(self._is_group, np.uint8)[mi].astype(bool),
+            "sender": sender,
+            "recipient": users,
+            "order_key": _np(self._order_key, np.int64)[mi],
+            "stored": stored_copies > 0,
+            "stored_copies": stored_copies,
+            "t_send": t_send,
+            "t_stored": _np(self._t_stored, np.float64)[mi],
+            "t_first_show": first,
+            "latency_ms": (first - t_send) * 1000.0,
+            "attempts": _np(self._attempts, np.int32)[mi],
+            "copies": rows["copies"],
+            "online_at_store": rows["online"].astype(bool),
+            "t_offline_push": rows["offline_push"],
+            "first_via": self._vias.decode(rows["via"]),
+            "repaired_by": self._repairs.decode(rows["repair"]),
+            "recipient_kind": (
+                np.asarray(kinds, dtype=object)[users].tolist() if kinds else [""] * len(users)
+            ),
+            "send_failed": failure != 0,
+            "failure_reason": self._failures.decode(failure),
+            "screening": self._screenings.decode(_np(self._screening, np.uint8)[mi]),
+            "altered": rows["altered"].astype(bool),
+            "origin": np.where(sender == ADMIN_UID, "rest", "sdk").astype(object).tolist(),
+        }
         frame = pd.DataFrame(cols)
         frame["device"] = self._device_column(frame, "recipient", "sender")
         return frame.astype(
@@ -284,6 +578,40 @@ class Recorder:
             }
         )
 
+    def _row_copies(self) -> dict[str, np.ndarray]:
+        """Numpy copies of the message × recipient columns; a recipient listed twice for
+        one message shares its first row's outcome (one entry per user, as recorded)."""
+        rows = {
+            "user": _np(self._r_user, np.int32).astype(np.int64),
+            "first_show": _np(self._r_first_show, np.float64),
+            "via": _np(self._r_via, np.uint8),
+            "repair": _np(self._r_repair, np.uint8),
+            "copies": _np(self._r_copies, np.int32),
+            "online": _np(self._r_online, np.uint8),
+            "offline_push": _np(self._r_offline_push, np.float64),
+            "altered": _np(self._r_altered, np.uint8),
+        }
+        for row, first in self._dup_rows:
+            for col in rows.values():
+                col[row] = col[first]
+        return rows
+
+    def message_outcomes(self) -> pd.DataFrame:
+        """One row per message, in order of sending: ``msg_id``, ``sender`` (endpoint id),
+        ``t_send``, ``t_stored``, ``stored_copies``, ``failure`` ("" when none) and
+        ``t_outcome`` (when the sender learned its fate; NaN if it never did)."""
+        return pd.DataFrame(
+            {
+                "msg_id": list(self._index),
+                "sender": _np(self._sender, np.int64),
+                "t_send": _np(self._t_send, np.float64),
+                "t_stored": _np(self._t_stored, np.float64),
+                "stored_copies": _np(self._stored_copies, np.int32).astype(np.int64),
+                "failure": self._failures.decode(_np(self._failure, np.uint16)),
+                "t_outcome": _np(self._t_outcome, np.float64),
+            }
+        )
+
     def _device_column(self, frame: pd.DataFrame, eid_col: str, *more: str) -> list[str]:
         """The device kind of each row's ``eid_col`` (which, like the ``more`` columns, is
         then turned from endpoint ids into user ids); "phone" with one device per user."""
@@ -299,16 +627,16 @@ class Recorder:
         return kinds
 
     def requests_frame(self) -> pd.DataFrame:
+        self._flush_requests()
+        codes = _np(self._req_kind, np.uint8).astype(np.int16)
+        codes[codes >= len(REQUEST_KINDS)] = -1  # a kind outside the categories: NaN
         frame = pd.DataFrame(
             {
-                "t": np.asarray(self.req_t, dtype=float),
-                "user": np.asarray(self.req_user, dtype=np.int64),
-                "kind": pd.Categorical(
-                    self.req_kind,
-                    categories=["send", "ack", "poll", "sync", "login", "rest", "rest_refused"],
-                ),
-                "messages": np.asarray(self.req_messages, dtype=np.int64),
-                "bytes": np.asarray(self.req_bytes, dtype=np.int64),
+                "t": _np(self._req_t, np.float64),
+                "user": _np(self._req_user, np.int32).astype(np.int64),
+                "kind": pd.Categorical.from_codes(codes, categories=list(REQUEST_KINDS)),
+                "messages": _np(self._req_messages, np.int32).astype(np.int64),
+                "bytes": _np(self._req_bytes, np.int64),
             }
         )
         frame["device"] = self._device_column(frame, "user")

@@ -311,9 +311,7 @@ class World:
         if not keep_local_state:
             client.receiver.reset()
             for msg in client.sender.forget():
-                rec = self.rec.messages[msg.msg_id]
-                rec.failure = "app_restart"
-                rec.t_outcome = self.env.now
+                self.rec.outcome(msg.msg_id, self.env.now, "app_restart")
         self.access.close(uid, clean=True)
         self.side.detach(client)
         client.connecting = False

@@ -277,17 +277,14 @@ def test_store_failure_never_tells_a_sender_success_for_a_message_that_was_not_s
     sc = scenario([{"kind": "store_failure", "at_s": 10.0, "down_s": 10.0, "prob": 1.0, "node": 0}])
     world = _world(sc)
     assert world.counters["store_failures"] > 0
-    succeeded = [
-        r for r in world.rec.messages.values() if r.failure == "" and not math.isnan(r.t_outcome)
-    ]
+    outcomes = list(world.rec.message_outcomes().itertuples())
+    succeeded = [r for r in outcomes if r.failure == "" and not math.isnan(r.t_outcome)]
     assert succeeded
     for r in succeeded:
-        assert r.stored_copies > 0 and r.t_stored <= r.t_outcome, r.message.msg_id
+        assert r.stored_copies > 0 and r.t_stored <= r.t_outcome, r.msg_id
     # A sender on node 0 that submitted during the window was stored only after it.
     failed_window = [
-        r
-        for r in world.rec.messages.values()
-        if world.logic.owner(r.message.sender).node_id == 0 and 10.5 < r.t_send < 19.0
+        r for r in outcomes if world.logic.owner(r.sender).node_id == 0 and 10.5 < r.t_send < 19.0
     ]
     assert failed_window and all(r.t_stored >= 20.0 for r in failed_window)
 
