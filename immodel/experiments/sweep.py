@@ -776,6 +776,7 @@ def run_sweep(
     everything else if any task raised.
     """
     from immodel.experiments.executors import open_backend, validate_workers
+    from immodel.experiments.scheduling import longest_first
 
     sweep = load_sweep(sweep)
     out = Path(out) if out is not None else sweep.default_out()
@@ -823,7 +824,10 @@ def run_sweep(
             ):
                 if show:
                     bar.write(f"running on {backend.label}", file=sys.stderr)
-                for task, outcome in _execute(backend, runner, todo, interrupts):
+                # The longest expected runs first, so that no long run starts last
+                # while the other workers idle (:mod:`immodel.experiments.scheduling`).
+                order = longest_first(todo) if backend.window != 1 else todo
+                for task, outcome in _execute(backend, runner, order, interrupts):
                     finished += 1
                     bar.update(1)
                     if lines is not None:
