@@ -235,7 +235,13 @@ def terminate_workers(executor: Executor, timeout_s: float = 5.0) -> None:
 
 
 def worker_version() -> str:
-    """The immodel version of the process that runs this (sent to Dask workers)."""
+    """The immodel version of the process that runs this (sent to Dask workers).
+
+    It imports the simulator first: every worker does so at once, in parallel, before
+    any task arrives (its first run then starts warm), and a worker that cannot import
+    it fails here, before the sweep, rather than in every task.
+    """
+    import immodel.sim.model  # noqa: F401
     from immodel import __version__
 
     return __version__

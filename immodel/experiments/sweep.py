@@ -782,7 +782,8 @@ def run_sweep(
     out = Path(out) if out is not None else sweep.default_out()
     validate_workers(workers)
     if runner is None:
-        _require_simulator()
+        if scheduler is None:  # Dask workers import it themselves (executors.worker_version)
+            _require_simulator()
         runner = default_runner
     prepare_out(sweep, out)
     message = short_drain_message(sweep)
@@ -806,7 +807,10 @@ def run_sweep(
     lines = _ProgressLines(total, total - len(todo)) if not show and progress is None else None
     try:
         if todo:
-            from tqdm.auto import tqdm
+            if show:
+                from tqdm.auto import tqdm
+            else:  # no bar: skip importing tqdm (a fixed cost of every sweep in a log or CI)
+                tqdm = _NoBar
 
             interrupts = _Interrupts()
             with (
@@ -875,6 +879,19 @@ def run_sweep(
         raise SweepFailed(failures, not_run, frame, out)
     failures_file.unlink(missing_ok=True)
     return frame
+
+
+class _NoBar(contextlib.nullcontext):
+    """Stands in for a disabled tqdm bar: the same calls, nothing shown."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(self)
+
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+    def write(self, text: str, file: Any = None) -> None:
+        """Nothing to show."""
 
 
 class _ProgressLines:
