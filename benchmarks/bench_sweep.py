@@ -8,8 +8,8 @@ Usage::
 
 It writes a 16-point sweep (the four transports × downlink loss 0, 5, 10, 20 %, one
 replication, 1 000 users sending 0.02 messages/s for 120 s, then each point's own drain:
-0.5–9 s of CPU a point, 35 s in all, the transports and loss rates of different cost, as
-in a real sweep) and runs it as the command line does,
+about 40 s of CPU in all, the transports and loss rates of different cost, as in a real
+sweep) and runs it as the command line does,
 ``immodel sweep FILE --out DIR`` in a fresh folder each time, with
 
 * ``--workers 1`` (in the sweep's own process),
