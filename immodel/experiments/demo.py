@@ -19,14 +19,19 @@ It prints the headline table (latency p50/p99, requests/s, lost per strategy at 
 loss rate). :func:`run_demo` is the same from Python, with ``scale="tiny"`` for a
 seconds-long smoke run (the tests use it).
 
-Scale (``default``): 1 000 users each sending 0.02 messages/s for 120 s, then a drain
-derived from the protocol's timeouts (390 s) so that the slowest repair finishes inside
-the run and late is not counted as lost: at 20 % loss a long poll whose response is
-lost waits out its hold and request timeout (40 s) before it polls again, and nine such
-losses in a row still have a chance of 1 in 2 million. 5 replications with common
-random numbers: 80 runs plus four runs kept for the latency distributions; measured with
-``/usr/bin/time immodel demo`` on the shared 2-core development machine: 3.4 min of CPU,
-6 min 56 s of wall time (the other jobs on the machine took half of it).
+Scale (``default``): 200 users each sending 0.05 messages/s for 120 s (1 200 messages a
+run), then at each point the drain its repairs need (``drain_s = "auto"``,
+:func:`immodel.sim.faults.required_drain_s`) so that the slowest repair finishes inside
+the run and late is not counted as lost: 11–13 s without loss, 317–319 s at 20 % loss,
+where a long poll whose response is lost waits out its hold and request timeout before
+it polls again, and nine such losses in a row still have a chance of 1 in 2 million.
+Rates (requests/s, empty polls) are taken over the sending period, so points with
+different drains compare. 5 replications with common random numbers: 80 runs; the four
+runs of replication 0 at 10 % loss keep their records for the latency distributions
+(written by the sweep's workers, not simulated twice). The earlier default (1 000 users
+at 0.02 messages/s, 2 400 messages a run, every point drained as long as the worst one)
+took 4.5 min of CPU, mostly idle polls in the drain; see the README's Performance
+section for the time the demo takes now.
 """
 
 from __future__ import annotations
@@ -63,29 +68,13 @@ class DemoScale:
     replications: int
     ecdf_loss: float  # the loss rate of the per-transport latency-distribution runs
 
-    @property
-    def drain_s(self) -> float:
-        """The drain every grid point needs (:func:`~immodel.sim.faults.
-        loss_settle_time_s` at its worst point, rounded up to 10 s): late messages
-        are counted as lost, so the drain must outlast the slowest repair — at 20 %
-        loss, a long poll whose response is lost several times in a row."""
-        from immodel.scenario import Scenario
-        from immodel.sim.faults import loss_settle_time_s
-
-        worst = max(
-            loss_settle_time_s(Scenario.load("baseline", {KIND_KEY: kind, LOSS_KEY: loss}))
-            for kind in TRANSPORTS
-            for loss in self.losses
-        )
-        return 10.0 * math.ceil(worst / 10.0)
-
 
 #: ``default`` is the real demo (minutes; see the module docstring); ``tiny`` a smoke test.
 SCALES: dict[str, DemoScale] = {
     "default": DemoScale(
-        users=1000,
+        users=200,
         duration_s=120.0,
-        send_rate_per_user=0.02,
+        send_rate_per_user=0.05,
         losses=(0.0, 0.05, 0.1, 0.2),
         replications=5,
         ecdf_loss=0.1,
@@ -137,10 +126,44 @@ def demo_sweep(scale: str | DemoScale = "default") -> dict[str, Any]:
             "workload.users": s.users,
             "workload.send_rate_per_user": s.send_rate_per_user,
             "duration_s": s.duration_s,
-            "drain_s": s.drain_s,
+            "drain_s": "auto",  # each point its own: no idle polling past its repairs
         },
         "grid": {LOSS_KEY: list(s.losses), KIND_KEY: list(TRANSPORTS)},
     }
+
+
+@dataclass(frozen=True)
+class _KeepRecords:
+    """The demo's sweep runner: the summary of every run, as
+    :func:`~immodel.experiments.sweep.default_runner` returns it, and for the runs of
+    ``seed`` at ``loss`` (replication 0 at the ECDF loss rate) also their records, written
+    to ``runs_dir/<transport>/`` by the worker that simulated them, so that the latency
+    distributions cost no second simulation. Picklable (a process pool sends it)."""
+
+    runs_dir: str
+    seed: int
+    loss: float
+
+    def __call__(self, scenario) -> dict[str, Any]:
+        import shutil
+        import warnings
+
+        from immodel import run
+        from immodel.errors import DrainWarning
+
+        keep = scenario["seed"] == self.seed and math.isclose(scenario[LOSS_KEY], self.loss)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DrainWarning)  # as default_runner does
+            result = run(scenario)
+        if keep:
+            # Written beside the target and renamed: a killed run leaves no half folder.
+            folder = Path(self.runs_dir) / scenario[KIND_KEY]
+            tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            result.write(tmp)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        return result.summary
 
 
 def _run_to_folder(scenario_toml: str, folder: str) -> str:
@@ -166,7 +189,7 @@ def _ecdf_runs(sweep, scale: DemoScale, out: Path, workers: int | None) -> dict[
     todo = {}
     for task in tasks:
         folder = out / "runs" / task.values[KIND_KEY]
-        text = task.scenario.to_toml()
+        text = task.scenario.resolved().to_toml()  # what the run writes: drain resolved
         done = (folder / "messages.parquet").is_file() and (folder / "scenario.toml").is_file()
         if not done or (folder / "scenario.toml").read_text(encoding="utf-8") != text:
             todo[str(folder)] = text
@@ -182,6 +205,19 @@ def _ecdf_runs(sweep, scale: DemoScale, out: Path, workers: int | None) -> dict[
         t.values[KIND_KEY]: pd.read_parquet(out / "runs" / t.values[KIND_KEY] / "messages.parquet")
         for t in tasks
     }
+
+
+def _drains(results: pd.DataFrame) -> str:
+    """The drains the points used (``drain_s = "auto"``): ``a drain of 11–319 s (…)``."""
+    what = "the time each point's repairs need"
+    if "drain_s_used" not in results.columns or results.empty:
+        return f"a drain of {what}"
+    used = pd.to_numeric(results["drain_s_used"], errors="coerce").dropna()
+    if used.empty:
+        return f"a drain of {what}"
+    lo, hi = used.min(), used.max()
+    span = f"{lo:g} s" if lo == hi else f"{lo:g}–{hi:g} s"
+    return f"a drain of {span} ({what})"
 
 
 def _fmt_ms(ms: float) -> str:
@@ -339,8 +375,12 @@ def run_demo(
     out = Path(out)
     sweep = load_sweep(demo_sweep(s))
     status = sweep_status(sweep, out)
-    results = run_sweep(sweep, out, workers=workers, progress=progress)
-    ecdf = _ecdf_runs(sweep, s, out, workers)
+    import immodel.sim.model  # noqa: F401  # imported before the pool forks its workers
+
+    seed = sweep.replication_seeds()[0]
+    runner = _KeepRecords(str(out / "runs"), seed, s.ecdf_loss)
+    results = run_sweep(sweep, out, workers=workers, runner=runner, progress=progress)
+    ecdf = _ecdf_runs(sweep, s, out, workers)  # simulates only what a resumed sweep lacks
 
     figures = [p for p in sweep_figures(results, out / "figures") if p.suffix == ".png"]
     title = f"Latency at {value_label(LOSS_KEY, s.ecdf_loss)} downlink loss, one run each"
@@ -367,7 +407,7 @@ def run_demo(
     setup = (
         f"{fixed['workload.users']:,} users, each sending "
         f"{fixed['workload.send_rate_per_user']:g} messages/s to a random contact for "
-        f"{fixed['duration_s']:g} s (then {fixed['drain_s']:g} s to drain), "
+        f"{fixed['duration_s']:g} s, then {_drains(results)}, "
         f"{fixed['network.latency_ms']:g} ms one-way latency, every reliability mechanism "
         f"on; short polling every {fixed['transport.poll_interval_s']:g} s, long polls held "
         f"{fixed['transport.long_poll_hold_s']:g} s, hybrid = "

@@ -143,13 +143,19 @@ def open_backend(
         ) from None
 
     cluster = None
+    settings = contextlib.ExitStack()
     if scheduler == "local":
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=local_processes,
-            dashboard_address=dashboard_address,
-        )
+        settings.enter_context(_fast_worker_start())
+        try:
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=local_processes,
+                dashboard_address=dashboard_address,
+            )
+        except BaseException:
+            settings.close()
+            raise
         client = Client(cluster)
         label = f"a Dask LocalCluster of {n} worker(s)"
     else:
@@ -175,6 +181,29 @@ def open_backend(
         client.close()
         if cluster is not None:
             cluster.close()
+        settings.close()
+
+
+@contextmanager
+def _fast_worker_start() -> Iterator[None]:
+    """While a LocalCluster lives: start its worker processes from a fork server.
+
+    Dask's default (``spawn``) starts each worker as a fresh interpreter that imports
+    Dask, numpy and pandas anew, and stops it as slowly: seconds a sweep spends on no
+    run. A fork server imports them once (Dask preloads them) and forks each worker from
+    that warm, single-threaded process, which is as safe as ``spawn`` (unlike a plain
+    ``fork`` of this process, whose event-loop threads may hold locks). Platforms
+    without fork servers (Windows) keep the default.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        yield
+        return
+    import dask
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        yield
 
 
 def _ignore_sigint() -> None:
@@ -206,7 +235,13 @@ def terminate_workers(executor: Executor, timeout_s: float = 5.0) -> None:
 
 
 def worker_version() -> str:
-    """The immodel version of the process that runs this (sent to Dask workers)."""
+    """The immodel version of the process that runs this (sent to Dask workers).
+
+    It imports the simulator first: every worker does so at once, in parallel, before
+    any task arrives (its first run then starts warm), and a worker that cannot import
+    it fails here, before the sweep, rather than in every task.
+    """
+    import immodel.sim.model  # noqa: F401
     from immodel import __version__
 
     return __version__

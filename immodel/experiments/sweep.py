@@ -776,12 +776,14 @@ def run_sweep(
     everything else if any task raised.
     """
     from immodel.experiments.executors import open_backend, validate_workers
+    from immodel.experiments.scheduling import longest_first
 
     sweep = load_sweep(sweep)
     out = Path(out) if out is not None else sweep.default_out()
     validate_workers(workers)
     if runner is None:
-        _require_simulator()
+        if scheduler is None:  # Dask workers import it themselves (executors.worker_version)
+            _require_simulator()
         runner = default_runner
     prepare_out(sweep, out)
     message = short_drain_message(sweep)
@@ -805,7 +807,10 @@ def run_sweep(
     lines = _ProgressLines(total, total - len(todo)) if not show and progress is None else None
     try:
         if todo:
-            from tqdm.auto import tqdm
+            if show:
+                from tqdm.auto import tqdm
+            else:  # no bar: skip importing tqdm (a fixed cost of every sweep in a log or CI)
+                tqdm = _NoBar
 
             interrupts = _Interrupts()
             with (
@@ -823,7 +828,10 @@ def run_sweep(
             ):
                 if show:
                     bar.write(f"running on {backend.label}", file=sys.stderr)
-                for task, outcome in _execute(backend, runner, todo, interrupts):
+                # The longest expected runs first, so that no long run starts last
+                # while the other workers idle (:mod:`immodel.experiments.scheduling`).
+                order = longest_first(todo) if backend.window != 1 else todo
+                for task, outcome in _execute(backend, runner, order, interrupts):
                     finished += 1
                     bar.update(1)
                     if lines is not None:
@@ -871,6 +879,19 @@ def run_sweep(
         raise SweepFailed(failures, not_run, frame, out)
     failures_file.unlink(missing_ok=True)
     return frame
+
+
+class _NoBar(contextlib.nullcontext):
+    """Stands in for a disabled tqdm bar: the same calls, nothing shown."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(self)
+
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+    def write(self, text: str, file: Any = None) -> None:
+        """Nothing to show."""
 
 
 class _ProgressLines:

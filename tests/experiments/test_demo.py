@@ -8,6 +8,7 @@ second run reuses every finished run.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -144,3 +145,26 @@ def test_headline_table_without_replications_has_no_interval():
     assert table["latency_p50_ms_pm"].isna().all()
     md = format_markdown_table(table, ["transport.kind"])
     assert "| push | 80 | 0.0 |" in md and "±" not in md
+
+
+def test_the_latency_distribution_runs_are_the_sweep_s_own_runs_not_simulated_again(
+    tiny, monkeypatch
+):
+    def must_not_run(*args):
+        raise AssertionError("an ECDF run was simulated a second time")
+
+    monkeypatch.setattr(demo, "_run_to_folder", must_not_run)
+    scale = SCALES["tiny"]
+    sweep = load_sweep(demo_sweep(scale))
+    frames = demo._ecdf_runs(sweep, scale, tiny.out, workers=1)  # finds every folder done
+    assert sorted(frames) == sorted(TRANSPORTS)
+    rows = tiny.results[
+        (tiny.results["replication"] == 0) & (tiny.results["network.downlink_loss"] == 0.2)
+    ]
+    for kind, messages in frames.items():
+        summary = json.loads((tiny.out / "runs" / kind / "summary.json").read_text())
+        row = rows[rows["transport.kind"] == kind].iloc[0]
+        # The same run: its records and its row in results.parquet agree exactly.
+        assert len(messages) == summary["deliveries_expected"] == row["deliveries_expected"]
+        for metric in ("messages_sent", "deliveries", "sim_events", "latency_p99_ms"):
+            assert summary[metric] == row[metric], (kind, metric)
