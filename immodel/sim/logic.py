@@ -571,21 +571,16 @@ class LogicTier:
                 room = self.batch_max - len(delivers)
                 if room > 0:
                     delivers += holder.core.pending.take_for_poll(client.uid, room)
-        if not delivers:  # most answers: a short poll's, or a long poll's hold ran out
+        size = self.header
+        if delivers:
+            self.retransmits_downlink += sum(d.attempt > 1 for d in delivers)
+            self.rec.set_request_messages(row, len(delivers))
+            size += sum(d.item.message.payload_bytes for d in delivers)
+        elif client.kind == SHORT_POLL and not self.w.side.fixed_delay:
             # An empty answer to a fixed-rate short poll changes nothing at the client (its
             # next poll is already scheduled): sent and counted, its arrival is no event.
-            quiet = client.kind == SHORT_POLL and not self.w.side.fixed_delay
-            self.w.access.frame_down(
-                conn,
-                client.uid,
-                self.header,
-                None if quiet else self.w.side.poll_response_arrives,
-                None if quiet else (client, conn, seq, delivers),
-            )
+            self.w.access.frame_down(conn, client.uid, size, None, None)
             return
-        self.retransmits_downlink += sum(d.attempt > 1 for d in delivers)
-        self.rec.set_request_messages(row, len(delivers))
-        size = self.header + sum(d.item.message.payload_bytes for d in delivers)
         self.w.access.frame_down(
             conn, client.uid, size, self.w.side.poll_response_arrives, (client, conn, seq, delivers)
         )

@@ -53,6 +53,13 @@ _REPLACED = _SCREENINGS.index("replaced")
 _BATCH_ROWS = 4096
 
 
+def _move_batches(*pairs: tuple[array, list]) -> None:
+    """Append each batch list to its column buffer and empty the list."""
+    for buf, batch in pairs:
+        buf.fromlist(batch)
+        batch.clear()
+
+
 class _Codes:
     """Small integer codes for the values of one categorical string column, in order of
     first use after the ones given (``""`` is code 0 unless ``names`` says otherwise)."""
@@ -290,16 +297,14 @@ class Recorder:
 
     def _flush_trace(self) -> None:
         """Move the trace rows waiting in lists into the column buffers."""
-        for buf, batch in (
+        _move_batches(
             (self._tr_t, self._tb_t),
             (self._tr_event, self._tb_event),
             (self._tr_msg, self._tb_msg),
             (self._tr_user, self._tb_user),
             (self._tr_key, self._tb_key),
             (self._tr_version, self._tb_version),
-        ):
-            buf.fromlist(batch)
-            batch.clear()
+        )
 
     def _row(self, m: int, user: int) -> int:
         """``user``'s row of message ``m``, or -1 when it is not one of its recipients."""
@@ -402,14 +407,12 @@ class Recorder:
         except KeyError:
             self._req_kind.fromlist([self._kinds.of(k) for k in kinds])
         kinds.clear()
-        for buf, batch in (
+        _move_batches(
             (self._req_t, self._rb_t),
             (self._req_user, self._rb_user),
             (self._req_messages, self._rb_messages),
             (self._req_bytes, self._rb_bytes),
-        ):
-            buf.fromlist(batch)
-            batch.clear()
+        )
         self._req_base = len(self._req_t)
 
     def set_request_messages(self, row: int, messages: int) -> None:
