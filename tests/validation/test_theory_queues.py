@@ -74,9 +74,9 @@ QUEUE_POINTS = [
     # three minutes), and the exact Erlang C check in test_theory_formulas.py sees 2 %.
     (1, 0.5, "exponential", 14, DETECT),
     (2, 0.6, "exponential", 22, DETECT),
-    pytest.param((4, 0.7, "exponential", 28, 0.15), marks=pytest.mark.slow),
+    (4, 0.7, "exponential", 28, 0.15),
     (1, 0.5, "constant", 10, DETECT),
-    pytest.param((1, 0.8, "constant", 16, DETECT), marks=pytest.mark.slow),
+    (1, 0.8, "constant", 16, DETECT),
     (1, 0.6, "lognormal", 28, DETECT),
 ]
 
@@ -86,6 +86,7 @@ def _point_id(point: tuple) -> str:
     return f"{dist}-c{servers}-rho{rho}"
 
 
+@pytest.mark.slow  # 15-90 s each: started first (tests/conftest.py)
 @pytest.mark.parametrize("point", QUEUE_POINTS, ids=_point_id)
 def test_loaded_stage_is_busy_lambda_s_over_c_and_waits_as_erlang_c_or_pollaczek_khinchine(
     point,
