@@ -20,9 +20,10 @@ polls are
   service time of a job of n polls is the sum of n service times: n × the mean when
   service is constant, else a Gamma draw with the sum's mean and variance (exact for
   exponential service, the first two moments for lognormal), from the ``idle_poll``
-  stream. A bin holds about two polls per worker when everyone idles (1–50 ms of poll
-  phases), so a job stands for polls that would have arrived within that much of each
-  other; the network counts the polls' bytes and packets both ways.
+  stream. A bin is 1–50 ms of poll phases: wide enough for about two polls per worker
+  when everyone idles and for no more than :data:`JOBS_PER_S` batch jobs per simulated
+  second (:func:`bin_width_s`), so a job stands for polls that would have arrived within
+  that much of each other; the network counts the polls' bytes and packets both ways.
 
 A member **becomes an individual again** (and polls through the normal path from its
 next poll instant, so its latency is what the exact mode gives) when
