@@ -70,7 +70,7 @@ BIN_MAX_S = 0.05
 #: batch is worth its events (one per worker), …
 POLLS_PER_WORKER = 2
 #: … and for at most this many batch jobs per second of simulated time (all groups).
-JOBS_PER_S = 20_000
+JOBS_PER_S = 5_000
 
 # why a member leaves its cohort: a message or an ACK waits; the access node forgot its
 # connection (its polls now stop there); the connection broke silently (its polls are
