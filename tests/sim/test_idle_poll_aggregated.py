@@ -174,3 +174,22 @@ def test_bad_idle_poll_mode_exits_2_with_one_error_line(setting, fragment):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
     assert "transport.idle_poll_mode" in lines[0]
+
+
+def test_aggregated_mode_is_reproducible_from_its_seed():
+    values = {
+        "transport.kind": "short_poll",
+        "transport.idle_poll_mode": "aggregated",
+        "workload.users": 200,
+        "duration_s": 10.0,
+        "network.latency_ms": {"dist": "lognormal", "median": 40, "p99": 300},
+    }
+    a = run(Scenario.load("baseline", values))
+    b = run(Scenario.load("baseline", values))
+    assert a.summary["idle_polls"] > 0
+    assert a.trace_hash() == b.trace_hash()
+    assert a.requests.equals(b.requests)
+    skip = {"wall_s"}
+    assert {k: v for k, v in a.summary.items() if k not in skip} == {
+        k: v for k, v in b.summary.items() if k not in skip
+    }
