@@ -15,11 +15,11 @@ see the same messages at the same instants, and the per-delivery difference of l
 The default runs 10,000 fixed-rate short pollers (lognormal latency, median 40 ms, p99
 300 ms; exponential service) for 60 s in both ``transport.idle_poll_mode`` values, one
 after the other in this process, for each seed, and prints per run requests/s, the
-empty-poll fraction, the utilisation of the access tier, the logic tier and the poll
-stage, latency p50/p99, events and wall time (building the world, simulating, the
-records and the summary). With both modes it then prints aggregated / exact per
-metric: the mean of the per-seed ratios and, with two seeds or more, its 95 %
-t-interval. The last line gives the process's peak RSS (``ru_maxrss``: the largest of
+empty-poll fraction, the utilisation of the server (both tiers), the access tier, the
+logic tier and the poll stage, latency p50/p99, events and wall time (building the
+world, simulating, the records and the summary). With both modes it then prints
+aggregated / exact per metric: the mean of the per-seed ratios and, with two seeds or
+more, its 95 % t-interval. The last line gives the process's peak RSS (``ru_maxrss``: the largest of
 the runs). A figure, not an assertion; one core.
 """
 
@@ -35,6 +35,7 @@ import warnings
 METRICS = (
     "requests_per_s",
     "empty_poll_fraction",
+    "server_utilization",
     "utilization_access",
     "utilization_logic",
     "utilization_poll",

@@ -18,12 +18,14 @@ polls are
   ``server.poll_ms`` each (plus the timeline reads of read diffusion), split into one
   job per worker so that the work spreads over the workers as single polls would. The
   service time of a job of n polls is the sum of n service times: n × the mean when
-  service is constant, else a Gamma draw with the sum's mean and variance (exact for
-  exponential service, the first two moments for lognormal), from the ``idle_poll``
-  stream. A bin is 1–50 ms of poll phases: wide enough for about two polls per worker
-  when everyone idles and for no more than :data:`JOBS_PER_S` batch jobs per simulated
-  second (:func:`bin_width_s`), so a job stands for polls that would have arrived within
-  that much of each other; the network counts the polls' bytes and packets both ways.
+  service is constant, else a Gamma draw with the sum's mean and variance, from the
+  ``idle_poll`` stream (the law of the sum itself for the poll stage's exponential
+  service; its first two moments for lognormal service and for an access job, which
+  mixes request and frame costs). A bin is 1–50 ms of poll phases: wide enough for
+  about two polls per worker when everyone idles and for no more than
+  :data:`JOBS_PER_S` batch jobs per simulated second (:func:`bin_width_s`), so a job
+  stands for polls that would have arrived within that much of each other; the network
+  counts the polls' bytes and packets both ways.
 
 A member **becomes an individual again** (and polls through the normal path from its
 next poll instant, so its latency is what the exact mode gives) when
