@@ -19,8 +19,8 @@ empty-poll fraction, the utilisation of the server (both tiers), the access tier
 logic tier and the poll stage, latency p50/p99, events and wall time (building the
 world, simulating, the records and the summary). With both modes it then prints
 aggregated / exact per metric: the mean of the per-seed ratios and, with two seeds or
-more, its 95 % t-interval. The last line gives the process's peak RSS (``ru_maxrss``: the largest of
-the runs). A figure, not an assertion; one core.
+more, its 95 % t-interval. The last line gives the process's peak RSS (``ru_maxrss``:
+the largest of the runs). A figure, not an assertion; one core.
 """
 
 from __future__ import annotations
