@@ -480,6 +480,23 @@ RESULTS = Table(
             "heartbeats on push connections, whole run (from connected time)",
         ),
         _c("heartbeats_window", "int", "", "heartbeats within the sending period"),
+        # --- idle pollers in bulk (transport.idle_poll_mode, immodel.sim.idle_poll) ---
+        _c(
+            "idle_polls",
+            "int",
+            "",
+            "empty polls of idle short pollers in cohorts (aggregated mode), counted not "
+            "listed; in requests_total and requests_poll; whole run",
+        ),
+        _c(
+            "idle_polls_window",
+            "int",
+            "",
+            "idle_polls reaching the access layer within the sending period",
+        ),
+        _c("idle_poll_wakes", "int", "", "times a cohort member became an individual poller"),
+        _c("idle_poll_members_peak", "int", "", "most short pollers in cohorts at once"),
+        # --- end idle pollers ---
         _c("bytes_up", "int", "bytes", "bytes sent client → server"),
         _c("bytes_down", "int", "bytes", "bytes sent server → client"),
         _c("packets_lost_up", "int", "", "packets lost client → server"),

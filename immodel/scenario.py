@@ -43,6 +43,7 @@ SCREENING_POLICIES = ("block", "flag", "replace", "sender_only")
 OFFLINE_PUSH_DISTS = ("constant", "exponential")
 LOGIN_CATCHUPS = ("queue_and_sync", "one_transfer")
 DEVICE_TRANSPORTS = ("push", "long_poll", "short_poll")
+IDLE_POLL_MODES = ("exact", "aggregated")  # transport.idle_poll_mode (immodel.sim.idle_poll)
 #: The ``drain_s`` value that asks for the drain the scenario needs (see :meth:`Scenario.resolved`).
 AUTO = "auto"
 
@@ -299,6 +300,17 @@ SCHEMA: tuple[Key, ...] = (
         hi=1.0,
     ),
     _k("transport.batch_max", 50, "int", "most messages one poll response carries", lo=1),
+    # --- idle pollers in bulk (immodel.sim.idle_poll) ---
+    _k(
+        "transport.idle_poll_mode",
+        "exact",
+        "choice",
+        "fixed-rate short pollers with nothing waiting: exact (each poll simulated) or "
+        "aggregated (counted and charged to the servers in bulk, individual again when a "
+        "message waits); other transports ignore it",
+        choices=IDLE_POLL_MODES,
+    ),
+    # --- end idle pollers ---
     _k(
         "transport.request_timeout_s",
         10.0,
@@ -1320,6 +1332,27 @@ class Scenario:
         return hash(self.to_toml())
 
 
+def _check_idle_poll(values: dict[str, Any]) -> None:
+    """``transport.idle_poll_mode = "aggregated"`` draws no loss for the cohort's polls
+    (:mod:`immodel.sim.idle_poll`), so it is refused where a packet can be lost."""
+    if values["transport.idle_poll_mode"] != "aggregated":
+        return
+    lossy = [
+        k
+        for k in ("network.uplink_loss", "network.downlink_loss", "network.burst_enter_prob")
+        if values[k] > 0
+    ]
+    lossy += [
+        f"a {f['kind']} fault" for f in values["faults"] if f["kind"] in ("partition", "loss_burst")
+    ]
+    if lossy:
+        raise ConfigError(
+            "transport.idle_poll_mode = 'aggregated' needs a network that loses nothing "
+            f"(the cohort's polls draw no loss), but this scenario has {', '.join(lossy)}; "
+            "use 'exact'"
+        )
+
+
 def _check_consistency(values: dict[str, Any]) -> None:
     users = values["workload.users"]
     if values["workload.group_share"] > 0:
@@ -1350,6 +1383,7 @@ def _check_consistency(values: dict[str, Any]) -> None:
     if values["transport.reconnect_max_s"] < values["transport.reconnect_base_s"]:
         raise ConfigError("transport.reconnect_max_s must be ≥ transport.reconnect_base_s")
     _check_live(values)
+    _check_idle_poll(values)
     for t in values["workload.rest_broadcasts"]:
         if t >= values["duration_s"]:
             raise ConfigError(

@@ -117,19 +117,29 @@ def summarize(
 
     kinds = requests["kind"].astype(str)
     heartbeats = int((extra or {}).get("heartbeats", 0))
-    out["requests_total"] = len(requests) + heartbeats
+    # idle short pollers in cohorts (immodel.sim.idle_poll): empty polls counted, not listed
+    idle_polls = int((extra or {}).get("idle_polls", 0))
+    idle_polls_window = int((extra or {}).get("idle_polls_window", 0))
+    out["requests_total"] = len(requests) + heartbeats + idle_polls
     for kind in ("send", "ack", "poll", "sync", "login"):
         out[f"requests_{kind}"] = int((kinds == kind).sum())
+    out["requests_poll"] += idle_polls
     out["requests_heartbeat"] = heartbeats
     window = horizon_s if window_s is None else window_s
     in_window = (requests["t"] < window).to_numpy()
     heartbeats_window = int((extra or {}).get("heartbeats_window", heartbeats))
     out["window_s"] = window
     out["requests_per_s"] = (
-        (int(in_window.sum()) + heartbeats_window) / window if window > 0 else None
+        (int(in_window.sum()) + heartbeats_window + idle_polls_window) / window
+        if window > 0
+        else None
     )
     polls = requests[in_window & (kinds == "poll").to_numpy()]
-    out["empty_poll_fraction"] = float((polls["messages"] == 0).mean()) if len(polls) else None
+    if idle_polls_window:
+        empty = int((polls["messages"] == 0).sum()) + idle_polls_window
+        out["empty_poll_fraction"] = empty / (len(polls) + idle_polls_window)
+    else:
+        out["empty_poll_fraction"] = float((polls["messages"] == 0).mean()) if len(polls) else None
     out["retransmits_uplink"] = int((per_msg["attempts"] - 1).clip(lower=0).sum())
     out["sync_pulls"] = out["requests_sync"]
     out["messages_stored_twice"] = int((per_msg["stored_copies"] > 1).sum())

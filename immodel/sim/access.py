@@ -135,6 +135,8 @@ class AccessTier:
     def close(self, uid: int, clean: bool) -> None:
         """The access tier forgets ``uid``'s connection (clean: the logic tier moves what
         was not acknowledged to the offline queue)."""
+        if self.w.idle is not None:  # the client's polls now reach nobody
+            self.w.idle.connection_lost(self.w.clients[uid], "closed")
         for node in self.nodes:
             if node.conns.pop(uid, None) is not None:
                 held = node.held.pop(uid, None)

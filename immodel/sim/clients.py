@@ -205,6 +205,8 @@ class ClientSide:
                 else:
                     if client.pending_acks is None:
                         client.pending_acks = []
+                        if self.w.idle is not None:  # the ACK needs the client's own poll
+                            self.w.idle.ack_waits(client)
                     client.pending_acks.extend(a.msg_ids)
             elif t is StartSync:
                 request = a.request
@@ -489,6 +491,8 @@ class ClientSide:
 
     def detach(self, client: Client) -> None:
         """The client learns its connection is gone: what it sends waits for the next."""
+        if self.w.idle is not None:
+            self.w.idle.connection_lost(client, "gone")
         now = self.env.now
         if client.conn is not None and not math.isnan(client.connected_since):
             client.connected_total_s += now - client.connected_since
@@ -517,6 +521,8 @@ class ClientSide:
         conn = client.conn
         if conn is None:
             return
+        if self.w.idle is not None:  # its polls go into the silent connection again
+            self.w.idle.connection_lost(client, "broken")
         t_notice = self.next_phase_time(client.phase, self.detect_period(client))
         later(
             self.env,
@@ -574,6 +580,9 @@ class ClientSide:
         client, conn = arg
         if client.conn is not conn:
             return
+        idle = self.w.idle
+        if idle is not None and idle.join(client, conn):
+            return  # nothing waits for it: its polls are its cohort's (immodel.sim.idle_poll)
         self.poll(client)
         # a slot, not the heap: ten thousand pollers keep the heap ten times smaller
         self.deadlines.later(self.poll_interval_s, self._poll_tick, arg)

@@ -441,6 +441,8 @@ class LogicTier:
                 self._push_out(delivers, conn, self.w.side.push_arrives)
                 self._arm_retx(rnode)
             elif mode == "poll":
+                if self.w.idle is not None:  # an idle short poller polls on its own again
+                    self.w.idle.message_waits(r)
                 self.w.access.answer_held(r)
 
     def _offline_push(self, uid: int, item) -> None:

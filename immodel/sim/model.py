@@ -43,7 +43,7 @@ from immodel.analysis.rest import rest_latency_metrics
 from immodel.errors import ConfigError, DrainWarning
 from immodel.protocol import admission
 from immodel.scenario import Scenario
-from immodel.sim import reachability
+from immodel.sim import idle_poll, reachability
 from immodel.sim.faults import CRASH_KINDS
 from immodel.sim.offline_push import push_metrics
 from immodel.sim.world import PUSH, World
@@ -356,6 +356,8 @@ def _extra_metrics(world: World, messages: pd.DataFrame, requests: pd.DataFrame)
     out.update(world.backend.summary())
     out.update(rest_latency_metrics(messages))
     out.update(push_metrics(world.counters))  # offline push end to end
+    # idle short pollers in cohorts (immodel.sim.idle_poll): their polls are counted here
+    out.update(world.idle.summary() if world.idle is not None else idle_poll.empty_summary())
     return out
 
 

@@ -52,7 +52,7 @@ from immodel.protocol.receiver import Receiver
 from immodel.protocol.sender import RetryPolicy, UplinkSender
 from immodel.protocol.server import MessageStore
 from immodel.scenario import Scenario
-from immodel.sim import faults, offline_push
+from immodel.sim import faults, idle_poll, offline_push
 from immodel.sim.access import AccessTier
 from immodel.sim.backend import Backend
 from immodel.sim.clients import LONG_POLL, PUSH, SHORT_POLL, Client, ClientSide
@@ -130,6 +130,7 @@ class World:
             "login_queue_pushed": 0,
         }
         self.sync_bytes = 0
+        self.idle: idle_poll.IdlePollCohorts | None = None  # set once the clients exist
         self.net = Network(self.env, sc, self.streams)
         self.net.on_give_up = self._transport_gave_up
         self.store = MessageStore()
@@ -147,6 +148,9 @@ class World:
         )
         self._setup_clients()
         self._setup_conversations()
+        # idle fixed-rate short pollers in cohorts (immodel.sim.idle_poll): off by default
+        if idle_poll.enabled(sc):
+            self.idle = idle_poll.IdlePollCohorts(self)
         # live-broadcast rooms (immodel.sim.live): none by default
         self.live = LiveRooms(self) if sc["workload.live_rooms"] > 0 else None
         self.backend = Backend(self)  # REST API senders (nothing unless the keys ask)
@@ -536,6 +540,8 @@ class World:
                 gc.enable()
         if self.live is not None:
             self.live.finish()
+        if self.idle is not None:
+            self.idle.finish()
         for client in self.clients:
             if client.conn is not None and not math.isnan(client.connected_since):
                 client.connected_total_s += self.horizon_s - client.connected_since
