@@ -289,6 +289,8 @@ def _decode(usersig: object) -> _Claims:
 
     try:
         fields = json.loads(json_bytes.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+    except UserSigError:  # a duplicated field: its own message, not "not valid JSON"
+        raise
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, huge ints
         raise _malformed("UserSig does not contain a valid JSON object") from exc
     if not isinstance(fields, dict):
@@ -338,7 +340,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, value in pairs:
         if name in fields:
-            raise ValueError(f"duplicate field {name}")
+            raise _malformed(f"UserSig field {name} appears twice")
         fields[name] = value
     return fields
 

@@ -472,3 +472,114 @@ def test_generated_token_verifies_inside_its_lifetime_and_expires_after_it(
             now=issued_s + expire_s + after_s,
         )
     assert info.value.reason == "expired"
+
+
+# --- what a rejection says ---------------------------------------------------------------
+# An operator reads these messages in a login log: each names the check that failed, so a
+# message that loses its subject (or blames the wrong check) is a defect, not a wording.
+
+
+def _with_field(**changes: Any) -> str:
+    """Alice's genuine token with some JSON fields replaced (None: removed)."""
+    fields = json.loads(_json_text(_alice_token()))
+    for name, value in changes.items():
+        key = name.replace("_", ".", 1)
+        if value is None:
+            fields.pop(key)
+        else:
+            fields[key] = value
+    return _token_from_fields(fields)
+
+
+def _message(usersig: str) -> str:
+    with pytest.raises(UserSigError) as info:
+        verify_usersig(usersig, sdkappid=APP, key=KEY, identifier="alice", now=T0 + 1)
+    assert info.value.reason == "malformed"
+    return str(info.value)
+
+
+def _genuine_sig() -> str:
+    return json.loads(_json_text(_alice_token()))["TLS.sig"]
+
+
+MALFORMED_MESSAGES = {
+    "empty": ("", "UserSig must be non-empty text"),
+    "over the limit": ("A" * (MAX_USERSIG_CHARS + 4), "UserSig is longer than 16384 characters"),
+    # exactly at the limit is allowed in: it fails later, on what it decodes to
+    "at the limit": ("A" * MAX_USERSIG_CHARS, "UserSig is not a zlib stream"),
+    "outside the alphabet": ("!!!!", "UserSig is not in the token's base64 alphabet"),
+    "trailing data": (
+        base64.b64encode(zlib.compress(b"{}") + b"extra")
+        .decode()
+        .translate(str.maketrans("+/=", "*-_")),
+        "UserSig zlib stream is truncated or has trailing data",
+    ),
+    "bomb": (
+        _encode(b'{"TLS.identifier": "' + b"a" * 10_000_000 + b'"}'),
+        "UserSig inflates to more than 65536 bytes",
+    ),
+    "not JSON": (_encode(b"not json"), "UserSig does not contain a valid JSON object"),
+    "not an object": (_encode(b"[1, 2]"), "UserSig does not contain a JSON object"),
+    "duplicated field": (
+        _encode(b'{"TLS.ver": "2.0", "TLS.ver": "2.0"}'),
+        "UserSig field TLS.ver appears twice",
+    ),
+    "old version": (_with_field(TLS_ver="1.0"), "UserSig version must be '2.0'"),
+    "missing field": (_with_field(TLS_time=None), "UserSig has no TLS.time field"),
+    "wrong type": (
+        _with_field(TLS_sdkappid="1400000000"),
+        "UserSig field TLS.sdkappid must be int",
+    ),
+    "sig not base64": (_with_field(TLS_sig="%%%%"), "UserSig field TLS.sig is not base64"),
+    "userbuf not base64": (
+        _with_field(TLS_userbuf="%%%%"),
+        "UserSig field TLS.userbuf is not base64",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_MESSAGES, ids=list(MALFORMED_MESSAGES))
+def test_malformed_token_message_names_the_check_that_failed(case: str) -> None:
+    token, message = MALFORMED_MESSAGES[case]
+    assert _message(token) == message
+
+
+def test_a_character_outside_the_alphabet_is_never_skipped() -> None:
+    # A lenient base64 decoder drops unknown characters: the token would still verify.
+    token = _alice_token()
+    assert _message(token[:20] + "!" + token[20:]) == (
+        "UserSig is not in the token's base64 alphabet"
+    )
+
+
+def test_a_character_outside_base64_in_the_signature_is_never_skipped() -> None:
+    # With a lenient decoder the signature would still match: strict decoding refuses it.
+    sig = _genuine_sig()
+    assert _message(_with_field(TLS_sig=sig[:8] + "!" + sig[8:])) == (
+        "UserSig field TLS.sig is not base64"
+    )
+
+
+def test_bad_signature_message_says_the_key_does_not_match() -> None:
+    with pytest.raises(UserSigError) as info:
+        verify_usersig(_alice_token(), sdkappid=APP, key=KEY + "0", identifier="alice", now=T0)
+    assert str(info.value) == "UserSig signature does not match the app's key"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"key": ""}, "key must be a non-empty string (the app's secret key)"),
+        ({"expire_s": -1}, "expire_s must be a non-negative integer, got -1"),
+        ({"sdkappid": True}, "sdkappid must be a non-negative integer, got True"),
+        ({"sdkappid": 2**32}, "sdkappid must be at most 4294967295, got 4294967296"),
+        ({"now": float("nan")}, "now must be a finite number of seconds, got nan"),
+        ({"now": -1}, "now must be >= 0 seconds since the epoch, got -1"),
+        ({"identifier": 42}, "identifier must be text, got int"),
+        ({"identifier": "\ud800"}, "identifier must be encodable as UTF-8"),
+    ],
+)
+def test_generate_names_the_argument_it_refuses(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        _alice_token(**overrides)
+    assert str(info.value) == message
