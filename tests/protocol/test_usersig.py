@@ -583,3 +583,19 @@ def test_generate_names_the_argument_it_refuses(overrides: dict[str, Any], messa
     with pytest.raises(ValueError) as info:
         _alice_token(**overrides)
     assert str(info.value) == message
+
+
+def test_wrong_app_and_wrong_identifier_messages_name_both_sides() -> None:
+    token = _alice_token()
+    with pytest.raises(UserSigError) as info:
+        verify_usersig(token, sdkappid=APP + 1, key=KEY, identifier="alice", now=T0)
+    assert str(info.value) == f"UserSig was issued for sdkappid {APP}, not {APP + 1}"
+    with pytest.raises(UserSigError) as info:
+        verify_usersig(token, sdkappid=APP, key=KEY, identifier="bob", now=T0)
+    assert str(info.value) == "UserSig was issued for identifier 'alice', not 'bob'"
+
+
+def test_the_largest_unsigned_32_bit_sdkappid_is_a_valid_app() -> None:
+    largest = 2**32 - 1
+    token = _alice_token(sdkappid=largest)
+    verify_usersig(token, sdkappid=largest, key=KEY, identifier="alice", now=T0)
