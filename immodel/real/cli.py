@@ -1,0 +1,41 @@
+"""``immodel real SCENARIO [--set K=V]… [--seed N] [--out DIR [--force]] [--json]``: the
+scenario on real processes and sockets (:mod:`immodel.real.orchestrator`), with the
+outputs of ``immodel run``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+from immodel.scenario import Scenario
+
+
+def cmd_real(args: argparse.Namespace) -> int:
+    """Check the scenario, the harness's limits and ``--out`` first; then run and write."""
+    from immodel.real.orchestrator import check_supported, run_real
+    from immodel.sim.cli import check_run_out, clear_run_out, format_summary
+    from immodel.sim.model import resolve_drain
+
+    scenario = Scenario.load(args.scenario, args.overrides, seed=args.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # run_real warns about a short drain, once
+        check_supported(resolve_drain(scenario)[0])
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_run_out(out, args.force)
+    result = run_real(scenario)
+    if out is not None:
+        clear_run_out(out)
+        result.write(out)
+    if args.json:
+        print(json.dumps(result.summary))
+    else:
+        title = f"immodel real {scenario['name']} (seed {scenario['seed']})"
+        print(format_summary(result.summary, title))
+        cpu = result.summary["cpu_s_by_process"]
+        print("  CPU s by process: " + ", ".join(f"{k} {v:.3f}" for k, v in cpu.items()))
+        if args.out:
+            print(f"records written to {args.out}/")
+    return 0
