@@ -179,6 +179,7 @@ class ServerProcess:
         self.config = config
         self.log = log_dir / f"{role}{index}.log"
         self.port = 0
+        self.ready = False  # between READY and the next kill or stop
         self.proc: asyncio.subprocess.Process | None = None
         self.cpu_s_before = 0.0  # CPU of instances that were killed
         self.pids: list[int] = []
@@ -220,6 +221,7 @@ class ServerProcess:
             tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
             raise RuntimeError(f"{self.name} did not start: {' | '.join(tail) or 'no output'}")
         self.port = int(text[1])
+        self.ready = True
 
     def cpu_s(self) -> float:
         from immodel.real.recorder import proc_cpu_s
@@ -229,6 +231,7 @@ class ServerProcess:
 
     def kill(self) -> None:
         """SIGKILL (a crash): its CPU time so far is kept."""
+        self.ready = False
         if self.proc is None:
             return
         if self.up:
@@ -240,6 +243,7 @@ class ServerProcess:
 
     async def stop(self) -> None:
         """A clean stop: SIGTERM (it flushes its counters), SIGKILL after 3 s."""
+        self.ready = False
         if not self.up:
             return
         from immodel.real.recorder import proc_cpu_s
@@ -356,7 +360,7 @@ async def _run(sc, folder: Path):
         await asyncio.gather(*(p.start() for p in access))
 
         def live_access() -> list[tuple[int, int]]:
-            return [(p.index, p.port) for p in access if p.up]
+            return [(p.index, p.port) for p in access if p.ready and p.up]
 
         gen = LoadGen(sc, cfg, client_ctx, live_access)
         await gen.connect_all(plan.online)
