@@ -50,10 +50,14 @@ class AccessServer:
         self.clock = RunClock(cfg["t0"])
         self.logic_ports: list[int] = list(cfg["logic_ports"])
         self.links: dict[int, asyncio.StreamWriter] = {}
-        self.sessions: dict[int, asyncio.StreamWriter] = {}
+        self.sessions: dict[int, asyncio.StreamWriter] = {}  # push users' connections
+        self.web: set[int] = set()  # users logged in over HTTP (polling)
+        # HTTP requests waiting for the logic tier's answer: (user, what) → futures
+        self.waiting: dict[tuple[int, str], list[asyncio.Future]] = {}
         self.pushed_from: dict[tuple[int, str], int] = {}
         self.stats = Stats(cfg["dir"], f"access{node_id}")
         self.epoch_s = cfg["scenario"]["security.epoch_s"]
+        self.request_timeout_s = cfg["scenario"]["transport.request_timeout_s"]
 
     def owner(self, user: int) -> int | None:
         live = sorted(self.links)
@@ -82,9 +86,8 @@ class AccessServer:
             except OSError:
                 await asyncio.sleep(RECONNECT_S)
                 continue
-            writer.write(
-                wire.encode({"op": "hello", "access": self.node_id, "users": list(self.sessions)})
-            )
+            users = [[u, "push"] for u in self.sessions] + [[u, "poll"] for u in self.web]
+            writer.write(wire.encode({"op": "hello", "access": self.node_id, "users": users}))
             self.links[node] = writer
             self.stats.counts["logic_links_opened"] += 1
             try:
@@ -103,6 +106,9 @@ class AccessServer:
 
     def from_logic(self, frame: dict) -> None:
         user = int(frame["user"])
+        if user in self.web:
+            self._answer_web(user, frame)
+            return
         writer = self.sessions.get(user)
         if writer is None or writer.is_closing():
             self.stats.counts["downlink_dropped_no_session"] += 1
@@ -137,8 +143,8 @@ class AccessServer:
                 old.close()  # a newer login of the same user replaces the old connection
             self.sessions[user] = writer
             self.stats.counts["logins"] += 1
-            self.to_all_logic({"op": "attach", "user": user})
-            self.to_logic(self.owner(user), {"op": "login", "user": user})
+            self.to_all_logic({"op": "attach", "user": user, "mode": "push"})
+            self.to_logic(self.owner(user), {"op": "login", "user": user, "mode": "push"})
             writer.write(wire.encode({"op": "login_ok"}))
             while True:
                 frame = await wire.read_frame(reader)
@@ -169,10 +175,137 @@ class AccessServer:
                 target = node if node in self.links else self.owner(user)
                 self.to_logic(target, {"op": "ack", "user": user, "ids": ids})
 
+    # -- web clients: HTTP long and short polling (aiohttp) ------------------------------
+    def _answer_web(self, user: int, frame: dict) -> None:
+        op = frame["op"]
+        if op == "reply":
+            key = (user, "reply:" + str(frame["reply"][0]))
+        elif op == "sync_resp":
+            key = (user, "sync")
+        elif op == "poll_resp":
+            key = (user, "poll")
+        else:
+            self.stats.counts["downlink_dropped_web"] += 1
+            return
+        futures = self.waiting.get(key)
+        while futures:
+            fut = futures.pop(0)
+            if not fut.done():
+                fut.set_result(frame)
+                break
+        else:
+            self.stats.counts["answers_without_request"] += 1
+        if not futures:
+            self.waiting.pop(key, None)
+
+    async def _ask(self, user: int, key: str, frame: dict, timeout_s: float) -> dict | None:
+        """Forward ``frame`` to the user's logic node and wait for the answer named by
+        ``key`` (None: no logic node, or no answer in ``timeout_s``)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault((user, key), []).append(fut)
+        if not self.to_logic(self.owner(user), frame):
+            fut.cancel()
+            return None
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            return None
+
+    async def _json(self, request) -> tuple[int, dict]:
+        from aiohttp import web
+
+        try:
+            data = await request.json()
+            user = int(data["user"])
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPBadRequest(text="a JSON object with 'user' is expected") from None
+        if request.path != "/login" and user not in self.web:
+            raise web.HTTPUnauthorized(text="log in first")
+        self.stats.counts[f"requests_{request.path.strip('/')}"] += 1
+        return user, data
+
+    async def h_login(self, request):
+        from aiohttp import web
+
+        user, data = await self._json(request)
+        try:
+            verify_usersig(
+                data["sig"],
+                sdkappid=self.cfg["sdkappid"],
+                key=self.cfg["usersig_key"],
+                identifier=str(user),
+                now=self.epoch_s + self.clock(),
+            )
+        except (UserSigError, KeyError):
+            self.stats.counts["logins_rejected"] += 1
+            raise web.HTTPForbidden(text="UserSig refused") from None
+        self.web.add(user)
+        self.stats.counts["logins"] += 1
+        self.to_all_logic({"op": "attach", "user": user, "mode": "poll"})
+        self.to_logic(self.owner(user), {"op": "login", "user": user, "mode": "poll"})
+        return web.json_response({"op": "login_ok"})
+
+    async def h_send(self, request):
+        from aiohttp import web
+
+        user, data = await self._json(request)
+        msg_id = str(data["msg"][0])
+        frame = {"op": "send", "user": user, "msg": data["msg"]}
+        answer = await self._ask(user, "reply:" + msg_id, frame, self.request_timeout_s)
+        return web.json_response({"reply": answer["reply"] if answer else None})
+
+    async def h_sync(self, request):
+        from aiohttp import web
+
+        user, data = await self._json(request)
+        frame = {"op": "sync", "user": user, "req": data["req"]}
+        answer = await self._ask(user, "sync", frame, self.request_timeout_s)
+        return web.json_response({"resp": answer["resp"] if answer else None})
+
+    async def h_poll(self, request):
+        from aiohttp import web
+
+        user, data = await self._json(request)
+        acks = data.get("acks") or []
+        if acks:  # ACKs ride on the poll; the (one) logic node holds the outbox
+            self.to_logic(self.owner(user), {"op": "ack", "user": user, "ids": acks})
+        hold_s = float(data.get("hold_s", 0.0))
+        frame = {"op": "poll", "user": user, "hold_s": hold_s}
+        answer = await self._ask(user, "poll", frame, hold_s + self.request_timeout_s)
+        return web.json_response({"items": answer["items"] if answer else None})
+
+    async def h_logout(self, request):
+        from aiohttp import web
+
+        user, _ = await self._json(request)
+        self.web.discard(user)
+        self.to_all_logic({"op": "detach", "user": user})
+        return web.json_response({"op": "bye"})
+
+    async def _serve_http(self, ctx: ssl.SSLContext) -> int:
+        from aiohttp import web
+
+        app = web.Application()
+        app.add_routes(
+            [
+                web.post("/login", self.h_login),
+                web.post("/send", self.h_send),
+                web.post("/sync", self.h_sync),
+                web.post("/poll", self.h_poll),
+                web.post("/logout", self.h_logout),
+            ]
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, HOST, 0, ssl_context=ctx)
+        await site.start()
+        return runner.addresses[0][1]
+
     async def serve(self) -> None:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(self.cfg["cert"], self.cfg["key"])
         server = await asyncio.start_server(self.client, HOST, 0, ssl=ctx)
+        http_port = await self._serve_http(ctx)
         self._link_tasks = [
             asyncio.create_task(self.keep_logic_link(n)) for n in range(len(self.logic_ports))
         ]
@@ -182,7 +315,7 @@ class AccessServer:
             if len(self.links) == len(self.logic_ports):
                 break
             await asyncio.sleep(0.05)
-        announce_ready(server.sockets[0].getsockname()[1])
+        announce_ready(server.sockets[0].getsockname()[1], http_port)
         async with server:
             await server.serve_forever()
 

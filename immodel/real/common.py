@@ -74,8 +74,9 @@ def read_stats(directory: str, prefix: str) -> Counter[str]:
     return total
 
 
-def announce_ready(port: int) -> None:
-    print(f"READY {port}", flush=True)
+def announce_ready(*ports: int) -> None:
+    """Tell the orchestrator the process listens: ``READY <port> [<port>…]``."""
+    print("READY " + " ".join(str(p) for p in ports), flush=True)
 
 
 def serve_until_terminated(main_coro_factory, stats: Stats) -> None:

@@ -160,7 +160,7 @@ class Events:
     def __init__(self) -> None:
         self.sent: list[tuple[float, Message, tuple[int, ...]]] = []
         self.shown: list[tuple[float, Message, int, int, str, str]] = []
-        self.requests: list[tuple[float, int, str, int, int]] = []
+        self.requests: list[list] = []  # [t, user, kind, messages, bytes]
         self.attempts: dict[str, int] = {}
         self.outcomes: list[tuple[str, float, str]] = []
         self.connects: list[tuple[int, float]] = []  # (user, when its login completed)
@@ -208,6 +208,13 @@ class RealClient:
         self.stopping = False
         self.task: asyncio.Task | None = None
 
+    via = "push"  # what the records call a copy that arrived without a sync
+
+    @property
+    def online(self) -> bool:
+        """Logged in on a connection that is still up."""
+        return self.writer is not None
+
     # -- connection ----------------------------------------------------------------------
     async def connect_once(self) -> bool:
         """Open a TLS connection to a live access node and log in; True when logged in."""
@@ -215,7 +222,7 @@ class RealClient:
         access = gen.pick_access(self.uid)
         if access is None:
             return False
-        index, port = access
+        index, port, _http = access
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(HOST, port, ssl=gen.ssl_context, server_hostname=HOST),
@@ -233,7 +240,7 @@ class RealClient:
         login = wire.encode({"op": "login", "user": self.uid, "sig": token})
         try:
             writer.write(login)
-            gen.events.requests.append((gen.clock(), self.uid, "login", 0, len(login)))
+            gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(login)])
             answer = await asyncio.wait_for(wire.read_frame(reader), IO_TIMEOUT_S)
         except (OSError, TimeoutError, ssl.SSLError, wire.FrameError):
             writer.close()
@@ -314,7 +321,7 @@ class RealClient:
         if generation != self.generation or self.writer is None or self.writer.is_closing():
             return  # the connection it was meant for is gone
         self.writer.write(data)
-        self.gen.events.requests.append((self.gen.clock(), self.uid, kind, messages, len(data)))
+        self.gen.events.requests.append([self.gen.clock(), self.uid, kind, messages, len(data)])
 
     def on_frame(self, frame: dict, generation: int) -> None:
         if generation != self.generation:
@@ -357,7 +364,8 @@ class RealClient:
                         (now, item.message, item.order_key, self.uid, "sync", "sync_" + a.trigger)
                     )
                 else:
-                    ev.shown.append((now, item.message, item.order_key, self.uid, "push", repair))
+                    via = self.via
+                    ev.shown.append((now, item.message, item.order_key, self.uid, via, repair))
             elif t is SendAck:
                 self.write({"op": "ack", "ids": list(a.msg_ids)}, "ack", len(a.msg_ids))
             elif t is StartSync:
@@ -425,6 +433,7 @@ class LoadGen:
         self.clients: dict[int, RealClient] = {}
         self.messages: dict[str, Message] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._http = None
 
     def clock(self) -> float:
         return self.loop.time() - self.cfg["t0"]
@@ -434,8 +443,9 @@ class LoadGen:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def pick_access(self, uid: int) -> tuple[int, int] | None:
-        """The access node a client connects to: ``uid`` modulo the live ones."""
+    def pick_access(self, uid: int) -> tuple[int, int, int] | None:
+        """The access node a client connects to, ``(index, TLS port, HTTPS port)``:
+        ``uid`` modulo the live ones."""
         live = self.access_ports()
         return live[uid % len(live)] if live else None
 
@@ -446,8 +456,12 @@ class LoadGen:
         """Connect and log in ``users`` (at most ``parallel`` handshakes at once)."""
         gate = asyncio.Semaphore(parallel)
 
+        kind = self.sc["transport.kind"]
+
         async def one(uid: int) -> None:
-            client = self.clients[uid] = RealClient(self, uid)
+            client = self.clients[uid] = (
+                RealClient(self, uid) if kind == "push" else WebClient(self, uid)
+            )
             async with gate:
                 for _ in range(3):
                     if await client.connect_once():
@@ -468,8 +482,184 @@ class LoadGen:
                 continue
             client.submit(conv, is_group, rcpt)
 
+    def http(self):
+        """The web clients' shared aiohttp session (TLS to the access nodes, keep-alive)."""
+        if self._http is None:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(ssl=self.ssl_context, limit=0)
+            self._http = aiohttp.ClientSession(connector=connector)
+        return self._http
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
         for task in list(self._tasks):
             task.cancel()
+
+
+class WebClient(RealClient):
+    """A web app: HTTPS requests (aiohttp) to an access node instead of a connection of
+    its own — ``/login``, ``/send`` (answered with the reply), ``/sync`` (answered with
+    the page), ``/poll`` (ACKs ride on it; answered with what waits, or held up to
+    ``transport.long_poll_hold_s`` for a long poll). Short polls go out every
+    ``transport.poll_interval_s`` from a random phase (stream ``phase``), long polls
+    again as soon as the last one is answered. A failed request (the access node is
+    gone) is a lost connection: the client logs in again elsewhere."""
+
+    def __init__(self, gen: LoadGen, uid: int) -> None:
+        super().__init__(gen, uid)
+        sc = gen.sc
+        self.long = sc["transport.kind"] == "long_poll"
+        self.hold_s = sc["transport.long_poll_hold_s"] if self.long else 0.0
+        self.interval_s = sc["transport.poll_interval_s"]
+        self.fixed_delay = sc["transport.poll_schedule"] == "fixed_delay"
+        self.base = ""
+        self.logged_in = False
+        self.acks: list[str] = []
+
+    via = "poll"
+
+    @property
+    def online(self) -> bool:
+        return self.logged_in
+
+    async def _post(self, path: str, body: dict, timeout_s: float) -> dict:
+        import aiohttp
+
+        async with self.gen.http().post(
+            self.base + path, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        ) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def connect_once(self) -> bool:
+        import aiohttp
+
+        gen = self.gen
+        access = gen.pick_access(self.uid)
+        if access is None:
+            return False
+        index, _port, http_port = access
+        self.base = f"https://{HOST}:{http_port}"
+        token = generate_usersig(
+            sdkappid=gen.cfg["sdkappid"],
+            key=gen.cfg["usersig_key"],
+            identifier=str(self.uid),
+            expire_s=gen.sc["security.usersig_ttl_s"],
+            now=gen.sc["security.epoch_s"] + gen.clock(),
+        )
+        body = {"user": self.uid, "sig": token}
+        gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(wire.encode(body))])
+        try:
+            answer = await self._post("/login", body, IO_TIMEOUT_S)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False
+        if answer.get("op") != "login_ok":
+            return False
+        self.access = index
+        self.logged_in = True
+        self.generation += 1
+        now = gen.clock()
+        gen.events.connects.append((self.uid, now))
+        actions = self.sender.handle_connected(now)
+        actions += self.receiver.handle_connected(now)
+        self.act(actions)
+        self.task = asyncio.create_task(self.poll_loop(self.generation))
+        return True
+
+    def connection_lost(self) -> None:
+        if not self.logged_in or self.stopping:
+            return
+        self.logged_in = False
+        self.generation += 1
+        now = self.gen.clock()
+        self.sender.handle_disconnect(now)
+        self.gen.events.reconnects += 1
+        self.gen.spawn(self.reconnect())
+
+    def close(self) -> None:
+        self.stopping = True
+        self.logged_in = False
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.task is not None:
+            self.task.cancel()
+
+    def write(self, obj: dict, kind: str, messages: int) -> None:
+        if kind == "ack":
+            self.acks.extend(obj["ids"])  # rides on the next poll
+            return
+        self.gen.spawn(self._request(obj, kind, messages, self.generation))
+
+    async def _request(self, obj: dict, kind: str, messages: int, generation: int) -> None:
+        import aiohttp
+
+        gen = self.gen
+        await asyncio.sleep(gen.latency())
+        if generation != self.generation or self.stopping:
+            return
+        body = {"user": self.uid, **{k: v for k, v in obj.items() if k != "op"}}
+        gen.events.requests.append([gen.clock(), self.uid, kind, messages, len(wire.encode(body))])
+        try:
+            answer = await self._post("/" + kind, body, 2 * gen.sc["transport.request_timeout_s"])
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            if generation == self.generation:
+                self.connection_lost()
+            return
+        await asyncio.sleep(gen.latency())
+        if generation != self.generation or self.stopping:
+            return
+        now = gen.clock()
+        if kind == "send" and answer.get("reply") is not None:
+            self.act(self.sender.handle_reply(wire.reply_from_wire(answer["reply"]), now))
+        elif kind == "sync" and answer.get("resp") is not None:
+            response = wire.sync_response_from_wire(answer["resp"])
+            self.act(self.receiver.handle_sync_response(response, now))
+
+    async def poll_loop(self, generation: int) -> None:
+        import aiohttp
+
+        gen = self.gen
+        loop = gen.loop
+        if not self.long:  # pollers start spread over their interval
+            await asyncio.sleep(gen.streams["phase"].uniform() * self.interval_s)
+        next_at = loop.time()
+        while generation == self.generation and not self.stopping:
+            next_at += self.interval_s
+            acks, self.acks = self.acks, []
+            await asyncio.sleep(gen.latency())
+            body = {"user": self.uid, "acks": acks, "hold_s": self.hold_s}
+            row = [gen.clock(), self.uid, "poll", 0, len(wire.encode(body))]
+            gen.events.requests.append(row)
+            timeout_s = self.hold_s + 2 * gen.sc["transport.request_timeout_s"]
+            try:
+                answer = await self._post("/poll", body, timeout_s)
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                self.acks = acks + self.acks  # they were not delivered: next time
+                if generation == self.generation:
+                    self.connection_lost()
+                return
+            items = answer.get("items") or []
+            row[3] = len(items)
+            await asyncio.sleep(gen.latency())
+            if generation != self.generation or self.stopping:
+                return
+            now = gen.clock()
+            for wire_item, attempt in items:
+                item = wire.stored_from_wire(wire_item)
+                repair = "retransmit" if int(attempt) > 1 else ""
+                self.act(self.receiver.handle_push(item, now), repair)
+            if self.long:
+                continue
+            wait = self.interval_s if self.fixed_delay else next_at - loop.time()
+            if self.fixed_delay:
+                next_at = loop.time() + wait
+            if wait > 0:
+                await asyncio.sleep(wait)

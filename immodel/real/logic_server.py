@@ -82,6 +82,9 @@ class LogicServer:
         self.groups: dict[str, list[int]] = {k: list(v) for k, v in cfg["groups"].items()}
         self.policy = admission.AdmissionPolicy()
         self.presence: dict[int, _AccessLink] = {}
+        self.mode: dict[int, str] = {}  # user → "push" or "poll" (how it is connected)
+        self.held: dict[int, tuple[_AccessLink, asyncio.TimerHandle]] = {}  # long polls
+        self.batch_max = sc["transport.batch_max"]
         self.stats = Stats(cfg["dir"], f"logic{node_id}")
         self._retx: asyncio.TimerHandle | None = None
         self._retx_at: float | None = None
@@ -107,9 +110,7 @@ class LogicServer:
             # The access node is gone (crashed or stopped): its users are disconnected;
             # what they had not acknowledged goes to their offline queues.
             for user in list(link.users):
-                if self.presence.get(user) is link:
-                    del self.presence[user]
-                self.node.disconnect(user)
+                self._forget(link, user)
             link.users.clear()
             writer.close()
 
@@ -118,7 +119,7 @@ class LogicServer:
         op = frame["op"]
         if op == "send":
             self.on_send(link, int(frame["user"]), wire.message_from_wire(frame["msg"]))
-        elif op == "ack":
+        elif op == "ack":  # on its own (push) or riding on a poll
             removed = self.node.pending.handle_ack(int(frame["user"]), frame["ids"])
             self.stats.counts["acks_applied"] += removed
         elif op == "sync":
@@ -132,34 +133,94 @@ class LogicServer:
                     "resp": wire.sync_response_to_wire(response),
                 }
             )
+        elif op == "poll":
+            self.on_poll(link, int(frame["user"]), float(frame["hold_s"]))
         elif op == "attach":
-            self._attach(link, int(frame["user"]))
+            self._attach(link, int(frame["user"]), frame["mode"])
         elif op == "login":
             user = int(frame["user"])
-            self._attach(link, user)
+            mode = frame["mode"]
+            self._attach(link, user, mode)
+            waiting = len(self.store.offline.get(user, ()))
             delivers = self.node.login(
                 user,
-                "push",
+                mode,
                 self.clock(),
                 one_transfer=self.one_transfer,
                 sync_follows=self.sync_follows,
             )
-            self.stats.counts["login_queue_pushed"] += len(delivers)
+            self.stats.counts["login_backlog"] += waiting
             self._push_out(delivers)
+            if mode == "poll":
+                self._answer_held(user)
         elif op == "detach":
-            user = int(frame["user"])
-            link.users.discard(user)
-            if self.presence.get(user) is link:
-                del self.presence[user]
-            self.node.disconnect(user)
+            self._forget(link, int(frame["user"]))
         elif op == "hello":
             link.access = int(frame["access"])
-            for user in frame["users"]:
-                self._attach(link, int(user))
+            for user, mode in frame["users"]:
+                self._attach(link, int(user), mode)
 
-    def _attach(self, link: _AccessLink, user: int) -> None:
+    def _attach(self, link: _AccessLink, user: int, mode: str) -> None:
         link.users.add(user)
         self.presence[user] = link
+        self.mode[user] = mode
+
+    def _forget(self, link: _AccessLink, user: int) -> None:
+        """``user`` left ``link`` (cleanly, or with its access node): unacknowledged
+        messages go to the durable offline queue."""
+        link.users.discard(user)
+        if self.presence.get(user) is link:
+            del self.presence[user]
+            self.mode.pop(user, None)
+            held = self.held.pop(user, None)
+            if held is not None:
+                held[1].cancel()
+        self.node.disconnect(user)
+
+    # -- polls ----------------------------------------------------------------------------
+    def on_poll(self, link: _AccessLink, user: int, hold_s: float) -> None:
+        """A poll: answer with what waits in the user's outbox, or (a long poll with
+        nothing waiting) hold it until a message is routed to the user or ``hold_s``
+        passes."""
+        old = self.held.pop(user, None)
+        if old is not None:  # a newer poll replaces one still held (its answer is moot)
+            old[1].cancel()
+            self._answer_poll(old[0], user, [])
+        delivers = self.node.pending.take_for_poll(user, self.batch_max)
+        if delivers or hold_s <= 0:
+            self._answer_poll(link, user, delivers)
+            return
+        timer = asyncio.get_running_loop().call_later(hold_s, self._hold_expired, user)
+        self.held[user] = (link, timer)
+        self.stats.counts["polls_held"] += 1
+
+    def _hold_expired(self, user: int) -> None:
+        held = self.held.pop(user, None)
+        if held is not None:
+            self._answer_poll(held[0], user, [])
+
+    def _answer_held(self, user: int) -> None:
+        held = self.held.get(user)
+        if held is None:
+            return
+        delivers = self.node.pending.take_for_poll(user, self.batch_max)
+        if delivers:
+            del self.held[user]
+            held[1].cancel()
+            self._answer_poll(held[0], user, delivers)
+
+    def _answer_poll(self, link: _AccessLink, user: int, delivers: list[Deliver]) -> None:
+        self.stats.counts["polls_answered"] += 1
+        for d in delivers:
+            if d.attempt > 1:
+                self.stats.counts["poll_redeliveries"] += 1
+        link.send(
+            {
+                "op": "poll_resp",
+                "user": user,
+                "items": [[wire.stored_to_wire(d.item), d.attempt] for d in delivers],
+            }
+        )
 
     # -- the send path --------------------------------------------------------------------
     def recipients(self, msg: Message) -> list[int]:
@@ -212,8 +273,10 @@ class LogicServer:
         self.stats.counts["stored"] += 1
         self._reply(link, user, reply)
         for r in recipients:
-            mode = "push" if r in self.presence else None
+            mode = self.mode.get(r) if r in self.presence else None
             self._push_out(self.node.route(item, r, mode, now))
+            if mode == "poll":
+                self._answer_held(r)
 
     def _stored_key(self, msg_id: str) -> int | None:
         row = self.store.db.execute(

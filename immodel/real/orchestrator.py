@@ -64,7 +64,6 @@ USERSIG_KEY = "immodel-real-harness-app-secret-key"
 # -- refusals ----------------------------------------------------------------------------
 _DEFAULT_ONLY = (
     # key, what the harness supports (the refusal names both)
-    ("transport.kind", "push", "push only (long and short polling are not implemented yet)"),
     ("workload.devices", {}, "one device per user"),
     ("workload.live_rooms", 0, "0 (live rooms are not implemented)"),
     ("workload.rest_rate_per_s", 0.0, "0 (REST senders are not implemented)"),
@@ -113,6 +112,18 @@ def check_supported(sc) -> None:
                 f"{key} = {json.dumps(value, default=list)} is not supported by immodel real: "
                 f"allowed {allowed}"
             )
+    kind = sc["transport.kind"]
+    if kind not in ("push", "long_poll", "short_poll"):
+        raise UserError(
+            f"transport.kind = '{kind}' is not supported by immodel real: allowed push, "
+            "long_poll, short_poll (hybrid is not implemented yet)"
+        )
+    if kind != "push" and sc["server.nodes"] > 1:
+        raise UserError(
+            f"server.nodes = {sc['server.nodes']} with transport.kind = '{kind}' is not "
+            "supported by immodel real: polling is implemented for one logic node "
+            "(allowed server.nodes = 1)"
+        )
     horizon = sc["duration_s"] + sc["drain_s"]
     if sc["security.usersig_ttl_s"] < horizon:
         raise UserError(
@@ -179,6 +190,7 @@ class ServerProcess:
         self.config = config
         self.log = log_dir / f"{role}{index}.log"
         self.port = 0
+        self.http_port = 0
         self.ready = False  # between READY and the next kill or stop
         self.proc: asyncio.subprocess.Process | None = None
         self.cpu_s_before = 0.0  # CPU of instances that were killed
@@ -216,11 +228,12 @@ class ServerProcess:
         except TimeoutError:
             line = b""
         text = line.decode(errors="replace").split()
-        if len(text) != 2 or text[0] != "READY":
+        if len(text) < 2 or text[0] != "READY":
             self.kill()
             tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
             raise RuntimeError(f"{self.name} did not start: {' | '.join(tail) or 'no output'}")
         self.port = int(text[1])
+        self.http_port = int(text[2]) if len(text) > 2 else 0  # access: HTTP polling
         self.ready = True
 
     def cpu_s(self) -> float:
@@ -360,7 +373,7 @@ async def _run(sc, folder: Path):
         await asyncio.gather(*(p.start() for p in access))
 
         def live_access() -> list[tuple[int, int]]:
-            return [(p.index, p.port) for p in access if p.ready and p.up]
+            return [(p.index, p.port, p.http_port) for p in access if p.ready and p.up]
 
         gen = LoadGen(sc, cfg, client_ctx, live_access)
         await gen.connect_all(plan.online)
@@ -376,13 +389,9 @@ async def _run(sc, folder: Path):
             cut = ()
             if f["kind"] == "gateway_crash":
                 cut = tuple(
-                    sorted(
-                        u
-                        for u, c in gen.clients.items()
-                        if c.access == node and c.writer is not None
-                    )
+                    sorted(u for u, c in gen.clients.items() if c.access == node and c.online)
                 )
-            online = tuple(sorted(u for u, c in gen.clients.items() if c.writer is not None))
+            online = tuple(sorted(u for u, c in gen.clients.items() if c.online))
             fault_log.append(
                 {
                     "kind": f["kind"],
@@ -406,11 +415,7 @@ async def _run(sc, folder: Path):
                         {"t": t, "tier": "logic", "node": p.index, "up": p.up, "connections": 0}
                     )
                 for p in access:
-                    n = sum(
-                        1
-                        for c in gen.clients.values()
-                        if c.access == p.index and c.writer is not None
-                    )
+                    n = sum(1 for c in gen.clients.values() if c.access == p.index and c.online)
                     load_rows.append(
                         {
                             "t": t,
@@ -432,8 +437,8 @@ async def _run(sc, folder: Path):
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()
-        online_at_end = {u for u, c in gen.clients.items() if c.writer is not None}
-        gen.close()
+        online_at_end = {u for u, c in gen.clients.items() if c.online}
+        await gen.aclose()
         cpu = {p.name: p.cpu_s() for p in (*logic, *access)}
         cpu["loadgen"] = time.process_time() - cpu0
         await asyncio.gather(*(p.stop() for p in (*logic, *access)))
@@ -452,6 +457,7 @@ async def _run(sc, folder: Path):
         store_mod.read_stored(str(db)),
         t_start=t_start,
         users=sc["workload.users"],
+        kind=sc["transport.kind"],
         online_at_end=online_at_end,
         fault_log=fault_log,
         load_rows=load_rows,

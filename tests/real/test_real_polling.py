@@ -1,0 +1,60 @@
+"""Long and short polling in ``immodel real``: web clients over HTTPS (aiohttp) lose and
+duplicate nothing, their polls are recorded with the messages each answer carried, and
+ACKs ride on polls (no ACK requests of their own)."""
+
+from __future__ import annotations
+
+import pytest
+
+from immodel import Scenario
+from immodel.real import run_real
+from tests.real.real_helpers import SMALL
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.filterwarnings("ignore::immodel.errors.DrainWarning"),
+]
+
+
+@pytest.fixture(scope="module", params=["long_poll", "short_poll"])
+def poll_run(request):
+    scenario = Scenario.load(
+        "baseline",
+        {
+            **SMALL,
+            "transport.kind": request.param,
+            "transport.poll_interval_s": 0.5,
+            "transport.long_poll_hold_s": 1.0,
+        },
+    )
+    return request.param, scenario, run_real(scenario)
+
+
+def test_polling_loses_and_duplicates_nothing(poll_run):
+    _, _, result = poll_run
+    summary = result.summary
+    assert summary["messages_sent"] > 10
+    assert summary["lost"] == 0 and summary["duplicates"] == 0
+    assert summary["order_violations"] == 0
+
+
+def test_poll_rows_carry_what_their_answers_held(poll_run):
+    _, _, result = poll_run
+    requests = result.requests
+    polls = requests[requests["kind"] == "poll"]
+    assert len(polls) > 0
+    assert (requests["kind"] == "ack").sum() == 0  # ACKs ride on polls
+    # every first copy that came by poll was in some poll answer
+    by_poll = (result.messages["first_via"] == "poll").sum()
+    assert 0 < by_poll <= polls["messages"].sum()
+    assert set(result.messages["recipient_kind"]) == {poll_run[0]}
+
+
+def test_short_polls_come_at_their_interval(poll_run):
+    kind, scenario, result = poll_run
+    if kind != "short_poll":
+        pytest.skip("short polling only")
+    requests = result.requests
+    polls = requests[(requests["kind"] == "poll") & (requests["t"] < scenario["duration_s"])]
+    # 20 users × one poll per 0.5 s over 3 s: 120, give or take a poll per user at the edges
+    assert abs(len(polls) - 20 * 3.0 / 0.5) <= 20
