@@ -216,8 +216,12 @@ class RealClient:
         return self.writer is not None
 
     # -- connection ----------------------------------------------------------------------
-    async def connect_once(self) -> bool:
-        """Open a TLS connection to a live access node and log in; True when logged in."""
+    async def connect_once(self, initial: bool = False) -> bool:
+        """Open a TLS connection to a live access node and log in; True when logged in.
+
+        ``initial``: the population connected at the start of the run, set up before its
+        clock starts — like the simulator's start state, its logins are no requests of
+        the run and it has missed nothing, so no reconnect sync follows."""
         gen = self.gen
         access = gen.pick_access(self.uid)
         if access is None:
@@ -240,7 +244,8 @@ class RealClient:
         login = wire.encode({"op": "login", "user": self.uid, "sig": token})
         try:
             writer.write(login)
-            gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(login)])
+            if not initial:
+                gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(login)])
             answer = await asyncio.wait_for(wire.read_frame(reader), IO_TIMEOUT_S)
         except (OSError, TimeoutError, ssl.SSLError, wire.FrameError):
             writer.close()
@@ -254,7 +259,8 @@ class RealClient:
         now = self.connected_at = gen.clock()
         gen.events.connects.append((self.uid, now))
         actions = self.sender.handle_connected(now)
-        actions += self.receiver.handle_connected(now)
+        if not initial:
+            actions += self.receiver.handle_connected(now)
         self.act(actions)
         self.task = asyncio.create_task(self.read_loop(reader, self.generation))
         return True
@@ -464,7 +470,7 @@ class LoadGen:
             )
             async with gate:
                 for _ in range(3):
-                    if await client.connect_once():
+                    if await client.connect_once(initial=True):
                         return
                     await asyncio.sleep(0.1)
             raise ConnectionError(f"user {uid} could not connect to the access tier")
@@ -539,7 +545,7 @@ class WebClient(RealClient):
             response.raise_for_status()
             return await response.json()
 
-    async def connect_once(self) -> bool:
+    async def connect_once(self, initial: bool = False) -> bool:
         import aiohttp
 
         gen = self.gen
@@ -556,7 +562,8 @@ class WebClient(RealClient):
             now=gen.sc["security.epoch_s"] + gen.clock(),
         )
         body = {"user": self.uid, "sig": token}
-        gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(wire.encode(body))])
+        if not initial:
+            gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(wire.encode(body))])
         try:
             answer = await self._post("/login", body, IO_TIMEOUT_S)
         except (aiohttp.ClientError, TimeoutError, ValueError):
@@ -569,7 +576,8 @@ class WebClient(RealClient):
         now = gen.clock()
         gen.events.connects.append((self.uid, now))
         actions = self.sender.handle_connected(now)
-        actions += self.receiver.handle_connected(now)
+        if not initial:
+            actions += self.receiver.handle_connected(now)
         self.act(actions)
         self.task = asyncio.create_task(self.poll_loop(self.generation))
         return True

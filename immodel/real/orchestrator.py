@@ -193,7 +193,10 @@ class ServerProcess:
         self.http_port = 0
         self.ready = False  # between READY and the next kill or stop
         self.proc: asyncio.subprocess.Process | None = None
-        self.cpu_s_before = 0.0  # CPU of instances that were killed
+        # CPU seconds counted: only the run's (from mark_cpu, or a restart's READY, to its
+        # kill or stop): a process's start-up (the interpreter, its imports) is not load
+        self.cpu_s_before = 0.0  # of instances already killed
+        self.cpu_mark = 0.0  # the running instance's CPU when counting began
         self.pids: list[int] = []
 
     @property
@@ -233,25 +236,36 @@ class ServerProcess:
             tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
             raise RuntimeError(f"{self.name} did not start: {' | '.join(tail) or 'no output'}")
         self.port = int(text[1])
+        self.mark_cpu()
         self.http_port = int(text[2]) if len(text) > 2 else 0  # access: HTTP polling
         self.ready = True
 
-    def cpu_s(self) -> float:
+    def _cpu_now(self) -> float:
         from immodel.real.recorder import proc_cpu_s
 
-        now = proc_cpu_s(self.proc.pid) if self.up else 0.0
-        return self.cpu_s_before + (0.0 if math.isnan(now) else now)
+        cpu = proc_cpu_s(self.proc.pid) if self.up else math.nan
+        return 0.0 if math.isnan(cpu) else cpu
+
+    def mark_cpu(self) -> None:
+        """Count this instance's CPU from now on (the sending period starts)."""
+        self.cpu_mark = self._cpu_now()
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the run so far, killed instances included."""
+        now = self._cpu_now() if self.up else self.cpu_mark
+        return self.cpu_s_before + max(0.0, now - self.cpu_mark)
+
+    def _bank_cpu(self) -> None:
+        if self.up:
+            self.cpu_s_before += max(0.0, self._cpu_now() - self.cpu_mark)
+            self.cpu_mark = 0.0
 
     def kill(self) -> None:
         """SIGKILL (a crash): its CPU time so far is kept."""
         self.ready = False
         if self.proc is None:
             return
-        if self.up:
-            from immodel.real.recorder import proc_cpu_s
-
-            cpu = proc_cpu_s(self.proc.pid)
-            self.cpu_s_before += 0.0 if math.isnan(cpu) else cpu
+        self._bank_cpu()
         _kill_group(self.proc.pid)
 
     async def stop(self) -> None:
@@ -259,10 +273,7 @@ class ServerProcess:
         self.ready = False
         if not self.up:
             return
-        from immodel.real.recorder import proc_cpu_s
-
-        cpu = proc_cpu_s(self.proc.pid)
-        self.cpu_s_before += 0.0 if math.isnan(cpu) else cpu
+        self._bank_cpu()
         with contextlib.suppress(ProcessLookupError):
             self.proc.terminate()
         with contextlib.suppress(TimeoutError):
@@ -339,7 +350,6 @@ async def _run(sc, folder: Path):
     from immodel.real.recorder import build_result
 
     wall0 = time.perf_counter()
-    cpu0 = time.process_time()
     loop = asyncio.get_running_loop()
     t0 = loop.time()  # the run clock's origin (CLOCK_MONOTONIC, shared by the processes)
     plan = make_plan(sc)
@@ -378,6 +388,9 @@ async def _run(sc, folder: Path):
         gen = LoadGen(sc, cfg, client_ctx, live_access)
         await gen.connect_all(plan.online)
         t_start = gen.clock()
+        for p in (*logic, *access):
+            p.mark_cpu()
+        cpu0 = time.process_time()
         setup_s = time.perf_counter() - wall0
         horizon = sc["duration_s"] + sc["drain_s"]
 

@@ -195,20 +195,16 @@ class SqliteStore:
         convs = self.conversations_of(request.user)
         cursors = dict(request.cursors)
         timelines: dict[Id, Timeline] = {}
-        rows = self.db.execute(
-            "SELECT s.msg_id, s.sender, s.conv, s.is_group, s.payload, s.order_key"
-            " FROM stored s JOIN members m ON m.conv = s.conv AND m.user = ?"
-            " ORDER BY s.conv, s.order_key, s.id",
-            (request.user,),
-        ).fetchall()
-        for row in rows:
-            conv, key = row[2], row[5]
-            if key < cursors.get(conv, 0):
-                continue
-            timeline = timelines.get(conv)
-            if timeline is None:
+        for conv in convs:  # rows at or above the cursor only (the index on conv, key)
+            rows = self.db.execute(
+                "SELECT msg_id, sender, conv, is_group, payload, order_key FROM stored"
+                " WHERE conv = ? AND order_key >= ? ORDER BY order_key, id",
+                (conv, cursors.get(conv, 0)),
+            ).fetchall()
+            if rows:
                 timeline = timelines[conv] = Timeline()
-            timeline.add(_item(row))
+                for row in rows:
+                    timeline.add(_item(row))
         return answer_sync(request, convs, timelines, in_order=True)
 
     # -- offline queues -----------------------------------------------------------------
