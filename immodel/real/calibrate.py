@@ -33,7 +33,6 @@ loopback's one-way time as an empirical distribution.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 
 from immodel.protocol.messages import Message, SyncRequest
 from immodel.real import wire
+from immodel.real.common import run_sync
 from immodel.real.store import create
 
 
@@ -127,7 +127,7 @@ def measure_logic_costs(scenario, n: int = 300) -> dict[str, float]:
             server.store.close()
             return out
 
-    return asyncio.run(measure())
+    return run_sync(measure())
 
 
 def measure_access_cost(result) -> float:

@@ -30,6 +30,20 @@ HOST = "127.0.0.1"
 STATS_PERIOD_S = 0.5
 
 
+def run_sync(coro) -> Any:
+    """Run ``coro`` to completion and return its result, from plain code or from code
+    that already runs inside an event loop (a Jupyter kernel): there it runs in a fresh
+    loop on a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def load_config(path: str) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

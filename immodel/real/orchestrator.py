@@ -41,12 +41,13 @@ import signal
 import ssl
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from immodel.errors import UserError
-from immodel.real.common import read_stats
+from immodel.real.common import read_stats, run_sync
 
 #: The most users one run may have: a few thousand TLS clients and their tasks in one
 #: event loop is what one machine's loopback holds with timing still meaningful.
@@ -322,7 +323,11 @@ def run_real(scenario, *, keep_dir: str | None = None) -> Any:
     check_supported(scenario)
     folder = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="immodel-real-"))
     folder.mkdir(parents=True, exist_ok=True)
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        # (a run from a notebook's helper thread relies on atexit and the servers'
+        # closed stdin instead: signal handlers belong to the main thread)
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
 
     def on_signal(signum, _frame):
         _kill_all()
@@ -331,7 +336,7 @@ def run_real(scenario, *, keep_dir: str | None = None) -> Any:
     for s in previous:
         signal.signal(s, on_signal)
     try:
-        result = asyncio.run(_run(scenario, folder))
+        result = run_sync(_run(scenario, folder))
     finally:
         _kill_all()
         for s, handler in previous.items():
