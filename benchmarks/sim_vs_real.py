@@ -5,9 +5,10 @@
 Calibrates the simulator on this machine for each transport
 (:func:`immodel.experiments.sim_vs_real.calibrate`), then runs push, long polling, short
 polling and a logic-node crash (push, two logic nodes) both ways with the same seed and
-prints, per scenario, the simulated and real figures and their ratio (:func:`~immodel.experiments.sim_vs_real.compare`).
-One run of each kind per scenario: the real run's tail moves between runs on a shared
-machine. ``notebooks/11_sim_vs_real.py`` is the same with figures.
+prints, per scenario, the simulated and real figures and their ratio
+(:func:`~immodel.experiments.sim_vs_real.compare`). One run of each kind per scenario:
+the real run's tail moves between runs on a shared machine.
+``notebooks/11_sim_vs_real.py`` is the same with figures.
 """
 
 from __future__ import annotations
