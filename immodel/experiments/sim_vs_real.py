@@ -24,6 +24,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from immodel.scenario import Scenario
@@ -52,6 +53,7 @@ def calibrate(scenario: Scenario) -> dict[str, Any]:
         measure_access_cost,
         measure_logic_costs,
         preset,
+        uplink_ms,
     )
     from immodel.sim.model import run
 
@@ -63,9 +65,7 @@ def calibrate(scenario: Scenario) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the same (short) drain as the real run
         sim0 = run(zero.with_overrides(keys))
-    samples = loopback_samples_ms(
-        real0.messages["latency_ms"].to_numpy(), sim0.summary["latency_p50_ms"]
-    )
+    samples = loopback_samples_ms(uplink_ms(real0), float(np.median(uplink_ms(sim0))))
     return preset(costs, access_ms, samples)
 
 

@@ -18,9 +18,11 @@ real`` does on this machine:
   framing and forwarding together, per frame;
 * **the loopback stack** (:func:`loopback_samples_ms`): a real run with no added
   latency, and the simulated run of the same scenario with the measured costs and no
-  latency: half of what each real delivery took beyond the simulator's median is a
-  sample of the one-way time of what the simulator does not model (kernel, TLS records,
-  the event loops' scheduling, a machine shared with other work).
+  latency: what each real message took from send to stored (one way: the processes
+  share one clock) beyond the simulator's median for the same is a sample of the
+  one-way time of what the simulator does not model (kernel, TLS records, HTTP, the
+  event loops' scheduling, a machine shared with other work). The send → stored leg is
+  used, not the delivery, because a poller's delivery also waits for its next poll.
 
 :func:`preset` turns the measurements into scenario keys: the send's whole cost on the
 ``store`` stage (the other send-path stages 0), ``fanout_ms_per_recipient`` the push,
@@ -183,17 +185,27 @@ def preset(
     }
 
 
-def loopback_samples_ms(real_latencies_ms, sim_p50_ms: float, n: int = 100) -> list[float]:
-    """The loopback stack's one-way time as an empirical distribution: each delivery's
-    latency in a real run with no added network latency, less the simulator's median
-    account of it (its service times), halved (two legs: up and down); summarised by
-    ``n`` evenly spaced quantiles, in ms."""
+def uplink_ms(result):
+    """Each message's send → stored time (ms) in a run: the uplink's one-way time plus
+    the send path's processing. In a real run both ends read the machine's one
+    CLOCK_MONOTONIC, so this is a true one-way measurement."""
+    import numpy as np  # (numpy array out)
+
+    per_msg = result.messages.drop_duplicates("msg_id")
+    values = (per_msg["t_stored"] - per_msg["t_send"]).to_numpy(dtype=float) * 1000.0
+    return values[~np.isnan(values)]
+
+
+def loopback_samples_ms(real_uplink_ms, sim_uplink_p50_ms: float, n: int = 100) -> list[float]:
+    """The loopback stack's one-way time as an empirical distribution: each message's
+    send → stored time in a real run with no added network latency (:func:`uplink_ms`),
+    less the simulator's median account of the same (its send-path service times);
+    summarised by ``n`` evenly spaced quantiles, in ms."""
     import numpy as np
 
-    values = np.asarray(real_latencies_ms, dtype=float)
-    values = values[~np.isnan(values)]
+    values = np.asarray(real_uplink_ms, dtype=float)
     if values.size == 0:
-        raise ValueError("the calibration run delivered nothing: no latency to measure")
-    one_way = np.clip((values - sim_p50_ms) / 2.0, 0.0, None)
+        raise ValueError("the calibration run stored nothing: no latency to measure")
+    one_way = np.clip(values - sim_uplink_p50_ms, 0.0, None)
     quantiles = np.quantile(one_way, (np.arange(n) + 0.5) / n)
     return [round(float(q), 4) for q in quantiles]
