@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from immodel.scenario import Scenario
 
 def cmd_real(args: argparse.Namespace) -> int:
     """Check the scenario, the harness's limits and ``--out`` first; then run and write."""
-    from immodel.real.orchestrator import check_supported, run_real
+    from immodel.real.orchestrator import Terminated, check_supported, run_real
     from immodel.sim.cli import check_run_out, clear_run_out, format_summary
     from immodel.sim.model import resolve_drain
 
@@ -25,7 +26,14 @@ def cmd_real(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None:
         check_run_out(out, args.force)
-    result = run_real(scenario)
+    try:
+        result = run_real(scenario)
+    except Terminated as stop:
+        print(
+            f"error: stopped by signal {stop.signum}; every server process was killed",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
     if out is not None:
         clear_run_out(out)
         result.write(out)

@@ -164,6 +164,14 @@ def check_supported(sc) -> None:
             )
 
 
+class Terminated(KeyboardInterrupt):
+    """The run was stopped by SIGTERM or SIGHUP (``signum``); unwinds as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 # -- processes ---------------------------------------------------------------------------
 _LIVE_GROUPS: set[int] = set()  # process groups to kill on any exit
 
@@ -331,7 +339,7 @@ def run_real(scenario, *, keep_dir: str | None = None) -> Any:
 
     def on_signal(signum, _frame):
         _kill_all()
-        raise SystemExit(128 + signum)
+        raise Terminated(signum)  # unwinds like Ctrl-C: the loop cancels its tasks
 
     for s in previous:
         signal.signal(s, on_signal)
@@ -467,6 +475,10 @@ async def _run(sc, folder: Path):
             gen.close()
         for p in (*logic, *access):
             p.kill()
+        # reap them in this loop (also when unwinding from Ctrl-C or SIGTERM), so their
+        # pipes close here rather than in a closed loop's garbage
+        for p in (*logic, *access):
+            await p.wait_gone()
     extra = _extra(sc, gen, folder, cpu, logic, access, setup_s, t_start)
     counters = extra.pop("real_counters")
     result = build_result(
