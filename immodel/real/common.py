@@ -10,7 +10,9 @@ the machine, so the processes' times are comparable.
 
 Counters (pushes retransmitted, sync pages answered, …) are rewritten to
 ``stats-<role><index>-<pid>.json`` twice a second and at a clean exit, so a process
-killed by a fault loses at most the last half second of its counts.
+killed by a fault loses at most the last half second of its counts; levels (a logic
+node's pending-ACK entries) go to ``gauge-<role><index>.json`` at the same times, for
+the load samples.
 """
 
 from __future__ import annotations
@@ -63,12 +65,19 @@ class Stats:
 
     def __init__(self, directory: str, name: str) -> None:
         self.counts: Counter[str] = Counter()
+        self.name = name
         self.path = Path(directory) / f"stats-{name}-{os.getpid()}.json"
+        self.gauge = None  # a function returning levels to publish, e.g. pending ACKs
 
     def flush(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(dict(self.counts)), encoding="utf-8")
         os.replace(tmp, self.path)
+        if self.gauge is not None:  # the current value of a level (the last instance's)
+            gauge = self.path.with_name(f"gauge-{self.name}.json")
+            tmp = gauge.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.gauge()), encoding="utf-8")
+            os.replace(tmp, gauge)
 
     async def keep_flushing(self) -> None:
         while True:
@@ -86,6 +95,14 @@ def read_stats(directory: str, prefix: str) -> Counter[str]:
         except (OSError, ValueError):
             continue  # a file being replaced at the moment of reading
     return total
+
+
+def read_gauge(directory: str, name: str) -> dict[str, Any]:
+    """The levels process ``name`` published last (empty before its first flush)."""
+    try:
+        return json.loads((Path(directory) / f"gauge-{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def announce_ready(*ports: int) -> None:

@@ -13,7 +13,11 @@ reaches ``t``.
 **Network latency.** Each client delays every frame it writes and every frame it reads
 by a draw of ``network.latency_ms`` (stream ``latency``) on top of the loopback stack's
 own time, keeping each direction in order as a TCP stream does (:class:`_DelayLine`).
-There is no loss: scenarios with loss are refused.
+There is no loss: scenarios with loss are refused. A ``partition`` fault holds the
+chosen clients' frames in the partitioned direction(s) until it heals, then releases
+them in order at once: what a proxy that stops forwarding does (the kernel below it
+still acknowledges the bytes, so there is no TCP retransmission backoff after the heal,
+which the simulator's stream model has).
 
 **What is recorded** (client side, run clock): each message when submitted, each copy
 shown (with ``via``: push or sync, and what repaired it), each request when its frame is
@@ -145,6 +149,17 @@ class _DelayLine:
             fn(*args)
         if self.queue:
             self.handle = self.loop.call_at(self.queue[0][0], self._release)
+
+    def hold_until(self, at: float) -> None:
+        """A partition until loop time ``at``: nothing queued or put before then is
+        released earlier (then all of it, in order, at once)."""
+        self.free_at = max(self.free_at, at)
+        if not self.queue:
+            return
+        self.queue = deque((max(t, at), fn, args) for t, fn, args in self.queue)
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle = self.loop.call_at(self.queue[0][0], self._release)
 
     def clear(self) -> None:
         if self.handle is not None:
@@ -302,6 +317,14 @@ class RealClient:
             if self.stopping or await self.connect_once():
                 return
             backoff = min(backoff * 2, sc["transport.reconnect_max_s"])
+
+    def partition(self, until: float, direction: str) -> None:
+        """Hold this client's frames in ``direction`` (uplink, downlink, both) until loop
+        time ``until``: written late, or read late, in order (see :class:`LoadGen`)."""
+        if direction in ("uplink", "both"):
+            self.up.hold_until(until)
+        if direction in ("downlink", "both"):
+            self.down.hold_until(until)
 
     def close(self) -> None:
         self.stopping = True
@@ -529,12 +552,25 @@ class WebClient(RealClient):
         self.base = ""
         self.logged_in = False
         self.acks: list[str] = []
+        self.held_until = {"uplink": 0.0, "downlink": 0.0}  # partitions (loop time)
 
     via = "poll"
 
     @property
     def online(self) -> bool:
         return self.logged_in
+
+    def partition(self, until: float, direction: str) -> None:
+        for leg in ("uplink", "downlink"):
+            if direction in (leg, "both"):
+                self.held_until[leg] = max(self.held_until[leg], until)
+
+    async def _leg(self, leg: str) -> None:
+        """One network leg: the latency draw, and the rest of a partition if one holds."""
+        await asyncio.sleep(self.gen.latency())
+        wait = self.held_until[leg] - self.gen.loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _post(self, path: str, body: dict, timeout_s: float) -> dict:
         import aiohttp
@@ -610,7 +646,7 @@ class WebClient(RealClient):
         import aiohttp
 
         gen = self.gen
-        await asyncio.sleep(gen.latency())
+        await self._leg("uplink")
         if generation != self.generation or self.stopping:
             return
         body = {"user": self.uid, **{k: v for k, v in obj.items() if k != "op"}}
@@ -621,7 +657,7 @@ class WebClient(RealClient):
             if generation == self.generation:
                 self.connection_lost()
             return
-        await asyncio.sleep(gen.latency())
+        await self._leg("downlink")
         if generation != self.generation or self.stopping:
             return
         now = gen.clock()
@@ -641,8 +677,8 @@ class WebClient(RealClient):
         next_at = loop.time()
         while generation == self.generation and not self.stopping:
             next_at += self.interval_s
+            await self._leg("uplink")
             acks, self.acks = self.acks, []
-            await asyncio.sleep(gen.latency())
             body = {"user": self.uid, "acks": acks, "hold_s": self.hold_s}
             row = [gen.clock(), self.uid, "poll", 0, len(wire.encode(body))]
             gen.events.requests.append(row)
@@ -656,7 +692,7 @@ class WebClient(RealClient):
                 return
             items = answer.get("items") or []
             row[3] = len(items)
-            await asyncio.sleep(gen.latency())
+            await self._leg("downlink")
             if generation != self.generation or self.stopping:
                 return
             now = gen.clock()

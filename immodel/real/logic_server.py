@@ -86,6 +86,7 @@ class LogicServer:
         self.held: dict[int, tuple[_AccessLink, asyncio.TimerHandle]] = {}  # long polls
         self.batch_max = sc["transport.batch_max"]
         self.stats = Stats(cfg["dir"], f"logic{node_id}")
+        self.stats.gauge = lambda: {"pending_acks": len(self.node.pending)}
         self._retx: asyncio.TimerHandle | None = None
         self._retx_at: float | None = None
 

@@ -16,8 +16,9 @@ One run, in order (:func:`run_real`):
 5. **Play** the plan for ``duration_s`` and wait ``drain_s`` (wall-clock); faults fire
    on time: ``server_crash`` SIGKILLs logic process ``node`` and starts it again on the
    same port after ``down_s``; ``gateway_crash`` SIGKILLs access process ``node`` (its
-   clients reconnect to the others) and starts it again after ``down_s``. Load samples
-   (``up``, ``connections``) every ``sample_interval_s``.
+   clients reconnect to the others) and starts it again after ``down_s``; ``partition``
+   holds the chosen clients' frames until it heals (:mod:`immodel.real.loadgen`). Load samples
+   (``up``, ``connections``, ``pending_acks``) every ``sample_interval_s``.
 6. **Stop** the clients, read every process's CPU time, stop the processes (SIGTERM,
    then SIGKILL after 3 s), read the store, build the records and the summary
    (:mod:`immodel.real.recorder`).
@@ -47,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from immodel.errors import UserError
-from immodel.real.common import read_stats, run_sync
+from immodel.real.common import read_gauge, read_stats, run_sync
 
 #: The most users one run may have: a few thousand TLS clients and their tasks in one
 #: event loop is what one machine's loopback holds with timing still meaningful.
@@ -87,7 +88,7 @@ _DEFAULT_ONLY = (
     ("security.forged_per_s", 0.0, "0 (hostile logins are not implemented)"),
     ("security.attack_logins_per_s", 0.0, "0 (hostile logins are not implemented)"),
 )
-_FAULTS = ("server_crash", "gateway_crash")
+_FAULTS = ("server_crash", "gateway_crash", "partition")
 
 
 def check_supported(sc) -> None:
@@ -144,6 +145,15 @@ def check_supported(sc) -> None:
                 f"faults[{i}].kind = '{kind}' is not supported by immodel real: "
                 f"allowed {', '.join(_FAULTS)}"
             )
+        if kind == "partition":
+            if fault["down_s"] >= sc["transport.heartbeat_s"]:
+                raise UserError(
+                    f"faults[{i}].down_s = {fault['down_s']:g} is not supported by immodel "
+                    "real for a partition: the clients send no heartbeats, so a partition "
+                    "that would trip them is not implemented (allowed down_s < "
+                    f"transport.heartbeat_s = {sc['transport.heartbeat_s']:g})"
+                )
+            continue
         nodes = sc["server.nodes"] if kind == "server_crash" else sc["server.access_nodes"]
         node = int(fault.get("node", 0))
         if kind == "gateway_crash" and node < 0:
@@ -361,6 +371,7 @@ async def _run(sc, folder: Path):
     from immodel.real import store as store_mod
     from immodel.real.loadgen import LoadGen, make_plan
     from immodel.real.recorder import build_result
+    from immodel.sim.rng import Streams
 
     wall0 = time.perf_counter()
     loop = asyncio.get_running_loop()
@@ -407,8 +418,33 @@ async def _run(sc, folder: Path):
         setup_s = time.perf_counter() - wall0
         horizon = sc["duration_s"] + sc["drain_s"]
 
+        fault_rng = Streams(sc["seed"])["faults"].generator  # which users a fault picks
+
         async def fault(f: dict) -> None:
             await asyncio.sleep(max(0.0, t_start + f["at_s"] - gen.clock()))
+            if f["kind"] == "partition":
+                users = list(range(sc["workload.users"]))
+                cut = [
+                    u
+                    for u, x in zip(users, fault_rng.random(len(users)), strict=True)
+                    if x < f["share"]
+                ]
+                now = gen.clock()
+                fault_log.append(
+                    {
+                        "kind": "partition",
+                        "at_s": now,
+                        "end_s": now + f["down_s"],
+                        "node": None,
+                        "users": tuple(cut),
+                        "online": (),
+                    }
+                )
+                heal = gen.loop.time() + f["down_s"]
+                for u in cut:
+                    if u in gen.clients:
+                        gen.clients[u].partition(heal, f["direction"])
+                return
             node = int(f.get("node", 0))
             target = logic[node] if f["kind"] == "server_crash" else access[node]
             now = gen.clock()
@@ -437,8 +473,17 @@ async def _run(sc, folder: Path):
             while True:
                 t = gen.clock() - t_start
                 for p in logic:
+                    # pending-ACK entries as the node last published them (≤ 0.5 s old)
+                    pending = read_gauge(str(folder), p.name).get("pending_acks", 0)
                     load_rows.append(
-                        {"t": t, "tier": "logic", "node": p.index, "up": p.up, "connections": 0}
+                        {
+                            "t": t,
+                            "tier": "logic",
+                            "node": p.index,
+                            "up": p.up,
+                            "connections": 0,
+                            "pending_acks": pending if p.up else 0,
+                        }
                     )
                 for p in access:
                     n = sum(1 for c in gen.clients.values() if c.access == p.index and c.online)

@@ -35,6 +35,7 @@ import pandas as pd
 from immodel.analysis.metrics import RECOVERY_KEYS, recovery_metrics, summarize
 from immodel.protocol.messages import Message
 from immodel.sim import reachability
+from immodel.sim.faults import CRASH_KINDS
 from immodel.sim.model import Result
 from immodel.sim.records import Recorder
 
@@ -121,8 +122,10 @@ def build_result(
 
     horizon = float(scenario["duration_s"]) + float(scenario["drain_s"])
     out = dict(extra)
-    incidents = [
-        {**e, "at_s": e["at_s"] - t_start, "end_s": e["end_s"] - t_start} for e in fault_log
+    incidents = [  # crashes, as the simulator's recovery metrics take them
+        {**e, "at_s": e["at_s"] - t_start, "end_s": e["end_s"] - t_start}
+        for e in fault_log
+        if e["kind"] in CRASH_KINDS
     ]
     out.update(
         recovery_metrics(messages, requests, incidents)
