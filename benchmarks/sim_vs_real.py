@@ -4,8 +4,9 @@
 
 Calibrates the simulator on this machine for each transport
 (:func:`immodel.experiments.sim_vs_real.calibrate`), then runs push, long polling, short
-polling and a logic-node crash (push, two logic nodes) both ways with the same seed and
-prints, per scenario, the simulated and real figures and their ratio
+polling, a logic-node crash (push, two logic nodes) and an access-node crash (a reset
+storm: its connections reset, its clients reconnect to the other node) both ways with
+the same seed, and prints, per scenario, the simulated and real figures and their ratio
 (:func:`~immodel.experiments.sim_vs_real.compare`). One run of each kind per scenario:
 the real run's tail moves between runs on a shared machine.
 ``notebooks/11_sim_vs_real.py`` is the same with figures.
@@ -43,6 +44,13 @@ def main() -> None:
         "push, logic crash": {
             "server.nodes": 2,
             "faults": [{"kind": "server_crash", "at_s": args.duration / 3, "down_s": 2.0}],
+        },
+        # a connection-reset storm: an access node dies and resets every connection it held
+        "push, access node crash": {
+            "server.access_nodes": 2,
+            "faults": [
+                {"kind": "gateway_crash", "at_s": args.duration / 3, "down_s": 2.0, "node": 1}
+            ],
         },
     }
     pairs = {}

@@ -20,8 +20,9 @@
 #
 # What should agree: nothing lost or duplicated in either; the requests per delivered
 # message (the protocol's own traffic); median and p99 latency within 20 %; recovery
-# after a logic crash. Each figure is one run of each kind: on a small shared machine
-# the real run's tail moves between runs.
+# after a logic crash and after a connection-reset storm (an access node dies). Each
+# figure is one run of each kind: on a small shared machine the real run's tail moves
+# between runs.
 
 # %% tags=["parameters"]
 USERS = 40  # users of every run (immodel real holds at most 2000)
@@ -31,6 +32,7 @@ RATE = 0.5  # messages per second per user
 LATENCY_MS = 20.0  # one-way network latency the clients add (s of the scenario)
 TRANSPORTS = ["push", "long_poll", "short_poll"]  # matched runs per transport
 CRASH = True  # also a logic-node crash (push, two logic nodes)
+RESET_STORM = True  # also an access-node crash: its connections reset (push, two nodes)
 SEED = 1
 
 # %%
@@ -91,6 +93,14 @@ if CRASH:
         "faults": [{"kind": "server_crash", "at_s": DURATION_S / 3, "down_s": 1.0, "node": 0}],
     }
     pairs["push, logic crash"] = matched_runs(Scenario.load("baseline", crash), calibration)
+if RESET_STORM:  # an access node dies: every connection it held is reset
+    storm = {
+        **base,
+        "network.latency_ms": LATENCY_MS,
+        "server.access_nodes": 2,
+        "faults": [{"kind": "gateway_crash", "at_s": DURATION_S / 3, "down_s": 1.0, "node": 1}],
+    }
+    pairs["push, reset storm"] = matched_runs(Scenario.load("baseline", storm), calibration)
 table = compare(pairs)
 display(table.pivot(index="metric", columns="scenario", values="sim / real").round(3))
 display(table.round(3))

@@ -87,7 +87,8 @@ PER_NOTEBOOK: dict[str, dict] = {
         "DURATION_S": 2.0,
         "DRAIN_S": 1.5,
         "TRANSPORTS": ["push"],
-        "CRASH": False,  # tests/real/test_sim_vs_real.py runs the crash pair
+        "CRASH": False,  # tests/real/test_sim_vs_real.py runs the crash pairs
+        "RESET_STORM": False,
     },
 }
 

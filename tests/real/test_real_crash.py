@@ -9,8 +9,7 @@ import sqlite3
 import pytest
 
 from immodel import Scenario
-from immodel.real import run_real
-from tests.real.real_helpers import SMALL, processes_mentioning
+from tests.real.real_helpers import SMALL, processes_mentioning, shared_real_run
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -20,7 +19,6 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def crash_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("real-crash")
     scenario = Scenario.load(
         "baseline",
         {
@@ -32,7 +30,7 @@ def crash_run(tmp_path_factory):
             "faults": [{"kind": "server_crash", "at_s": 1.5, "down_s": 1.0, "node": 0}],
         },
     )
-    return run_real(scenario, keep_dir=str(folder)), folder
+    return shared_real_run(tmp_path_factory, "crash", scenario)
 
 
 def test_a_logic_crash_loses_nothing_that_was_stored(crash_run):

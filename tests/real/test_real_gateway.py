@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from immodel import Scenario
-from immodel.real import run_real
-from tests.real.real_helpers import SMALL
+from tests.real.real_helpers import SMALL, shared_real_run
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -17,7 +16,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def gateway_run():
+def gateway_run(tmp_path_factory):
     scenario = Scenario.load(
         "baseline",
         {
@@ -29,7 +28,7 @@ def gateway_run():
             "faults": [{"kind": "gateway_crash", "at_s": 1.0, "down_s": 1.0, "node": 1}],
         },
     )
-    return run_real(scenario)
+    return shared_real_run(tmp_path_factory, "gateway", scenario)[0]
 
 
 def test_the_cut_clients_reconnect_and_nothing_is_lost(gateway_run):

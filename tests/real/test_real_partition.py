@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 
 from immodel import Scenario
-from immodel.real import run_real
-from tests.real.real_helpers import SMALL
+from tests.real.real_helpers import SMALL, shared_real_run
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -19,7 +18,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def partition_run():
+def partition_run(tmp_path_factory):
     scenario = Scenario.load(
         "baseline",
         {
@@ -35,7 +34,7 @@ def partition_run():
             ],
         },
     )
-    return run_real(scenario)
+    return shared_real_run(tmp_path_factory, "partition", scenario)[0]
 
 
 def test_a_partition_longer_than_the_timeouts_loses_and_duplicates_nothing(partition_run):

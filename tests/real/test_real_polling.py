@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from immodel import Scenario
-from immodel.real import run_real
-from tests.real.real_helpers import SMALL
+from tests.real.real_helpers import SMALL, shared_real_run
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -17,7 +16,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module", params=["long_poll", "short_poll"])
-def poll_run(request):
+def poll_run(request, tmp_path_factory):
     scenario = Scenario.load(
         "baseline",
         {
@@ -27,7 +26,8 @@ def poll_run(request):
             "transport.long_poll_hold_s": 1.0,
         },
     )
-    return request.param, scenario, run_real(scenario)
+    result = shared_real_run(tmp_path_factory, request.param, scenario)[0]
+    return request.param, scenario, result
 
 
 def test_polling_loses_and_duplicates_nothing(poll_run):

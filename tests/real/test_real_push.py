@@ -8,9 +8,8 @@ import pytest
 
 from immodel import Scenario, run
 from immodel.analysis.checker import check_trace
-from immodel.real import run_real
 from immodel.real.loadgen import make_plan
-from tests.real.real_helpers import SMALL, processes_mentioning
+from tests.real.real_helpers import SMALL, processes_mentioning, shared_real_run
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -29,9 +28,7 @@ def scenario():
 
 @pytest.fixture(scope="module")
 def real_run(scenario, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("real-push")
-    result = run_real(scenario, keep_dir=str(folder))
-    return result, folder
+    return shared_real_run(tmp_path_factory, "push", scenario)
 
 
 def test_a_clean_push_run_loses_and_duplicates_nothing(real_run):

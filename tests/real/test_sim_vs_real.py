@@ -6,15 +6,20 @@ What must agree: nothing lost or duplicated in either (every mechanism on); the 
 requests per delivered message (the protocol's traffic: the plan, the ACKs and syncs it
 causes are the same, so only a sync coalesced differently may differ: 5 %); median and
 99th-percentile latency within the design target of 20 % once the loopback's own
-latency is in the simulated scenario. A logic crash: nothing lost in either, and both
-recover (every affected pair delivered)."""
+latency is in the simulated scenario. A logic crash and a connection-reset storm (an
+access node dies): nothing lost in either, and both recover (every affected pair
+delivered)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from immodel import Scenario
 from immodel.experiments.sim_vs_real import calibrate, compare, matched_runs
+from immodel.sim.model import load_run
+from tests.real.real_helpers import shared
 
 pytestmark = [
     pytest.mark.slow,
@@ -25,22 +30,38 @@ pytestmark = [
 BASE = {
     "workload.users": 30,
     "workload.send_rate_per_user": 1.0,
-    "duration_s": 4.0,
-    "drain_s": 2.0,
+    "duration_s": 3.0,
+    "drain_s": 1.5,
 }
 
 
-@pytest.fixture(scope="module")
-def calibration():
-    pytest.importorskip("trustme")
-    return calibrate(Scenario.load("baseline", BASE))
-
-
-@pytest.fixture(scope="module")
-def push_pair(calibration):
-    return matched_runs(
-        Scenario.load("baseline", {**BASE, "network.latency_ms": 20.0}), calibration
+def _pair(tmp_path_factory, name: str, scenario, calibration):
+    """The matched ``(sim, real)`` pair, made once per session (see ``shared``)."""
+    return shared(
+        tmp_path_factory,
+        name,
+        lambda _work: matched_runs(scenario, calibration),
+        lambda pair, folder: (pair[0].write(folder / "sim"), pair[1].write(folder / "real")),
+        lambda folder: (load_run(folder / "sim"), load_run(folder / "real")),
     )
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory):
+    pytest.importorskip("trustme")
+    return shared(
+        tmp_path_factory,
+        "calibration",
+        lambda _work: calibrate(Scenario.load("baseline", BASE)),
+        lambda keys, folder: (folder / "keys.json").write_text(json.dumps(keys)),
+        lambda folder: json.loads((folder / "keys.json").read_text()),
+    )
+
+
+@pytest.fixture(scope="module")
+def push_pair(calibration, tmp_path_factory):
+    scenario = Scenario.load("baseline", {**BASE, "network.latency_ms": 20.0})
+    return _pair(tmp_path_factory, "push-pair", scenario, calibration)
 
 
 def test_push_neither_loses_nor_duplicates(push_pair):
@@ -60,16 +81,37 @@ def test_push_latency_agrees_within_20_percent(push_pair, metric):
     assert table.loc[metric, "sim / real"] == pytest.approx(1.0, abs=0.2), table
 
 
-def test_a_logic_crash_loses_nothing_in_either_and_both_recover(calibration):
+def test_a_logic_crash_loses_nothing_in_either_and_both_recover(calibration, tmp_path_factory):
     crash = Scenario.load(
         "baseline",
         {
             **BASE,
             "server.nodes": 2,
-            "faults": [{"kind": "server_crash", "at_s": 1.5, "down_s": 1.0, "node": 0}],
+            "faults": [{"kind": "server_crash", "at_s": 1.0, "down_s": 1.0, "node": 0}],
         },
     )
-    sim, real = matched_runs(crash, calibration)
+    sim, real = _pair(tmp_path_factory, "crash-pair", crash, calibration)
     for result in (sim, real):
         assert result.summary["lost"] == 0 and result.summary["duplicates"] == 0
         assert result.summary["recovery_undelivered"] == 0
+
+
+def test_a_connection_reset_storm_loses_nothing_in_either_and_the_cut_clients_return(
+    calibration, tmp_path_factory
+):
+    # an access node dies: every connection it held is reset, its clients reconnect to
+    # the other node (in both, the fault's users are the clients it held)
+    storm = Scenario.load(
+        "baseline",
+        {
+            **BASE,
+            "server.access_nodes": 2,
+            "faults": [{"kind": "gateway_crash", "at_s": 1.0, "down_s": 1.0, "node": 1}],
+        },
+    )
+    sim, real = _pair(tmp_path_factory, "storm-pair", storm, calibration)
+    for result in (sim, real):
+        assert result.summary["lost"] == 0 and result.summary["duplicates"] == 0
+        assert result.summary["recovery_undelivered"] == 0
+        logins = result.requests[result.requests["kind"] == "login"]
+        assert len(logins) > 0  # the cut clients came back
