@@ -14,9 +14,17 @@ start). A client's first frame is a login with a real UserSig
   user and message id), since that node holds the pending-ACK entry;
 * replies, pushes and sync pages from the logic nodes go down to the user's connection.
 
-Every logic node is told who is connected here (``hello`` on each (re)connect, then
-``attach`` / ``detach``); a login also goes to the owner, which moves the offline queue
-to the downlink. A lost logic connection is retried every 50 ms.
+Every logic node is told who is connected here and how (``hello`` on each (re)connect,
+then ``attach`` / ``detach``); a login also goes to the owner, which moves the offline
+queue to the downlink. A lost logic connection is retried every 50 ms.
+
+Web clients use HTTPS on a second port (aiohttp, the same certificate): ``POST /login``
+(UserSig), ``/send`` (answered with the send's reply), ``/sync`` (with the page),
+``/poll`` (the ACKs ride on it; answered with what waits, or — a long poll — held on the
+logic node up to ``hold_s``), ``/logout``. Each request waits for the logic node's
+answer for at most ``transport.request_timeout_s`` (a poll: its hold more) and is then
+answered empty, which the client's own timeouts and retries handle. The process prints
+``READY <tls port> <https port>``.
 """
 
 from __future__ import annotations

@@ -16,9 +16,13 @@ exchange :mod:`immodel.real.wire` frames. What it holds:
 The send path is the simulator's, without service times: dedup (``begin_send``) →
 admission (:func:`immodel.protocol.admission.admit`) → one SQLite transaction (1:1
 membership, group seq, stored row) → reply → fan-out (``route``: push with pending-ACK,
-or the offline queue for a recipient who is not connected). A recipient's pending entry
-lives on the node that stored the message (the simulator keeps it on the recipient's
-own node); the access node remembers which node pushed each copy and sends the ACK there.
+the outbox of a polling recipient, or the offline queue for a recipient who is not
+connected). A recipient's pending entry lives on the node that stored the message (the
+simulator keeps it on the recipient's own node); the access node remembers which node
+pushed each copy and sends the ACK there. Polls (one logic node only, see the
+orchestrator's refusals) take what waits in the outbox
+(:meth:`~immodel.protocol.pending_ack.PendingAcks.take_for_poll`); a long poll with
+nothing waiting is held here until a message is routed to its user or its hold ends.
 """
 
 from __future__ import annotations
