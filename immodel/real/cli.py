@@ -28,6 +28,11 @@ def cmd_real(args: argparse.Namespace) -> int:
         check_run_out(out, args.force)
     try:
         result = run_real(scenario)
+    except (RuntimeError, ConnectionError) as exc:
+        # the harness itself failed (a server did not start, clients could not connect):
+        # not the user's mistake, so status 1, but one line, and the processes are gone
+        print(f"error: immodel real failed: {exc}", file=sys.stderr)
+        return 1
     except Terminated as stop:
         print(
             f"error: stopped by signal {stop.signum}; every server process was killed",
