@@ -99,6 +99,8 @@ def build_result(
     for msg_id, t, failure in events.outcomes:
         rec.outcome(msg_id, t - t_start, failure)
     for t, user, kind, n, size in sorted(events.requests, key=lambda r: r[0]):
+        if t < t_start:
+            continue  # the start population's set-up (pollers already polling): not the run
         rec.request(t - t_start, user, kind, n, size)
 
     trace = rec.trace_frame()
