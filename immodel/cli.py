@@ -82,6 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_handler("immodel.sim.cli", "cmd_run"))
 
+    # `immodel real`: the same scenario on real processes and sockets (immodel.real)
+    real = sub.add_parser(
+        "real", help="run one scenario on real servers and sockets on this machine"
+    )
+    real.add_argument("scenario", help="a TOML file or a built-in name (see `immodel scenarios`)")
+    real.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key (repeatable)",
+    )
+    real.add_argument("--seed", type=int, default=None, help="root seed (overrides the file)")
+    real.add_argument("--out", default=None, metavar="DIR", help="write the run's records here")
+    real.add_argument(
+        "--force", action="store_true", help="--out may be the folder of an earlier run"
+    )
+    real.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    real.set_defaults(func=_handler("immodel.real.cli", "cmd_real"))
+
     scen = sub.add_parser("scenarios", help="list the built-in scenarios")
     scen.set_defaults(func=_handler("immodel.sim.cli", "cmd_scenarios"))
 

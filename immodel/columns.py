@@ -446,7 +446,29 @@ RESULTS = Table(
             "bytes",
             "held_polls_peak × server.held_poll_bytes",
         ),
-        _c("network_model", "string", "", "stream or datagram (network.model)"),
+        _c(
+            "network_model",
+            "string",
+            "",
+            "stream or datagram (network.model); real for a run of immodel real",
+        ),
+        # -- immodel real only (null in a simulated run's results: absent from its summary)
+        _c(
+            "cpu_s_by_process",
+            "dict",
+            "s",
+            "immodel real: CPU time of each process (logic<i>, access<i>, loadgen)",
+        ),
+        _c("cpu_s_logic", "float", "s", "immodel real: CPU time of the logic processes"),
+        _c("cpu_s_access", "float", "s", "immodel real: CPU time of the access processes"),
+        _c("cpu_s_loadgen", "float", "s", "immodel real: CPU time of the load generator"),
+        _c(
+            "real_setup_s",
+            "float",
+            "s",
+            "immodel real: wall time until every client was logged in",
+        ),
+        _c("real_processes", "int", "", "immodel real: server processes started"),
         _c(
             "routed_to_down_node",
             "int",

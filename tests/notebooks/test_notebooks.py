@@ -81,6 +81,15 @@ PER_NOTEBOOK: dict[str, dict] = {
     "08_live_rooms": {"AUDIENCE": 2000, "COHORTS": 50, "MEAN_STAY_S": 60.0},
     "10_backend_senders": {"LIMIT": 20, "OFFERED_X": [0.5, 2.0], "RATE_USERS": 40},
     "09_devices_offline_push": {"WEB_SHARES": [0.0, 0.3]},
+    # real processes and sockets: wall-clock runs, so few and short
+    "11_sim_vs_real": {
+        "USERS": 15,
+        "DURATION_S": 2.0,
+        "DRAIN_S": 1.5,
+        "TRANSPORTS": ["push"],
+        "CRASH": False,  # tests/real/test_sim_vs_real.py runs the crash pairs
+        "RESET_STORM": False,
+    },
 }
 
 # Modules a notebook may import: immodel's public layers, the standard library, and the

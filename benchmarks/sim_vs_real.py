@@ -1,0 +1,74 @@
+"""Simulated vs real on matched scenarios: the table the README quotes.
+
+    .venv/bin/python benchmarks/sim_vs_real.py [--users N] [--duration S] [--latency-ms MS]
+
+Calibrates the simulator on this machine for each transport
+(:func:`immodel.experiments.sim_vs_real.calibrate`), then runs push, long polling, short
+polling, a logic-node crash (push, two logic nodes) and an access-node crash (a reset
+storm: its connections reset, its clients reconnect to the other node) both ways with
+the same seed, and prints, per scenario, the simulated and real figures and their ratio
+(:func:`~immodel.experiments.sim_vs_real.compare`). One run of each kind per scenario:
+the real run's tail moves between runs on a shared machine.
+``notebooks/11_sim_vs_real.py`` is the same with figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+from immodel import Scenario
+from immodel.experiments.sim_vs_real import calibrate, compare, matched_runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")  # explicit short drains on purpose (loopback, no loss)
+    base = {
+        "workload.users": args.users,
+        "workload.send_rate_per_user": 0.5,
+        "duration_s": args.duration,
+        "drain_s": 3.0,
+    }
+    t0 = time.perf_counter()
+    runs = {
+        "push": {},
+        "long_poll": {"transport.kind": "long_poll", "transport.long_poll_hold_s": 5.0},
+        "short_poll": {"transport.kind": "short_poll", "transport.poll_interval_s": 1.0},
+        "push, logic crash": {
+            "server.nodes": 2,
+            "faults": [{"kind": "server_crash", "at_s": args.duration / 3, "down_s": 2.0}],
+        },
+        # a connection-reset storm: an access node dies and resets every connection it held
+        "push, access node crash": {
+            "server.access_nodes": 2,
+            "faults": [
+                {"kind": "gateway_crash", "at_s": args.duration / 3, "down_s": 2.0, "node": 1}
+            ],
+        },
+    }
+    pairs = {}
+    calibrations = {}  # per transport: HTTP polls cost the access tier more than frames
+    for label, extra in runs.items():
+        kind = extra.get("transport.kind", "push")
+        if kind not in calibrations:
+            transport = {k: v for k, v in extra.items() if k.startswith("transport.")}
+            calibrations[kind] = calibrate(Scenario.load("baseline", {**base, **transport}))
+        sc = Scenario.load("baseline", {**base, "network.latency_ms": args.latency_ms, **extra})
+        pairs[label] = matched_runs(sc, calibrations[kind])
+    table = compare(pairs)
+    print(table.round(3).to_string(index=False))
+    print(
+        f"\n{args.users} users × {args.duration:g} s at 0.5 msg/s, latency {args.latency_ms:g} ms "
+        f"one way; load average {os.getloadavg()[0]:.1f}; {time.perf_counter() - t0:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

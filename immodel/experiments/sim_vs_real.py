@@ -1,0 +1,126 @@
+"""Simulated vs real: one scenario run by the simulator and by ``immodel real``, compared.
+
+The simulator is asked to describe what the harness does on this machine: its service
+times come from a calibration (:func:`calibrate`, :mod:`immodel.real.calibrate`) and its
+network latency is the scenario's plus the loopback stack's own one-way time, measured
+in the same calibration. Then, per matched scenario (:func:`matched_runs`), the table of
+:func:`compare` puts side by side what must agree:
+
+* ``lost`` and ``duplicates`` — 0 in both with every mechanism on;
+* ``requests_per_delivery`` — requests at the access tier per delivered message: the
+  protocol's traffic, which the two should share up to noise;
+* ``latency_p50_ms`` and ``latency_p99_ms`` — the simulator should be within 20 % of the
+  real run once the loopback is in the scenario;
+* ``recovery_time_s`` and ``recovery_undelivered`` for a run with a crash.
+
+Only scenarios whose ``network.latency_ms`` is a number (a constant one-way time) can be
+matched: the loopback's time is added to it. Each figure comes from one run of each
+kind; on a 2-core machine shared with other work the real run's tail moves from run to
+run by more than the simulator's does.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from immodel.scenario import Scenario
+
+#: The summary figures compared, in table order.
+COMPARED = (
+    "messages_sent",
+    "lost",
+    "duplicates",
+    "requests_per_delivery",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "recovery_time_s",
+    "recovery_undelivered",
+)
+
+
+def calibrate(scenario: Scenario) -> dict[str, Any]:
+    """Measure the harness on this machine (its logic operations in-process, its access
+    CPU per frame and the loopback's one-way time from a real run of ``scenario`` with
+    no added latency) and return the calibrated scenario keys
+    (:func:`immodel.real.calibrate.preset`)."""
+    from immodel.real import run_real
+    from immodel.real.calibrate import (
+        loopback_samples_ms,
+        measure_access_cost,
+        measure_logic_costs,
+        preset,
+        uplink_ms,
+    )
+    from immodel.sim.model import run
+
+    costs = measure_logic_costs(scenario)
+    zero = scenario.with_overrides({"network.latency_ms": 0.0, "faults": []})
+    real0 = run_real(zero)
+    access_ms = measure_access_cost(real0)
+    keys = preset(costs, access_ms, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the same (short) drain as the real run
+        sim0 = run(zero.with_overrides(keys))
+    samples = loopback_samples_ms(uplink_ms(real0), float(np.median(uplink_ms(sim0))))
+    return preset(costs, access_ms, samples)
+
+
+def simulated_twin(scenario: Scenario, calibration: dict[str, Any]) -> Scenario:
+    """``scenario`` with the calibrated service times, and the loopback's one-way time
+    (a number, or the calibration's empirical samples) added to its constant network
+    latency."""
+    latency = scenario["network.latency_ms"]
+    if not isinstance(latency, int | float):
+        raise ValueError(
+            "network.latency_ms must be a number to be matched (the loopback's one-way "
+            f"time is added to it), got {latency!r}"
+        )
+    keys = dict(calibration)
+    loop = calibration["network.latency_ms"]
+    if isinstance(loop, int | float):
+        keys["network.latency_ms"] = float(latency) + loop
+    else:
+        samples = [float(latency) + x for x in loop["samples"]]
+        keys["network.latency_ms"] = {"dist": "empirical", "samples": samples}
+    return scenario.with_overrides(keys)
+
+
+def matched_runs(scenario: Scenario, calibration: dict[str, Any]) -> tuple[Any, Any]:
+    """``(simulated, real)`` results of ``scenario`` (same seed, so the same plan)."""
+    from immodel.real import run_real
+    from immodel.sim.model import run
+
+    real = run_real(scenario)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the drain warning was given by the real run
+        sim = run(simulated_twin(scenario, calibration))
+    return sim, real
+
+
+def _figures(summary: dict) -> dict[str, Any]:
+    out = {k: summary.get(k) for k in COMPARED}
+    delivered = summary["deliveries"]
+    out["requests_per_delivery"] = summary["requests_total"] / delivered if delivered else None
+    return out
+
+
+def compare(pairs: dict[str, tuple[Any, Any]]) -> pd.DataFrame:
+    """One row per (label, metric): ``sim``, ``real`` and ``sim / real``."""
+    rows = []
+    for label, (sim, real) in pairs.items():
+        s, r = _figures(sim.summary), _figures(real.summary)
+        for key in COMPARED:
+            a, b = s[key], r[key]
+            numbers = isinstance(a, int | float) and isinstance(b, int | float)
+            ratio = a / b if numbers and b else None
+            rows.append(
+                {"scenario": label, "metric": key, "sim": a, "real": b, "sim / real": ratio}
+            )
+    return pd.DataFrame(rows)
+
+
+__all__ = ["COMPARED", "calibrate", "compare", "matched_runs", "simulated_twin"]

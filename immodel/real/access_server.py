@@ -1,0 +1,339 @@
+"""An access server process of ``immodel real``: holds the clients' TLS connections and
+forwards their requests to the logic servers.
+
+Started as ``python -m immodel.real.access_server CONFIG.json NODE``. Clients speak
+:mod:`immodel.real.wire` frames inside TLS (the certificate the orchestrator made at
+start). A client's first frame is a login with a real UserSig
+(:func:`immodel.protocol.usersig.verify_usersig` on the run's clock); then:
+
+* ``send`` and ``sync`` go to the user's logic node — rendezvous hashing
+  (:func:`immodel.sim.kernel.rendezvous`, as the simulated access tier) over the logic
+  nodes this process is connected to now; with the owner's connection gone (a crashed
+  logic process) its users move to the survivors at once, and back when it returns;
+* ``ack`` goes to the logic node that pushed each acknowledged copy (remembered per
+  user and message id), since that node holds the pending-ACK entry;
+* replies, pushes and sync pages from the logic nodes go down to the user's connection.
+
+Every logic node is told who is connected here and how (``hello`` on each (re)connect,
+then ``attach`` / ``detach``); a login also goes to the owner, which moves the offline
+queue to the downlink. A lost logic connection is retried every 50 ms.
+
+Web clients use HTTPS on a second port (aiohttp, the same certificate): ``POST /login``
+(UserSig), ``/send`` (answered with the send's reply), ``/sync`` (with the page),
+``/poll`` (the ACKs ride on it; answered with what waits, or — a long poll — held on the
+logic node up to ``hold_s``), ``/logout``. Each request waits for the logic node's
+answer for at most ``transport.request_timeout_s`` (a poll: its hold more) and is then
+answered empty, which the client's own timeouts and retries handle. The process prints
+``READY <tls port> <https port>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import sys
+
+from immodel.protocol.usersig import UserSigError, verify_usersig
+from immodel.real import wire
+from immodel.real.common import (
+    HOST,
+    RunClock,
+    Stats,
+    announce_ready,
+    load_config,
+    serve_until_terminated,
+)
+from immodel.sim.kernel import rendezvous
+
+RECONNECT_S = 0.05
+
+
+class AccessServer:
+    """The sessions of one access node and its links to the logic nodes."""
+
+    def __init__(self, cfg: dict, node_id: int) -> None:
+        self.cfg = cfg
+        self.node_id = node_id
+        self.clock = RunClock(cfg["t0"])
+        self.logic_ports: list[int] = list(cfg["logic_ports"])
+        self.links: dict[int, asyncio.StreamWriter] = {}
+        self.sessions: dict[int, asyncio.StreamWriter] = {}  # push users' connections
+        self.web: set[int] = set()  # users logged in over HTTP (polling)
+        # HTTP requests waiting for the logic tier's answer: (user, what) → futures
+        self.waiting: dict[tuple[int, str], list[asyncio.Future]] = {}
+        self.pushed_from: dict[tuple[int, str], int] = {}
+        self.stats = Stats(cfg["dir"], f"access{node_id}")
+        self.epoch_s = cfg["scenario"]["security.epoch_s"]
+        self.request_timeout_s = cfg["scenario"]["transport.request_timeout_s"]
+
+    def owner(self, user: int) -> int | None:
+        live = sorted(self.links)
+        return rendezvous(user, live) if live else None
+
+    def to_logic(self, node: int | None, obj: dict) -> bool:
+        writer = self.links.get(node) if node is not None else None
+        if writer is None or writer.is_closing():
+            self.stats.counts["requests_dropped_no_logic"] += 1
+            return False
+        writer.write(wire.encode(obj))
+        return True
+
+    def to_all_logic(self, obj: dict) -> None:
+        data = wire.encode(obj)
+        for writer in self.links.values():
+            if not writer.is_closing():
+                writer.write(data)
+
+    # -- logic links ----------------------------------------------------------------------
+    async def keep_logic_link(self, node: int) -> None:
+        port = self.logic_ports[node]
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(HOST, port)
+            except OSError:
+                await asyncio.sleep(RECONNECT_S)
+                continue
+            users = [[u, "push"] for u in self.sessions] + [[u, "poll"] for u in self.web]
+            writer.write(wire.encode({"op": "hello", "access": self.node_id, "users": users}))
+            self.links[node] = writer
+            self.stats.counts["logic_links_opened"] += 1
+            try:
+                while True:
+                    frame = await wire.read_frame(reader)
+                    if frame is None:
+                        break
+                    self.from_logic(frame)
+            except (ConnectionError, wire.FrameError):
+                pass
+            finally:
+                if self.links.get(node) is writer:
+                    del self.links[node]
+                writer.close()
+            await asyncio.sleep(RECONNECT_S)
+
+    def from_logic(self, frame: dict) -> None:
+        user = int(frame["user"])
+        if user in self.web:
+            self._answer_web(user, frame)
+            return
+        writer = self.sessions.get(user)
+        if writer is None or writer.is_closing():
+            self.stats.counts["downlink_dropped_no_session"] += 1
+            return
+        if frame["op"] == "push":
+            self.pushed_from[(user, frame["item"][0])] = int(frame["node"])
+        writer.write(wire.encode(frame))
+
+    # -- clients --------------------------------------------------------------------------
+    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        user: int | None = None
+        try:
+            frame = await asyncio.wait_for(wire.read_frame(reader), 30.0)
+            if frame is None or frame.get("op") != "login":
+                return
+            user = int(frame["user"])
+            try:
+                verify_usersig(
+                    frame["sig"],
+                    sdkappid=self.cfg["sdkappid"],
+                    key=self.cfg["usersig_key"],
+                    identifier=str(user),
+                    now=self.epoch_s + self.clock(),
+                )
+            except UserSigError as exc:
+                self.stats.counts["logins_rejected"] += 1
+                writer.write(wire.encode({"op": "login_refused", "reason": str(exc.reason)}))
+                user = None
+                return
+            old = self.sessions.get(user)
+            if old is not None:
+                old.close()  # a newer login of the same user replaces the old connection
+            self.sessions[user] = writer
+            self.stats.counts["logins"] += 1
+            self.to_all_logic({"op": "attach", "user": user, "mode": "push"})
+            self.to_logic(self.owner(user), {"op": "login", "user": user, "mode": "push"})
+            writer.write(wire.encode({"op": "login_ok"}))
+            while True:
+                frame = await wire.read_frame(reader)
+                if frame is None:
+                    break
+                self.from_client(user, frame)
+        except (ConnectionError, wire.FrameError, TimeoutError, ssl.SSLError):
+            pass
+        finally:
+            if user is not None and self.sessions.get(user) is writer:
+                del self.sessions[user]
+                self.to_all_logic({"op": "detach", "user": user})
+            writer.close()
+
+    def from_client(self, user: int, frame: dict) -> None:
+        op = frame["op"]
+        self.stats.counts[f"requests_{op}"] += 1
+        if op == "send":
+            self.to_logic(self.owner(user), {"op": "send", "user": user, "msg": frame["msg"]})
+        elif op == "sync":
+            self.to_logic(self.owner(user), {"op": "sync", "user": user, "req": frame["req"]})
+        elif op == "ack":
+            by_node: dict[int | None, list[str]] = {}
+            for msg_id in frame["ids"]:
+                node = self.pushed_from.pop((user, msg_id), None)
+                by_node.setdefault(node, []).append(msg_id)
+            for node, ids in by_node.items():
+                target = node if node in self.links else self.owner(user)
+                self.to_logic(target, {"op": "ack", "user": user, "ids": ids})
+
+    # -- web clients: HTTP long and short polling (aiohttp) ------------------------------
+    def _answer_web(self, user: int, frame: dict) -> None:
+        op = frame["op"]
+        if op == "reply":
+            key = (user, "reply:" + str(frame["reply"][0]))
+        elif op == "sync_resp":
+            key = (user, "sync")
+        elif op == "poll_resp":
+            key = (user, "poll")
+        else:
+            self.stats.counts["downlink_dropped_web"] += 1
+            return
+        futures = self.waiting.get(key)
+        while futures:
+            fut = futures.pop(0)
+            if not fut.done():
+                fut.set_result(frame)
+                break
+        else:
+            self.stats.counts["answers_without_request"] += 1
+        if not futures:
+            self.waiting.pop(key, None)
+
+    async def _ask(self, user: int, key: str, frame: dict, timeout_s: float) -> dict | None:
+        """Forward ``frame`` to the user's logic node and wait for the answer named by
+        ``key`` (None: no logic node, or no answer in ``timeout_s``)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault((user, key), []).append(fut)
+        if not self.to_logic(self.owner(user), frame):
+            fut.cancel()
+            return None
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            return None
+
+    async def _json(self, request) -> tuple[int, dict]:
+        from aiohttp import web
+
+        try:
+            data = await request.json()
+            user = int(data["user"])
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPBadRequest(text="a JSON object with 'user' is expected") from None
+        if request.path != "/login" and user not in self.web:
+            raise web.HTTPUnauthorized(text="log in first")
+        self.stats.counts[f"requests_{request.path.strip('/')}"] += 1
+        return user, data
+
+    async def h_login(self, request):
+        from aiohttp import web
+
+        user, data = await self._json(request)
+        try:
+            verify_usersig(
+                data["sig"],
+                sdkappid=self.cfg["sdkappid"],
+                key=self.cfg["usersig_key"],
+                identifier=str(user),
+                now=self.epoch_s + self.clock(),
+            )
+        except (UserSigError, KeyError):
+            self.stats.counts["logins_rejected"] += 1
+            raise web.HTTPForbidden(text="UserSig refused") from None
+        self.web.add(user)
+        self.stats.counts["logins"] += 1
+        self.to_all_logic({"op": "attach", "user": user, "mode": "poll"})
+        self.to_logic(self.owner(user), {"op": "login", "user": user, "mode": "poll"})
+        return web.json_response({"op": "login_ok"})
+
+    async def h_send(self, request):
+        from aiohttp import web
+
+        user, data = await self._json(request)
+        msg_id = str(data["msg"][0])
+        frame = {"op": "send", "user": user, "msg": data["msg"]}
+        answer = await self._ask(user, "reply:" + msg_id, frame, self.request_timeout_s)
+        return web.json_response({"reply": answer["reply"] if answer else None})
+
+    async def h_sync(self, request):
+        from aiohttp import web
+
+        user, data = await self._json(request)
+        frame = {"op": "sync", "user": user, "req": data["req"]}
+        answer = await self._ask(user, "sync", frame, self.request_timeout_s)
+        return web.json_response({"resp": answer["resp"] if answer else None})
+
+    async def h_poll(self, request):
+        from aiohttp import web
+
+        user, data = await self._json(request)
+        acks = data.get("acks") or []
+        if acks:  # ACKs ride on the poll; the (one) logic node holds the outbox
+            self.to_logic(self.owner(user), {"op": "ack", "user": user, "ids": acks})
+        hold_s = float(data.get("hold_s", 0.0))
+        frame = {"op": "poll", "user": user, "hold_s": hold_s}
+        answer = await self._ask(user, "poll", frame, hold_s + self.request_timeout_s)
+        return web.json_response({"items": answer["items"] if answer else None})
+
+    async def h_logout(self, request):
+        from aiohttp import web
+
+        user, _ = await self._json(request)
+        self.web.discard(user)
+        self.to_all_logic({"op": "detach", "user": user})
+        return web.json_response({"op": "bye"})
+
+    async def _serve_http(self, ctx: ssl.SSLContext) -> int:
+        from aiohttp import web
+
+        app = web.Application()
+        app.add_routes(
+            [
+                web.post("/login", self.h_login),
+                web.post("/send", self.h_send),
+                web.post("/sync", self.h_sync),
+                web.post("/poll", self.h_poll),
+                web.post("/logout", self.h_logout),
+            ]
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, HOST, 0, ssl_context=ctx)
+        await site.start()
+        return runner.addresses[0][1]
+
+    async def serve(self) -> None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cfg["cert"], self.cfg["key"])
+        server = await asyncio.start_server(self.client, HOST, 0, ssl=ctx)
+        http_port = await self._serve_http(ctx)
+        self._link_tasks = [
+            asyncio.create_task(self.keep_logic_link(n)) for n in range(len(self.logic_ports))
+        ]
+        # ready once every logic node is reached: a login before that would find no owner
+        # (a restarted access node may find a logic node down: it goes ahead after 5 s)
+        for _ in range(100):
+            if len(self.links) == len(self.logic_ports):
+                break
+            await asyncio.sleep(0.05)
+        announce_ready(server.sockets[0].getsockname()[1], http_port)
+        async with server:
+            await server.serve_forever()
+
+
+def main(argv: list[str]) -> None:
+    cfg = load_config(argv[0])
+    server = AccessServer(cfg, int(argv[1]))
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_until_terminated(server.serve, server.stats)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

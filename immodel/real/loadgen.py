@@ -1,0 +1,709 @@
+"""The load generator of ``immodel real``: the scenario's users as real TLS clients,
+driven by the protocol's :class:`~immodel.protocol.sender.UplinkSender` and
+:class:`~immodel.protocol.receiver.Receiver`.
+
+**The plan** (:func:`make_plan`) — who sends what, when — is drawn before the run from
+the run's named random streams (:class:`immodel.sim.rng.Streams`: ``groups``,
+``contacts``, ``presence``, ``workload``) with the simulator's own rules (Poisson sends
+at ``send_rate_per_user`` × users online, a group message with ``group_share``, else a
+1:1 message to a uniformly chosen user or contact), so the same seed gives the same
+plan. Timing is wall-clock: a planned send at ``t`` is submitted when the run clock
+reaches ``t``.
+
+**Network latency.** Each client delays every frame it writes and every frame it reads
+by a draw of ``network.latency_ms`` (stream ``latency``) on top of the loopback stack's
+own time, keeping each direction in order as a TCP stream does (:class:`_DelayLine`).
+There is no loss: scenarios with loss are refused. A ``partition`` fault holds the
+chosen clients' frames in the partitioned direction(s) until it heals, then releases
+them in order at once: what a proxy that stops forwarding does (the kernel below it
+still acknowledges the bytes, so there is no TCP retransmission backoff after the heal,
+which the simulator's stream model has).
+
+**What is recorded** (client side, run clock): each message when submitted, each copy
+shown (with ``via``: push or sync, and what repaired it), each request when its frame is
+written to the socket (kind, messages, bytes of the frame), the sender's attempts and
+outcome. :mod:`immodel.real.recorder` turns them, with the store's rows, into the
+simulator's records.
+
+A client whose connection breaks (an access process killed) suspends its sender,
+reconnects after ``transport.reconnect_base_s`` (doubling to ``reconnect_max_s``, with
+jitter from stream ``reconnect``) to a live access node, logs in again and syncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from dataclasses import dataclass, field
+
+from immodel.protocol.messages import (
+    Message,
+    SendAck,
+    SendFailed,
+    SendSucceeded,
+    Show,
+    StartSync,
+    Transmit,
+)
+from immodel.protocol.receiver import Receiver
+from immodel.protocol.sender import RetryPolicy, UplinkSender
+from immodel.protocol.usersig import generate_usersig
+from immodel.real import wire
+from immodel.real.common import HOST
+from immodel.sim.network import latency_sampler
+from immodel.sim.rng import Streams
+
+#: Seconds any single network wait of a client may take before it is abandoned.
+IO_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Plan:
+    """Who sends what, when: ``sends`` are ``(t, sender, conversation, is_group,
+    recipients)`` in time order; ``online`` the users connected at the start."""
+
+    groups: dict[str, list[int]]
+    online: list[int]
+    sends: list[tuple[float, int, str, bool, tuple[int, ...]]] = field(default_factory=list)
+
+
+def make_plan(sc) -> Plan:
+    """The run's plan from its scenario and seed (see the module docstring)."""
+    streams = Streams(sc["seed"])
+    n = sc["workload.users"]
+    groups: dict[str, list[int]] = {}
+    if sc["workload.groups"] > 0 and sc["workload.group_share"] > 0:
+        grng = streams["groups"].generator
+        for g in range(sc["workload.groups"]):
+            members = grng.choice(n, size=sc["workload.group_size"], replace=False)
+            groups[f"g{g}"] = sorted(int(m) for m in members)
+    contacts = None
+    if sc["workload.contacts"] > 0:
+        crng = streams["contacts"].generator
+        contacts = []
+        for u in range(n):
+            picks = crng.choice(n - 1, size=sc["workload.contacts"], replace=False)
+            contacts.append([int(p) + (p >= u) for p in picks])
+    online0 = streams["presence"].generator.random(n) < sc["workload.online_fraction"]
+    online = [u for u in range(n) if online0[u]]
+    plan = Plan(groups, online)
+    rate = sc["workload.send_rate_per_user"]
+    if rate <= 0 or not online:
+        return plan
+    stream = streams["workload"]
+    names = list(groups)
+    share = sc["workload.group_share"] if groups else 0.0
+    online_set = set(online)
+    t = 0.0
+    while True:
+        t += stream.exponential(1.0 / (len(online) * rate))
+        if t >= sc["duration_s"]:
+            return plan
+        if share > 0 and stream.uniform() < share:
+            g = stream.below(len(names))
+            members = groups[names[g]]
+            sender = None
+            for _ in range(4 * len(members)):
+                m = members[stream.below(len(members))]
+                if m in online_set:
+                    sender = m
+                    break
+            if sender is not None:
+                rcpt = tuple(x for x in members if x != sender)
+                plan.sends.append((t, sender, names[g], True, rcpt))
+                continue
+        sender = online[stream.below(len(online))]
+        if contacts is not None:
+            cl = contacts[sender]
+            other = cl[stream.below(len(cl))]
+        else:
+            other = stream.below(n - 1)
+            other += other >= sender
+        a, b = min(sender, other), max(sender, other)
+        plan.sends.append((t, sender, f"d{a}-{b}", False, (other,)))
+
+
+class _DelayLine:
+    """Frames of one direction of one connection, released in order after their delay
+    (a later frame never overtakes an earlier one, as on a TCP stream)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: deque = deque()
+        self.free_at = 0.0
+        self.handle: asyncio.TimerHandle | None = None
+
+    def put(self, delay_s: float, fn, *args) -> None:
+        at = max(self.loop.time() + delay_s, self.free_at)
+        self.free_at = at
+        self.queue.append((at, fn, args))
+        if self.handle is None:
+            self.handle = self.loop.call_at(at, self._release)
+
+    def _release(self) -> None:
+        self.handle = None
+        now = self.loop.time()
+        while self.queue and self.queue[0][0] <= now:
+            _, fn, args = self.queue.popleft()
+            fn(*args)
+        if self.queue:
+            self.handle = self.loop.call_at(self.queue[0][0], self._release)
+
+    def hold_until(self, at: float) -> None:
+        """A partition until loop time ``at``: nothing queued or put before then is
+        released earlier (then all of it, in order, at once)."""
+        self.free_at = max(self.free_at, at)
+        if not self.queue:
+            return
+        self.queue = deque((max(t, at), fn, args) for t, fn, args in self.queue)
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle = self.loop.call_at(self.queue[0][0], self._release)
+
+    def clear(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle = None
+        self.queue.clear()
+        self.free_at = 0.0
+
+
+class Events:
+    """What the clients record, in order, on the run clock (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, Message, tuple[int, ...]]] = []
+        self.shown: list[tuple[float, Message, int, int, str, str]] = []
+        self.requests: list[list] = []  # [t, user, kind, messages, bytes]
+        self.attempts: dict[str, int] = {}
+        self.outcomes: list[tuple[str, float, str]] = []
+        self.connects: list[tuple[int, float]] = []  # (user, when its login completed)
+        self.connected: list[tuple[float, float]] = []  # (from, to) of every connection
+        self.reconnects = 0
+
+
+class RealClient:
+    """One user's app: a TLS connection to an access node, its sender and receiver."""
+
+    def __init__(self, gen: LoadGen, uid: int) -> None:
+        sc = gen.sc
+        self.gen = gen
+        self.uid = uid
+        self.sender = UplinkSender(
+            uid,
+            RetryPolicy(
+                enabled=sc["reliability.uplink_retry"],
+                timeout_s=sc["reliability.uplink_timeout_s"],
+                backoff=sc["reliability.uplink_backoff"],
+                max_attempts=sc["reliability.uplink_max_attempts"],
+            ),
+        )
+        self.sender.handle_disconnect(0.0)  # nothing goes out before the first login
+        self.receiver = Receiver(
+            uid,
+            ack=sc["reliability.downlink_ack"],
+            dedup=sc["reliability.client_dedup"],
+            sync_enabled=sc["reliability.sync"],
+            dedup_window_s=sc["reliability.client_dedup_window_s"],
+            sync_timeout_s=sc["transport.request_timeout_s"],
+            sync_on_receipt=sc["reliability.sync_on_receipt"],
+            sync_on_gap=sc["reliability.sync_on_gap"],
+            sync_on_reconnect=sc["reliability.sync_on_reconnect"],
+            gap_wait_s=sc["reliability.gap_wait_ms"] / 1000.0,
+        )
+        self.writer: asyncio.StreamWriter | None = None
+        self.generation = 0
+        self.up = _DelayLine(gen.loop)
+        self.down = _DelayLine(gen.loop)
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: float | None = None
+        self.connected_at: float | None = None
+        self.access: int | None = None
+        self.stopping = False
+        self.task: asyncio.Task | None = None
+
+    via = "push"  # what the records call a copy that arrived without a sync
+
+    @property
+    def online(self) -> bool:
+        """Logged in on a connection that is still up."""
+        return self.writer is not None
+
+    # -- connection ----------------------------------------------------------------------
+    async def connect_once(self, initial: bool = False) -> bool:
+        """Open a TLS connection to a live access node and log in; True when logged in.
+
+        ``initial``: the population connected at the start of the run, set up before its
+        clock starts — like the simulator's start state, its logins are no requests of
+        the run and it has missed nothing, so no reconnect sync follows."""
+        gen = self.gen
+        access = gen.pick_access(self.uid)
+        if access is None:
+            return False
+        index, port, _http = access
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(HOST, port, ssl=gen.ssl_context, server_hostname=HOST),
+                IO_TIMEOUT_S,
+            )
+        except (OSError, TimeoutError, ssl.SSLError):
+            return False
+        token = generate_usersig(
+            sdkappid=gen.cfg["sdkappid"],
+            key=gen.cfg["usersig_key"],
+            identifier=str(self.uid),
+            expire_s=gen.sc["security.usersig_ttl_s"],
+            now=gen.sc["security.epoch_s"] + gen.clock(),
+        )
+        login = wire.encode({"op": "login", "user": self.uid, "sig": token})
+        try:
+            writer.write(login)
+            if not initial:
+                gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(login)])
+            answer = await asyncio.wait_for(wire.read_frame(reader), IO_TIMEOUT_S)
+        except (OSError, TimeoutError, ssl.SSLError, wire.FrameError):
+            writer.close()
+            return False
+        if answer is None or answer.get("op") != "login_ok":
+            writer.close()
+            return False
+        self.writer = writer
+        self.access = index
+        self.generation += 1
+        now = self.connected_at = gen.clock()
+        gen.events.connects.append((self.uid, now))
+        actions = self.sender.handle_connected(now)
+        if not initial:
+            actions += self.receiver.handle_connected(now)
+        self.act(actions)
+        self.task = asyncio.create_task(self.read_loop(reader, self.generation))
+        return True
+
+    async def read_loop(self, reader: asyncio.StreamReader, generation: int) -> None:
+        try:
+            while True:
+                frame = await wire.read_frame(reader)
+                if frame is None:
+                    break
+                self.down.put(self.gen.latency(), self.on_frame, frame, generation)
+        except (OSError, ssl.SSLError, wire.FrameError):
+            pass
+        if generation == self.generation and not self.stopping:
+            self.connection_lost()
+
+    def connection_lost(self) -> None:
+        gen = self.gen
+        now = gen.clock()
+        if self.connected_at is not None:
+            gen.events.connected.append((self.connected_at, now))
+            self.connected_at = None
+        self.generation += 1
+        self.up.clear()
+        self.down.clear()
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = None
+        self.sender.handle_disconnect(now)
+        gen.events.reconnects += 1
+        gen.spawn(self.reconnect())
+
+    async def reconnect(self) -> None:
+        sc = self.gen.sc
+        backoff = sc["transport.reconnect_base_s"]
+        while not self.stopping:
+            jitter = 0.5 + self.gen.streams["reconnect"].uniform()
+            await asyncio.sleep(backoff * jitter)
+            if self.stopping or await self.connect_once():
+                return
+            backoff = min(backoff * 2, sc["transport.reconnect_max_s"])
+
+    def partition(self, until: float, direction: str) -> None:
+        """Hold this client's frames in ``direction`` (uplink, downlink, both) until loop
+        time ``until``: written late, or read late, in order (see :class:`LoadGen`)."""
+        if direction in ("uplink", "both"):
+            self.up.hold_until(until)
+        if direction in ("downlink", "both"):
+            self.down.hold_until(until)
+
+    def close(self) -> None:
+        self.stopping = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.connected_at is not None:
+            self.gen.events.connected.append((self.connected_at, self.gen.clock()))
+            self.connected_at = None
+        self.up.clear()
+        self.down.clear()
+        if self.writer is not None:
+            self.writer.close()
+        if self.task is not None:
+            self.task.cancel()
+
+    # -- frames ---------------------------------------------------------------------------
+    def write(self, obj: dict, kind: str, messages: int) -> None:
+        """Send a request frame after the uplink latency; it is recorded when written."""
+        data = wire.encode(obj)
+        self.up.put(self.gen.latency(), self._write_now, data, kind, messages, self.generation)
+
+    def _write_now(self, data: bytes, kind: str, messages: int, generation: int) -> None:
+        if generation != self.generation or self.writer is None or self.writer.is_closing():
+            return  # the connection it was meant for is gone
+        self.writer.write(data)
+        self.gen.events.requests.append([self.gen.clock(), self.uid, kind, messages, len(data)])
+
+    def on_frame(self, frame: dict, generation: int) -> None:
+        if generation != self.generation:
+            return
+        now = self.gen.clock()
+        op = frame["op"]
+        if op == "push":
+            item = wire.stored_from_wire(frame["item"])
+            repair = "retransmit" if int(frame["attempt"]) > 1 else ""
+            self.act(self.receiver.handle_push(item, now), repair)
+        elif op == "reply":
+            self.act(self.sender.handle_reply(wire.reply_from_wire(frame["reply"]), now))
+        elif op == "sync_resp":
+            response = wire.sync_response_from_wire(frame["resp"])
+            self.act(self.receiver.handle_sync_response(response, now))
+
+    # -- the protocol's actions ---------------------------------------------------------
+    def submit(self, conv: str, is_group: bool, recipients: tuple[int, ...]) -> None:
+        now = self.gen.clock()
+        msg, actions = self.sender.submit(
+            conversation=conv,
+            is_group=is_group,
+            now=now,
+            payload_bytes=self.gen.sc["workload.payload_bytes"],
+        )
+        self.gen.events.sent.append((now, msg, recipients))
+        self.gen.messages[msg.msg_id] = msg
+        self.act(actions)
+
+    def act(self, actions: list, repair: str = "") -> None:
+        gen = self.gen
+        ev = gen.events
+        now = gen.clock()
+        for a in actions:
+            t = type(a)
+            if t is Show:
+                item = a.item
+                if a.via == "sync":
+                    ev.shown.append(
+                        (now, item.message, item.order_key, self.uid, "sync", "sync_" + a.trigger)
+                    )
+                else:
+                    via = self.via
+                    ev.shown.append((now, item.message, item.order_key, self.uid, via, repair))
+            elif t is SendAck:
+                self.write({"op": "ack", "ids": list(a.msg_ids)}, "ack", len(a.msg_ids))
+            elif t is StartSync:
+                gen.counters["sync_pages"] += 1
+                self.write({"op": "sync", "req": wire.sync_request_to_wire(a.request)}, "sync", 0)
+            elif t is Transmit:
+                msg = a.message
+                if a.attempt > 1:
+                    ev.attempts[msg.msg_id] = a.attempt
+                    gen.counters["retransmits_uplink"] += 1
+                body = "x" * msg.payload_bytes  # the message's bytes travel with the send
+                self.write(
+                    {"op": "send", "msg": wire.message_to_wire(msg), "body": body}, "send", 1
+                )
+            elif t is SendSucceeded:
+                ev.outcomes.append((a.msg_id, now, ""))
+                m = gen.sent_message(a.msg_id)
+                released = self.receiver.note_own(
+                    m.conversation, a.order_key, now, msg_id=m.msg_id, is_group=m.is_group
+                )
+                if released:
+                    self.act(released)
+            elif t is SendFailed:
+                ev.outcomes.append((a.msg_id, now, a.reason))
+        self.arm()
+
+    def arm(self) -> None:
+        d1 = self.sender.next_deadline()
+        d2 = self.receiver.next_deadline()
+        deadline = d2 if d1 is None else (d1 if d2 is None else min(d1, d2))
+        if deadline == self.timer_at or self.stopping:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = deadline
+        if deadline is None:
+            self.timer = None
+            return
+        self.timer = self.gen.loop.call_at(self.gen.cfg["t0"] + deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.timer_at = None
+        now = self.gen.clock()
+        actions = self.sender.handle_timeout(now)
+        actions.extend(self.receiver.handle_timeout(now))
+        self.act(actions)
+
+
+class LoadGen:
+    """All clients of a run, in the orchestrator's event loop."""
+
+    def __init__(self, sc, cfg: dict, ssl_context: ssl.SSLContext, access_ports) -> None:
+        from collections import Counter
+
+        self.sc = sc
+        self.cfg = cfg
+        self.loop = asyncio.get_running_loop()
+        self.ssl_context = ssl_context
+        self.access_ports = access_ports  # callable: the live access nodes' (index, port)
+        self.streams = Streams(sc["seed"])
+        self.latency = latency_sampler(sc["network.latency_ms"], self.streams["latency"])
+        self.events = Events()
+        self.counters: Counter[str] = Counter()
+        self.clients: dict[int, RealClient] = {}
+        self.messages: dict[str, Message] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._http = None
+
+    def clock(self) -> float:
+        return self.loop.time() - self.cfg["t0"]
+
+    def spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def pick_access(self, uid: int) -> tuple[int, int, int] | None:
+        """The access node a client connects to, ``(index, TLS port, HTTPS port)``:
+        ``uid`` modulo the live ones."""
+        live = self.access_ports()
+        return live[uid % len(live)] if live else None
+
+    def sent_message(self, msg_id: str) -> Message:
+        return self.messages[msg_id]
+
+    async def connect_all(self, users: list[int], parallel: int = 50) -> None:
+        """Connect and log in ``users`` (at most ``parallel`` handshakes at once)."""
+        gate = asyncio.Semaphore(parallel)
+
+        kind = self.sc["transport.kind"]
+
+        async def one(uid: int) -> None:
+            client = self.clients[uid] = (
+                RealClient(self, uid) if kind == "push" else WebClient(self, uid)
+            )
+            async with gate:
+                for _ in range(3):
+                    if await client.connect_once(initial=True):
+                        return
+                    await asyncio.sleep(0.1)
+            raise ConnectionError(f"user {uid} could not connect to the access tier")
+
+        await asyncio.gather(*(one(u) for u in users))
+
+    async def play(self, plan: Plan, t_start: float) -> None:
+        """Submit the plan's sends at ``t_start`` + their planned times (run clock)."""
+        for t, sender, conv, is_group, rcpt in plan.sends:
+            wait = t_start + t - self.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            client = self.clients.get(sender)
+            if client is None:
+                continue
+            client.submit(conv, is_group, rcpt)
+
+    def http(self):
+        """The web clients' shared aiohttp session (TLS to the access nodes, keep-alive)."""
+        if self._http is None:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(ssl=self.ssl_context, limit=0)
+            self._http = aiohttp.ClientSession(connector=connector)
+        return self._http
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+class WebClient(RealClient):
+    """A web app: HTTPS requests (aiohttp) to an access node instead of a connection of
+    its own — ``/login``, ``/send`` (answered with the reply), ``/sync`` (answered with
+    the page), ``/poll`` (ACKs ride on it; answered with what waits, or held up to
+    ``transport.long_poll_hold_s`` for a long poll). Short polls go out every
+    ``transport.poll_interval_s`` from a random phase (stream ``phase``), long polls
+    again as soon as the last one is answered. A failed request (the access node is
+    gone) is a lost connection: the client logs in again elsewhere."""
+
+    def __init__(self, gen: LoadGen, uid: int) -> None:
+        super().__init__(gen, uid)
+        sc = gen.sc
+        self.long = sc["transport.kind"] == "long_poll"
+        self.hold_s = sc["transport.long_poll_hold_s"] if self.long else 0.0
+        self.interval_s = sc["transport.poll_interval_s"]
+        self.fixed_delay = sc["transport.poll_schedule"] == "fixed_delay"
+        self.base = ""
+        self.logged_in = False
+        self.acks: list[str] = []
+        self.held_until = {"uplink": 0.0, "downlink": 0.0}  # partitions (loop time)
+
+    via = "poll"
+
+    @property
+    def online(self) -> bool:
+        return self.logged_in
+
+    def partition(self, until: float, direction: str) -> None:
+        for leg in ("uplink", "downlink"):
+            if direction in (leg, "both"):
+                self.held_until[leg] = max(self.held_until[leg], until)
+
+    async def _leg(self, leg: str) -> None:
+        """One network leg: the latency draw, and the rest of a partition if one holds."""
+        await asyncio.sleep(self.gen.latency())
+        wait = self.held_until[leg] - self.gen.loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _post(self, path: str, body: dict, timeout_s: float) -> dict:
+        import aiohttp
+
+        async with self.gen.http().post(
+            self.base + path, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        ) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def connect_once(self, initial: bool = False) -> bool:
+        import aiohttp
+
+        gen = self.gen
+        access = gen.pick_access(self.uid)
+        if access is None:
+            return False
+        index, _port, http_port = access
+        self.base = f"https://{HOST}:{http_port}"
+        token = generate_usersig(
+            sdkappid=gen.cfg["sdkappid"],
+            key=gen.cfg["usersig_key"],
+            identifier=str(self.uid),
+            expire_s=gen.sc["security.usersig_ttl_s"],
+            now=gen.sc["security.epoch_s"] + gen.clock(),
+        )
+        body = {"user": self.uid, "sig": token}
+        if not initial:
+            gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(wire.encode(body))])
+        try:
+            answer = await self._post("/login", body, IO_TIMEOUT_S)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False
+        if answer.get("op") != "login_ok":
+            return False
+        self.access = index
+        self.logged_in = True
+        self.generation += 1
+        now = gen.clock()
+        gen.events.connects.append((self.uid, now))
+        actions = self.sender.handle_connected(now)
+        if not initial:
+            actions += self.receiver.handle_connected(now)
+        self.act(actions)
+        self.task = asyncio.create_task(self.poll_loop(self.generation))
+        return True
+
+    def connection_lost(self) -> None:
+        if not self.logged_in or self.stopping:
+            return
+        self.logged_in = False
+        self.generation += 1
+        now = self.gen.clock()
+        self.sender.handle_disconnect(now)
+        self.gen.events.reconnects += 1
+        self.gen.spawn(self.reconnect())
+
+    def close(self) -> None:
+        self.stopping = True
+        self.logged_in = False
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.task is not None:
+            self.task.cancel()
+
+    def write(self, obj: dict, kind: str, messages: int) -> None:
+        if kind == "ack":
+            self.acks.extend(obj["ids"])  # rides on the next poll
+            return
+        self.gen.spawn(self._request(obj, kind, messages, self.generation))
+
+    async def _request(self, obj: dict, kind: str, messages: int, generation: int) -> None:
+        import aiohttp
+
+        gen = self.gen
+        await self._leg("uplink")
+        if generation != self.generation or self.stopping:
+            return
+        body = {"user": self.uid, **{k: v for k, v in obj.items() if k != "op"}}
+        gen.events.requests.append([gen.clock(), self.uid, kind, messages, len(wire.encode(body))])
+        try:
+            answer = await self._post("/" + kind, body, 2 * gen.sc["transport.request_timeout_s"])
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            if generation == self.generation:
+                self.connection_lost()
+            return
+        await self._leg("downlink")
+        if generation != self.generation or self.stopping:
+            return
+        now = gen.clock()
+        if kind == "send" and answer.get("reply") is not None:
+            self.act(self.sender.handle_reply(wire.reply_from_wire(answer["reply"]), now))
+        elif kind == "sync" and answer.get("resp") is not None:
+            response = wire.sync_response_from_wire(answer["resp"])
+            self.act(self.receiver.handle_sync_response(response, now))
+
+    async def poll_loop(self, generation: int) -> None:
+        import aiohttp
+
+        gen = self.gen
+        loop = gen.loop
+        if not self.long:  # pollers start spread over their interval
+            await asyncio.sleep(gen.streams["phase"].uniform() * self.interval_s)
+        next_at = loop.time()
+        while generation == self.generation and not self.stopping:
+            next_at += self.interval_s
+            await self._leg("uplink")
+            acks, self.acks = self.acks, []
+            body = {"user": self.uid, "acks": acks, "hold_s": self.hold_s}
+            row = [gen.clock(), self.uid, "poll", 0, len(wire.encode(body))]
+            gen.events.requests.append(row)
+            timeout_s = self.hold_s + 2 * gen.sc["transport.request_timeout_s"]
+            try:
+                answer = await self._post("/poll", body, timeout_s)
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                self.acks = acks + self.acks  # they were not delivered: next time
+                if generation == self.generation:
+                    self.connection_lost()
+                return
+            items = answer.get("items") or []
+            row[3] = len(items)
+            await self._leg("downlink")
+            if generation != self.generation or self.stopping:
+                return
+            now = gen.clock()
+            for wire_item, attempt in items:
+                item = wire.stored_from_wire(wire_item)
+                repair = "retransmit" if int(attempt) > 1 else ""
+                self.act(self.receiver.handle_push(item, now), repair)
+            if self.long:
+                continue
+            wait = self.interval_s if self.fixed_delay else next_at - loop.time()
+            if self.fixed_delay:
+                next_at = loop.time() + wait
+            if wait > 0:
+                await asyncio.sleep(wait)

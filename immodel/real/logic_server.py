@@ -1,0 +1,348 @@
+"""A logic server process of ``immodel real``: the protocol's :class:`ServerNode` on a
+socket, with the message store in SQLite.
+
+Started by the orchestrator as ``python -m immodel.real.logic_server CONFIG.json NODE
+[PORT]``; access servers connect to it over plain TCP on loopback (the internal hop) and
+exchange :mod:`immodel.real.wire` frames. What it holds:
+
+* **durable** (SQLite, :mod:`immodel.real.store`, shared by every logic process): stored
+  messages, memberships, group sequencers, offline queues;
+* **volatile** (this process's memory, gone with a SIGKILL): the dedup window (unless
+  ``reliability.dedup_durable``, then a retry is also looked up in the store), the
+  pending-ACK table and its retransmit timer, the 1:1 timestamp stamper, and which users
+  are connected through which access node (every access node tells every logic node; a
+  restarted logic node hears it again when the access nodes reconnect).
+
+The send path is the simulator's, without service times: dedup (``begin_send``) →
+admission (:func:`immodel.protocol.admission.admit`) → one SQLite transaction (1:1
+membership, group seq, stored row) → reply → fan-out (``route``: push with pending-ACK,
+the outbox of a polling recipient, or the offline queue for a recipient who is not
+connected). A recipient's pending entry lives on the node that stored the message (the
+simulator keeps it on the recipient's own node); the access node remembers which node
+pushed each copy and sends the ACK there. Polls (one logic node only, see the
+orchestrator's refusals) take what waits in the outbox
+(:meth:`~immodel.protocol.pending_ack.PendingAcks.take_for_poll`); a long poll with
+nothing waiting is held here until a message is routed to its user or its hold ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from immodel.protocol import admission
+from immodel.protocol.dedup import DedupWindow, Verdict
+from immodel.protocol.messages import Deliver, Message, SendReply
+from immodel.protocol.pending_ack import PendingAcks
+from immodel.protocol.server import ServerNode
+from immodel.real import wire
+from immodel.real.common import (
+    HOST,
+    RunClock,
+    Stats,
+    announce_ready,
+    load_config,
+    serve_until_terminated,
+)
+from immodel.real.store import SqliteStore
+
+
+class _AccessLink:
+    """One access node's connection to this logic node."""
+
+    __slots__ = ("access", "users", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.access = -1
+        self.users: set[int] = set()
+
+    def send(self, obj: dict) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(wire.encode(obj))
+
+
+class LogicServer:
+    """The state and handlers of one logic process (see the module docstring)."""
+
+    def __init__(self, cfg: dict, node_id: int) -> None:
+        sc = cfg["scenario"]
+        self.cfg = cfg
+        self.node_id = node_id
+        self.clock = RunClock(cfg["t0"])
+        self.store = SqliteStore(cfg["db"], node_id)
+        self.node = ServerNode(
+            node_id,
+            self.store,
+            dedup=DedupWindow(sc["reliability.dedup_window_s"], sc["reliability.server_dedup"]),
+            pending=PendingAcks(sc["reliability.ack_timeout_s"], sc["reliability.downlink_ack"]),
+            dedup_durable=sc["reliability.dedup_durable"],
+            member_copies=sc["server.diffusion"] == "write",
+        )
+        self.dedup_durable = sc["reliability.dedup_durable"] and sc["reliability.server_dedup"]
+        self.one_transfer = sc["server.login_catchup"] == "one_transfer"
+        self.sync_follows = sc["reliability.sync"] and sc["reliability.sync_on_reconnect"]
+        self.groups: dict[str, list[int]] = {k: list(v) for k, v in cfg["groups"].items()}
+        self.policy = admission.AdmissionPolicy()
+        self.presence: dict[int, _AccessLink] = {}
+        self.mode: dict[int, str] = {}  # user → "push" or "poll" (how it is connected)
+        self.held: dict[int, tuple[_AccessLink, asyncio.TimerHandle]] = {}  # long polls
+        self.batch_max = sc["transport.batch_max"]
+        self.stats = Stats(cfg["dir"], f"logic{node_id}")
+        self.stats.gauge = lambda: {"pending_acks": len(self.node.pending)}
+        self._retx: asyncio.TimerHandle | None = None
+        self._retx_at: float | None = None
+
+    # -- connections ----------------------------------------------------------------------
+    async def serve(self, port: int) -> None:
+        server = await asyncio.start_server(self._link, HOST, port, reuse_address=True)
+        announce_ready(server.sockets[0].getsockname()[1])
+        async with server:
+            await server.serve_forever()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = _AccessLink(writer)
+        try:
+            while True:
+                frame = await wire.read_frame(reader)
+                if frame is None:
+                    break
+                self.handle(link, frame)
+        except (ConnectionError, wire.FrameError):
+            pass
+        finally:
+            # The access node is gone (crashed or stopped): its users are disconnected;
+            # what they had not acknowledged goes to their offline queues.
+            for user in list(link.users):
+                self._forget(link, user)
+            link.users.clear()
+            writer.close()
+
+    # -- frames from an access node -------------------------------------------------------
+    def handle(self, link: _AccessLink, frame: dict) -> None:
+        op = frame["op"]
+        if op == "send":
+            self.on_send(link, int(frame["user"]), wire.message_from_wire(frame["msg"]))
+        elif op == "ack":  # on its own (push) or riding on a poll
+            removed = self.node.pending.handle_ack(int(frame["user"]), frame["ids"])
+            self.stats.counts["acks_applied"] += removed
+        elif op == "sync":
+            request = wire.sync_request_from_wire(frame["req"])
+            response = self.store.answer_sync(request)
+            self.stats.counts["sync_pages_answered"] += 1
+            link.send(
+                {
+                    "op": "sync_resp",
+                    "user": request.user,
+                    "resp": wire.sync_response_to_wire(response),
+                }
+            )
+        elif op == "poll":
+            self.on_poll(link, int(frame["user"]), float(frame["hold_s"]))
+        elif op == "attach":
+            self._attach(link, int(frame["user"]), frame["mode"])
+        elif op == "login":
+            user = int(frame["user"])
+            mode = frame["mode"]
+            self._attach(link, user, mode)
+            waiting = len(self.store.offline.get(user, ()))
+            delivers = self.node.login(
+                user,
+                mode,
+                self.clock(),
+                one_transfer=self.one_transfer,
+                sync_follows=self.sync_follows,
+            )
+            self.stats.counts["login_backlog"] += waiting
+            self._push_out(delivers)
+            if mode == "poll":
+                self._answer_held(user)
+        elif op == "detach":
+            self._forget(link, int(frame["user"]))
+        elif op == "hello":
+            link.access = int(frame["access"])
+            for user, mode in frame["users"]:
+                self._attach(link, int(user), mode)
+
+    def _attach(self, link: _AccessLink, user: int, mode: str) -> None:
+        link.users.add(user)
+        self.presence[user] = link
+        self.mode[user] = mode
+
+    def _forget(self, link: _AccessLink, user: int) -> None:
+        """``user`` left ``link`` (cleanly, or with its access node): unacknowledged
+        messages go to the durable offline queue."""
+        link.users.discard(user)
+        if self.presence.get(user) is link:
+            del self.presence[user]
+            self.mode.pop(user, None)
+            held = self.held.pop(user, None)
+            if held is not None:
+                held[1].cancel()
+        self.node.disconnect(user)
+
+    # -- polls ----------------------------------------------------------------------------
+    def on_poll(self, link: _AccessLink, user: int, hold_s: float) -> None:
+        """A poll: answer with what waits in the user's outbox, or (a long poll with
+        nothing waiting) hold it until a message is routed to the user or ``hold_s``
+        passes."""
+        old = self.held.pop(user, None)
+        if old is not None:  # a newer poll replaces one still held (its answer is moot)
+            old[1].cancel()
+            self._answer_poll(old[0], user, [])
+        delivers = self.node.pending.take_for_poll(user, self.batch_max)
+        if delivers or hold_s <= 0:
+            self._answer_poll(link, user, delivers)
+            return
+        timer = asyncio.get_running_loop().call_later(hold_s, self._hold_expired, user)
+        self.held[user] = (link, timer)
+        self.stats.counts["polls_held"] += 1
+
+    def _hold_expired(self, user: int) -> None:
+        held = self.held.pop(user, None)
+        if held is not None:
+            self._answer_poll(held[0], user, [])
+
+    def _answer_held(self, user: int) -> None:
+        held = self.held.get(user)
+        if held is None:
+            return
+        delivers = self.node.pending.take_for_poll(user, self.batch_max)
+        if delivers:
+            del self.held[user]
+            held[1].cancel()
+            self._answer_poll(held[0], user, delivers)
+
+    def _answer_poll(self, link: _AccessLink, user: int, delivers: list[Deliver]) -> None:
+        self.stats.counts["polls_answered"] += 1
+        for d in delivers:
+            if d.attempt > 1:
+                self.stats.counts["poll_redeliveries"] += 1
+        link.send(
+            {
+                "op": "poll_resp",
+                "user": user,
+                "items": [[wire.stored_to_wire(d.item), d.attempt] for d in delivers],
+            }
+        )
+
+    # -- the send path --------------------------------------------------------------------
+    def recipients(self, msg: Message) -> list[int]:
+        """Who a message goes to: the group's other members, or the other party of the
+        1:1 conversation ``d{a}-{b}``."""
+        if msg.is_group:
+            return [m for m in self.groups.get(msg.conversation, ()) if m != msg.sender]
+        a, b = (int(x) for x in msg.conversation[1:].split("-"))
+        return [b if msg.sender == a else a]
+
+    def on_send(self, link: _AccessLink, user: int, msg: Message) -> None:
+        if msg.sender != user:
+            self.stats.counts["sends_refused_wrong_sender"] += 1
+            return  # a session sends only as its own user
+        now = self.clock()
+        verdict, reply = self.node.begin_send(msg, now)
+        if verdict is Verdict.DONE:
+            self.stats.counts["dedup_hits"] += 1
+            self._reply(link, user, reply)
+            return
+        if verdict is Verdict.IN_PROGRESS:
+            self.stats.counts["dedup_in_progress_drops"] += 1
+            return
+        if self.dedup_durable:
+            key = self._stored_key(msg.msg_id)
+            if key is not None:  # stored before a crash: the durable window remembers it
+                self.stats.counts["dedup_hits"] += 1
+                reply = SendReply(msg.msg_id, True, key)
+                self.node.dedup.complete(msg.msg_id, reply, now)
+                self._reply(link, user, reply)
+                return
+        facts = admission.MessageFacts(
+            sender_muted=False,
+            blacklisted_by_recipient=False,
+            are_friends=True,
+            is_group=msg.is_group,
+        )
+        decision = admission.admit(self.policy, facts)
+        if not decision.accepted:
+            self._reply(link, user, self.node.reject(msg, str(decision.reason), now))
+            return
+        recipients = self.recipients(msg)
+        with self.store.transaction():
+            if not msg.is_group:
+                for u in (msg.sender, recipients[0]):
+                    self.store.join(u, msg.conversation)
+            self.store.stamp_now = now
+            self.store.online = [r for r in recipients if r in self.presence]
+            item, reply = self.node.commit(msg, now)
+        self.stats.counts["stored"] += 1
+        self._reply(link, user, reply)
+        for r in recipients:
+            mode = self.mode.get(r) if r in self.presence else None
+            self._push_out(self.node.route(item, r, mode, now))
+            if mode == "poll":
+                self._answer_held(r)
+
+    def _stored_key(self, msg_id: str) -> int | None:
+        row = self.store.db.execute(
+            "SELECT order_key FROM stored WHERE msg_id = ? ORDER BY id LIMIT 1", (msg_id,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _reply(self, link: _AccessLink, user: int, reply: SendReply) -> None:
+        # the reply goes back through the access node the user is connected to now
+        target = self.presence.get(user, link)
+        target.send({"op": "reply", "user": user, "reply": wire.reply_to_wire(reply)})
+
+    # -- the downlink ---------------------------------------------------------------------
+    def _push_out(self, delivers: list[Deliver]) -> None:
+        for d in delivers:
+            if d.attempt > 1:
+                self.stats.counts["retransmits_downlink"] += 1
+            link = self.presence.get(d.recipient)
+            if link is None:
+                continue  # not connected now: the entry waits (disconnect drains it)
+            link.send(
+                {
+                    "op": "push",
+                    "user": d.recipient,
+                    "item": wire.stored_to_wire(d.item),
+                    "attempt": d.attempt,
+                    "node": self.node_id,
+                }
+            )
+        self._arm()
+
+    def _arm(self) -> None:
+        deadline = self.node.pending.next_deadline()
+        if deadline == self._retx_at:
+            return
+        if self._retx is not None:
+            self._retx.cancel()
+        self._retx_at = deadline
+        if deadline is None:
+            self._retx = None
+            return
+        loop = asyncio.get_running_loop()
+        self._retx = loop.call_at(loop.time() + max(0.0, deadline - self.clock()), self._fire)
+
+    def _fire(self) -> None:
+        self._retx = None
+        self._retx_at = None
+        self._push_out(self.node.pending.handle_timeout(self.clock()))
+
+
+def main(argv: list[str]) -> None:
+    cfg = load_config(argv[0])
+    node_id = int(argv[1])
+    port = int(argv[2]) if len(argv) > 2 else 0
+    server = LogicServer(cfg, node_id)
+    try:
+        serve_until_terminated(lambda: server.serve(port), server.stats)
+    finally:
+        with contextlib.suppress(Exception):
+            server.store.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
