@@ -44,6 +44,19 @@ How the suite uses this:
   ``test_theory_queues.py`` to see a 10 % error in every queue wait. Seeing 2 % there by
   simulation would take ~(4.6 · 0.15/0.02)² ≈ 1200 replications of M/M/4 (≈ 1 CPU-hour),
   which is why the 2 % guarantee rests on the formula checks above.
+* Every other simulated mean check (latency, transmissions, copies, freshness, long-poll
+  cycles) passes ``detect=DETECT`` (10 %) and fails as underpowered if its replications
+  cannot see that; their replications (6–10 per point, per module) were sized from the
+  measured MDEs, with a margin of about 1.3 (measured largest: 8.2 % for the doubling
+  backoff's latency at p = 0.2). Two mean checks claim less, and say so:
+  *duplicates per message* (an extra-copy count near 0.1 is the *copies* check of the
+  same replications minus one; its relative MDE is large only because the value is
+  small) and the N·D/D/1 poll-stage waits (MDE ≈ 27 % of a wait of 10–40 ms: seeing
+  10 % would take about 7× the replications, and the formula is checked exactly in
+  ``test_theory_formulas.py``). Proportion checks (4 binomial standard errors) resolve
+  4·√(p(1−p)/n), which this suite does not size: 1.4 % of p for the empty-poll fraction
+  p = 0.9 (n = 8 550), 3–8 % for the loss probabilities between 0.25 and 0.72 (n ≈ 7 300),
+  11 % at p = 0.14 and 25–30 % for rare outcomes (p ≈ 0.01–0.03).
 * Every check's MDE is written to ``IMMODEL_VALIDATION_LOG`` (``mde``), so a report can
   list what each simulated check can and cannot see.
 
@@ -117,6 +130,9 @@ ZERO_STAGES: dict[str, float] = {
 T_LEVEL = 0.999  # two-sided level of the pass band for replication means
 POWER = 0.90  # probability that a check fails when the error is its MDE
 Z_BAND = 4.0  # standard errors of the pass band for proportions
+#: The error every simulated mean check must be able to see (passed as ``detect``): a
+#: check whose replications cannot see a 10 % error fails as underpowered.
+DETECT = 0.10
 
 
 def scenario(**overrides: Any) -> immodel.Scenario:
