@@ -29,7 +29,6 @@ users on other access nodes, are untouched.
 from __future__ import annotations
 
 import math
-from operator import attrgetter, countOf
 from typing import Any
 
 from immodel.protocol import channel
@@ -44,8 +43,6 @@ from immodel.sim.connection import Connection
 from immodel.sim.kernel import Deadlines, crash_lifecycle
 from immodel.sim.stage import TimedStage, service_sampler
 
-_MODE = attrgetter("mode")
-
 
 class AccessNode:
     """One access node: its connection table, held polls and its ``access`` stage."""
@@ -59,12 +56,31 @@ class AccessNode:
         self.stages = {"access": self.stage}
         self.up = True
         self.conns: dict[int, Connection] = {}
+        # push connections in ``conns``, kept in step with it (the heartbeat charge every
+        # sample would otherwise count a million connections)
+        self.push_conns = 0
         # uid → (poll seq, request row, conn, the hold's expiry timer)
         self.held: dict[int, tuple[int, int, Connection, Any]] = {}
         self.held_peak = 0
         self.crashes = 0
         self.down_until = math.nan
         self.process = env.process(crash_lifecycle(env, self, tier.crash_node, tier.recover_node))
+
+    def hold(self, conn: Connection) -> None:
+        """``conn`` is this node's connection of its user from now on."""
+        old = self.conns.get(conn.uid)
+        if old is not None and old.mode == PUSH:
+            self.push_conns -= 1
+        self.conns[conn.uid] = conn
+        if conn.mode == PUSH:
+            self.push_conns += 1
+
+    def release(self, uid: int) -> Connection | None:
+        """Forget ``uid``'s connection on this node; the connection, if there was one."""
+        conn = self.conns.pop(uid, None)
+        if conn is not None and conn.mode == PUSH:
+            self.push_conns -= 1
+        return conn
 
 
 class AccessTier:
@@ -113,7 +129,7 @@ class AccessTier:
         node = self.pick(client)
         assert node is not None
         conn = self.new_connection(client, node)
-        node.conns[client.uid] = conn
+        node.hold(conn)
         return conn
 
     def serves(self, conn: Connection) -> bool:
@@ -138,7 +154,7 @@ class AccessTier:
         if self.w.idle is not None:  # the client's polls now reach nobody
             self.w.idle.connection_lost(self.w.clients[uid], "closed")
         for node in self.nodes:
-            if node.conns.pop(uid, None) is not None:
+            if node.release(uid) is not None:
                 held = node.held.pop(uid, None)
                 if held is not None:
                     Deadlines.cancel(held[3])
@@ -193,7 +209,7 @@ class AccessTier:
             return
         self.w.counters["logins"] += 1
         self.close(client.uid, clean=False)  # a stale connection of this user is replaced
-        node.conns[client.uid] = conn
+        node.hold(conn)
         self.frame_down(
             conn,
             client.uid,
@@ -331,9 +347,8 @@ class AccessTier:
             if not node.up:
                 continue
             # counted in C: a tier of a million connections is counted every tick
-            push = countOf(map(_MODE, node.conns.values()), PUSH)
-            if push:
-                node.stage.reserve(self.cost_heartbeat * push * beats_per_conn)
+            if node.push_conns:
+                node.stage.reserve(self.cost_heartbeat * node.push_conns * beats_per_conn)
 
     def crash_node(self, node: AccessNode) -> None:
         """The access process dies: its connections are reset (clients learn at once)."""
@@ -342,6 +357,7 @@ class AccessTier:
         self.w.counters["stage_jobs_lost"] += node.stage.crash()
         conns = list(node.conns.values())
         node.conns.clear()
+        node.push_conns = 0
         node.held.clear()
         for conn in conns:
             conn.broken = True
