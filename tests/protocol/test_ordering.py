@@ -60,6 +60,14 @@ def test_assign_uses_seq_for_groups_and_the_clock_for_one_to_one() -> None:
     assert seq.assign("A|B", False, 7.0) == 7000
 
 
+def test_assign_keeps_each_conversation_its_own_order() -> None:
+    # assign is what the store calls: it must key seqs and stamps by the conversation it
+    # is given, so interleaved groups and 1:1 chats each count from their own start
+    seq = Sequencer()
+    assert [seq.assign(g, True, 7.0) for g in ("G1", "G2", "G1", "G2")] == [1, 1, 2, 2]
+    assert [seq.assign(c, False, 7.0) for c in ("A|B", "A|C", "A|B")] == [7000, 7000, 7001]
+
+
 @given(st.lists(st.floats(min_value=-10.0, max_value=1e6, allow_nan=False), min_size=1))
 def test_stamps_strictly_increase_whatever_the_clock_does(clocks: list[float]) -> None:
     seq = Sequencer()
