@@ -28,19 +28,20 @@ def stream_seed(root: np.random.SeedSequence, name: str) -> np.random.SeedSequen
 
 
 class Stream:
-    """A buffered random stream: uniforms, unit exponentials and standard normals."""
+    """A buffered random stream: uniforms, unit exponentials and standard normals.
 
-    __slots__ = ("_e", "_ei", "_gen", "_n", "_ni", "_u", "_ui", "name")
+    Each kind of draw is read from a block of ``_BLOCK`` numbers drawn at once; the next
+    block is drawn when one runs out (an iterator's ``StopIteration``: no length check or
+    index on the path taken by every other draw).
+    """
+
+    __slots__ = ("_gen", "_next_e", "_next_n", "_next_u", "name")
 
     def __init__(self, root: np.random.SeedSequence, name: str) -> None:
         self.name = name
         self._gen = np.random.Generator(np.random.PCG64(stream_seed(root, name)))
-        self._u: list[float] = []
-        self._ui = 0
-        self._e: list[float] = []
-        self._ei = 0
-        self._n: list[float] = []
-        self._ni = 0
+        empty = iter(()).__next__
+        self._next_u = self._next_e = self._next_n = empty
 
     @property
     def generator(self) -> np.random.Generator:
@@ -49,30 +50,27 @@ class Stream:
 
     def uniform(self) -> float:
         """A uniform draw in [0, 1)."""
-        if self._ui >= len(self._u):
-            self._u = self._gen.random(_BLOCK).tolist()
-            self._ui = 0
-        v = self._u[self._ui]
-        self._ui += 1
-        return v
+        try:
+            return self._next_u()
+        except StopIteration:
+            self._next_u = iter(self._gen.random(_BLOCK).tolist()).__next__
+            return self._next_u()
 
     def exponential(self, mean: float) -> float:
         """An exponential draw with the given mean."""
-        if self._ei >= len(self._e):
-            self._e = self._gen.standard_exponential(_BLOCK).tolist()
-            self._ei = 0
-        v = self._e[self._ei]
-        self._ei += 1
-        return v * mean
+        try:
+            return self._next_e() * mean
+        except StopIteration:
+            self._next_e = iter(self._gen.standard_exponential(_BLOCK).tolist()).__next__
+            return self._next_e() * mean
 
     def normal(self) -> float:
         """A standard normal draw."""
-        if self._ni >= len(self._n):
-            self._n = self._gen.standard_normal(_BLOCK).tolist()
-            self._ni = 0
-        v = self._n[self._ni]
-        self._ni += 1
-        return v
+        try:
+            return self._next_n()
+        except StopIteration:
+            self._next_n = iter(self._gen.standard_normal(_BLOCK).tolist()).__next__
+            return self._next_n()
 
     def below(self, n: int) -> int:
         """A uniform integer in [0, n)."""
