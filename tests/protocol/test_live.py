@@ -70,15 +70,41 @@ def test_a_message_arriving_after_its_window_was_decided_joins_the_next_window()
     assert [a.msg_id for a in second.accepted] == ["boundary"]
 
 
-def test_bad_arguments_are_refused():
-    with pytest.raises(ValueError):
-        RateCap(0, 1.0)
-    with pytest.raises(ValueError):
-        RateCap(1, 0.0)
-    with pytest.raises(ValueError):
-        RateCap(1, 1.0).offer(0.0, "m", "urgent")
-    with pytest.raises(ValueError):
-        RecentBuffer(0)
+def test_bad_arguments_are_refused_with_the_argument_named():
+    cases = [
+        (lambda: RateCap(0, 1.0), "cap_per_window must be ≥ 1, got 0"),
+        (lambda: RateCap(1, 0.0), "window_s must be > 0, got 0.0"),
+        (
+            lambda: RateCap(1, 1.0).offer(0.0, "m", "urgent"),
+            f"priority must be one of {', '.join(PRIORITIES)}, got 'urgent'",
+        ),
+        (lambda: RecentBuffer(0), "capacity must be ≥ 1, got 0"),
+        (lambda: keep_by_priority({"high": 1}, -1), "cap must be ≥ 0, got -1"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == message
+
+
+def test_the_smallest_allowed_values_work():
+    # a cap of 0 keeps nothing (a muted room), a buffer of one holds the newest message
+    assert keep_by_priority({"high": 2, "normal": 1, "low": 0}, 0) == {
+        "high": 0,
+        "normal": 0,
+        "low": 0,
+    }
+    buf = RecentBuffer(capacity=1)
+    buf.publish(1, "a")
+    buf.publish(2, "b")
+    assert buf.since(0) == ([(2, "b")], 1)
+
+
+def test_a_window_decision_names_its_window():
+    cap = RateCap(cap_per_window=1, window_s=1.0)
+    cap.offer(2.5, "m", "normal")
+    assert cap.close(2).window == 2
+    assert cap.close(7).window == 7  # an empty decision too
 
 
 @given(

@@ -155,3 +155,33 @@ def test_caller_does_not_count_timeouts_or_stale_refusals_against_the_retry_budg
 def test_caller_rejects_a_negative_retry_budget():
     with pytest.raises(ValueError, match="max_retries"):
         RestCaller(timeout_s=1.0, max_retries=-1)
+
+
+def test_caller_counters_add_up_over_several_events():
+    c = RestCaller(timeout_s=1.0, max_retries=0)
+    c.start("c1", 0.0)
+    c.handle_timeout("c1", 1, 1.0)
+    c.handle_timeout("c1", 2, 2.0)
+    assert c.timeouts == 2
+    c.handle_answer(RestAnswer("c1", 3, RATE_LIMITED, 0.5), 2.1)  # gives up
+    c.start("c2", 3.0)
+    c.handle_answer(RestAnswer("c2", 1, RATE_LIMITED, 0.5), 3.1)  # gives up too
+    assert c.gave_up == 2 and c.refused == 2
+    patient = RestCaller(timeout_s=10.0)
+    patient.start("c3", 0.0)
+    for attempt, t in ((1, 0.1), (2, 1.1)):
+        patient.handle_answer(RestAnswer("c3", attempt, RATE_LIMITED, 0.5), t)
+        patient.retry_due("c3", t + 0.5)
+    assert patient.retries == 2
+
+
+def test_bad_limits_are_refused_with_the_argument_named():
+    cases = [
+        (lambda: FixedWindowLimiter(0), "max_calls_per_s must be ≥ 1"),
+        (lambda: RestCaller(timeout_s=0.0), "timeout_s must be > 0"),
+        (lambda: RestCaller(timeout_s=1.0, max_retries=-1), "max_retries must be >= 0 or None"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == message

@@ -37,3 +37,16 @@ def test_reconnects_never_exhaust_the_retry_budget() -> None:
         s.handle_disconnect(1.0 + 10 * k)
         assert transmits(s.handle_connected(2.0 + 10 * k)) == [(msg.msg_id, k + 2)]
     assert s.in_flight == 1
+
+
+def test_after_a_reconnect_only_the_resent_attempt_is_charged() -> None:
+    # three attempts allowed: the first dies with its connection and is not charged, so
+    # the resend on the new connection is attempt one of three and two retries follow
+    s = UplinkSender("A", RetryPolicy(timeout_s=5.0, max_attempts=3, backoff=1.0))
+    msg, _ = s.submit(conversation="A|B", is_group=False, now=0.0)
+    s.handle_disconnect(1.0)
+    assert transmits(s.handle_connected(2.0)) == [(msg.msg_id, 2)]
+    assert transmits(s.handle_timeout(7.0)) == [(msg.msg_id, 3)]
+    assert transmits(s.handle_timeout(12.0)) == [(msg.msg_id, 4)]
+    failed = s.handle_timeout(17.0)
+    assert [(a.reason, a.attempts) for a in failed if isinstance(a, SendFailed)] == [("timeout", 4)]

@@ -198,3 +198,34 @@ def test_store_sync_answer_covers_only_the_users_conversations() -> None:
     response = store.answer_sync(SyncRequest("B", (), 10))
     assert response.items == (item,)
     assert response.complete
+
+
+def test_a_failed_store_replies_for_that_message_and_burns_a_seq_only_when_asked() -> None:
+    n = node()
+    n.begin_send(GROUP, 0.0)
+    assert n.store_failed(GROUP).msg_id == "A-3"  # the sender matches the reply by id
+    assert n.store.group_sequencer.last_seq("G") == 0  # default: nothing burnt
+    n.begin_send(GROUP, 1.0)
+    n.store_failed(GROUP, burn_seq=True)
+    assert n.store.group_sequencer.last_seq("G") == 1
+    assert n.store.timelines["G"].burnt == [1]  # on the message's own group
+    n.begin_send(ONE, 2.0)
+    n.store_failed(ONE, burn_seq=True)  # a 1:1 message has no seq to burn
+    assert "A|B" not in n.store.timelines
+
+
+def test_read_diffusion_disconnect_moves_only_one_to_one_items_offline() -> None:
+    # with member_copies off a group message lives on the group timeline alone: an
+    # unacknowledged group copy is not queued per member, the next sync reads it there
+    n = node(member_copies=False)
+    one, _ = send(n, ONE, 0.0)
+    group, _ = send(n, GROUP, 0.0)
+    n.route(one, "B", "push", 0.0)
+    n.route(group, "B", "push", 0.0)
+    n.disconnect("B")
+    assert n.store.offline == {"B": [one]}
+    only_group = node(member_copies=False)
+    g, _ = send(only_group, GROUP, 0.0)
+    only_group.route(g, "B", "push", 0.0)
+    only_group.disconnect("B")
+    assert only_group.store.offline == {}
