@@ -151,5 +151,6 @@ def test_what_left_the_buffer_before_the_viewer_asked_is_skipped_not_resent():
 def test_the_buffer_takes_seqs_in_order_only():
     buf = RecentBuffer(capacity=2)
     buf.publish(1, None)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         buf.publish(3, None)
+    assert str(info.value) == "seq 3 does not follow head 1"

@@ -185,3 +185,10 @@ def test_bad_limits_are_refused_with_the_argument_named():
         with pytest.raises(ValueError) as info:
             call()
         assert str(info.value) == message
+
+
+def test_a_retry_timer_that_is_not_due_sends_nothing():
+    c = RestCaller(timeout_s=1.0)
+    assert c.retry_due("nobody", 5.0) == []  # a call that ended or never was
+    c.start("c1", 0.0)
+    assert c.retry_due("c1", 0.5) == []  # in flight, not waiting for a retry-after
