@@ -49,10 +49,10 @@ import simpy
 from simpy.events import URGENT
 
 from immodel.protocol.receiver import Receiver
-from immodel.protocol.sender import RetryPolicy, UplinkSender
+from immodel.protocol.sender import UplinkSender
 from immodel.protocol.server import MessageStore
 from immodel.scenario import Scenario
-from immodel.sim import faults, idle_poll, offline_push
+from immodel.sim import endpoints, faults, idle_poll, offline_push
 from immodel.sim.access import AccessTier
 from immodel.sim.backend import Backend
 from immodel.sim.clients import LONG_POLL, PUSH, SHORT_POLL, Client, ClientSide
@@ -184,24 +184,8 @@ class World:
             self.presence.use_devices(self.devices)
             self.rec.devices = self.devices
         self.rec.recipient_kind = kinds
-        policy = RetryPolicy(
-            enabled=sc["reliability.uplink_retry"],
-            timeout_s=sc["reliability.uplink_timeout_s"],
-            backoff=sc["reliability.uplink_backoff"],
-            max_attempts=sc["reliability.uplink_max_attempts"],
-        )
-        rkw = dict(
-            ack=sc["reliability.downlink_ack"],
-            dedup=sc["reliability.client_dedup"],
-            sync_enabled=sc["reliability.sync"],
-            sync_on_receipt=sc["reliability.sync_on_receipt"],
-            sync_on_gap=sc["reliability.sync_on_gap"],
-            sync_on_reconnect=sc["reliability.sync_on_reconnect"],
-            dedup_window_s=sc["reliability.client_dedup_window_s"],
-            sync_limit=sc["transport.batch_max"],
-            sync_timeout_s=self.request_timeout_s,
-            gap_wait_s=sc["reliability.gap_wait_ms"] / 1000.0,
-        )
+        policy = endpoints.retry_policy(sc)
+        rkw = endpoints.receiver_options(sc)
         self.clients = [
             Client(u, kinds[u], UplinkSender(u, policy), Receiver(u, **rkw), phases[u])
             for u in range(n_dev)
