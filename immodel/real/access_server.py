@@ -280,7 +280,10 @@ class AccessServer:
         hold_s = float(data.get("hold_s", 0.0))
         frame = {"op": "poll", "user": user, "hold_s": hold_s}
         answer = await self._ask(user, "poll", frame, hold_s + self.request_timeout_s)
-        return web.json_response({"items": answer["items"] if answer else None})
+        # "t": when this node answered (run clock), for the harness's account of the
+        # answer's way back (poll_return_*_ms)
+        items = answer["items"] if answer else None
+        return web.json_response({"items": items, "t": self.clock()})
 
     async def h_logout(self, request):
         from aiohttp import web
