@@ -285,6 +285,13 @@ class AccessServer:
         items = answer["items"] if answer else None
         return web.json_response({"items": items, "t": self.clock()})
 
+    async def h_ping(self, request):
+        """A no-op (not a request of the run): a web client's set-up opens its second
+        keep-alive connection with it, as a browser's pool already holds one."""
+        from aiohttp import web
+
+        return web.json_response({"op": "pong"})
+
     async def h_logout(self, request):
         from aiohttp import web
 
@@ -304,6 +311,7 @@ class AccessServer:
                 web.post("/sync", self.h_sync),
                 web.post("/poll", self.h_poll),
                 web.post("/logout", self.h_logout),
+                web.get("/ping", self.h_ping),
             ]
         )
         runner = web.AppRunner(app, access_log=None)

@@ -52,6 +52,8 @@ from immodel.sim.rng import Streams
 
 #: Seconds any single network wait of a client may take before it is abandoned.
 IO_TIMEOUT_S = 10.0
+#: How long a web client keeps an idle keep-alive connection (longer than any run).
+MAX_IDLE_S = 3600.0
 #: How often the load generator's event-loop lag is sampled (:meth:`LoadGen.watch_lag`).
 LAG_PERIOD_S = 0.01
 
@@ -527,7 +529,12 @@ class WebClient(RealClient):
             import aiohttp
 
             connector = aiohttp.TCPConnector(
-                ssl=self.gen.ssl_context, limit=0, local_addr=(user_address(self.uid), 0)
+                ssl=self.gen.ssl_context,
+                limit=0,
+                local_addr=(user_address(self.uid), 0),
+                # an app keeps its connections for the run (aiohttp's default closes
+                # one idle for 15 s: a handshake again at the next send)
+                keepalive_timeout=MAX_IDLE_S,
             )
             self._http = aiohttp.ClientSession(connector=connector)
         return self._http
@@ -559,6 +566,15 @@ class WebClient(RealClient):
             response.raise_for_status()
             return await response.json()
 
+    async def _ping(self) -> None:
+        import aiohttp
+
+        async with self.http().get(
+            self.base + "/ping", timeout=aiohttp.ClientTimeout(total=IO_TIMEOUT_S)
+        ) as response:
+            response.raise_for_status()
+            await response.read()
+
     async def connect_once(self, initial: bool = False) -> bool:
         import aiohttp
 
@@ -579,7 +595,16 @@ class WebClient(RealClient):
         if not initial:
             gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(wire.encode(body))])
         try:
-            answer = await self._post("/login", body, IO_TIMEOUT_S)
+            if initial:
+                # the start population has been using the service: its keep-alive pool
+                # holds a connection for each request that can be outstanding at once —
+                # the held poll, a send, a sync — made here, before the clock starts,
+                # rather than by TLS handshakes in the run's first seconds
+                answer, _, _ = await asyncio.gather(
+                    self._post("/login", body, IO_TIMEOUT_S), self._ping(), self._ping()
+                )
+            else:
+                answer = await self._post("/login", body, IO_TIMEOUT_S)
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return False
         if answer.get("op") != "login_ok":
@@ -593,7 +618,7 @@ class WebClient(RealClient):
         if not initial:
             actions += self.receiver.handle_connected(now)
         self.act(actions)
-        self.task = asyncio.create_task(self.poll_loop(self.generation))
+        self.task = asyncio.create_task(self.poll_loop(self.generation, initial))
         return True
 
     def connection_lost(self) -> None:
@@ -641,21 +666,28 @@ class WebClient(RealClient):
             response = wire.sync_response_from_wire(answer["resp"])
             self.act(self.receiver.handle_sync_response(response, now))
 
-    async def poll_loop(self, generation: int) -> None:
+    async def poll_loop(self, generation: int, initial: bool = False) -> None:
         import aiohttp
 
         gen = self.gen
         loop = gen.loop
+        # the start population's long polls are spread over their hold, as the
+        # simulator's start state has them (a residual hold of phase × H): polls all made
+        # at set-up would expire together every H and re-poll in one burst
+        hold_s = self.hold_s
+        if self.long and initial:
+            hold_s = gen.streams["phase"].uniform() * self.hold_s
         if not self.long:  # pollers start spread over their interval
             await asyncio.sleep(gen.streams["phase"].uniform() * self.interval_s)
         next_at = loop.time()
         while generation == self.generation and not self.stopping:
             next_at += self.interval_s
             acks, self.acks = self.acks, []
-            body = {"user": self.uid, "acks": acks, "hold_s": self.hold_s}
+            body = {"user": self.uid, "acks": acks, "hold_s": hold_s}
             row = [gen.clock(), self.uid, "poll", 0, len(wire.encode(body))]
             gen.events.requests.append(row)
-            timeout_s = self.hold_s + 2 * gen.sc["transport.request_timeout_s"]
+            timeout_s = hold_s + 2 * gen.sc["transport.request_timeout_s"]
+            hold_s = self.hold_s
             try:
                 answer = await self._post("/poll", body, timeout_s)
             except (aiohttp.ClientError, TimeoutError, ValueError):
