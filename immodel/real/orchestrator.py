@@ -10,14 +10,17 @@ One run, in order (:func:`run_real`):
 3. **Start** ``server.nodes`` logic processes, then ``server.access_nodes`` access
    processes (``python -m immodel.real.logic_server`` / ``access_server``), each in its
    own process group, each on a port of 127.0.0.1 the OS chose; wait for each one's
-   ``READY`` line (and for the access nodes to reach every logic node).
-4. **Connect** the users online at the start as TLS clients
+   ``READY`` line (and for the access nodes to reach every logic node); the fault proxy
+   (:mod:`immodel.real.proxy`) starts with the logic processes and is told each access
+   node's ports once it is up.
+4. **Connect** the users online at the start as TLS clients through the proxy
    (:mod:`immodel.real.loadgen`), then start the clock of the sending period.
 5. **Play** the plan for ``duration_s`` and wait ``drain_s`` (wall-clock); faults fire
    on time: ``server_crash`` SIGKILLs logic process ``node`` and starts it again on the
    same port after ``down_s``; ``gateway_crash`` SIGKILLs access process ``node`` (its
    clients reconnect to the others) and starts it again after ``down_s``; ``partition``
-   holds the chosen clients' frames until it heals (:mod:`immodel.real.loadgen`). Load samples
+   makes the proxy hold the chosen users' bytes until it heals; ``client_crash`` has it
+   reset the chosen users' connections, and their apps reconnect at once. Load samples
    (``up``, ``connections``, ``pending_acks``) every ``sample_interval_s``.
 6. **Stop** the clients, read every process's CPU time, stop the processes (SIGTERM,
    then SIGKILL after 3 s), read the store, build the records and the summary
@@ -285,10 +288,18 @@ class ServerProcess:
         self.http_port = int(text[2]) if len(text) > 2 else 0  # access: HTTP polling
         self.ready = True
 
-    def send(self, command: dict) -> None:
-        """One command line on the process's stdin (the proxy's faults)."""
-        if self.up:
-            self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+    async def command(self, command: dict) -> None:
+        """One command line on the process's stdin (the proxy's faults), and wait until
+        the process says it is in force (``OK <op>``)."""
+        if not self.up:
+            return
+        self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+        if line.split()[:1] != [b"OK"]:
+            raise RuntimeError(f"{self.name} did not apply {command['op']}: {line!r}")
 
     def _cpu_now(self) -> float:
         from immodel.real.recorder import proc_cpu_s
@@ -422,6 +433,7 @@ async def _run(sc, folder: Path):
         "usersig_key": USERSIG_KEY,
         "scenario": json.loads(json.dumps(sc.values, default=list)),
         "logic_ports": [],
+        "access_ports": [None] * sc["server.access_nodes"],  # told the proxy once up
     }
     config = folder / "config.json"
     logic = [ServerProcess("logic", i, config, folder) for i in range(sc["server.nodes"])]
@@ -433,13 +445,14 @@ async def _run(sc, folder: Path):
     tasks: list[asyncio.Task] = []
     try:
         config.write_text(json.dumps(cfg))
-        await asyncio.gather(*(p.start() for p in logic))
+        # the proxy starts with the logic tier (it needs no ports to listen) and learns
+        # the access nodes' ports when they are up
+        await asyncio.gather(*(p.start() for p in logic), proxy.start())
         cfg["logic_ports"] = [p.port for p in logic]
         config.write_text(json.dumps(cfg))
         await asyncio.gather(*(p.start() for p in access))
-        cfg["access_ports"] = [[p.port, p.http_port] for p in access]
-        config.write_text(json.dumps(cfg))
-        await proxy.start()
+        for p in access:
+            await proxy.command({"op": "upstream", "node": p.index, "ports": [p.port, p.http_port]})
 
         def live_access() -> list[tuple[int, int, int]]:
             # the clients connect to the proxy's ports of the access nodes that are up
@@ -481,7 +494,7 @@ async def _run(sc, folder: Path):
                     }
                 )
                 heal = gen.loop.time() + f["down_s"]
-                proxy.send(
+                await proxy.command(
                     {"op": "partition", "users": cut, "until": heal, "direction": f["direction"]}
                 )
                 return
@@ -504,11 +517,12 @@ async def _run(sc, folder: Path):
                         "online": tuple(online),
                     }
                 )
-                # the apps die (the access node sees their connections reset) and start
-                # again at once
-                proxy.send({"op": "reset", "users": crashed})
+                # the apps die and start again at once (marked before any reset reaches
+                # them, or they would reconnect with backoff), and the access node sees
+                # their connections reset
                 for u in crashed:
                     gen.clients[u].crash()
+                await proxy.command({"op": "reset", "users": crashed})
                 return
             node = int(f.get("node", 0))
             target = logic[node] if f["kind"] == "server_crash" else access[node]
@@ -531,13 +545,13 @@ async def _run(sc, folder: Path):
             )
             target.kill()
             if target.role == "access":
-                proxy.send({"op": "upstream", "node": node, "ports": None})
+                await proxy.command({"op": "upstream", "node": node, "ports": None})
             await target.wait_gone()
             await asyncio.sleep(f["down_s"])
             await target.start()
             if target.role == "access":
                 ports = [target.port, target.http_port]
-                proxy.send({"op": "upstream", "node": node, "ports": ports})
+                await proxy.command({"op": "upstream", "node": node, "ports": ports})
 
         async def sampler() -> None:
             while True:

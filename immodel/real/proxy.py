@@ -1,8 +1,9 @@
 """The fault proxy of ``immodel real``: a process between the clients and the access tier
 that forwards TCP byte streams and is where the network's latency and faults happen.
 
-Started by the orchestrator as ``python -m immodel.real.proxy CONFIG.json 0`` after the
-access processes: for every access node it listens on two ports of 127.0.0.1 (the TLS
+Started by the orchestrator as ``python -m immodel.real.proxy CONFIG.json 0`` with the
+logic processes (it learns the access nodes' ports by ``upstream`` commands once they
+are up): for every access node it listens on two ports of 127.0.0.1 (the TLS
 port of push clients and the HTTPS port of web clients) and prints ``READY <tls0>
 <https0> <tls1> <https1> …``. Each accepted connection is joined to the node's current
 port; TLS is end to end (client ↔ access node), so the proxy sees only encrypted bytes.
@@ -203,7 +204,10 @@ class Proxy:
         self.loop = asyncio.get_running_loop()
         sc = cfg["scenario"]
         self.latency = latency_sampler(sc["network.latency_ms"], Streams(sc["seed"])["latency"])
-        self.upstream: list[list[int] | None] = [list(p) for p in cfg["access_ports"]]
+        # each access node's [tls, https] ports (None until it is up, and while it is down)
+        self.upstream: list[list[int] | None] = [
+            list(p) if p else None for p in cfg["access_ports"]
+        ]
         self.links: set[Link] = set()
         self.held: dict[int | None, dict[str, float]] = {}  # user -> direction -> until
         self.stats = Stats(cfg["dir"], "proxy0")
