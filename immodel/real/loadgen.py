@@ -23,8 +23,9 @@ outcome. :mod:`immodel.real.recorder` turns them, with the store's rows, into th
 simulator's records.
 
 A client whose connection breaks (an access process killed) suspends its sender,
-reconnects after ``transport.reconnect_base_s`` (doubling to ``reconnect_max_s``, with
-jitter from stream ``reconnect``) to a live access node, logs in again and syncs.
+reconnects to a live access node after the simulator's full-jitter wait (uniform in
+[0, ``transport.reconnect_base_s``], the window doubling after each failed attempt up to
+``reconnect_max_s``; stream ``reconnect``), logs in again and syncs.
 """
 
 from __future__ import annotations
@@ -267,17 +268,23 @@ class RealClient:
         gen.spawn(self.reconnect())
 
     async def reconnect(self) -> None:
+        """Connect again with the simulator's rule (:mod:`immodel.sim.clients`): after a
+        reset, a wait uniform in [0, ``reconnect_base_s``]; after each failed attempt the
+        backoff doubles (from ``reconnect_base_s`` up to ``reconnect_max_s``) and the
+        wait is uniform in [0, backoff] — full jitter, stream ``reconnect``."""
         sc = self.gen.sc
-        backoff = sc["transport.reconnect_base_s"]
+        base_s, max_s = sc["transport.reconnect_base_s"], sc["transport.reconnect_max_s"]
+        backoff_s = 0.0
+        window_s = base_s
         while not self.stopping:
             if self.restart_now:  # a restarted app connects at once (as the simulator's)
                 self.restart_now = False
             else:
-                jitter = 0.5 + self.gen.streams["reconnect"].uniform()
-                await asyncio.sleep(backoff * jitter)
+                await asyncio.sleep(self.gen.streams["reconnect"].uniform() * window_s)
             if self.stopping or await self.connect_once():
                 return
-            backoff = min(backoff * 2, sc["transport.reconnect_max_s"])
+            backoff_s = min(max_s, max(base_s, backoff_s * 2.0))
+            window_s = backoff_s
 
     def crash(self) -> None:
         """A ``client_crash`` with local state kept: the app dies (its connection is
