@@ -64,6 +64,14 @@ def main() -> None:
         pairs[label] = matched_runs(sc, calibrations[kind])
     table = compare(pairs)
     print(table.round(3).to_string(index=False))
+    # the harness's own timing in each real run: how late its event loop woke a 10 ms
+    # timer, and a poll answer's way back (access node -> client, latency included)
+    keys = ("loadgen_lag_p99_ms", "loadgen_lag_max_ms", "poll_return_p50_ms", "poll_return_p99_ms")
+    for label, (_sim, real) in pairs.items():
+        figures = ", ".join(
+            f"{k} {real.summary[k]:.1f}" for k in keys if real.summary.get(k) is not None
+        )
+        print(f"real {label}: {figures}")
     print(
         f"\n{args.users} users × {args.duration:g} s at 0.5 msg/s, latency {args.latency_ms:g} ms "
         f"one way; load average {os.getloadavg()[0]:.1f}; {time.perf_counter() - t0:.0f} s"

@@ -457,7 +457,7 @@ RESULTS = Table(
             "cpu_s_by_process",
             "dict",
             "s",
-            "immodel real: CPU time of each process (logic<i>, access<i>, loadgen)",
+            "immodel real: CPU time of each process (logic<i>, access<i>, proxy0, loadgen)",
         ),
         _c("cpu_s_logic", "float", "s", "immodel real: CPU time of the logic processes"),
         _c("cpu_s_access", "float", "s", "immodel real: CPU time of the access processes"),
@@ -469,6 +469,33 @@ RESULTS = Table(
             "immodel real: wall time until every client was logged in",
         ),
         _c("real_processes", "int", "", "immodel real: server processes started"),
+        # -- immodel real: the harness's own timing (the load generator's event loop)
+        _c(
+            "loadgen_lag_p99_ms",
+            "float",
+            "ms",
+            "immodel real: p99 of how late the load generator's event loop woke a 10 ms timer",
+        ),
+        _c(
+            "loadgen_lag_max_ms",
+            "float",
+            "ms",
+            "immodel real: the latest the load generator's event loop woke a 10 ms timer",
+        ),
+        _c(
+            "poll_return_p50_ms",
+            "float",
+            "ms",
+            "immodel real: median time from an access node's poll answer with messages to "
+            "its receipt by the client",
+        ),
+        _c(
+            "poll_return_p99_ms",
+            "float",
+            "ms",
+            "immodel real: p99 of the time from an access node's poll answer with messages "
+            "to its receipt by the client",
+        ),
         _c(
             "routed_to_down_node",
             "int",

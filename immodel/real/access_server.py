@@ -280,7 +280,17 @@ class AccessServer:
         hold_s = float(data.get("hold_s", 0.0))
         frame = {"op": "poll", "user": user, "hold_s": hold_s}
         answer = await self._ask(user, "poll", frame, hold_s + self.request_timeout_s)
-        return web.json_response({"items": answer["items"] if answer else None})
+        # "t": when this node answered (run clock), for the harness's account of the
+        # answer's way back (poll_return_*_ms)
+        items = answer["items"] if answer else None
+        return web.json_response({"items": items, "t": self.clock()})
+
+    async def h_ping(self, request):
+        """A no-op (not a request of the run): a web client's set-up opens its second
+        keep-alive connection with it, as a browser's pool already holds one."""
+        from aiohttp import web
+
+        return web.json_response({"op": "pong"})
 
     async def h_logout(self, request):
         from aiohttp import web
@@ -301,6 +311,7 @@ class AccessServer:
                 web.post("/sync", self.h_sync),
                 web.post("/poll", self.h_poll),
                 web.post("/logout", self.h_logout),
+                web.get("/ping", self.h_ping),
             ]
         )
         runner = web.AppRunner(app, access_log=None)

@@ -10,14 +10,11 @@ at ``send_rate_per_user`` × users online, a group message with ``group_share``,
 plan. Timing is wall-clock: a planned send at ``t`` is submitted when the run clock
 reaches ``t``.
 
-**Network latency.** Each client delays every frame it writes and every frame it reads
-by a draw of ``network.latency_ms`` (stream ``latency``) on top of the loopback stack's
-own time, keeping each direction in order as a TCP stream does (:class:`_DelayLine`).
-There is no loss: scenarios with loss are refused. A ``partition`` fault holds the
-chosen clients' frames in the partitioned direction(s) until it heals, then releases
-them in order at once: what a proxy that stops forwarding does (the kernel below it
-still acknowledges the bytes, so there is no TCP retransmission backoff after the heal,
-which the simulator's stream model has).
+**The network.** Every client connects through the fault proxy
+(:mod:`immodel.real.proxy`), from an address of its own in 127.0.0.0/8
+(:func:`~immodel.real.proxy.user_address`): the proxy adds ``network.latency_ms`` to
+each direction, holds a ``partition``'s bytes and resets connections. The clients add
+no delay of their own. There is no loss: scenarios with loss are refused.
 
 **What is recorded** (client side, run clock): each message when submitted, each copy
 shown (with ``via``: push or sync, and what repaired it), each request when its frame is
@@ -26,15 +23,15 @@ outcome. :mod:`immodel.real.recorder` turns them, with the store's rows, into th
 simulator's records.
 
 A client whose connection breaks (an access process killed) suspends its sender,
-reconnects after ``transport.reconnect_base_s`` (doubling to ``reconnect_max_s``, with
-jitter from stream ``reconnect``) to a live access node, logs in again and syncs.
+reconnects to a live access node after the simulator's full-jitter wait (uniform in
+[0, ``transport.reconnect_base_s``], the window doubling after each failed attempt up to
+``reconnect_max_s``; stream ``reconnect``), logs in again and syncs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
 from dataclasses import dataclass, field
 
 from immodel.protocol.messages import (
@@ -51,11 +48,15 @@ from immodel.protocol.sender import RetryPolicy, UplinkSender
 from immodel.protocol.usersig import generate_usersig
 from immodel.real import wire
 from immodel.real.common import HOST
-from immodel.sim.network import latency_sampler
+from immodel.real.proxy import user_address
 from immodel.sim.rng import Streams
 
 #: Seconds any single network wait of a client may take before it is abandoned.
 IO_TIMEOUT_S = 10.0
+#: How long a web client keeps an idle keep-alive connection (longer than any run).
+MAX_IDLE_S = 3600.0
+#: How often the load generator's event-loop lag is sampled (:meth:`LoadGen.watch_lag`).
+LAG_PERIOD_S = 0.01
 
 
 @dataclass
@@ -124,58 +125,13 @@ def make_plan(sc) -> Plan:
         plan.sends.append((t, sender, f"d{a}-{b}", False, (other,)))
 
 
-class _DelayLine:
-    """Frames of one direction of one connection, released in order after their delay
-    (a later frame never overtakes an earlier one, as on a TCP stream)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: deque = deque()
-        self.free_at = 0.0
-        self.handle: asyncio.TimerHandle | None = None
-
-    def put(self, delay_s: float, fn, *args) -> None:
-        at = max(self.loop.time() + delay_s, self.free_at)
-        self.free_at = at
-        self.queue.append((at, fn, args))
-        if self.handle is None:
-            self.handle = self.loop.call_at(at, self._release)
-
-    def _release(self) -> None:
-        self.handle = None
-        now = self.loop.time()
-        while self.queue and self.queue[0][0] <= now:
-            _, fn, args = self.queue.popleft()
-            fn(*args)
-        if self.queue:
-            self.handle = self.loop.call_at(self.queue[0][0], self._release)
-
-    def hold_until(self, at: float) -> None:
-        """A partition until loop time ``at``: nothing queued or put before then is
-        released earlier (then all of it, in order, at once)."""
-        self.free_at = max(self.free_at, at)
-        if not self.queue:
-            return
-        self.queue = deque((max(t, at), fn, args) for t, fn, args in self.queue)
-        if self.handle is not None:
-            self.handle.cancel()
-        self.handle = self.loop.call_at(self.queue[0][0], self._release)
-
-    def clear(self) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-        self.handle = None
-        self.queue.clear()
-        self.free_at = 0.0
-
-
 class Events:
     """What the clients record, in order, on the run clock (see the module docstring)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[float, Message, tuple[int, ...]]] = []
         self.shown: list[tuple[float, Message, int, int, str, str]] = []
-        self.requests: list[list] = []  # [t, user, kind, messages, bytes]
+        self.requests: list[list] = []  # [t, user, kind, messages, bytes(, answered: polls)]
         self.attempts: dict[str, int] = {}
         self.outcomes: list[tuple[str, float, str]] = []
         self.connects: list[tuple[int, float]] = []  # (user, when its login completed)
@@ -214,8 +170,7 @@ class RealClient:
         )
         self.writer: asyncio.StreamWriter | None = None
         self.generation = 0
-        self.up = _DelayLine(gen.loop)
-        self.down = _DelayLine(gen.loop)
+        self.restart_now = False  # a client_crash: the app reconnects at once
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: float | None = None
         self.connected_at: float | None = None
@@ -244,7 +199,13 @@ class RealClient:
         index, port, _http = access
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(HOST, port, ssl=gen.ssl_context, server_hostname=HOST),
+                asyncio.open_connection(
+                    HOST,
+                    port,
+                    ssl=gen.ssl_context,
+                    server_hostname=HOST,
+                    local_addr=(user_address(self.uid), 0),  # the proxy's who-is-who
+                ),
                 IO_TIMEOUT_S,
             )
         except (OSError, TimeoutError, ssl.SSLError):
@@ -286,7 +247,7 @@ class RealClient:
                 frame = await wire.read_frame(reader)
                 if frame is None:
                     break
-                self.down.put(self.gen.latency(), self.on_frame, frame, generation)
+                self.on_frame(frame, generation)
         except (OSError, ssl.SSLError, wire.FrameError):
             pass
         if generation == self.generation and not self.stopping:
@@ -299,8 +260,6 @@ class RealClient:
             gen.events.connected.append((self.connected_at, now))
             self.connected_at = None
         self.generation += 1
-        self.up.clear()
-        self.down.clear()
         if self.writer is not None:
             self.writer.close()
         self.writer = None
@@ -309,22 +268,31 @@ class RealClient:
         gen.spawn(self.reconnect())
 
     async def reconnect(self) -> None:
+        """Connect again with the simulator's rule (:mod:`immodel.sim.clients`): after a
+        reset, a wait uniform in [0, ``reconnect_base_s``]; after each failed attempt the
+        backoff doubles (from ``reconnect_base_s`` up to ``reconnect_max_s``) and the
+        wait is uniform in [0, backoff] — full jitter, stream ``reconnect``."""
         sc = self.gen.sc
-        backoff = sc["transport.reconnect_base_s"]
+        base_s, max_s = sc["transport.reconnect_base_s"], sc["transport.reconnect_max_s"]
+        backoff_s = 0.0
+        window_s = base_s
         while not self.stopping:
-            jitter = 0.5 + self.gen.streams["reconnect"].uniform()
-            await asyncio.sleep(backoff * jitter)
+            if self.restart_now:  # a restarted app connects at once (as the simulator's)
+                self.restart_now = False
+            else:
+                await asyncio.sleep(self.gen.streams["reconnect"].uniform() * window_s)
             if self.stopping or await self.connect_once():
                 return
-            backoff = min(backoff * 2, sc["transport.reconnect_max_s"])
+            backoff_s = min(max_s, max(base_s, backoff_s * 2.0))
+            window_s = backoff_s
 
-    def partition(self, until: float, direction: str) -> None:
-        """Hold this client's frames in ``direction`` (uplink, downlink, both) until loop
-        time ``until``: written late, or read late, in order (see :class:`LoadGen`)."""
-        if direction in ("uplink", "both"):
-            self.up.hold_until(until)
-        if direction in ("downlink", "both"):
-            self.down.hold_until(until)
+    def crash(self) -> None:
+        """A ``client_crash`` with local state kept: the app dies (its connection is
+        reset; the proxy resets the access node's side) and starts again at once."""
+        if self.writer is None:
+            return
+        self.restart_now = True
+        self.writer.transport.abort()  # the read loop ends: connection_lost, reconnect
 
     def close(self) -> None:
         self.stopping = True
@@ -333,8 +301,6 @@ class RealClient:
         if self.connected_at is not None:
             self.gen.events.connected.append((self.connected_at, self.gen.clock()))
             self.connected_at = None
-        self.up.clear()
-        self.down.clear()
         if self.writer is not None:
             self.writer.close()
         if self.task is not None:
@@ -342,9 +308,8 @@ class RealClient:
 
     # -- frames ---------------------------------------------------------------------------
     def write(self, obj: dict, kind: str, messages: int) -> None:
-        """Send a request frame after the uplink latency; it is recorded when written."""
-        data = wire.encode(obj)
-        self.up.put(self.gen.latency(), self._write_now, data, kind, messages, self.generation)
+        """Send a request frame; it is recorded when written to the socket."""
+        self._write_now(wire.encode(obj), kind, messages, self.generation)
 
     def _write_now(self, data: bytes, kind: str, messages: int, generation: int) -> None:
         if generation != self.generation or self.writer is None or self.writer.is_closing():
@@ -456,13 +421,13 @@ class LoadGen:
         self.ssl_context = ssl_context
         self.access_ports = access_ports  # callable: the live access nodes' (index, port)
         self.streams = Streams(sc["seed"])
-        self.latency = latency_sampler(sc["network.latency_ms"], self.streams["latency"])
         self.events = Events()
         self.counters: Counter[str] = Counter()
         self.clients: dict[int, RealClient] = {}
         self.messages: dict[str, Message] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._http = None
+        self.poll_returns_s: list[float] = []  # access node's answer -> client has it
+        self.lags_s: list[float] = []  # the event loop's lateness (see watch_lag)
 
     def clock(self) -> float:
         return self.loop.time() - self.cfg["t0"]
@@ -500,6 +465,19 @@ class LoadGen:
 
         await asyncio.gather(*(one(u) for u in users))
 
+    async def watch_lag(self, period_s: float = LAG_PERIOD_S) -> None:
+        """Record how late this event loop wakes a task that sleeps ``period_s``: a
+        load generator that keeps up wakes within a millisecond or so; a late wake
+        delays every client's timer and read by as much (its timing is then the
+        harness's, not the system's)."""
+        loop = self.loop
+        expected = loop.time() + period_s
+        while True:
+            await asyncio.sleep(max(0.0, expected - loop.time()))
+            now = loop.time()
+            self.lags_s.append(now - expected)
+            expected = now + period_s
+
     async def play(self, plan: Plan, t_start: float) -> None:
         """Submit the plan's sends at ``t_start`` + their planned times (run clock)."""
         for t, sender, conv, is_group, rcpt in plan.sends:
@@ -511,20 +489,11 @@ class LoadGen:
                 continue
             client.submit(conv, is_group, rcpt)
 
-    def http(self):
-        """The web clients' shared aiohttp session (TLS to the access nodes, keep-alive)."""
-        if self._http is None:
-            import aiohttp
-
-            connector = aiohttp.TCPConnector(ssl=self.ssl_context, limit=0)
-            self._http = aiohttp.ClientSession(connector=connector)
-        return self._http
-
     async def aclose(self) -> None:
         self.close()
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        for client in self.clients.values():
+            if isinstance(client, WebClient):
+                await client.close_session()
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -552,7 +521,7 @@ class WebClient(RealClient):
         self.base = ""
         self.logged_in = False
         self.acks: list[str] = []
-        self.held_until = {"uplink": 0.0, "downlink": 0.0}  # partitions (loop time)
+        self._http = None  # its own aiohttp session: its connections carry its address
 
     via = "poll"
 
@@ -560,26 +529,58 @@ class WebClient(RealClient):
     def online(self) -> bool:
         return self.logged_in
 
-    def partition(self, until: float, direction: str) -> None:
-        for leg in ("uplink", "downlink"):
-            if direction in (leg, "both"):
-                self.held_until[leg] = max(self.held_until[leg], until)
+    def http(self):
+        """This app's aiohttp session (TLS to the access node, keep-alive), bound to the
+        user's address so the proxy knows its connections."""
+        if self._http is None:
+            import aiohttp
 
-    async def _leg(self, leg: str) -> None:
-        """One network leg: the latency draw, and the rest of a partition if one holds."""
-        await asyncio.sleep(self.gen.latency())
-        wait = self.held_until[leg] - self.gen.loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
+            connector = aiohttp.TCPConnector(
+                ssl=self.gen.ssl_context,
+                limit=0,
+                local_addr=(user_address(self.uid), 0),
+                # an app keeps its connections for the run (aiohttp's default closes
+                # one idle for 15 s: a handshake again at the next send)
+                keepalive_timeout=MAX_IDLE_S,
+            )
+            self._http = aiohttp.ClientSession(connector=connector)
+        return self._http
+
+    async def close_session(self) -> None:
+        if self._http is not None:
+            session, self._http = self._http, None
+            await session.close()
+
+    def crash(self) -> None:
+        """A ``client_crash`` with local state kept: the app's requests and connections
+        die (the proxy resets them) and it logs in again at once."""
+        if not self.logged_in:
+            return
+        if self.task is not None:
+            self.task.cancel()
+        session, self._http = self._http, None  # a new app: new connections
+        if session is not None:
+            self.gen.spawn(session.close())
+        self.restart_now = True
+        self.connection_lost()
 
     async def _post(self, path: str, body: dict, timeout_s: float) -> dict:
         import aiohttp
 
-        async with self.gen.http().post(
+        async with self.http().post(
             self.base + path, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as response:
             response.raise_for_status()
             return await response.json()
+
+    async def _ping(self) -> None:
+        import aiohttp
+
+        async with self.http().get(
+            self.base + "/ping", timeout=aiohttp.ClientTimeout(total=IO_TIMEOUT_S)
+        ) as response:
+            response.raise_for_status()
+            await response.read()
 
     async def connect_once(self, initial: bool = False) -> bool:
         import aiohttp
@@ -601,7 +602,16 @@ class WebClient(RealClient):
         if not initial:
             gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(wire.encode(body))])
         try:
-            answer = await self._post("/login", body, IO_TIMEOUT_S)
+            if initial:
+                # the start population has been using the service: its keep-alive pool
+                # holds a connection for each request that can be outstanding at once —
+                # the held poll, a send, a sync — made here, before the clock starts,
+                # rather than by TLS handshakes in the run's first seconds
+                answer, _, _ = await asyncio.gather(
+                    self._post("/login", body, IO_TIMEOUT_S), self._ping(), self._ping()
+                )
+            else:
+                answer = await self._post("/login", body, IO_TIMEOUT_S)
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return False
         if answer.get("op") != "login_ok":
@@ -615,7 +625,7 @@ class WebClient(RealClient):
         if not initial:
             actions += self.receiver.handle_connected(now)
         self.act(actions)
-        self.task = asyncio.create_task(self.poll_loop(self.generation))
+        self.task = asyncio.create_task(self.poll_loop(self.generation, initial))
         return True
 
     def connection_lost(self) -> None:
@@ -646,9 +656,6 @@ class WebClient(RealClient):
         import aiohttp
 
         gen = self.gen
-        await self._leg("uplink")
-        if generation != self.generation or self.stopping:
-            return
         body = {"user": self.uid, **{k: v for k, v in obj.items() if k != "op"}}
         gen.events.requests.append([gen.clock(), self.uid, kind, messages, len(wire.encode(body))])
         try:
@@ -657,7 +664,6 @@ class WebClient(RealClient):
             if generation == self.generation:
                 self.connection_lost()
             return
-        await self._leg("downlink")
         if generation != self.generation or self.stopping:
             return
         now = gen.clock()
@@ -667,22 +673,28 @@ class WebClient(RealClient):
             response = wire.sync_response_from_wire(answer["resp"])
             self.act(self.receiver.handle_sync_response(response, now))
 
-    async def poll_loop(self, generation: int) -> None:
+    async def poll_loop(self, generation: int, initial: bool = False) -> None:
         import aiohttp
 
         gen = self.gen
         loop = gen.loop
+        # the start population's long polls are spread over their hold, as the
+        # simulator's start state has them (a residual hold of phase × H): polls all made
+        # at set-up would expire together every H and re-poll in one burst
+        hold_s = self.hold_s
+        if self.long and initial:
+            hold_s = gen.streams["phase"].uniform() * self.hold_s
         if not self.long:  # pollers start spread over their interval
             await asyncio.sleep(gen.streams["phase"].uniform() * self.interval_s)
         next_at = loop.time()
         while generation == self.generation and not self.stopping:
             next_at += self.interval_s
-            await self._leg("uplink")
             acks, self.acks = self.acks, []
-            body = {"user": self.uid, "acks": acks, "hold_s": self.hold_s}
+            body = {"user": self.uid, "acks": acks, "hold_s": hold_s}
             row = [gen.clock(), self.uid, "poll", 0, len(wire.encode(body))]
             gen.events.requests.append(row)
-            timeout_s = self.hold_s + 2 * gen.sc["transport.request_timeout_s"]
+            timeout_s = hold_s + 2 * gen.sc["transport.request_timeout_s"]
+            hold_s = self.hold_s
             try:
                 answer = await self._post("/poll", body, timeout_s)
             except (aiohttp.ClientError, TimeoutError, ValueError):
@@ -692,7 +704,9 @@ class WebClient(RealClient):
                 return
             items = answer.get("items") or []
             row[3] = len(items)
-            await self._leg("downlink")
+            if items and "t" in answer:  # the answer's way back: access node -> shown
+                gen.poll_returns_s.append(gen.clock() - float(answer["t"]))
+            row.append(gen.clock())  # answered (a poll held across the start is the run's)
             if generation != self.generation or self.stopping:
                 return
             now = gen.clock()

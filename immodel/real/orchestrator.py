@@ -10,14 +10,17 @@ One run, in order (:func:`run_real`):
 3. **Start** ``server.nodes`` logic processes, then ``server.access_nodes`` access
    processes (``python -m immodel.real.logic_server`` / ``access_server``), each in its
    own process group, each on a port of 127.0.0.1 the OS chose; wait for each one's
-   ``READY`` line (and for the access nodes to reach every logic node).
-4. **Connect** the users online at the start as TLS clients
+   ``READY`` line (and for the access nodes to reach every logic node); the fault proxy
+   (:mod:`immodel.real.proxy`) starts with the logic processes and is told each access
+   node's ports once it is up.
+4. **Connect** the users online at the start as TLS clients through the proxy
    (:mod:`immodel.real.loadgen`), then start the clock of the sending period.
 5. **Play** the plan for ``duration_s`` and wait ``drain_s`` (wall-clock); faults fire
    on time: ``server_crash`` SIGKILLs logic process ``node`` and starts it again on the
    same port after ``down_s``; ``gateway_crash`` SIGKILLs access process ``node`` (its
    clients reconnect to the others) and starts it again after ``down_s``; ``partition``
-   holds the chosen clients' frames until it heals (:mod:`immodel.real.loadgen`). Load samples
+   makes the proxy hold the chosen users' bytes until it heals; ``client_crash`` has it
+   reset the chosen users' connections, and their apps reconnect at once. Load samples
    (``up``, ``connections``, ``pending_acks``) every ``sample_interval_s``.
 6. **Stop** the clients, read every process's CPU time, stop the processes (SIGTERM,
    then SIGKILL after 3 s), read the store, build the records and the summary
@@ -64,6 +67,11 @@ SDKAPPID = 1400000000
 USERSIG_KEY = "immodel-real-harness-app-secret-key"
 
 # -- refusals ----------------------------------------------------------------------------
+# Why loss is refused: TCP turns a lost segment into a retransmission after the sender's
+# RTO (≥ 200 ms on Linux, doubling), which a proxy of byte streams cannot drop without
+# breaking the stream; modelling it as a delay would be the simulator's model, not a
+# measurement.
+_NO_LOSS = "packet loss is not implemented by the fault proxy: it forwards byte streams"
 _DEFAULT_ONLY = (
     # key, what the harness supports (the refusal names both)
     ("workload.devices", {}, "one device per user"),
@@ -73,9 +81,9 @@ _DEFAULT_ONLY = (
     ("workload.mean_online_s", 0.0, "0 (presence churn is not implemented)"),
     ("workload.mean_offline_s", 0.0, "0 (presence churn is not implemented)"),
     ("workload.push_open_prob", 0.0, "0 (offline notifications are not implemented)"),
-    ("network.uplink_loss", 0.0, "0 (the fault proxy's loss is not implemented yet)"),
-    ("network.downlink_loss", 0.0, "0 (the fault proxy's loss is not implemented yet)"),
-    ("network.burst_enter_prob", 0.0, "0 (loss bursts are not implemented yet)"),
+    ("network.uplink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
+    ("network.downlink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
+    ("network.burst_enter_prob", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.break_rate_per_hour", 0.0, "0 (silent connection breaks are not implemented)"),
     ("server.callback_enabled", False, "false (the business callback is not implemented)"),
     ("server.screening_enabled", False, "false (content screening is not implemented)"),
@@ -88,7 +96,7 @@ _DEFAULT_ONLY = (
     ("security.forged_per_s", 0.0, "0 (hostile logins are not implemented)"),
     ("security.attack_logins_per_s", 0.0, "0 (hostile logins are not implemented)"),
 )
-_FAULTS = ("server_crash", "gateway_crash", "partition")
+_FAULTS = ("server_crash", "gateway_crash", "partition", "client_crash")
 
 
 def check_supported(sc) -> None:
@@ -140,6 +148,11 @@ def check_supported(sc) -> None:
         )
     for i, fault in enumerate(sc["faults"]):
         kind = fault["kind"]
+        if kind == "loss_burst":
+            raise UserError(
+                f"faults[{i}].kind = 'loss_burst' is not supported by immodel real: "
+                f"{_NO_LOSS} (allowed {', '.join(_FAULTS)})"
+            )
         if kind not in _FAULTS:
             raise UserError(
                 f"faults[{i}].kind = '{kind}' is not supported by immodel real: "
@@ -152,6 +165,13 @@ def check_supported(sc) -> None:
                     "real for a partition: the clients send no heartbeats, so a partition "
                     "that would trip them is not implemented (allowed down_s < "
                     f"transport.heartbeat_s = {sc['transport.heartbeat_s']:g})"
+                )
+            continue
+        if kind == "client_crash":
+            if not fault["keep_local_state"]:
+                raise UserError(
+                    f"faults[{i}].keep_local_state = false is not supported by immodel real: "
+                    "a reinstalled app is not implemented (allowed true)"
                 )
             continue
         nodes = sc["server.nodes"] if kind == "server_crash" else sc["server.access_nodes"]
@@ -210,6 +230,7 @@ class ServerProcess:
         self.log = log_dir / f"{role}{index}.log"
         self.port = 0
         self.http_port = 0
+        self.ports: list[int] = []  # every port of its READY line (the proxy's: 2 per node)
         self.ready = False  # between READY and the next kill or stop
         self.proc: asyncio.subprocess.Process | None = None
         # CPU seconds counted: only the run's (from mark_cpu, or a restart's READY, to its
@@ -227,7 +248,14 @@ class ServerProcess:
         return self.proc is not None and self.proc.returncode is None
 
     async def start(self) -> None:
-        module = "immodel.real." + ("logic_server" if self.role == "logic" else "access_server")
+        module = (
+            "immodel.real."
+            + {
+                "logic": "logic_server",
+                "access": "access_server",
+                "proxy": "proxy",
+            }[self.role]
+        )
         args = [sys.executable, "-m", module, str(self.config), str(self.index)]
         if self.role == "logic" and self.port:
             args.append(str(self.port))  # a restart: the same port
@@ -255,9 +283,23 @@ class ServerProcess:
             tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
             raise RuntimeError(f"{self.name} did not start: {' | '.join(tail) or 'no output'}")
         self.port = int(text[1])
+        self.ports = [int(x) for x in text[1:]]
         self.mark_cpu()
         self.http_port = int(text[2]) if len(text) > 2 else 0  # access: HTTP polling
         self.ready = True
+
+    async def command(self, command: dict) -> None:
+        """One command line on the process's stdin (the proxy's faults), and wait until
+        the process says it is in force (``OK <op>``)."""
+        if not self.up:
+            return
+        self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+        if line.split()[:1] != [b"OK"]:
+            raise RuntimeError(f"{self.name} did not apply {command['op']}: {line!r}")
 
     def _cpu_now(self) -> float:
         from immodel.real.recorder import proc_cpu_s
@@ -391,28 +433,39 @@ async def _run(sc, folder: Path):
         "usersig_key": USERSIG_KEY,
         "scenario": json.loads(json.dumps(sc.values, default=list)),
         "logic_ports": [],
+        "access_ports": [None] * sc["server.access_nodes"],  # told the proxy once up
     }
     config = folder / "config.json"
     logic = [ServerProcess("logic", i, config, folder) for i in range(sc["server.nodes"])]
     access = [ServerProcess("access", i, config, folder) for i in range(sc["server.access_nodes"])]
+    proxy = ServerProcess("proxy", 0, config, folder)
     gen = None
     fault_log: list[dict] = []
     load_rows: list[dict] = []
     tasks: list[asyncio.Task] = []
     try:
         config.write_text(json.dumps(cfg))
-        await asyncio.gather(*(p.start() for p in logic))
+        # the proxy starts with the logic tier (it needs no ports to listen) and learns
+        # the access nodes' ports when they are up
+        await asyncio.gather(*(p.start() for p in logic), proxy.start())
         cfg["logic_ports"] = [p.port for p in logic]
         config.write_text(json.dumps(cfg))
         await asyncio.gather(*(p.start() for p in access))
+        for p in access:
+            await proxy.command({"op": "upstream", "node": p.index, "ports": [p.port, p.http_port]})
 
-        def live_access() -> list[tuple[int, int]]:
-            return [(p.index, p.port, p.http_port) for p in access if p.ready and p.up]
+        def live_access() -> list[tuple[int, int, int]]:
+            # the clients connect to the proxy's ports of the access nodes that are up
+            return [
+                (p.index, proxy.ports[2 * p.index], proxy.ports[2 * p.index + 1])
+                for p in access
+                if p.ready and p.up
+            ]
 
         gen = LoadGen(sc, cfg, client_ctx, live_access)
         await gen.connect_all(plan.online)
         t_start = gen.clock()
-        for p in (*logic, *access):
+        for p in (*logic, *access, proxy):
             p.mark_cpu()
         cpu0 = time.process_time()
         setup_s = time.perf_counter() - wall0
@@ -441,9 +494,35 @@ async def _run(sc, folder: Path):
                     }
                 )
                 heal = gen.loop.time() + f["down_s"]
-                for u in cut:
-                    if u in gen.clients:
-                        gen.clients[u].partition(heal, f["direction"])
+                await proxy.command(
+                    {"op": "partition", "users": cut, "until": heal, "direction": f["direction"]}
+                )
+                return
+            if f["kind"] == "client_crash":
+                # the simulator's choice: each online user with probability share
+                online = sorted(u for u, c in gen.clients.items() if c.online)
+                crashed = [
+                    u
+                    for u, x in zip(online, fault_rng.random(len(online)), strict=True)
+                    if x < f["share"]
+                ]
+                now = gen.clock()
+                fault_log.append(
+                    {
+                        "kind": "client_crash",
+                        "at_s": now,
+                        "end_s": now,
+                        "node": None,
+                        "users": tuple(crashed),
+                        "online": tuple(online),
+                    }
+                )
+                # the apps die and start again at once (marked before any reset reaches
+                # them, or they would reconnect with backoff), and the access node sees
+                # their connections reset
+                for u in crashed:
+                    gen.clients[u].crash()
+                await proxy.command({"op": "reset", "users": crashed})
                 return
             node = int(f.get("node", 0))
             target = logic[node] if f["kind"] == "server_crash" else access[node]
@@ -465,9 +544,14 @@ async def _run(sc, folder: Path):
                 }
             )
             target.kill()
+            if target.role == "access":
+                await proxy.command({"op": "upstream", "node": node, "ports": None})
             await target.wait_gone()
             await asyncio.sleep(f["down_s"])
             await target.start()
+            if target.role == "access":
+                ports = [target.port, target.http_port]
+                await proxy.command({"op": "upstream", "node": node, "ports": ports})
 
         async def sampler() -> None:
             while True:
@@ -500,6 +584,7 @@ async def _run(sc, folder: Path):
 
         tasks = [asyncio.create_task(fault(f)) for f in sc["faults"]]
         tasks.append(asyncio.create_task(sampler()))
+        tasks.append(asyncio.create_task(gen.watch_lag()))
         await gen.play(plan, t_start)
         await asyncio.sleep(max(0.0, t_start + horizon - gen.clock()))
         for task in tasks:
@@ -510,19 +595,19 @@ async def _run(sc, folder: Path):
                 raise task.exception()
         online_at_end = {u for u, c in gen.clients.items() if c.online}
         await gen.aclose()
-        cpu = {p.name: p.cpu_s() for p in (*logic, *access)}
+        cpu = {p.name: p.cpu_s() for p in (*logic, *access, proxy)}
         cpu["loadgen"] = time.process_time() - cpu0
-        await asyncio.gather(*(p.stop() for p in (*logic, *access)))
+        await asyncio.gather(*(p.stop() for p in (*logic, *access, proxy)))
     finally:
         for task in tasks:
             task.cancel()
         if gen is not None:
             gen.close()
-        for p in (*logic, *access):
+        for p in (*logic, *access, proxy):
             p.kill()
         # reap them in this loop (also when unwinding from Ctrl-C or SIGTERM), so their
         # pipes close here rather than in a closed loop's garbage
-        for p in (*logic, *access):
+        for p in (*logic, *access, proxy):
             await p.wait_gone()
     extra = _extra(sc, gen, folder, cpu, logic, access, setup_s, t_start)
     counters = extra.pop("real_counters")
@@ -543,6 +628,13 @@ async def _run(sc, folder: Path):
     return result
 
 
+def _p_ms(values_s: list[float], q: float) -> float | None:
+    """The ``q``-th percentile of ``values_s`` in ms (None when there are none)."""
+    import numpy as np
+
+    return float(1000.0 * np.percentile(values_s, q)) if values_s else None
+
+
 def _extra(sc, gen, folder: Path, cpu: dict, logic, access, setup_s: float, t_start) -> dict:
     """The summary keys the harness measures itself (``docs/metrics.md``, Real runs)."""
     window = sc["duration_s"]
@@ -552,6 +644,7 @@ def _extra(sc, gen, folder: Path, cpu: dict, logic, access, setup_s: float, t_st
     access_stats = read_stats(str(folder), "access")
     counters = dict(logic_stats)
     counters.update({f"access_{k}": v for k, v in access_stats.items()})
+    counters.update({f"proxy_{k}": v for k, v in read_stats(str(folder), "proxy").items()})
     counters.update(gen.counters)
     counters["reconnects"] = gen.events.reconnects
     # CPU over the sending period's share of the run: the drain is mostly idle, so the
@@ -581,6 +674,10 @@ def _extra(sc, gen, folder: Path, cpu: dict, logic, access, setup_s: float, t_st
         "horizon_s": sc["duration_s"] + sc["drain_s"],
         "network_model": "real",
         "real_setup_s": setup_s,
+        "loadgen_lag_p99_ms": _p_ms(gen.lags_s, 99),
+        "loadgen_lag_max_ms": 1000.0 * max(gen.lags_s) if gen.lags_s else None,
+        "poll_return_p50_ms": _p_ms(gen.poll_returns_s, 50),
+        "poll_return_p99_ms": _p_ms(gen.poll_returns_s, 99),
         "real_processes": len(logic) + len(access),
         "real_counters": counters,
     }

@@ -98,9 +98,14 @@ def build_result(
         rec.set_attempts(msg_id, attempts)
     for msg_id, t, failure in events.outcomes:
         rec.outcome(msg_id, t - t_start, failure)
-    for t, user, kind, n, size in sorted(events.requests, key=lambda r: r[0]):
+    for row in sorted(events.requests, key=lambda r: r[0]):
+        t, user, kind, n, size = row[:5]
         if t < t_start:
-            continue  # the start population's set-up (pollers already polling): not the run
+            if len(row) < 6 or row[5] < t_start:
+                continue  # the start population's set-up: not the run
+            # a poll held across the start, answered in the run: the simulator's start
+            # state has it (a poll held at t = 0), so it is the run's, at its start
+            t = t_start
         rec.request(t - t_start, user, kind, n, size)
 
     trace = rec.trace_frame()

@@ -69,10 +69,11 @@ def test_a_stopped_run_leaves_no_server_process(sig, status, said):
     try:
         deadline = time.monotonic() + 30
         children: list[int] = []
-        while len(children) < 2 and time.monotonic() < deadline:  # logic0 and access0
+        # logic0, access0 and the fault proxy
+        while len(children) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
             children = _children(proc.pid)
-        assert len(children) == 2
+        assert len(children) == 3
         time.sleep(1.0)  # into the run
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)

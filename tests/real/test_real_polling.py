@@ -61,3 +61,13 @@ def test_short_polls_come_at_their_interval(poll_run):
     # by a shorter gap as the schedule catches up, so the median gap is the interval
     assert len(gaps) >= 20 * 3
     assert gaps.median() == pytest.approx(scenario["transport.poll_interval_s"], rel=0.2)
+
+
+def test_a_poll_answer_takes_at_least_the_one_way_latency_back(poll_run):
+    # the fault proxy delays the answer by network.latency_ms (a constant 40 ms) on its way
+    # from the access node to the client; the harness's own share is what lies above it
+    _, scenario, result = poll_run
+    summary = result.summary
+    assert summary["poll_return_p50_ms"] >= scenario["network.latency_ms"]
+    assert summary["poll_return_p99_ms"] >= summary["poll_return_p50_ms"]
+    assert summary["loadgen_lag_p99_ms"] >= 0.0

@@ -64,14 +64,14 @@ def test_the_summary_has_every_key_of_a_simulated_run_and_cpu_per_process(real_r
     summary = real_run[0].summary
     assert set(sim_run.summary) <= set(summary)
     cpu = summary["cpu_s_by_process"]
-    assert set(cpu) == {"logic0", "access0", "loadgen"}
+    assert set(cpu) == {"logic0", "access0", "proxy0", "loadgen"}
     assert all(v > 0 for v in cpu.values())  # each process did measurable work
     assert summary["network_model"] == "real"
 
 
 def test_latency_is_at_least_the_scenarios_two_network_legs(real_run, scenario):
     # one uplink and one downlink leg of network.latency_ms (40 ms each) are added by the
-    # clients on top of the loopback stack's own time
+    # fault proxy on top of the loopback stack's own time
     summary = real_run[0].summary
     assert summary["latency_p50_ms"] >= 2 * scenario["network.latency_ms"]
 

@@ -21,6 +21,11 @@ SMALL = ["--set", "workload.users=20", "--set", "duration_s=2", "--set", "drain_
         (["--set", "server.nodes=9"], "server.nodes"),
         (["--set", "faults=[{kind='loss_burst',at_s=1,down_s=1}]"], "faults[0].kind"),
         (["--set", "faults=[{kind='partition',at_s=1,down_s=40,share=0.5}]"], "faults[0].down_s"),
+        (
+            ["--set", "faults=[{kind='client_crash',at_s=1,share=0.5,keep_local_state=false}]"],
+            "faults[0].keep_local_state",
+        ),
+        (["--set", "faults=[{kind='store_failure',at_s=1,down_s=1,prob=0.5}]"], "faults[0].kind"),
         (["--set", "faults=[{kind='server_crash',at_s=1,down_s=1,node=3}]"], "faults[0].node"),
         (["--set", "security.usersig_ttl_s=1"], "security.usersig_ttl_s"),
         (["--set", "workload.no_such_key=1"], "workload.no_such_key"),
@@ -35,6 +40,11 @@ def test_bad_input_exits_2_with_one_error_line(capsys, overrides, named):
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert named in lines[0]
     assert captured.out == ""
+
+
+def test_loss_is_refused_with_the_reason(capsys):
+    main(["real", "baseline", *SMALL, "--set", "faults=[{kind='loss_burst',at_s=1,down_s=1}]"])
+    assert "forwards byte streams" in capsys.readouterr().err
 
 
 def test_the_user_limit_is_said(capsys):
