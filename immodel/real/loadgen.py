@@ -44,11 +44,12 @@ from immodel.protocol.messages import (
     Transmit,
 )
 from immodel.protocol.receiver import Receiver
-from immodel.protocol.sender import RetryPolicy, UplinkSender
+from immodel.protocol.sender import UplinkSender
 from immodel.protocol.usersig import generate_usersig
 from immodel.real import wire
 from immodel.real.common import HOST
 from immodel.real.proxy import user_address
+from immodel.sim import endpoints
 from immodel.sim.rng import Streams
 
 #: Seconds any single network wait of a client may take before it is abandoned.
@@ -148,26 +149,10 @@ class RealClient:
         self.uid = uid
         self.sender = UplinkSender(
             uid,
-            RetryPolicy(
-                enabled=sc["reliability.uplink_retry"],
-                timeout_s=sc["reliability.uplink_timeout_s"],
-                backoff=sc["reliability.uplink_backoff"],
-                max_attempts=sc["reliability.uplink_max_attempts"],
-            ),
+            endpoints.retry_policy(sc),
         )
         self.sender.handle_disconnect(0.0)  # nothing goes out before the first login
-        self.receiver = Receiver(
-            uid,
-            ack=sc["reliability.downlink_ack"],
-            dedup=sc["reliability.client_dedup"],
-            sync_enabled=sc["reliability.sync"],
-            dedup_window_s=sc["reliability.client_dedup_window_s"],
-            sync_timeout_s=sc["transport.request_timeout_s"],
-            sync_on_receipt=sc["reliability.sync_on_receipt"],
-            sync_on_gap=sc["reliability.sync_on_gap"],
-            sync_on_reconnect=sc["reliability.sync_on_reconnect"],
-            gap_wait_s=sc["reliability.gap_wait_ms"] / 1000.0,
-        )
+        self.receiver = Receiver(uid, **endpoints.receiver_options(sc))
         self.writer: asyncio.StreamWriter | None = None
         self.generation = 0
         self.restart_now = False  # a client_crash: the app reconnects at once
