@@ -285,7 +285,8 @@ def recovery_metrics(
         "reconnect_time_s": reconnect if math.isfinite(reconnect) else None,
         "recovery_pairs": int(affected.sum()),
         "recovered_via_sync": int((via == "sync").sum()),
-        "recovered_via_push": int((via == "push").sum()),
+        # a polled copy is the poller's push (docs/metrics.md): both count here
+        "recovered_via_push": int(np.isin(via, ("push", "poll")).sum()),
         "recovery_undelivered": int(np.isnan(t_show[affected]).sum()),
     }
 
