@@ -53,6 +53,7 @@ def test_affected_pairs_reconnect_and_the_way_each_pair_came_back():
     messages = _messages(
         [
             (2, 9.0, 9.5, "push"),  # shown before t0: not affected
+            (2, 9.9, 10.0, "push"),  # shown at t0: it had reached the app, not affected
             (2, 9.8, 10.4, "push"),  # in flight at t0: affected, by push
             (2, 10.0, 10.2, "push"),  # stored at t0, not before, recipient not cut off
             (1, 13.0, 14.5, "sync"),  # waited for user 1's reconnect: affected, by sync
