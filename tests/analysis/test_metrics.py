@@ -205,13 +205,14 @@ _TRACE_ROWS = [  # t, event, msg_id, conversation, user, order_key, reachable_af
     (4.1, "stored", "m6", "c2", "1", 300, True),
     (4.5, "send", "m7", "c", "2", _NAN, None),
 ]
-# Window [0, 5) of a 10 s run: six requests in it (t = 5.0 is not), three after it.
+# Window [0, 5) of a 10 s run: seven requests in it (t = 5.0 is not), three after it.
 _REQ_ROWS = [  # t, kind, user, messages
     (0.0, "login", 1, 0),
     (0.0, "send", 1, 0),
     (0.5, "ack", 2, 1),
     (1.0, "send", 1, 0),
-    (2.5, "poll", 3, 1),
+    (2.5, "poll", 3, 2),
+    (3.5, "poll", 3, 0),
     (4.0, "poll", 3, 0),
     (5.0, "poll", 3, 0),
     (6.0, "sync", 3, 2),
@@ -300,45 +301,83 @@ def test_a_run_without_offline_pushes_has_no_offline_push_latency():
 def test_request_counts_add_heartbeats_and_idle_polls():
     extra = {"heartbeats": 10, "heartbeats_window": 4, "idle_polls": 3, "idle_polls_window": 2}
     s = _hand_summary(extra=extra)
-    # 9 listed requests (the REST call included), 10 heartbeats, 3 idle polls.
-    assert s["requests_total"] == 9 + 10 + 3
+    # 10 listed requests (the REST call included), 10 heartbeats, 3 idle polls.
+    assert s["requests_total"] == 10 + 10 + 3
     assert (s["requests_send"], s["requests_ack"], s["requests_sync"]) == (2, 1, 1)
     assert s["requests_login"] == 1
-    assert s["requests_poll"] == 3 + 3
+    assert s["requests_poll"] == 4 + 3
     assert s["requests_heartbeat"] == 10
     assert s["sync_pulls"] == 1
     assert s["window_s"] == 5.0
-    # In [0, 5): 6 listed requests, 4 heartbeats, 2 idle polls, over 5 s.
-    assert s["requests_per_s"] == pytest.approx((6 + 4 + 2) / 5.0)
-    # Polls in the window: 2.5 s (one message), 4.0 s (empty), and 2 idle (empty) polls.
-    assert s["empty_poll_fraction"] == pytest.approx(3 / 4)
+    # In [0, 5): 7 listed requests, 4 heartbeats, 2 idle polls, over 5 s.
+    assert s["requests_per_s"] == pytest.approx((7 + 4 + 2) / 5.0)
+    # Polls in the window: 2.5 s (two messages), 3.5 and 4.0 s (empty), 2 idle (empty) polls.
+    assert s["empty_poll_fraction"] == pytest.approx(4 / 5)
 
 
 def test_request_counts_without_extra_counters():
     s = _hand_summary()
-    assert s["requests_total"] == 9
-    assert s["requests_poll"] == 3
+    assert s["requests_total"] == 10
+    assert s["requests_poll"] == 4
     assert s["requests_heartbeat"] == 0
-    assert s["requests_per_s"] == pytest.approx(6 / 5.0)
-    assert s["empty_poll_fraction"] == pytest.approx(1 / 2)
+    assert s["requests_per_s"] == pytest.approx(7 / 5.0)
+    assert s["empty_poll_fraction"] == pytest.approx(2 / 3)
 
 
 def test_heartbeats_of_the_window_default_to_all_heartbeats():
     s = _hand_summary(extra={"heartbeats": 10})
-    assert s["requests_total"] == 9 + 10
-    assert s["requests_per_s"] == pytest.approx((6 + 10) / 5.0)
+    assert s["requests_total"] == 10 + 10
+    assert s["requests_per_s"] == pytest.approx((7 + 10) / 5.0)
 
 
 def test_the_window_defaults_to_the_whole_run():
     s = _hand_summary(window_s=None)
     assert s["window_s"] == 10.0
-    assert s["requests_per_s"] == pytest.approx(9 / 10.0)  # every request is before 10 s
-    # Polls at 2.5 (one message), 4.0 and 5.0 (empty).
-    assert s["empty_poll_fraction"] == pytest.approx(2 / 3)
+    assert s["requests_per_s"] == pytest.approx(10 / 10.0)  # every request is before 10 s
+    # Polls at 2.5 (two messages), 3.5, 4.0 and 5.0 (empty).
+    assert s["empty_poll_fraction"] == pytest.approx(3 / 4)
 
 
 def test_a_window_of_zero_length_has_no_request_rate():
     assert _hand_summary(window_s=0.0)["requests_per_s"] is None
+    # Half a second: the login and the send at t = 0.
+    assert _hand_summary(window_s=0.5)["requests_per_s"] == pytest.approx(2 / 0.5)
+
+
+def test_a_message_never_attempted_retransmits_nothing():
+    messages, requests, trace = _hand_frames()
+    messages.loc[messages["msg_id"] == "m7", "attempts"] = 0
+    s = summarize(messages, requests, trace, horizon_s=10.0, window_s=5.0)
+    assert s["retransmits_uplink"] == 1  # m1's second attempt only
+
+
+def test_a_run_that_stored_nothing_has_no_delivery_ratio_and_no_latency():
+    messages, requests, trace = _hand_frames()
+    messages, trace = messages[messages["msg_id"] == "m7"], trace[trace["msg_id"] == "m7"]
+    s = summarize(messages, requests, trace, horizon_s=10.0, window_s=5.0)
+    assert (s["messages_sent"], s["deliveries_expected"], s["deliveries"]) == (1, 0, 0)
+    assert s["delivery_ratio"] is None
+    assert s["latency_p50_ms"] is None and s["catchup_latency_mean_ms"] is None
+    assert s["offline_push_latency_mean_ms"] is None
+    assert s["order_violations"] == 0
+
+
+def test_delivery_by_device_counts_each_device_kind_and_its_requests():
+    messages, requests, trace = _hand_frames()
+    messages["device"] = "phone"
+    requests["device"] = "phone"
+    s = summarize(messages, requests, trace, horizon_s=10.0, window_s=5.0)
+    assert s["delivery_by_device"] == {
+        "phone": {
+            "deliveries_expected": 7,
+            "deliveries": 5,
+            "lost": 2,
+            "latency_p50_ms": pytest.approx(550.0),  # as latency_p50_ms above
+            "latency_p99_ms": pytest.approx(800.0 + 0.97 * 1200.0),
+            "requests": 10,
+            "sync_items": 2,  # the one sync page carried two messages
+        }
+    }
 
 
 def test_extra_keys_pass_through_without_overriding_measured_ones():
