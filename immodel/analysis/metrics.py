@@ -270,7 +270,8 @@ def recovery_metrics(
         last_back = float(back_at.max()) if len(back_at) else t0
         reconnect_s.append(max(float(inc["end_s"]), last_back) - t0)
         online = np.isin(recipient, np.fromiter(inc.get("online", ()), dtype=np.int64))
-        waiting = ~(t_show < t0)  # never shown (NaN) counts as waiting
+        # not yet shown at t0: a pair shown at t0 had reached the app; never shown (NaN) waits
+        waiting = ~(t_show <= t0)
         mine = online & waiting & ((t_stored < t0) | (t_stored < t_back))
         affected |= mine
         shown = t_show[mine]
@@ -285,7 +286,8 @@ def recovery_metrics(
         "reconnect_time_s": reconnect if math.isfinite(reconnect) else None,
         "recovery_pairs": int(affected.sum()),
         "recovered_via_sync": int((via == "sync").sum()),
-        "recovered_via_push": int((via == "push").sum()),
+        # a polled copy is the poller's push (docs/metrics.md): both count here
+        "recovered_via_push": int(np.isin(via, ("push", "poll")).sum()),
         "recovery_undelivered": int(np.isnan(t_show[affected]).sum()),
     }
 

@@ -75,3 +75,17 @@ def test_delivery_by_device_counts_each_kind_own_pairs():
     assert math.isclose(got["web"]["latency_p99_ms"], 100.0)
     assert got["web"]["requests"] == 2 and got["web"]["sync_items"] == 3
     assert got["phone"]["requests"] == 1 and got["phone"]["sync_items"] == 0
+
+
+def test_read_latency_leaves_out_the_senders_own_devices():
+    # The sender's own web client, offline when m4 was stored and shown it at 4.5 s, is
+    # not a reader: the result is the one without it.
+    own = _rows([("m4", 0, 0, "web", True, False, 4.0, 4.5)])
+    assert read_latency(pd.concat([MESSAGES, own], ignore_index=True)) == read_latency(MESSAGES)
+
+
+def test_delivery_by_device_without_device_requests_has_no_request_counts():
+    requests = pd.DataFrame({"kind": ["sync"], "messages": [3]})
+    got = by_device(MESSAGES, requests)
+    assert got["web"]["deliveries"] == 3
+    assert "requests" not in got["web"] and "sync_items" not in got["web"]
