@@ -50,3 +50,13 @@ def test_after_a_reconnect_only_the_resent_attempt_is_charged() -> None:
     assert transmits(s.handle_timeout(12.0)) == [(msg.msg_id, 4)]
     failed = s.handle_timeout(17.0)
     assert [(a.reason, a.attempts) for a in failed if isinstance(a, SendFailed)] == [("timeout", 4)]
+
+
+def test_one_message_giving_up_does_not_hold_back_the_others_due_at_the_same_time() -> None:
+    s = UplinkSender("A", RetryPolicy(timeout_s=5.0, max_attempts=2))
+    first, _ = s.submit(conversation="A|B", is_group=False, now=0.0)
+    s.handle_timeout(5.0)  # first: second attempt
+    second, _ = s.submit(conversation="A|C", is_group=False, now=5.0)
+    actions = s.handle_timeout(10.0)  # both due: first gives up, second retries
+    assert [a.msg_id for a in actions if isinstance(a, SendFailed)] == [first.msg_id]
+    assert transmits(actions) == [(second.msg_id, 2)]

@@ -229,3 +229,14 @@ def test_read_diffusion_disconnect_moves_only_one_to_one_items_offline() -> None
     only_group.route(g, "B", "push", 0.0)
     only_group.disconnect("B")
     assert only_group.store.offline == {}
+
+
+def test_read_diffusion_still_queues_an_offline_one_to_one_message() -> None:
+    # only a group message lives on its timeline alone; a 1:1 copy for an offline
+    # recipient goes to the durable offline queue whatever the diffusion
+    n = node(member_copies=False)
+    one, _ = send(n, ONE, 0.0)
+    group, _ = send(n, GROUP, 0.0)
+    n.route(one, "B", None, 0.0)
+    n.route(group, "B", None, 0.0)
+    assert n.store.offline == {"B": [one]}
