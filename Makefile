@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench notebooks mutation clean
+.PHONY: demo test coverage lint bench notebooks mutation clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check immodel tests benchmarks notebooks experiments
 	$(BIN)/ruff format --check immodel tests benchmarks
 
-# Two passes: the line tracer makes a simulation 3-4x slower, and tests/validation (the
-# statistical agreement with theory, most of the suite's CPU) measures numbers, not lines,
-# so it runs without coverage; everything else runs under it and prints the report.
 test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2
+
+# Line coverage, not part of `make test`: coverage's tracer makes every simulation 3-4x
+# slower, which kept the suite over its time budget. tests/validation (the statistical
+# agreement with theory, most of the suite's CPU) measures numbers, not lines: left out.
+coverage: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --cov=immodel --cov-report=term:skip-covered --ignore=tests/validation
-	$(BIN)/python -m pytest -n 2 -p no:cov tests/validation
 
 # Pair every notebooks/*.py with an .ipynb (git-ignored) that JupyterLab opens directly,
 # on the python3 kernel of this environment; edits in either file are synced by jupytext.
