@@ -5,7 +5,6 @@ outputs of ``immodel run``."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ from immodel.scenario import Scenario
 def cmd_real(args: argparse.Namespace) -> int:
     """Check the scenario, the harness's limits and ``--out`` first; then run and write."""
     from immodel.real.orchestrator import Terminated, check_supported, run_real
-    from immodel.sim.cli import check_run_out, clear_run_out, format_summary
+    from immodel.sim.cli import check_run_out, emit_result
     from immodel.sim.model import resolve_drain
 
     scenario = Scenario.load(args.scenario, args.overrides, seed=args.seed)
@@ -39,16 +38,12 @@ def cmd_real(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 128 + stop.signum
-    if out is not None:
-        clear_run_out(out)
-        result.write(out)
-    if args.json:
-        print(json.dumps(result.summary))
-    else:
-        title = f"immodel real {scenario['name']} (seed {scenario['seed']})"
-        print(format_summary(result.summary, title))
-        cpu = result.summary["cpu_s_by_process"]
-        print("  CPU s by process: " + ", ".join(f"{k} {v:.3f}" for k, v in cpu.items()))
-        if args.out:
-            print(f"records written to {args.out}/")
+    cpu = result.summary["cpu_s_by_process"]
+    emit_result(
+        result,
+        out,
+        args.json,
+        f"immodel real {scenario['name']} (seed {scenario['seed']})",
+        ["  CPU s by process: " + ", ".join(f"{k} {v:.3f}" for k, v in cpu.items())],
+    )
     return 0

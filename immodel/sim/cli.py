@@ -192,17 +192,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             close()
     else:
         result = run(scenario)
+    emit_result(result, out, args.json, f"immodel run {scenario['name']} (seed {scenario['seed']})")
+    return 0
+
+
+def emit_result(result, out: Path | None, as_json: bool, title: str, notes=()) -> None:
+    """Write a run's records to ``out`` (cleared first) and print its summary: the JSON
+    object, or the table under ``title`` followed by ``notes`` lines (``immodel run``
+    and ``immodel real`` report a run the same way)."""
     if out is not None:
         clear_run_out(out)
         result.write(out)
-    if args.json:
+    if as_json:
         print(json.dumps(result.summary))
-    else:
-        title = f"immodel run {scenario['name']} (seed {scenario['seed']})"
-        print(format_summary(result.summary, title))
-        if args.out:
-            print(f"records written to {args.out}/")
-    return 0
+        return
+    print(format_summary(result.summary, title))
+    for line in notes:
+        print(line)
+    if out is not None:
+        print(f"records written to {out}/")
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
