@@ -20,8 +20,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check immodel tests benchmarks notebooks experiments
 	$(BIN)/ruff format --check immodel tests benchmarks
 
+# Two passes: everything on 2 workers, then the tests marked `alone` (a real run's
+# latency tail against the simulator's) on their own: under the other worker's
+# simulations the real processes' p99 moved by 2x and the comparison measured the load.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
 # Line coverage, not part of `make test`: coverage's tracer makes every simulation 3-4x
 # slower, which kept the suite over its time budget. tests/validation (the statistical
