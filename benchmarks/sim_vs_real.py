@@ -1,14 +1,19 @@
 """Simulated vs real on matched scenarios: the table the README quotes.
 
     .venv/bin/python benchmarks/sim_vs_real.py [--users N] [--duration S] [--latency-ms MS]
+                                               [--seeds K]
 
 Calibrates the simulator on this machine for each transport
 (:func:`immodel.experiments.sim_vs_real.calibrate`), then runs push, long polling, short
 polling, a logic-node crash (push, two logic nodes) and an access-node crash (a reset
 storm: its connections reset, its clients reconnect to the other node) both ways with
 the same seed, and prints, per scenario, the simulated and real figures and their ratio
-(:func:`~immodel.experiments.sim_vs_real.compare`). One run of each kind per scenario:
-the real run's tail moves between runs on a shared machine.
+(:func:`~immodel.experiments.sim_vs_real.compare`) for the first seed. With ``--seeds K``
+each scenario runs K matched pairs (seeds 1..K, one calibration per transport), and a
+second table gives the p50 and p99 of each side's deliveries pooled over the K runs, with
+the real pooled quantile's distribution-free 95 % interval
+(:func:`~immodel.experiments.sim_vs_real.pooled_quantile`): one run's p99 rests on ~5
+deliveries and moves between runs on a shared machine.
 ``notebooks/11_sim_vs_real.py`` is the same with figures.
 """
 
@@ -20,7 +25,7 @@ import time
 import warnings
 
 from immodel import Scenario
-from immodel.experiments.sim_vs_real import calibrate, compare, matched_runs
+from immodel.experiments.sim_vs_real import calibrate, compare, matched_runs, pooled_quantile
 
 
 def main() -> None:
@@ -28,6 +33,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--seeds", type=int, default=1, help="matched pairs per scenario")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # explicit short drains on purpose (loopback, no loss)
     base = {
@@ -54,14 +60,22 @@ def main() -> None:
         },
     }
     pairs = {}
+    replicated: dict[str, list] = {}
     calibrations = {}  # per transport: HTTP polls cost the access tier more than frames
     for label, extra in runs.items():
         kind = extra.get("transport.kind", "push")
         if kind not in calibrations:
             transport = {k: v for k, v in extra.items() if k.startswith("transport.")}
             calibrations[kind] = calibrate(Scenario.load("baseline", {**base, **transport}))
-        sc = Scenario.load("baseline", {**base, "network.latency_ms": args.latency_ms, **extra})
-        pairs[label] = matched_runs(sc, calibrations[kind])
+        replicated[label] = []
+        for seed in range(1, args.seeds + 1):
+            sc = Scenario.load(
+                "baseline",
+                {**base, "network.latency_ms": args.latency_ms, **extra},
+                seed=seed,
+            )
+            replicated[label].append(matched_runs(sc, calibrations[kind]))
+        pairs[label] = replicated[label][0]
     table = compare(pairs)
     print(table.round(3).to_string(index=False))
     # the harness's own timing in each real run: how late its event loop woke a 10 ms
@@ -72,6 +86,24 @@ def main() -> None:
             f"{k} {real.summary[k]:.1f}" for k in keys if real.summary.get(k) is not None
         )
         print(f"real {label}: {figures}")
+    if args.seeds > 1:
+        print(f"\npooled over {args.seeds} seeds (real: distribution-free 95 % interval):")
+        for label, runs_of in replicated.items():
+            for q in (0.5, 0.99):
+                f = pooled_quantile(runs_of, q)
+                print(
+                    f"  {label:26s} p{round(q * 100):<2d} sim {f['sim']:7.1f} ms"
+                    f" [{f['sim_low']:.1f}, {f['sim_high']:.1f}]"
+                    f"  real {f['real']:7.1f} ms [{f['real_low']:.1f}, {f['real_high']:.1f}]"
+                    f"  sim / real {f['ratio']:.2f} [{f['ratio_low']:.2f}, {f['ratio_high']:.2f}]"
+                    f"  (n {f['n_sim']} / {f['n_real']})"
+                )
+            per_run = [
+                s.summary["latency_p99_ms"] / r.summary["latency_p99_ms"] for s, r in runs_of
+            ]
+            print(
+                f"  {label:26s} p99 sim / real per run: " + ", ".join(f"{x:.2f}" for x in per_run)
+            )
     print(
         f"\n{args.users} users × {args.duration:g} s at 0.5 msg/s, latency {args.latency_ms:g} ms "
         f"one way; load average {os.getloadavg()[0]:.1f}; {time.perf_counter() - t0:.0f} s"
