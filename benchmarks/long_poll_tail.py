@@ -20,19 +20,7 @@ import warnings
 import numpy as np
 
 from immodel import Scenario
-from immodel.experiments.sim_vs_real import calibrate, matched_runs
-
-
-def legs_ms(result) -> dict[str, np.ndarray]:
-    m = result.messages
-    m = m[m["t_first_show"].notna() & m["t_stored"].notna()]
-    key = m["msg_id"].astype(str) + ">" + m["recipient"].astype(str)
-    return {
-        "key": key.to_numpy(),
-        "send_to_stored": 1000.0 * (m["t_stored"] - m["t_send"]).to_numpy(),
-        "stored_to_shown": 1000.0 * (m["t_first_show"] - m["t_stored"]).to_numpy(),
-        "total": m["latency_ms"].to_numpy(),
-    }
+from immodel.experiments.sim_vs_real import calibrate, latency_legs_ms, matched_runs
 
 
 def main() -> None:
@@ -53,7 +41,7 @@ def main() -> None:
     calibration = calibrate(Scenario.load("baseline", base))
     sc = Scenario.load("baseline", {**base, "network.latency_ms": args.latency_ms})
     sim, real = matched_runs(sc, calibration)
-    sides = {"sim": legs_ms(sim), "real": legs_ms(real)}
+    sides = {"sim": latency_legs_ms(sim), "real": latency_legs_ms(real)}
     for name, legs in sides.items():
         parts = ", ".join(
             f"{leg} p50 {np.percentile(legs[leg], 50):.1f} p99 {np.percentile(legs[leg], 99):.1f}"

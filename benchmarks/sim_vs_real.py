@@ -24,8 +24,17 @@ import os
 import time
 import warnings
 
+import numpy as np
+
 from immodel import Scenario
-from immodel.experiments.sim_vs_real import calibrate, compare, matched_runs, pooled_quantile
+from immodel.experiments.sim_vs_real import (
+    calibrate,
+    compare,
+    latency_legs_ms,
+    leg_dependence,
+    matched_runs,
+    pooled_quantile,
+)
 
 
 def main() -> None:
@@ -103,6 +112,25 @@ def main() -> None:
             ]
             print(
                 f"  {label:26s} p99 sim / real per run: " + ", ".join(f"{x:.2f}" for x in per_run)
+            )
+    # Where the tail comes from: each delivery's sender leg (send -> stored) and recipient
+    # leg (stored -> shown), their p99, and how much of the total's p99 the two legs'
+    # dependence makes (a loaded machine slows both legs of a message together; the
+    # simulator draws them independently)
+    print("\nlegs (pooled), p99 ms: sender leg, recipient leg, total; legs' dependence:")
+    for label, runs_of in replicated.items():
+        for side, results in (("sim", [s for s, _ in runs_of]), ("real", [r for _, r in runs_of])):
+            legs = [latency_legs_ms(r) for r in results]
+            p99 = [
+                np.percentile(np.concatenate([x[leg] for x in legs]), 99)
+                for leg in ("send_to_stored", "stored_to_shown", "total")
+            ]
+            d = leg_dependence(results)
+            print(
+                f"  {label:26s} {side:4s} {p99[0]:7.1f} {p99[1]:7.1f} {p99[2]:7.1f}"
+                f"  spearman {d['spearman']:+.2f}; p99 of the legs' sum {d['sum_quantile_ms']:.1f},"
+                f" paired at random {d['shuffled_quantile_ms']:.1f}"
+                f" [{d['shuffled_low_ms']:.1f}, {d['shuffled_high_ms']:.1f}]"
             )
     print(
         f"\n{args.users} users × {args.duration:g} s at 0.5 msg/s, latency {args.latency_ms:g} ms "
