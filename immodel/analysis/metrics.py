@@ -306,8 +306,13 @@ def order_inversions(trace: pd.DataFrame) -> dict[str, int]:
     first = stored.sort_values("t", kind="stable").drop_duplicates("msg_id")
     first = first[["t", "msg_id", "conversation", "order_key"]].astype({"order_key": float})
     first = first.sort_values(["conversation", "t"], kind="stable")
-    by_conv = first.groupby("conversation", sort=False)["order_key"]
-    before = by_conv.cummax().groupby(first["conversation"], sort=False).shift()
+    # "stored strictly earlier": messages stored at the same instant are not before one
+    # another, so the running maximum is taken over earlier instants only — the largest
+    # key per (conversation, t), its cumulative maximum, shifted by one instant.
+    at_instant = first.groupby(["conversation", "t"], sort=False)["order_key"].max()
+    by_conv = at_instant.groupby(level=0, sort=False)
+    prior = by_conv.cummax().groupby(level=0, sort=False).shift().rename("before")
+    before = first.join(prior, on=["conversation", "t"])["before"]
     stored_inv = int((first["order_key"] < before).sum())
 
     key_of = first.set_index("msg_id")["order_key"]

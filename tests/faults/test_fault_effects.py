@@ -364,3 +364,19 @@ def test_order_inversions_on_a_hand_written_trace():
         rows, columns=["t", "event", "msg_id", "conversation", "user", "order_key"]
     )
     assert order_inversions(trace) == {"stored_order_inversions": 1, "causal_order_violations": 1}
+
+
+def test_messages_stored_at_the_same_instant_are_not_inversions_of_each_other():
+    # "a message of the same conversation the server had stored strictly earlier": two
+    # nodes store a (key 2000) and b (key 1500) at the same t = 1.0, a first in row
+    # order — neither was stored before the other, so no inversion. c, stored at t = 2.0
+    # with key 1800, is below a's 2000 stored strictly earlier: one inversion.
+    rows = [
+        (1.0, "stored", "a", "c", "1", 2000),
+        (1.0, "stored", "b", "c", "2", 1500),
+        (2.0, "stored", "c", "c", "1", 1800),
+    ]
+    trace = pd.DataFrame(
+        rows, columns=["t", "event", "msg_id", "conversation", "user", "order_key"]
+    )
+    assert order_inversions(trace)["stored_order_inversions"] == 1
