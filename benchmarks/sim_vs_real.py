@@ -43,6 +43,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--seeds", type=int, default=1, help="matched pairs per scenario")
+    parser.add_argument(
+        "--calibrate-at-latency",
+        action="store_true",
+        help="calibrate the loopback at --latency-ms (default: at 0 ms)",
+    )
+    parser.add_argument("--calibration-runs", type=int, default=1, help="real runs pooled")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # explicit short drains on purpose (loopback, no loss)
     base = {
@@ -75,7 +81,11 @@ def main() -> None:
         kind = extra.get("transport.kind", "push")
         if kind not in calibrations:
             transport = {k: v for k, v in extra.items() if k.startswith("transport.")}
-            calibrations[kind] = calibrate(Scenario.load("baseline", {**base, **transport}))
+            calibrations[kind] = calibrate(
+                Scenario.load("baseline", {**base, **transport}),
+                latency_ms=args.latency_ms if args.calibrate_at_latency else 0.0,
+                runs=args.calibration_runs,
+            )
         replicated[label] = []
         for seed in range(1, args.seeds + 1):
             sc = Scenario.load(
@@ -134,7 +144,9 @@ def main() -> None:
             )
     print(
         f"\n{args.users} users × {args.duration:g} s at 0.5 msg/s, latency {args.latency_ms:g} ms "
-        f"one way; load average {os.getloadavg()[0]:.1f}; {time.perf_counter() - t0:.0f} s"
+        f"one way; calibrated at {args.latency_ms if args.calibrate_at_latency else 0:g} ms, "
+        f"{args.calibration_runs} run(s); load average {os.getloadavg()[0]:.1f}; "
+        f"{time.perf_counter() - t0:.0f} s"
     )
 
 

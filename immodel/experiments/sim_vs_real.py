@@ -43,11 +43,20 @@ COMPARED = (
 )
 
 
-def calibrate(scenario: Scenario) -> dict[str, Any]:
+def calibrate(scenario: Scenario, latency_ms: float = 0.0, runs: int = 1) -> dict[str, Any]:
     """Measure the harness on this machine (its logic operations in-process, its access
-    CPU per frame and the loopback's one-way time from a real run of ``scenario`` with
-    no added latency) and return the calibrated scenario keys
-    (:func:`immodel.real.calibrate.preset`)."""
+    CPU per frame and the loopback's one-way time from a real run of ``scenario``) and
+    return the calibrated scenario keys (:func:`immodel.real.calibrate.preset`).
+
+    ``latency_ms`` is the constant one-way latency the calibration run adds at the fault
+    proxy (default none); the loopback samples are net of it. Calibrate at the latency
+    the comparison will use: the proxy releases delayed bytes from its event loop's
+    timers, and how late those fire under load is part of the one-way time measured at
+    that latency, not at zero. ``runs`` real runs (seeds ``seed``, ``seed + 1``, …) are
+    pooled for the loopback samples: one short run's top quantiles are one or two
+    messages, and one scheduling hiccup of the machine decides them."""
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs!r}")
     from immodel.real import run_real
     from immodel.real.calibrate import (
         loopback_samples_ms,
@@ -59,14 +68,17 @@ def calibrate(scenario: Scenario) -> dict[str, Any]:
     from immodel.sim.model import run
 
     costs = measure_logic_costs(scenario)
-    zero = scenario.with_overrides({"network.latency_ms": 0.0, "faults": []})
-    real0 = run_real(zero)
+    zero = scenario.with_overrides({"network.latency_ms": float(latency_ms), "faults": []})
+    reals = [run_real(zero.with_overrides({"seed": zero["seed"] + k})) for k in range(runs)]
+    real0 = reals[0]
     access_ms = measure_access_cost(real0)
     keys = preset(costs, access_ms, 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the same (short) drain as the real run
-        sim0 = run(zero.with_overrides(keys))
-    samples = loopback_samples_ms(uplink_ms(real0), float(np.median(uplink_ms(sim0))))
+        # at the calibration's latency, so that the median subtracted below includes it
+        sim0 = run(zero.with_overrides({**keys, "network.latency_ms": float(latency_ms)}))
+    real_uplink = np.concatenate([uplink_ms(r) for r in reals])
+    samples = loopback_samples_ms(real_uplink, float(np.median(uplink_ms(sim0))))
     return preset(costs, access_ms, samples)
 
 

@@ -91,3 +91,11 @@ def test_legs_slow_together_make_a_tail_that_random_pairing_removes():
     d = leg_dependence([apart], q=0.99, shuffles=200)
     assert abs(d["spearman"]) < 4 / np.sqrt(4000)  # 4 standard errors of rho at rho = 0
     assert d["shuffled_low_ms"] <= d["sum_quantile_ms"] <= d["shuffled_high_ms"]
+
+
+def test_a_calibration_of_no_runs_is_refused_before_anything_runs():
+    from immodel import Scenario
+    from immodel.experiments.sim_vs_real import calibrate
+
+    with pytest.raises(ValueError, match="runs must be at least 1"):
+        calibrate(Scenario.load("baseline"), runs=0)

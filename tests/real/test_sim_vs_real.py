@@ -32,6 +32,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::immodel.errors.DrainWarning"),
 ]
 
+#: the push pair's one-way latency, which the calibration is made at (the fault proxy's
+#: timers are part of the loopback's one-way time at that latency)
+PUSH_LATENCY_MS = 20.0
+
 BASE = {
     "workload.users": 30,
     "workload.send_rate_per_user": 1.0,
@@ -57,7 +61,7 @@ def calibration(tmp_path_factory):
     return shared(
         tmp_path_factory,
         "calibration",
-        lambda _work: calibrate(Scenario.load("baseline", BASE)),
+        lambda _work: calibrate(Scenario.load("baseline", BASE), latency_ms=PUSH_LATENCY_MS),
         lambda keys, folder: (folder / "keys.json").write_text(json.dumps(keys)),
         lambda folder: json.loads((folder / "keys.json").read_text()),
     )
@@ -65,7 +69,7 @@ def calibration(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def push_pair(calibration, tmp_path_factory):
-    scenario = Scenario.load("baseline", {**BASE, "network.latency_ms": 20.0})
+    scenario = Scenario.load("baseline", {**BASE, "network.latency_ms": PUSH_LATENCY_MS})
     return _pair(tmp_path_factory, "push-pair", scenario, calibration)
 
 
