@@ -46,6 +46,8 @@ from immodel.real.common import (
     serve_until_terminated,
 )
 from immodel.real.store import SqliteStore
+from immodel.sim.relationships import Relationships
+from immodel.sim.rng import Streams
 
 
 class _AccessLink:
@@ -84,7 +86,10 @@ class LogicServer:
         self.one_transfer = sc["server.login_catchup"] == "one_transfer"
         self.sync_follows = sc["reliability.sync"] and sc["reliability.sync_on_reconnect"]
         self.groups: dict[str, list[int]] = {k: list(v) for k, v in cfg["groups"].items()}
-        self.policy = admission.AdmissionPolicy()
+        self.policy = admission.AdmissionPolicy(require_friendship=sc["server.require_friendship"])
+        # the same muted users, friendships and blacklists as the simulator draws for
+        # this scenario and seed, so that both refuse the same messages
+        self.relationships = Relationships(sc, Streams(sc["seed"])["admission"].generator)
         self.presence: dict[int, _AccessLink] = {}
         self.mode: dict[int, str] = {}  # user → "push" or "poll" (how it is connected)
         self.held: dict[int, tuple[_AccessLink, asyncio.TimerHandle]] = {}  # long polls
@@ -257,17 +262,21 @@ class LogicServer:
                 self.node.dedup.complete(msg.msg_id, reply, now)
                 self._reply(link, user, reply)
                 return
+        recipients = self.recipients(msg)
+        friends, black = (
+            (True, False) if msg.is_group else self.relationships.pair(msg.sender, recipients[0])
+        )
         facts = admission.MessageFacts(
-            sender_muted=False,
-            blacklisted_by_recipient=False,
-            are_friends=True,
+            sender_muted=msg.sender in self.relationships.muted,
+            blacklisted_by_recipient=black,
+            are_friends=friends,
             is_group=msg.is_group,
         )
         decision = admission.admit(self.policy, facts)
         if not decision.accepted:
+            self.stats.counts["rejections"] += 1
             self._reply(link, user, self.node.reject(msg, str(decision.reason), now))
             return
-        recipients = self.recipients(msg)
         with self.store.transaction():
             if not msg.is_group:
                 for u in (msg.sender, recipients[0]):
