@@ -406,6 +406,12 @@ class LoadGen:
         self.ssl_context = ssl_context
         self.access_ports = access_ports  # callable: the live access nodes' (index, port)
         self.streams = Streams(sc["seed"])
+        # each user's transport as the simulator draws it (a hybrid run puts the same
+        # users on the web); from a stream of its own so that the phases drawn below from
+        # self.streams stay as they are
+        _, self.kinds = endpoints.phases_and_transports(
+            sc, sc["workload.users"], Streams(sc["seed"])["phase"].generator
+        )
         self.events = Events()
         self.counters: Counter[str] = Counter()
         self.clients: dict[int, RealClient] = {}
@@ -435,11 +441,9 @@ class LoadGen:
         """Connect and log in ``users`` (at most ``parallel`` handshakes at once)."""
         gate = asyncio.Semaphore(parallel)
 
-        kind = self.sc["transport.kind"]
-
         async def one(uid: int) -> None:
             client = self.clients[uid] = (
-                RealClient(self, uid) if kind == "push" else WebClient(self, uid)
+                RealClient(self, uid) if self.kinds[uid] == "push" else WebClient(self, uid)
             )
             async with gate:
                 for _ in range(3):
@@ -499,7 +503,7 @@ class WebClient(RealClient):
     def __init__(self, gen: LoadGen, uid: int) -> None:
         super().__init__(gen, uid)
         sc = gen.sc
-        self.long = sc["transport.kind"] == "long_poll"
+        self.long = gen.kinds[uid] == "long_poll"
         self.hold_s = sc["transport.long_poll_hold_s"] if self.long else 0.0
         self.interval_s = sc["transport.poll_interval_s"]
         self.fixed_delay = sc["transport.poll_schedule"] == "fixed_delay"

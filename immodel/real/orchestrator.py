@@ -120,11 +120,6 @@ def check_supported(sc) -> None:
                 f"allowed {allowed}"
             )
     kind = sc["transport.kind"]
-    if kind not in ("push", "long_poll", "short_poll"):
-        raise UserError(
-            f"transport.kind = '{kind}' is not supported by immodel real: allowed push, "
-            "long_poll, short_poll (hybrid is not implemented yet)"
-        )
     if kind != "push" and sc["server.nodes"] > 1:
         raise UserError(
             f"server.nodes = {sc['server.nodes']} with transport.kind = '{kind}' is not "
@@ -614,7 +609,7 @@ async def _run(sc, folder: Path):
         store_mod.read_stored(str(db)),
         t_start=t_start,
         users=sc["workload.users"],
-        kind=sc["transport.kind"],
+        kind=gen.kinds,
         online_at_end=online_at_end,
         fault_log=fault_log,
         load_rows=load_rows,

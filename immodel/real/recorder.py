@@ -63,7 +63,7 @@ def build_result(
     *,
     t_start: float,
     users: int,
-    kind: str,
+    kind: str | list[str],
     online_at_end: set[int],
     fault_log: list[dict],
     load_rows: list[dict],
@@ -71,7 +71,7 @@ def build_result(
 ) -> Result:
     """The :class:`~immodel.sim.model.Result` of a real run (see the module docstring)."""
     rec = Recorder()
-    rec.recipient_kind = [kind] * users
+    rec.recipient_kind = [kind] * users if isinstance(kind, str) else list(kind)
     messages_by_id: dict[str, Message] = {}
     rows: list[tuple[float, int, int, tuple]] = []
     for i, (t, msg, rcpt) in enumerate(events.sent):

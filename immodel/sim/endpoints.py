@@ -42,4 +42,19 @@ def receiver_options(sc: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["receiver_options", "retry_policy"]
+def phases_and_transports(sc: Any, n: int, generator) -> tuple[list[float], list[str]]:
+    """Each of ``n`` users' phase (a uniform in [0, 1): where in its poll interval or
+    hold it starts) and transport (``push``, ``long_poll`` or ``short_poll``), drawn from
+    ``generator`` — the run's ``phase`` stream — in this order: the phases, then, for
+    ``transport.kind = "hybrid"``, one uniform per user below ``transport.web_share``
+    for a web client on long polling (the rest on push). The simulator and the real load
+    generator call it alike, so a hybrid run puts the same users on the web in both."""
+    phases = generator.random(n).tolist()
+    kind = sc["transport.kind"]
+    if kind == "hybrid":
+        web = (generator.random(n) < sc["transport.web_share"]).tolist()
+        return phases, ["long_poll" if w else "push" for w in web]
+    return phases, [kind] * n
+
+
+__all__ = ["phases_and_transports", "receiver_options", "retry_policy"]

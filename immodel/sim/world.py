@@ -165,14 +165,7 @@ class World:
     def _setup_clients(self) -> None:
         sc = self.sc
         n = self.n_users
-        rng = self.streams["phase"].generator
-        phases = rng.random(n).tolist()
-        kind = sc["transport.kind"]
-        if kind == "hybrid":
-            web = (rng.random(n) < sc["transport.web_share"]).tolist()
-            kinds = [LONG_POLL if w else PUSH for w in web]
-        else:
-            kinds = [kind] * n
+        phases, kinds = endpoints.phases_and_transports(sc, n, self.streams["phase"].generator)
         # Several devices per user (immodel.sim.devices): one client per device; the
         # first n keep the users' ids, phases and presence draws of a one-device run.
         self.devices = build_devices(sc, n, self.streams)

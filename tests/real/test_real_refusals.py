@@ -29,7 +29,7 @@ SMALL = ["--set", "workload.users=20", "--set", "duration_s=2", "--set", "drain_
         (["--set", "faults=[{kind='server_crash',at_s=1,down_s=1,node=3}]"], "faults[0].node"),
         (["--set", "security.usersig_ttl_s=1"], "security.usersig_ttl_s"),
         (["--set", "workload.no_such_key=1"], "workload.no_such_key"),
-        (["--set", "transport.kind=hybrid"], "transport.kind"),
+        (["--set", "transport.kind=hybrid", "--set", "server.nodes=2"], "server.nodes"),
         (["--set", "transport.kind=long_poll", "--set", "server.nodes=2"], "server.nodes"),
     ],
 )
