@@ -114,6 +114,12 @@ class AccessServer:
 
     def from_logic(self, frame: dict) -> None:
         user = int(frame["user"])
+        if frame["op"] == "route":
+            # a copy for a poller, stored by another logic node: its queue is on the node
+            # that owns the poller (where its polls and their ACKs go)
+            self.stats.counts["copies_routed"] += 1
+            self.to_logic(self.owner(user), {**frame, "op": "routed"})
+            return
         if user in self.web:
             self._answer_web(user, frame)
             return

@@ -94,6 +94,7 @@ class LogicServer:
         self.mode: dict[int, str] = {}  # user → "push" or "poll" (how it is connected)
         self.held: dict[int, tuple[_AccessLink, asyncio.TimerHandle]] = {}  # long polls
         self.batch_max = sc["transport.batch_max"]
+        self.several_nodes = sc["server.nodes"] > 1
         self.stats = Stats(cfg["dir"], f"logic{node_id}")
         self.stats.gauge = lambda: {"pending_acks": len(self.node.pending)}
         self._retx: asyncio.TimerHandle | None = None
@@ -165,6 +166,13 @@ class LogicServer:
                 self._answer_held(user)
         elif op == "detach":
             self._forget(link, int(frame["user"]))
+        elif op == "routed":  # a copy for a poller this node owns, stored by another node
+            user = int(frame["user"])
+            item = wire.stored_from_wire(frame["item"])
+            mode = self.mode.get(user) if user in self.presence else None
+            self._push_out(self.node.route(item, user, mode, self.clock()))
+            if mode == "poll":
+                self._answer_held(user)
         elif op == "hello":
             link.access = int(frame["access"])
             for user, mode in frame["users"]:
@@ -288,6 +296,11 @@ class LogicServer:
         self._reply(link, user, reply)
         for r in recipients:
             mode = self.mode.get(r) if r in self.presence else None
+            if mode == "poll" and self.several_nodes:
+                # a poller's queue is on its own node (its polls and ACKs go there), which
+                # only the access tier knows: the copy goes there through its access node
+                self.presence[r].send({"op": "route", "user": r, "item": wire.stored_to_wire(item)})
+                continue
             self._push_out(self.node.route(item, r, mode, now))
             if mode == "poll":
                 self._answer_held(r)
