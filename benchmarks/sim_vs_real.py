@@ -123,6 +123,16 @@ def main() -> None:
             print(
                 f"  {label:26s} p99 sim / real per run: " + ", ".join(f"{x:.2f}" for x in per_run)
             )
+            sims, reals = [s for s, _ in runs_of], [r for _, r in runs_of]
+            totals = [
+                sum(x.summary[k] for x in side)
+                for side in (sims, reals)
+                for k in ("lost", "duplicates")
+            ]
+            print(
+                f"  {label:26s} lost, duplicates over the runs: sim {totals[0]}, {totals[1]};"
+                f" real {totals[2]}, {totals[3]}"
+            )
     # Where the tail comes from: each delivery's sender leg (send -> stored) and recipient
     # leg (stored -> shown), their p99, and how much of the total's p99 the two legs'
     # dependence makes (a loaded machine slows both legs of a message together; the
