@@ -162,8 +162,13 @@ class UplinkSender:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` is next needed (None: nothing in flight)."""
-        deadlines = [e.deadline for e in self._in_flight.values() if e.deadline is not None]
-        return min(deadlines) if deadlines else None
+        # a loop, not min() over a list: asked after every action of the client
+        earliest = None
+        for entry in self._in_flight.values():
+            deadline = entry.deadline
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     @property
     def in_flight(self) -> int:

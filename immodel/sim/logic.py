@@ -157,6 +157,9 @@ class LogicTier:
         self.checks_policy = admission.AdmissionPolicy(
             require_friendship=sc["server.require_friendship"]
         )
+        # read for every message (a scenario lookup is a Python call)
+        self.callback_enabled = sc["server.callback_enabled"]
+        self.screening_enabled = sc["server.screening_enabled"]
         self.friend_fraction = sc["server.friend_fraction"]
         self.blacklist_fraction = sc["server.blacklist_fraction"]
         rng = self.w.streams["admission"].generator
@@ -212,7 +215,7 @@ class LogicTier:
         if login_pushes_queue(one_transfer=self.one_transfer, sync_follows=sync_follows):
             self.w.counters["login_queue_pushed"] += backlog
         delivers = node.core.login(
-            uid, conn.mode, self.env.now, one_transfer=self.one_transfer, sync_follows=sync_follows
+            uid, conn.mode, self.env._now, one_transfer=self.one_transfer, sync_follows=sync_follows
         )
         if delivers:
             self._push_out(delivers, conn, self.w.side.login_push_arrives)
@@ -234,7 +237,7 @@ class LogicTier:
         node = self._serving(client.uid)
         if node is None:
             return  # routed to a dead node (before failover), or none is live
-        verdict, reply = node.core.begin_send(msg, self.env.now)
+        verdict, reply = node.core.begin_send(msg, self.env._now)
         if verdict is Verdict.DONE:
             self.w.counters["dedup_hits"] += 1
             self._reply(node, client, reply)
@@ -281,8 +284,8 @@ class LogicTier:
         if not decision.accepted:
             self._reject(node, client, msg, str(decision.reason))
             return
-        sc = self.sc
-        if sc["server.callback_enabled"]:
+        if self.callback_enabled:
+            sc = self.sc
             stream = self.w.streams["admission"]
             latency_s = stream.exponential(sc["server.callback_ms"] / 1000.0)
             timeout_s = sc["server.callback_timeout_s"]
@@ -303,7 +306,7 @@ class LogicTier:
         if node.epoch != epoch:
             return  # the node crashed while the business backend was being called
         job = (node, client, msg, callback)
-        if self.sc["server.screening_enabled"]:
+        if self.screening_enabled:
             node.stages["screening"].submit(self._after_screening, job, self.costs["screening"])
         else:
             self._after_screening(job)
@@ -312,7 +315,7 @@ class LogicTier:
         node, client, msg, callback = job
         screening = None
         action = ""
-        if self.sc["server.screening_enabled"]:
+        if self.screening_enabled:
             blocked = self.w.streams["admission"].uniform() < self.sc["server.screening_block_prob"]
             screening = "block" if blocked else "pass"
             # the business's policy decides what a hit means (immodel.protocol.channel)
@@ -346,7 +349,7 @@ class LogicTier:
         node, client, msg = job
         if not node.up:
             return
-        now = self.env.now
+        now = self.env._now
         if node.store_fail_prob > 0 and self.w.streams["faults"].uniform() < node.store_fail_prob:
             self.w.counters["store_failures"] += 1
             burn = self._burns_seq(msg)
@@ -386,7 +389,7 @@ class LogicTier:
 
     def _reject(self, node: LogicNode, client: Client, msg: Message, reason: str) -> None:
         self.w.counters["rejections"] += 1
-        self._reply(node, client, node.core.reject(msg, reason, self.env.now))
+        self._reply(node, client, node.core.reject(msg, reason, self.env._now))
 
     def _reply(self, node: LogicNode, client: Client, reply: SendReply) -> None:
         if node.extra_delay_s > 0:
@@ -422,7 +425,7 @@ class LogicTier:
         if entry is None:
             return
         item, recipients = entry
-        now = self.env.now
+        now = self.env._now
         session = self.w.access.session
         for r in recipients:
             rnode = self.owner(r)
@@ -459,7 +462,7 @@ class LogicTier:
         if self.w.streams["offline_push"].uniform() < self.sc["server.offline_push_loss"]:
             counters["offline_pushes_lost"] += 1
             return
-        arrival = self.env.now + self.sc["server.offline_push_ms"] / 1000.0
+        arrival = self.env._now + self.sc["server.offline_push_ms"] / 1000.0
         self.rec.offline_push(item.msg_id, uid, arrival)
 
     def _push_out(self, delivers: list[Deliver], conn: Connection | None, arrive) -> None:
@@ -480,7 +483,7 @@ class LogicTier:
             at_time(self.env, deadline, self._retx_timer, node)
 
     def _retx_timer(self, node: LogicNode) -> None:
-        now = self.env.now
+        now = self.env._now
         if node.retx_at is None or node.retx_at > now:
             return
         node.retx_at = None
@@ -591,7 +594,7 @@ class LogicTier:
     # faults
     def crash_node(self, node: LogicNode) -> None:
         """Volatile state of ``node`` is gone; connections, on the access tier, are not."""
-        now = self.env.now
+        now = self.env._now
         node.up = False
         node.crashes += 1
         self.w.counters["crash_pending_lost"] += node.core.crash()

@@ -261,7 +261,7 @@ class Network:
                 if fn is not None:
                     later(self.env, delay, fn, arg)
         elif not self.down.lost_at(uid, size, at):
-            now = self.env.now
+            now = self.env._now
             arrive = at + self.down.delay()
             if fn is not None:
                 later(self.env, arrive - now, fn, arg)
@@ -274,7 +274,7 @@ class Network:
             link.bytes += size
             link.packets_lost += 1
             return  # nobody is listening on a broken connection: the data is gone
-        now = self.env.now
+        now = self.env._now
         t = now if at is None else at
         if self.lossless:
             link.packets += 1
@@ -346,7 +346,7 @@ class Network:
         lost packet fails the attempt (the client times out and tries again)."""
         up, down = self.up, self.down
         total = 0.0
-        now = self.env.now
+        now = self.env._now
         for _ in range(round_trips):
             if not self.stream:
                 if up.lost(uid, 0) or down.lost(uid, 0):

@@ -39,8 +39,7 @@ def service_sampler(dist: str, mean_s: float, stream: Stream) -> Callable[[float
         mu = math.log(mean_s) - sigma * sigma / 2
         exp, normal = math.exp, stream.normal
         return lambda scale=1.0: exp(mu + sigma * normal()) * scale
-    exponential = stream.exponential
-    return lambda scale=1.0: exponential(mean_s) * scale
+    return stream.scaled_exponential(mean_s)
 
 
 def _complete(job: _Job) -> None:
