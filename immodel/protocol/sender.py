@@ -92,13 +92,9 @@ class UplinkSender:
     ) -> tuple[Message, list[Action]]:
         """The app submits a message: name it and send the first attempt."""
         self._counter += 1
-        message = Message(
-            msg_id=f"{self.client_id}-{self._counter}",
-            sender=self.client_id,
-            conversation=conversation,
-            is_group=is_group,
-            payload_bytes=payload_bytes,
-        )
+        # positional: a keyword call costs a third more than the fields themselves
+        msg_id = f"{self.client_id}-{self._counter}"
+        message = Message(msg_id, self.client_id, conversation, is_group, payload_bytes)
         timeout = self.policy.timeout_s
         if not self.connected:
             self._in_flight[message.msg_id] = _InFlight(message, None, timeout)

@@ -140,8 +140,10 @@ class AccessTier:
     def session(self, uid: int) -> Connection | None:
         """``uid``'s connection on the access tier now, if any (the status lookup)."""
         conn = self.w.clients[uid].conn
-        if conn is not None and self.serves(conn):
-            return conn
+        if conn is not None:  # what serves(conn) says, written out: asked per frame
+            node = self.nodes[conn.access]
+            if node.up and node.conns.get(conn.uid) is conn:
+                return conn
         for node in self.nodes:  # the server may hold a connection the client gave up on
             c = node.conns.get(uid) if node.up else None
             if c is not None:

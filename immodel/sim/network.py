@@ -38,10 +38,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
+from simpy.events import NORMAL
+
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import later
+from immodel.sim.kernel import Call, later
 from immodel.sim.network_constants import (
     CLOCK_GRANULARITY_S,
     INITIAL_RTO_S,
@@ -308,8 +311,9 @@ class Network:
             conn.clear_up = now + delay
         else:
             conn.clear_down = now + delay
-        if fn is not None:
-            later(self.env, delay, fn, arg)
+        if fn is not None:  # later(), written out: most events of a run are scheduled here
+            env = self.env
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), Call(fn, arg)))
 
     def prime(self, conn: Connection) -> None:
         """A new connection's first RTT sample: the handshake's round trip (SYN, SYN-ACK)

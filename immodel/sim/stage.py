@@ -277,12 +277,24 @@ class TimedStage:
 
         A zero-cost job that finds a worker free runs at once, without an event, as in
         :class:`Stage`."""
-        if scale <= 0.0 and self._free[0] <= self.env._now:
-            self.arrivals += 1
+        env = self.env
+        now = env._now
+        free = self._free
+        first = free[0]
+        self.arrivals += 1
+        if scale <= 0.0 and first <= now:
             fn(arg)
             return
-        done = self.reserve(scale)
-        env = self.env
+        # reserve(scale) written out (every request to an access node comes here)
+        service_s = self.service(scale)
+        if first > now:
+            done = first + service_s
+            self._waiting.append((first, first - now))
+            self._wait_given_s += first - now
+        else:
+            done = now + service_s
+        heapreplace(free, done)
+        self._work_given_s += service_s
         heappush(env._queue, (done, NORMAL, next(env._eid), _TimedJob(self, fn, arg)))
 
     def _prune(self) -> deque[tuple[float, float]]:
