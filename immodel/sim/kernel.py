@@ -26,6 +26,13 @@ def _fire(call: Call) -> None:
 
 _FIRE = (_fire,)
 
+# Calls that have run in :func:`run_until`, kept for :func:`later` to fill again: building
+# a slotted object costs about four times taking one from this list and setting two
+# fields, and most events of a run are Calls. Only Calls nobody holds a handle to go
+# here (``later``, ``at_time``, slot openers); a :class:`Deadline` — which its owner may
+# still cancel after it ran — never does.
+FREE_CALLS: list[Call] = []
+
 
 class Call:
     """A scheduled callback ``fn(arg)``: the event itself.
@@ -50,7 +57,14 @@ def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: 
 
     :meth:`Environment.schedule` written out (the same queue entry: time ``now + delay``,
     priority, next event id), as this is called for most events of a run."""
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), Call(fn, arg)))
+    free = FREE_CALLS
+    if free:
+        call = free.pop()
+        call.fn = fn
+        call.arg = arg
+    else:
+        call = Call(fn, arg)
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), call))
 
 
 def at_time(env: simpy.Environment, t: float, fn: Callable[[Any], None], arg: Any) -> None:
@@ -61,11 +75,25 @@ def at_time(env: simpy.Environment, t: float, fn: Callable[[Any], None], arg: An
     a timer that fires then finds its deadline not yet due, and one that keeps that
     deadline as "already armed" never fires again."""
     now = env._now
-    heapq.heappush(env._queue, (t if t > now else now, NORMAL, next(env._eid), Call(fn, arg)))
+    free = FREE_CALLS
+    if free:
+        call = free.pop()
+        call.fn = fn
+        call.arg = arg
+    else:
+        call = Call(fn, arg)
+    heapq.heappush(env._queue, (t if t > now else now, NORMAL, next(env._eid), call))
 
 
 def _cancelled(arg: Any) -> None:
     """What a cancelled :class:`Call` runs if it is popped after all: nothing."""
+
+
+class Deadline(Call):
+    """A :class:`Call` whose handle its owner keeps (to cancel it, maybe after it ran):
+    never reused for another event."""
+
+    __slots__ = ()
 
 
 class Deadlines:
@@ -98,12 +126,12 @@ class Deadlines:
         self.slots: dict[int, list] = {}
         self.dropped = 0  # deadlines cancelled before their slot opened: never run
 
-    def at(self, t: float, fn: Callable[[Any], None], arg: Any) -> Call:
+    def at(self, t: float, fn: Callable[[Any], None], arg: Any) -> Deadline:
         """Call ``fn(arg)`` at time ``t`` exactly (now, if ``t`` has passed) unless
         :meth:`cancel` is called first; returns the handle to cancel."""
         env = self.env
         now = env._now
-        call = Call(fn, arg)
+        call = Deadline(fn, arg)
         entry = (t if t > now else now, NORMAL, next(env._eid), call)
         k = int(t / self.slot_s) if t - now >= self.slot_s else 0
         start = k * self.slot_s
@@ -117,7 +145,7 @@ class Deadlines:
         slot.append(entry)
         return call
 
-    def later(self, delay: float, fn: Callable[[Any], None], arg: Any) -> Call:
+    def later(self, delay: float, fn: Callable[[Any], None], arg: Any) -> Deadline:
         """:meth:`at` ``now + delay`` — the time :func:`later` would give."""
         return self.at(self.env._now + delay, fn, arg)
 
@@ -154,21 +182,31 @@ def run_until(env: simpy.Environment, at: float) -> None:
     end._value = None
     env.schedule(end, URGENT, at - env.now)
     # stage builds on this module, not the reverse
-    from immodel.sim.stage import _Job, _TimedJob
+    from immodel.sim.stage import FREE_JOBS, FREE_TIMED_JOBS, _Job, _TimedJob
 
     queue = env._queue
     pop = heapq.heappop
-    call, job, timed = Call, _Job, _TimedJob
+    call, deadline, job, timed = Call, Deadline, _Job, _TimedJob
+    # what has run goes back to its free list (nothing else refers to it any more)
+    free_call, free_job, free_timed = FREE_CALLS.append, FREE_JOBS.append, FREE_TIMED_JOBS.append
     while queue:
         env._now, _, _, event = pop(queue)
         kind = type(event)
         if kind is call:
             event.fn(event.arg)
+            event.arg = None
+            free_call(event)
         elif kind is job:
             event.stage._finish(event)
+            event.arg = None
+            free_job(event)
         elif kind is timed:
             if event.epoch == event.stage.epoch:
                 event.fn(event.arg)
+            event.arg = None
+            free_timed(event)
+        elif kind is deadline:
+            event.fn(event.arg)
         elif event is end:
             return
         else:
@@ -231,7 +269,9 @@ def rendezvous(key: int, nodes: Sequence[int]) -> int:
 
 
 __all__ = [
+    "FREE_CALLS",
     "Call",
+    "Deadline",
     "Deadlines",
     "at_time",
     "crash_lifecycle",

@@ -44,7 +44,7 @@ from typing import Any
 from simpy.events import NORMAL
 
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import Call, later
+from immodel.sim.kernel import FREE_CALLS, Call, later
 from immodel.sim.network_constants import (
     CLOCK_GRANULARITY_S,
     INITIAL_RTO_S,
@@ -312,8 +312,15 @@ class Network:
         else:
             conn.clear_down = now + delay
         if fn is not None:  # later(), written out: most events of a run are scheduled here
+            free = FREE_CALLS
+            if free:
+                call = free.pop()
+                call.fn = fn
+                call.arg = arg
+            else:
+                call = Call(fn, arg)
             env = self.env
-            heappush(env._queue, (now + delay, NORMAL, next(env._eid), Call(fn, arg)))
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), call))
 
     def prime(self, conn: Connection) -> None:
         """A new connection's first RTT sample: the handshake's round trip (SYN, SYN-ACK)

@@ -63,6 +63,12 @@ class _Job:
 
 _COMPLETE = (_complete,)
 
+# Jobs that have completed in kernel.run_until, kept to be filled again by the next
+# submit (cheaper than building one; see kernel.FREE_CALLS): a job is referred to by
+# nothing once it has run.
+FREE_JOBS: list[_Job] = []
+FREE_TIMED_JOBS: list[_TimedJob] = []
+
 
 class Stage:
     """One processing step with ``workers`` servers and a FIFO queue."""
@@ -138,7 +144,15 @@ class Stage:
             self._area_busy += busy * dt
             self._area_queue += len(queue) * dt
             self._last_t = now
-        job = _Job(self, fn, arg)
+        free = FREE_JOBS
+        if free:
+            job = free.pop()
+            job.stage = self
+            job.fn = fn
+            job.arg = arg
+            job.epoch = self.epoch
+        else:
+            job = _Job(self, fn, arg)
         if busy < self.workers:
             self.busy = busy + 1
             heappush(env._queue, (now + self.service(scale), NORMAL, next(env._eid), job))
@@ -295,7 +309,16 @@ class TimedStage:
             done = now + service_s
         heapreplace(free, done)
         self._work_given_s += service_s
-        heappush(env._queue, (done, NORMAL, next(env._eid), _TimedJob(self, fn, arg)))
+        jobs = FREE_TIMED_JOBS
+        if jobs:
+            job = jobs.pop()
+            job.stage = self
+            job.fn = fn
+            job.arg = arg
+            job.epoch = self.epoch
+        else:
+            job = _TimedJob(self, fn, arg)
+        heappush(env._queue, (done, NORMAL, next(env._eid), job))
 
     def _prune(self) -> deque[tuple[float, float]]:
         waiting, now = self._waiting, self.env._now
