@@ -307,8 +307,12 @@ class Receiver:
         if self._edge:
             merged = tuple(chain.from_iterable(self._edge_pairs.values()))
         held: tuple[tuple[Id, Id], ...] = ()
-        if self._above:
-            held = tuple((conv, m) for conv, ids in self._above.items() for m in ids)
+        if self._above:  # a loop, not a generator: a receipt sync names one or two
+            pairs = []
+            for conv, ids in self._above.items():
+                for m in ids:
+                    pairs.append((conv, m))
+            held = tuple(pairs)
         return [StartSync(SyncRequest(self.user, cursors, self.sync_limit, merged, held))]
 
     def handle_timeout(self, now: float) -> list[Action]:
@@ -382,7 +386,8 @@ class Receiver:
 
     def _hold_above(self, conv: Id, msg_id: Id, key: int) -> None:
         """Remember a 1:1 item the client has above its cursor (left out of pages)."""
-        if key < self.cursor(conv):
+        cursor = self._cursor  # self.cursor(conv), written out
+        if key < (cursor.get(conv, 0) if cursor else 0):
             return  # a page already covered it
         if self._above is None:
             self._above = {}

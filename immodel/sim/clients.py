@@ -266,7 +266,8 @@ class ClientSide:
             return
         # Re-armed whenever the next deadline moves, so that a timer only ever fires when
         # something is due: the usual deadline is cleared by its answer long before.
-        self.deadlines.cancel(client.timer)
+        if client.timer is not None:
+            self.deadlines.cancel(client.timer)
         client.timer_at = deadline
         client.timer = (
             None if deadline is None else self.deadlines.at(deadline, self._client_timer, client)

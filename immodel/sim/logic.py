@@ -390,7 +390,7 @@ class LogicTier:
 
     def route_stored(self, node: LogicNode, item, recipients) -> None:
         """Queue the status lookup + fan-out of a stored message (logged durably first)."""
-        key = (item.msg_id, item.order_key)
+        key = (item.message.msg_id, item.order_key)
         node.unrouted[key] = (item, recipients)
         cost = self.costs["status"] + self.costs["fanout"] * len(recipients)
         node.stages["downlink"].submit(self._fan_out, (node, key), cost)

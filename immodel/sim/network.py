@@ -77,6 +77,16 @@ def latency_sampler(spec: Any, stream: Stream) -> Callable[[], float]:
     return lambda: samples[below(n)]
 
 
+def latency_constant_s(spec: Any) -> float | None:
+    """The one value :func:`latency_sampler` returns for a constant ``spec`` (None: the
+    latency is drawn)."""
+    if isinstance(spec, int | float):
+        return float(spec) / 1000.0
+    if spec["dist"] == "constant":
+        return spec["value"] / 1000.0
+    return None
+
+
 def latency_mean_s(spec: Any) -> float:
     """The mean of a latency spec, in seconds (for timeouts and theory)."""
     if isinstance(spec, int | float):
@@ -188,6 +198,7 @@ class Network:
     """
 
     __slots__ = (
+        "_constant_latency_s",
         "_return_latency",
         "down",
         "env",
@@ -224,6 +235,8 @@ class Network:
             **burst,
         )
         self.stream = sc["network.model"] == "stream"
+        # a constant latency (the default) is read, not called for, per segment
+        self._constant_latency_s = latency_constant_s(sc["network.latency_ms"])
         # The ACK of a segment travels back on the other direction: its own latency draw,
         # from its own stream, so that the stream model leaves the others untouched.
         self._return_latency = latency_sampler(sc["network.latency_ms"], streams["rtt"])
@@ -282,7 +295,8 @@ class Network:
         if self.lossless:
             link.packets += 1
             link.bytes += size
-            arrive = t + link.delay()
+            latency_s = self._constant_latency_s
+            arrive = t + (link.delay() if latency_s is None else latency_s)
         else:
             rto = conn.rto_up if up else conn.rto_down
             tries = 0
