@@ -586,7 +586,7 @@ class ClientSide:
             return  # nothing waits for it: its polls are its cohort's (immodel.sim.idle_poll)
         self.poll(client)
         # a slot, not the heap: ten thousand pollers keep the heap ten times smaller
-        self.deadlines.later(self.poll_interval_s, self._poll_tick, arg)
+        self.deadlines.later(self.poll_interval_s, self._poll_tick, arg, held=False)
 
     def poll(self, client: Client, hold_s: float | None = None) -> None:
         """Send one poll (carrying any ACKs that wait for a ride); a long poll asks the

@@ -126,28 +126,41 @@ class Deadlines:
         self.slots: dict[int, list] = {}
         self.dropped = 0  # deadlines cancelled before their slot opened: never run
 
-    def at(self, t: float, fn: Callable[[Any], None], arg: Any) -> Deadline:
+    def at(
+        self, t: float, fn: Callable[[Any], None], arg: Any, held: bool = True
+    ) -> Deadline | None:
         """Call ``fn(arg)`` at time ``t`` exactly (now, if ``t`` has passed) unless
-        :meth:`cancel` is called first; returns the handle to cancel."""
+        :meth:`cancel` is called first; returns the handle to cancel. ``held=False``: a
+        timer its owner never cancels (a poller's next tick), which returns no handle and
+        takes a used Call (:data:`FREE_CALLS`) instead of building one."""
         env = self.env
         now = env._now
-        call = Deadline(fn, arg)
+        if held:
+            call = Deadline(fn, arg)
+        elif FREE_CALLS:
+            call = FREE_CALLS.pop()
+            call.fn = fn
+            call.arg = arg
+        else:
+            call = Call(fn, arg)
         entry = (t if t > now else now, NORMAL, next(env._eid), call)
         k = int(t / self.slot_s) if t - now >= self.slot_s else 0
         start = k * self.slot_s
         if start <= now:  # near, or its slot has begun (and so been opened): the heap
             heappush(env._queue, entry)
-            return call
+            return call if held else None
         slot = self.slots.get(k)
         if slot is None:  # a slot that starts after now has not been opened yet
             slot = self.slots[k] = []
             heappush(env._queue, (start, URGENT, next(env._eid), Call(self._open, k)))
         slot.append(entry)
-        return call
+        return call if held else None
 
-    def later(self, delay: float, fn: Callable[[Any], None], arg: Any) -> Deadline:
+    def later(
+        self, delay: float, fn: Callable[[Any], None], arg: Any, held: bool = True
+    ) -> Deadline | None:
         """:meth:`at` ``now + delay`` — the time :func:`later` would give."""
-        return self.at(self.env._now + delay, fn, arg)
+        return self.at(self.env._now + delay, fn, arg, held)
 
     @staticmethod
     def cancel(call: Call | None) -> None:

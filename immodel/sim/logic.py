@@ -586,9 +586,12 @@ class LogicTier:
                     delivers += holder.core.pending.take_for_poll(client.uid, room)
         size = self.header
         if delivers:
-            self.retransmits_downlink += sum(d.attempt > 1 for d in delivers)
+            retransmits = 0
+            for d in delivers:  # a loop, not two sums of generators: one poll answer each
+                retransmits += d.attempt > 1
+                size += d.item.message.payload_bytes
+            self.retransmits_downlink += retransmits
             self.rec.set_request_messages(row, len(delivers))
-            size += sum(d.item.message.payload_bytes for d in delivers)
         elif client.kind == SHORT_POLL and not self.w.side.fixed_delay:
             # An empty answer to a fixed-rate short poll changes nothing at the client (its
             # next poll is already scheduled): sent and counted, its arrival is no event.
