@@ -57,13 +57,13 @@ def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: 
 
     :meth:`Environment.schedule` written out (the same queue entry: time ``now + delay``,
     priority, next event id), as this is called for most events of a run."""
-    free = FREE_CALLS
-    if free:
-        call = free.pop()
+    try:  # pop, not test-then-pop: worlds run in threads of one process share the list
+        call = FREE_CALLS.pop()
+    except IndexError:
+        call = Call(fn, arg)
+    else:
         call.fn = fn
         call.arg = arg
-    else:
-        call = Call(fn, arg)
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), call))
 
 
@@ -75,13 +75,13 @@ def at_time(env: simpy.Environment, t: float, fn: Callable[[Any], None], arg: An
     a timer that fires then finds its deadline not yet due, and one that keeps that
     deadline as "already armed" never fires again."""
     now = env._now
-    free = FREE_CALLS
-    if free:
-        call = free.pop()
+    try:  # pop, not test-then-pop: worlds run in threads of one process share the list
+        call = FREE_CALLS.pop()
+    except IndexError:
+        call = Call(fn, arg)
+    else:
         call.fn = fn
         call.arg = arg
-    else:
-        call = Call(fn, arg)
     heapq.heappush(env._queue, (t if t > now else now, NORMAL, next(env._eid), call))
 
 
@@ -137,12 +137,14 @@ class Deadlines:
         now = env._now
         if held:
             call = Deadline(fn, arg)
-        elif FREE_CALLS:
-            call = FREE_CALLS.pop()
-            call.fn = fn
-            call.arg = arg
         else:
-            call = Call(fn, arg)
+            try:
+                call = FREE_CALLS.pop()
+            except IndexError:
+                call = Call(fn, arg)
+            else:
+                call.fn = fn
+                call.arg = arg
         entry = (t if t > now else now, NORMAL, next(env._eid), call)
         k = int(t / self.slot_s) if t - now >= self.slot_s else 0
         start = k * self.slot_s
@@ -202,38 +204,44 @@ def run_until(env: simpy.Environment, at: float) -> None:
     call, deadline, job, timed = Call, Deadline, _Job, _TimedJob
     # what has run goes back to its free list (nothing else refers to it any more)
     free_call, free_job, free_timed = FREE_CALLS.append, FREE_JOBS.append, FREE_TIMED_JOBS.append
-    while queue:
-        env._now, _, _, event = pop(queue)
-        kind = type(event)
-        if kind is call:
-            event.fn(event.arg)
-            event.arg = None
-            free_call(event)
-        elif kind is job:
-            event.stage._finish(event)
-            event.arg = None
-            free_job(event)
-        elif kind is timed:
-            if event.epoch == event.stage.epoch:
+    try:
+        while queue:
+            env._now, _, _, event = pop(queue)
+            kind = type(event)
+            if kind is call:
                 event.fn(event.arg)
-            event.arg = None
-            free_timed(event)
-        elif kind is deadline:
-            event.fn(event.arg)
-        elif event is end:
-            return
-        else:
-            callbacks, event.callbacks = event.callbacks, None
-            try:
-                for callback in callbacks:
-                    callback(event)
-            except StopSimulation:
-                # Someone else asked SimPy to stop (an ``until`` event): stop here too.
+                event.arg = None
+                free_call(event)
+            elif kind is job:
+                event.stage._finish(event)
+                event.arg = None
+                free_job(event)
+            elif kind is timed:
+                if event.epoch == event.stage.epoch:
+                    event.fn(event.arg)
+                event.arg = None
+                free_timed(event)
+            elif kind is deadline:
+                event.fn(event.arg)
+            elif event is end:
                 return
-            if not event._ok and not hasattr(event, "_defused"):
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                raise exc
+            else:
+                callbacks, event.callbacks = event.callbacks, None
+                try:
+                    for callback in callbacks:
+                        callback(event)
+                except StopSimulation:
+                    # Someone else asked SimPy to stop (an ``until`` event): stop here too.
+                    return
+                if not event._ok and not hasattr(event, "_defused"):
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+    finally:
+        # the free lists end with the run: what they hold refers to this world
+        FREE_CALLS.clear()
+        FREE_JOBS.clear()
+        FREE_TIMED_JOBS.clear()
 
 
 def crash_lifecycle(env: simpy.Environment, node: Any, on_crash, on_recover):

@@ -326,13 +326,13 @@ class Network:
         else:
             conn.clear_down = now + delay
         if fn is not None:  # later(), written out: most events of a run are scheduled here
-            free = FREE_CALLS
-            if free:
-                call = free.pop()
+            try:
+                call = FREE_CALLS.pop()
+            except IndexError:
+                call = Call(fn, arg)
+            else:
                 call.fn = fn
                 call.arg = arg
-            else:
-                call = Call(fn, arg)
             env = self.env
             heappush(env._queue, (now + delay, NORMAL, next(env._eid), call))
 

@@ -144,15 +144,15 @@ class Stage:
             self._area_busy += busy * dt
             self._area_queue += len(queue) * dt
             self._last_t = now
-        free = FREE_JOBS
-        if free:
-            job = free.pop()
+        try:  # pop, not test-then-pop: safe when worlds run in threads of one process
+            job = FREE_JOBS.pop()
+        except IndexError:
+            job = _Job(self, fn, arg)
+        else:
             job.stage = self
             job.fn = fn
             job.arg = arg
             job.epoch = self.epoch
-        else:
-            job = _Job(self, fn, arg)
         if busy < self.workers:
             self.busy = busy + 1
             heappush(env._queue, (now + self.service(scale), NORMAL, next(env._eid), job))
@@ -309,15 +309,15 @@ class TimedStage:
             done = now + service_s
         heapreplace(free, done)
         self._work_given_s += service_s
-        jobs = FREE_TIMED_JOBS
-        if jobs:
-            job = jobs.pop()
+        try:
+            job = FREE_TIMED_JOBS.pop()
+        except IndexError:
+            job = _TimedJob(self, fn, arg)
+        else:
             job.stage = self
             job.fn = fn
             job.arg = arg
             job.epoch = self.epoch
-        else:
-            job = _TimedJob(self, fn, arg)
         heappush(env._queue, (done, NORMAL, next(env._eid), job))
 
     def _prune(self) -> deque[tuple[float, float]]:
