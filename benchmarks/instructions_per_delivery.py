@@ -18,7 +18,9 @@ interpreter are the same in both runs and cancel out; the recorder's calls for t
 deliveries are included, building the frames at the end is not (it is not run). The
 deliveries are counted in a separate run without valgrind (the same seed gives the same
 run). Each checkout runs in a fresh interpreter with ``PYTHONPATH`` on it, so only what
-every checkout since v0.1 offers is used. One run of push at 3 000 users × 60 s takes a
+every checkout since v0.1 offers is used, and with ``PYTHONHASHSEED`` fixed
+(``--hashseed``, 0 by default): the records do not depend on it, but the layout of every
+dict and set keyed by strings does, and with it the instructions a run takes. One run of push at 3 000 users × 60 s takes a
 few minutes under valgrind. A figure, not an assertion.
 """
 
@@ -75,9 +77,13 @@ def _child(checkout: Path, mode: str, args: argparse.Namespace, duration_s: floa
     ]
 
 
+def _env(checkout: Path, args: argparse.Namespace) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(checkout), "PYTHONHASHSEED": str(args.hashseed)}
+
+
 def count(checkout: Path, args: argparse.Namespace, duration_s: float) -> dict:
     """Events and deliveries of one run (no valgrind)."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = _env(checkout, args)
     out = subprocess.run(
         _child(checkout, "count", args, duration_s),
         cwd=checkout,
@@ -91,7 +97,7 @@ def count(checkout: Path, args: argparse.Namespace, duration_s: float) -> dict:
 
 def instructions(checkout: Path, args: argparse.Namespace, duration_s: float) -> int:
     """Instructions executed by one run under cachegrind."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = _env(checkout, args)
     cmd = [
         "valgrind",
         "--tool=cachegrind",
@@ -114,6 +120,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--long", type=float, default=60.0, help="seconds of sending, long run")
     parser.add_argument("--against", nargs="*", default=[], help="other checkouts to compare")
     parser.add_argument("--set", nargs="*", default=[], help="scenario overrides key=value")
+    parser.add_argument("--hashseed", type=int, default=0, help="PYTHONHASHSEED of the runs")
     args = parser.parse_args(argv)
     checkouts = [HERE] + [Path(p).resolve() for p in args.against]
     for c in checkouts[1:]:
