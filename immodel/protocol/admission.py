@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
 
+from immodel.protocol.messages import quick_init
 from immodel.protocol.usersig import UserSigError, UserSigReason, verify_usersig
 
 __all__ = [
@@ -186,6 +187,7 @@ class AdmissionPolicy:
             )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MessageFacts:
     """What the server stages looked up for one message (for one recipient, if 1:1).

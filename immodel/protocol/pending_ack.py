@@ -54,13 +54,14 @@ class PendingAcks:
         """Send ``item`` to a connected push recipient now; keep it until ACKed."""
         if not self.enabled:
             return [Deliver(recipient, item, 1)]
+        msg_id = item.message.msg_id
         entries = self._by_user.setdefault(recipient, {})
-        entry = entries.get(item.msg_id)
+        entry = entries.get(msg_id)
         if entry is None:
-            entry = entries[item.msg_id] = _Entry(item, None)
+            entry = entries[msg_id] = _Entry(item, None)
         entry.attempts += 1
         entry.deadline = now + self.ack_timeout_s
-        heapq.heappush(self._heap, (entry.deadline, recipient, item.msg_id))
+        heapq.heappush(self._heap, (entry.deadline, recipient, msg_id))
         return [Deliver(recipient, item, entry.attempts)]
 
     def handle_timeout(self, now: float) -> list[Deliver]:

@@ -159,20 +159,22 @@ class Receiver:
     # -- arrivals -------------------------------------------------------------------------
     def handle_push(self, item: Stored, now: float) -> list[Action]:
         """A pushed or polled copy arrived."""
-        actions: list[Action] = [SendAck((item.msg_id,))] if self.ack else []
-        if item.message.sender == self.user:
+        message = item.message  # its fields read once: this runs for every copy
+        msg_id, is_group = message.msg_id, message.is_group
+        actions: list[Action] = [SendAck((msg_id,))] if self.ack else []
+        if message.sender == self.user:
             return actions
-        if item.is_group and self.sync_enabled:
+        if is_group and self.sync_enabled:
             # even a copy already shown moves the cursor over its seq (a message stored
             # twice has two seqs), else it would stand as a gap
             self._arrive_in_group(item, "push", now, actions)
             return actions
-        if not item.is_group and self.sync_enabled:
-            self._hold_above(item.conversation, item.msg_id, item.order_key)
-        if self.dedup and self._was_shown(item.msg_id, now):
+        if not is_group and self.sync_enabled:
+            self._hold_above(message.conversation, msg_id, item.order_key)
+        if self.dedup and self._was_shown(msg_id, now):
             return actions
         self._show(item, "push", now, actions)
-        if not item.is_group and self.sync_enabled and self.sync_on_receipt:
+        if not is_group and self.sync_enabled and self.sync_on_receipt:
             actions.extend(self.request_sync(now, "receipt"))
         return actions
 
@@ -230,8 +232,11 @@ class Receiver:
             else:
                 ids = self._edge.setdefault(conv, set())
                 ids.update(at_top[conv])
-            self._edge_pairs[conv] = tuple(
-                (conv, msg_id) for msg_id in (ids if len(ids) == 1 else sorted(ids, key=repr))
+            # one id (the common case) needs no sort, and no generator
+            self._edge_pairs[conv] = (
+                ((conv, *ids),)
+                if len(ids) == 1
+                else tuple([(conv, msg_id) for msg_id in sorted(ids, key=repr)])
             )
         gap = self.sync_on_gap and self._gap_open()
         if not response.complete or self._sync_again or gap:
@@ -302,8 +307,12 @@ class Receiver:
         if self._edge:
             merged = tuple(chain.from_iterable(self._edge_pairs.values()))
         held: tuple[tuple[Id, Id], ...] = ()
-        if self._above:
-            held = tuple((conv, m) for conv, ids in self._above.items() for m in ids)
+        if self._above:  # a loop, not a generator: a receipt sync names one or two
+            pairs = []
+            for conv, ids in self._above.items():
+                for m in ids:
+                    pairs.append((conv, m))
+            held = tuple(pairs)
         return [StartSync(SyncRequest(self.user, cursors, self.sync_limit, merged, held))]
 
     def handle_timeout(self, now: float) -> list[Action]:
@@ -377,7 +386,8 @@ class Receiver:
 
     def _hold_above(self, conv: Id, msg_id: Id, key: int) -> None:
         """Remember a 1:1 item the client has above its cursor (left out of pages)."""
-        if key < self.cursor(conv):
+        cursor = self._cursor  # self.cursor(conv), written out
+        if key < (cursor.get(conv, 0) if cursor else 0):
             return  # a page already covered it
         if self._above is None:
             self._above = {}
@@ -386,10 +396,12 @@ class Receiver:
     def _show(
         self, item: Stored, via: str, now: float, actions: list[Action], trigger: str = ""
     ) -> None:
-        if self._seen is None:
-            self._seen = OrderedDict()
-        self._seen[item.msg_id] = now + self.dedup_window_s
-        self._seen.move_to_end(item.msg_id)
+        seen = self._seen
+        if seen is None:
+            seen = self._seen = OrderedDict()
+        msg_id = item.message.msg_id
+        seen[msg_id] = now + self.dedup_window_s
+        seen.move_to_end(msg_id)
         actions.append(Show(item, via, trigger))
 
     def _arrive_in_group(

@@ -120,7 +120,7 @@ class AccessTier:
 
     def new_connection(self, client: Client, node: AccessNode) -> Connection:
         self._next_conn_id += 1
-        conn = Connection(self._next_conn_id, client.uid, node.node_id, client.mode, self.env.now)
+        conn = Connection(self._next_conn_id, client.uid, node.node_id, client.mode, self.env._now)
         self.net.prime(conn)
         return conn
 
@@ -140,8 +140,10 @@ class AccessTier:
     def session(self, uid: int) -> Connection | None:
         """``uid``'s connection on the access tier now, if any (the status lookup)."""
         conn = self.w.clients[uid].conn
-        if conn is not None and self.serves(conn):
-            return conn
+        if conn is not None:  # what serves(conn) says, written out: asked per frame
+            node = self.nodes[conn.access]
+            if node.up and node.conns.get(conn.uid) is conn:
+                return conn
         for node in self.nodes:  # the server may hold a connection the client gave up on
             c = node.conns.get(uid) if node.up else None
             if c is not None:
@@ -167,7 +169,7 @@ class AccessTier:
         node = self.nodes[conn.access]
         if not node.up or node.conns.get(client.uid) is not conn:
             return None, -1
-        return node, self.rec.request(self.env.now, client.uid, kind, n, size)
+        return node, self.rec.request(self.env._now, client.uid, kind, n, size)
 
     def frame_down(self, conn: Connection | None, uid: int, size: int, fn, arg) -> None:
         """A downlink frame leaves through ``conn``'s access node (costs one frame)."""
@@ -190,7 +192,7 @@ class AccessTier:
         node = self.nodes[conn.access]
         if not node.up:
             return
-        self.rec.request(self.env.now, client.uid, "login", 0, self.header + LOGIN_BYTES)
+        self.rec.request(self.env._now, client.uid, "login", 0, self.header + LOGIN_BYTES)
         node.stage.submit(self._login_served, (node, client, conn, token), self.cost_login)
 
     def _login_served(self, job) -> None:
@@ -225,7 +227,7 @@ class AccessTier:
         node = self.pick(self.w.clients[uid])
         if node is None:
             return
-        fake = Connection(0, uid, node.node_id, "push", self.env.now)  # never registered
+        fake = Connection(0, uid, node.node_id, "push", self.env._now)  # never registered
         has_session = node.conns.get(uid) is fake
         if not channel.session_allows(kind, has_session=has_session):
             self.w.counters["forged_rejected"] += 1

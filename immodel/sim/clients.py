@@ -163,7 +163,7 @@ class ClientSide:
         the first attempt ("retransmit", "offline_queue"); a sync's own trigger is
         carried by its :class:`Show`.
         """
-        now = self.env.now
+        now = self.env._now
         rec = self.rec
         for a in actions:
             t = type(a)
@@ -266,14 +266,15 @@ class ClientSide:
             return
         # Re-armed whenever the next deadline moves, so that a timer only ever fires when
         # something is due: the usual deadline is cleared by its answer long before.
-        self.deadlines.cancel(client.timer)
+        if client.timer is not None:
+            self.deadlines.cancel(client.timer)
         client.timer_at = deadline
         client.timer = (
             None if deadline is None else self.deadlines.at(deadline, self._client_timer, client)
         )
 
     def _client_timer(self, client: Client) -> None:
-        now = self.env.now
+        now = self.env._now
         if client.timer_at is None or client.timer_at > now:
             return  # superseded (not reached with every re-arm cancelling the last timer)
         client.timer_at = None
@@ -296,7 +297,7 @@ class ClientSide:
         client, conn, reply = arg
         if client.conn is not conn:
             return  # the connection it came on is gone
-        self.act(client, client.sender.handle_reply(reply, self.env.now))
+        self.act(client, client.sender.handle_reply(reply, self.env._now))
 
     def _frame_intact(self, client: Client, conn: Connection, items) -> bool:
         """The on-path attacker's turn on a downlink frame carrying ``items`` (stored
@@ -331,7 +332,7 @@ class ClientSide:
         if self.check_frames and not self._frame_intact(client, conn, (d.item,)):
             return
         repair = "retransmit" if d.attempt > 1 else ""
-        self.act(client, client.receiver.handle_push(d.item, self.env.now), repair)
+        self.act(client, client.receiver.handle_push(d.item, self.env._now), repair)
 
     def login_push_arrives(self, arg) -> None:
         """A message from the offline queue, pushed right after login."""
@@ -340,7 +341,7 @@ class ClientSide:
             return
         if self.check_frames and not self._frame_intact(client, conn, (d.item,)):
             return
-        self.act(client, client.receiver.handle_push(d.item, self.env.now), "offline_queue")
+        self.act(client, client.receiver.handle_push(d.item, self.env._now), "offline_queue")
 
     def sync_response_arrives(self, arg) -> None:
         client, conn, response = arg
@@ -349,7 +350,7 @@ class ClientSide:
         items = response.items
         if self.check_frames and items and not self._frame_intact(client, conn, items):
             return
-        self.act(client, client.receiver.handle_sync_response(response, self.env.now))
+        self.act(client, client.receiver.handle_sync_response(response, self.env._now))
 
     # ------------------------------------------------------------------------------------
     # connecting
@@ -366,7 +367,7 @@ class ClientSide:
             return
         client.connecting = True
         if math.isnan(client.connect_started):
-            client.connect_started = self.env.now
+            client.connect_started = self.env._now
         if self.dns_mode == "none":
             self._handshake(client)
         else:
@@ -454,7 +455,7 @@ class ClientSide:
             return
         if not self.w.access.serves(conn):
             return
-        now = self.env.now
+        now = self.env._now
         client.connecting = False
         client.backoff_s = 0.0
         if not math.isnan(client.connect_started):
@@ -469,8 +470,8 @@ class ClientSide:
 
     def _connected(self, client: Client, conn: Connection) -> None:
         client.conn = conn
-        client.connected_since = self.env.now
-        self.w.reach.connected(client.uid, self.env.now)  # lost pairs: awaiting login?
+        client.connected_since = self.env._now
+        self.w.reach.connected(client.uid, self.env._now)  # lost pairs: awaiting login?
         client.sender.connected = True
         self.w.arm_break(conn)
         self.w.security.watch_expiry(client, conn)
@@ -493,7 +494,7 @@ class ClientSide:
         """The client learns its connection is gone: what it sends waits for the next."""
         if self.w.idle is not None:
             self.w.idle.connection_lost(client, "gone")
-        now = self.env.now
+        now = self.env._now
         if client.conn is not None and not math.isnan(client.connected_since):
             client.connected_total_s += now - client.connected_since
         client.connected_since = math.nan
@@ -526,7 +527,7 @@ class ClientSide:
         t_notice = self.next_phase_time(client.phase, self.detect_period(client))
         later(
             self.env,
-            t_notice + self.request_timeout_s - self.env.now,
+            t_notice + self.request_timeout_s - self.env._now,
             self._notice_dead,
             (client, conn),
         )
@@ -561,7 +562,7 @@ class ClientSide:
         if client.kind == SHORT_POLL and not self.fixed_delay:
             # Fixed rate: polls at phase·T + k·T, whatever the responses do.
             t_next = self.next_phase_time(client.phase, self.poll_interval_s)
-            later(self.env, t_next - self.env.now, self._poll_tick, (client, client.conn))
+            later(self.env, t_next - self.env._now, self._poll_tick, (client, client.conn))
         elif at_start and client.kind == LONG_POLL:
             self.poll(client, hold_s=client.phase * self.hold_s)
         elif at_start:
@@ -571,7 +572,7 @@ class ClientSide:
             self.poll(client)
 
     def next_phase_time(self, phase: float, period: float) -> float:
-        now = self.env.now
+        now = self.env._now
         offset = phase * period
         k = math.floor((now - offset) / period) + 1
         return offset + k * period
@@ -585,7 +586,7 @@ class ClientSide:
             return  # nothing waits for it: its polls are its cohort's (immodel.sim.idle_poll)
         self.poll(client)
         # a slot, not the heap: ten thousand pollers keep the heap ten times smaller
-        self.deadlines.later(self.poll_interval_s, self._poll_tick, arg)
+        self.deadlines.later(self.poll_interval_s, self._poll_tick, arg, held=False)
 
     def poll(self, client: Client, hold_s: float | None = None) -> None:
         """Send one poll (carrying any ACKs that wait for a ride); a long poll asks the
@@ -620,7 +621,7 @@ class ClientSide:
         items = [d.item for d in delivers] if self.check_frames else ()
         if items and not self._frame_intact(client, conn, items):
             return
-        now = self.env.now
+        now = self.env._now
         for d in delivers:
             repair = "retransmit" if d.attempt > 1 else ""
             self.act(client, client.receiver.handle_push(d.item, now), repair)

@@ -400,7 +400,9 @@ class IdlePollCohorts:
         self._count(offset, k_join, cohort_last)
         conn = client.conn
         if reason != GONE and conn is not None:
-            self.w.deadlines.at(offset + k_next * T, self.w.side._poll_tick, (client, conn))
+            self.w.deadlines.at(
+                offset + k_next * T, self.w.side._poll_tick, (client, conn), held=False
+            )
 
     def _settle(self, group: _Group, k: int, charged_below: int, real: tuple) -> None:
         if k < charged_below:

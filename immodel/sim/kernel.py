@@ -26,6 +26,13 @@ def _fire(call: Call) -> None:
 
 _FIRE = (_fire,)
 
+# Calls that have run in :func:`run_until`, kept for :func:`later` to fill again: building
+# a slotted object costs about four times taking one from this list and setting two
+# fields, and most events of a run are Calls. Only Calls nobody holds a handle to go
+# here (``later``, ``at_time``, slot openers); a :class:`Deadline` — which its owner may
+# still cancel after it ran — never does.
+FREE_CALLS: list[Call] = []
+
 
 class Call:
     """A scheduled callback ``fn(arg)``: the event itself.
@@ -50,7 +57,14 @@ def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: 
 
     :meth:`Environment.schedule` written out (the same queue entry: time ``now + delay``,
     priority, next event id), as this is called for most events of a run."""
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), Call(fn, arg)))
+    try:  # pop, not test-then-pop: worlds run in threads of one process share the list
+        call = FREE_CALLS.pop()
+    except IndexError:
+        call = Call(fn, arg)
+    else:
+        call.fn = fn
+        call.arg = arg
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), call))
 
 
 def at_time(env: simpy.Environment, t: float, fn: Callable[[Any], None], arg: Any) -> None:
@@ -61,11 +75,25 @@ def at_time(env: simpy.Environment, t: float, fn: Callable[[Any], None], arg: An
     a timer that fires then finds its deadline not yet due, and one that keeps that
     deadline as "already armed" never fires again."""
     now = env._now
-    heapq.heappush(env._queue, (t if t > now else now, NORMAL, next(env._eid), Call(fn, arg)))
+    try:  # pop, not test-then-pop: worlds run in threads of one process share the list
+        call = FREE_CALLS.pop()
+    except IndexError:
+        call = Call(fn, arg)
+    else:
+        call.fn = fn
+        call.arg = arg
+    heapq.heappush(env._queue, (t if t > now else now, NORMAL, next(env._eid), call))
 
 
 def _cancelled(arg: Any) -> None:
     """What a cancelled :class:`Call` runs if it is popped after all: nothing."""
+
+
+class Deadline(Call):
+    """A :class:`Call` whose handle its owner keeps (to cancel it, maybe after it ran):
+    never reused for another event."""
+
+    __slots__ = ()
 
 
 class Deadlines:
@@ -98,28 +126,43 @@ class Deadlines:
         self.slots: dict[int, list] = {}
         self.dropped = 0  # deadlines cancelled before their slot opened: never run
 
-    def at(self, t: float, fn: Callable[[Any], None], arg: Any) -> Call:
+    def at(
+        self, t: float, fn: Callable[[Any], None], arg: Any, held: bool = True
+    ) -> Deadline | None:
         """Call ``fn(arg)`` at time ``t`` exactly (now, if ``t`` has passed) unless
-        :meth:`cancel` is called first; returns the handle to cancel."""
+        :meth:`cancel` is called first; returns the handle to cancel. ``held=False``: a
+        timer its owner never cancels (a poller's next tick), which returns no handle and
+        takes a used Call (:data:`FREE_CALLS`) instead of building one."""
         env = self.env
         now = env._now
-        call = Call(fn, arg)
+        if held:
+            call = Deadline(fn, arg)
+        else:
+            try:
+                call = FREE_CALLS.pop()
+            except IndexError:
+                call = Call(fn, arg)
+            else:
+                call.fn = fn
+                call.arg = arg
         entry = (t if t > now else now, NORMAL, next(env._eid), call)
         k = int(t / self.slot_s) if t - now >= self.slot_s else 0
         start = k * self.slot_s
         if start <= now:  # near, or its slot has begun (and so been opened): the heap
             heappush(env._queue, entry)
-            return call
+            return call if held else None
         slot = self.slots.get(k)
         if slot is None:  # a slot that starts after now has not been opened yet
             slot = self.slots[k] = []
             heappush(env._queue, (start, URGENT, next(env._eid), Call(self._open, k)))
         slot.append(entry)
-        return call
+        return call if held else None
 
-    def later(self, delay: float, fn: Callable[[Any], None], arg: Any) -> Call:
+    def later(
+        self, delay: float, fn: Callable[[Any], None], arg: Any, held: bool = True
+    ) -> Deadline | None:
         """:meth:`at` ``now + delay`` — the time :func:`later` would give."""
-        return self.at(self.env._now + delay, fn, arg)
+        return self.at(self.env._now + delay, fn, arg, held)
 
     @staticmethod
     def cancel(call: Call | None) -> None:
@@ -154,35 +197,51 @@ def run_until(env: simpy.Environment, at: float) -> None:
     end._value = None
     env.schedule(end, URGENT, at - env.now)
     # stage builds on this module, not the reverse
-    from immodel.sim.stage import _Job, _TimedJob
+    from immodel.sim.stage import FREE_JOBS, FREE_TIMED_JOBS, _Job, _TimedJob
 
     queue = env._queue
     pop = heapq.heappop
-    call, job, timed = Call, _Job, _TimedJob
-    while queue:
-        env._now, _, _, event = pop(queue)
-        kind = type(event)
-        if kind is call:
-            event.fn(event.arg)
-        elif kind is job:
-            event.stage._finish(event)
-        elif kind is timed:
-            if event.epoch == event.stage.epoch:
+    call, deadline, job, timed = Call, Deadline, _Job, _TimedJob
+    # what has run goes back to its free list (nothing else refers to it any more)
+    free_call, free_job, free_timed = FREE_CALLS.append, FREE_JOBS.append, FREE_TIMED_JOBS.append
+    try:
+        while queue:
+            env._now, _, _, event = pop(queue)
+            kind = type(event)
+            if kind is call:
                 event.fn(event.arg)
-        elif event is end:
-            return
-        else:
-            callbacks, event.callbacks = event.callbacks, None
-            try:
-                for callback in callbacks:
-                    callback(event)
-            except StopSimulation:
-                # Someone else asked SimPy to stop (an ``until`` event): stop here too.
+                event.arg = None
+                free_call(event)
+            elif kind is job:
+                event.stage._finish(event)
+                event.arg = None
+                free_job(event)
+            elif kind is timed:
+                if event.epoch == event.stage.epoch:
+                    event.fn(event.arg)
+                event.arg = None
+                free_timed(event)
+            elif kind is deadline:
+                event.fn(event.arg)
+            elif event is end:
                 return
-            if not event._ok and not hasattr(event, "_defused"):
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                raise exc
+            else:
+                callbacks, event.callbacks = event.callbacks, None
+                try:
+                    for callback in callbacks:
+                        callback(event)
+                except StopSimulation:
+                    # Someone else asked SimPy to stop (an ``until`` event): stop here too.
+                    return
+                if not event._ok and not hasattr(event, "_defused"):
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+    finally:
+        # the free lists end with the run: what they hold refers to this world
+        FREE_CALLS.clear()
+        FREE_JOBS.clear()
+        FREE_TIMED_JOBS.clear()
 
 
 def crash_lifecycle(env: simpy.Environment, node: Any, on_crash, on_recover):
@@ -231,7 +290,9 @@ def rendezvous(key: int, nodes: Sequence[int]) -> int:
 
 
 __all__ = [
+    "FREE_CALLS",
     "Call",
+    "Deadline",
     "Deadlines",
     "at_time",
     "crash_lifecycle",

@@ -157,6 +157,12 @@ class LogicTier:
         self.checks_policy = admission.AdmissionPolicy(
             require_friendship=sc["server.require_friendship"]
         )
+        # Without a callback or screening the second decision applies the checks' rules to
+        # the checks' facts again: it is the checks' answer (an acceptance), not asked twice.
+        self.checks_decide = self.policy == self.checks_policy
+        # read for every message (a scenario lookup is a Python call)
+        self.callback_enabled = sc["server.callback_enabled"]
+        self.screening_enabled = sc["server.screening_enabled"]
         self.friend_fraction = sc["server.friend_fraction"]
         self.blacklist_fraction = sc["server.blacklist_fraction"]
         rng = self.w.streams["admission"].generator
@@ -182,7 +188,8 @@ class LogicTier:
         self._owner.clear()
 
     def _serving(self, uid: int) -> LogicNode | None:
-        node = self.owner(uid)
+        n = self._owner.get(uid)  # owner(uid), its common case written out
+        node = self.owner(uid) if n is None else self.nodes[n]
         return node if node is not None and node.up else None
 
     def _holders(self, uid: int, first: LogicNode) -> list[LogicNode]:
@@ -212,7 +219,7 @@ class LogicTier:
         if login_pushes_queue(one_transfer=self.one_transfer, sync_follows=sync_follows):
             self.w.counters["login_queue_pushed"] += backlog
         delivers = node.core.login(
-            uid, conn.mode, self.env.now, one_transfer=self.one_transfer, sync_follows=sync_follows
+            uid, conn.mode, self.env._now, one_transfer=self.one_transfer, sync_follows=sync_follows
         )
         if delivers:
             self._push_out(delivers, conn, self.w.side.login_push_arrives)
@@ -234,7 +241,7 @@ class LogicTier:
         node = self._serving(client.uid)
         if node is None:
             return  # routed to a dead node (before failover), or none is live
-        verdict, reply = node.core.begin_send(msg, self.env.now)
+        verdict, reply = node.core.begin_send(msg, self.env._now)
         if verdict is Verdict.DONE:
             self.w.counters["dedup_hits"] += 1
             self._reply(node, client, reply)
@@ -266,13 +273,10 @@ class LogicTier:
                 friends = pair_uniform(self.seed, a, b, 1) < self.friend_fraction
             if self.blacklist_fraction > 0.0:
                 black = pair_uniform(self.seed, other, sender, 2) < self.blacklist_fraction
+        # positional (sender_muted, blacklisted_by_recipient, are_friends, is_group,
+        # screening_verdict, callback_verdict): cheaper than keywords, once per message
         return admission.MessageFacts(
-            sender_muted=sender in self.muted,
-            blacklisted_by_recipient=black,
-            are_friends=friends,
-            is_group=msg.is_group,
-            screening_verdict=screening,
-            callback_verdict=callback,
+            sender in self.muted, black, friends, msg.is_group, screening, callback
         )
 
     def _after_checks(self, job) -> None:
@@ -281,8 +285,8 @@ class LogicTier:
         if not decision.accepted:
             self._reject(node, client, msg, str(decision.reason))
             return
-        sc = self.sc
-        if sc["server.callback_enabled"]:
+        if self.callback_enabled:
+            sc = self.sc
             stream = self.w.streams["admission"]
             latency_s = stream.exponential(sc["server.callback_ms"] / 1000.0)
             timeout_s = sc["server.callback_timeout_s"]
@@ -303,7 +307,7 @@ class LogicTier:
         if node.epoch != epoch:
             return  # the node crashed while the business backend was being called
         job = (node, client, msg, callback)
-        if self.sc["server.screening_enabled"]:
+        if self.screening_enabled:
             node.stages["screening"].submit(self._after_screening, job, self.costs["screening"])
         else:
             self._after_screening(job)
@@ -312,14 +316,17 @@ class LogicTier:
         node, client, msg, callback = job
         screening = None
         action = ""
-        if self.sc["server.screening_enabled"]:
+        if self.screening_enabled:
             blocked = self.w.streams["admission"].uniform() < self.sc["server.screening_block_prob"]
             screening = "block" if blocked else "pass"
             # the business's policy decides what a hit means (immodel.protocol.channel)
             action = channel.screening_action(self.screening_policy, screening)
             if action and action != "blocked":
                 screening = "pass"  # not a refusal: the policy delivers it (or not) itself
-        decision = admission.admit(self.policy, self._facts(msg, callback, screening))
+        if callback is None and screening is None and self.checks_decide:
+            decision = admission.ACCEPTED
+        else:
+            decision = admission.admit(self.policy, self._facts(msg, callback, screening))
         if action:
             self.rec.set_screening(msg.msg_id, action)
             self.w.counters["screening_" + action] += 1
@@ -346,7 +353,7 @@ class LogicTier:
         node, client, msg = job
         if not node.up:
             return
-        now = self.env.now
+        now = self.env._now
         if node.store_fail_prob > 0 and self.w.streams["faults"].uniform() < node.store_fail_prob:
             self.w.counters["store_failures"] += 1
             burn = self._burns_seq(msg)
@@ -355,7 +362,11 @@ class LogicTier:
         item, reply = node.core.commit(msg, now)
         recipients = self.rec.recipients(msg.msg_id)
         session = self.w.access.session
-        online = {r: session(r) is not None for r in recipients}
+        if len(recipients) == 1:  # 1:1: no comprehension
+            r = recipients[0]
+            online = {r: session(r) is not None}
+        else:
+            online = {r: session(r) is not None for r in recipients}
         self.rec.stored(now, msg, item.order_key, online)
         self._reply(node, client, reply)
         self.route_stored(node, item, recipients)
@@ -379,14 +390,14 @@ class LogicTier:
 
     def route_stored(self, node: LogicNode, item, recipients) -> None:
         """Queue the status lookup + fan-out of a stored message (logged durably first)."""
-        key = (item.msg_id, item.order_key)
+        key = (item.message.msg_id, item.order_key)
         node.unrouted[key] = (item, recipients)
         cost = self.costs["status"] + self.costs["fanout"] * len(recipients)
         node.stages["downlink"].submit(self._fan_out, (node, key), cost)
 
     def _reject(self, node: LogicNode, client: Client, msg: Message, reason: str) -> None:
         self.w.counters["rejections"] += 1
-        self._reply(node, client, node.core.reject(msg, reason, self.env.now))
+        self._reply(node, client, node.core.reject(msg, reason, self.env._now))
 
     def _reply(self, node: LogicNode, client: Client, reply: SendReply) -> None:
         if node.extra_delay_s > 0:
@@ -422,7 +433,7 @@ class LogicTier:
         if entry is None:
             return
         item, recipients = entry
-        now = self.env.now
+        now = self.env._now
         session = self.w.access.session
         for r in recipients:
             rnode = self.owner(r)
@@ -459,7 +470,7 @@ class LogicTier:
         if self.w.streams["offline_push"].uniform() < self.sc["server.offline_push_loss"]:
             counters["offline_pushes_lost"] += 1
             return
-        arrival = self.env.now + self.sc["server.offline_push_ms"] / 1000.0
+        arrival = self.env._now + self.sc["server.offline_push_ms"] / 1000.0
         self.rec.offline_push(item.msg_id, uid, arrival)
 
     def _push_out(self, delivers: list[Deliver], conn: Connection | None, arrive) -> None:
@@ -480,7 +491,7 @@ class LogicTier:
             at_time(self.env, deadline, self._retx_timer, node)
 
     def _retx_timer(self, node: LogicNode) -> None:
-        now = self.env.now
+        now = self.env._now
         if node.retx_at is None or node.retx_at > now:
             return
         node.retx_at = None
@@ -532,9 +543,9 @@ class LogicTier:
 
     def _answer_sync(self, job) -> None:
         client, response = job
-        size = self.header + sum(
-            i.message.payload_bytes + SYNC_ITEM_OVERHEAD_BYTES for i in response.items
-        )
+        size = self.header
+        for i in response.items:  # a loop, not sum() of a generator: most pages are empty
+            size += i.message.payload_bytes + SYNC_ITEM_OVERHEAD_BYTES
         self.w.sync_bytes += size
         conn = self.w.access.session(client.uid)
         self.w.access.frame_down(
@@ -575,9 +586,12 @@ class LogicTier:
                     delivers += holder.core.pending.take_for_poll(client.uid, room)
         size = self.header
         if delivers:
-            self.retransmits_downlink += sum(d.attempt > 1 for d in delivers)
+            retransmits = 0
+            for d in delivers:  # a loop, not two sums of generators: one poll answer each
+                retransmits += d.attempt > 1
+                size += d.item.message.payload_bytes
+            self.retransmits_downlink += retransmits
             self.rec.set_request_messages(row, len(delivers))
-            size += sum(d.item.message.payload_bytes for d in delivers)
         elif client.kind == SHORT_POLL and not self.w.side.fixed_delay:
             # An empty answer to a fixed-rate short poll changes nothing at the client (its
             # next poll is already scheduled): sent and counted, its arrival is no event.
@@ -591,7 +605,7 @@ class LogicTier:
     # faults
     def crash_node(self, node: LogicNode) -> None:
         """Volatile state of ``node`` is gone; connections, on the access tier, are not."""
-        now = self.env.now
+        now = self.env._now
         node.up = False
         node.crashes += 1
         self.w.counters["crash_pending_lost"] += node.core.crash()

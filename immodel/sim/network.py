@@ -38,10 +38,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
+from simpy.events import NORMAL
+
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import later
+from immodel.sim.kernel import FREE_CALLS, Call, later
 from immodel.sim.network_constants import (
     CLOCK_GRANULARITY_S,
     INITIAL_RTO_S,
@@ -72,6 +75,16 @@ def latency_sampler(spec: Any, stream: Stream) -> Callable[[], float]:
     samples = [s / 1000.0 for s in spec["samples"]]
     n, below = len(samples), stream.below
     return lambda: samples[below(n)]
+
+
+def latency_constant_s(spec: Any) -> float | None:
+    """The one value :func:`latency_sampler` returns for a constant ``spec`` (None: the
+    latency is drawn)."""
+    if isinstance(spec, int | float):
+        return float(spec) / 1000.0
+    if spec["dist"] == "constant":
+        return spec["value"] / 1000.0
+    return None
 
 
 def latency_mean_s(spec: Any) -> float:
@@ -185,6 +198,7 @@ class Network:
     """
 
     __slots__ = (
+        "_constant_latency_s",
         "_return_latency",
         "down",
         "env",
@@ -221,6 +235,8 @@ class Network:
             **burst,
         )
         self.stream = sc["network.model"] == "stream"
+        # a constant latency (the default) is read, not called for, per segment
+        self._constant_latency_s = latency_constant_s(sc["network.latency_ms"])
         # The ACK of a segment travels back on the other direction: its own latency draw,
         # from its own stream, so that the stream model leaves the others untouched.
         self._return_latency = latency_sampler(sc["network.latency_ms"], streams["rtt"])
@@ -261,7 +277,7 @@ class Network:
                 if fn is not None:
                     later(self.env, delay, fn, arg)
         elif not self.down.lost_at(uid, size, at):
-            now = self.env.now
+            now = self.env._now
             arrive = at + self.down.delay()
             if fn is not None:
                 later(self.env, arrive - now, fn, arg)
@@ -274,12 +290,13 @@ class Network:
             link.bytes += size
             link.packets_lost += 1
             return  # nobody is listening on a broken connection: the data is gone
-        now = self.env.now
+        now = self.env._now
         t = now if at is None else at
         if self.lossless:
             link.packets += 1
             link.bytes += size
-            arrive = t + link.delay()
+            latency_s = self._constant_latency_s
+            arrive = t + (link.delay() if latency_s is None else latency_s)
         else:
             rto = conn.rto_up if up else conn.rto_down
             tries = 0
@@ -308,8 +325,16 @@ class Network:
             conn.clear_up = now + delay
         else:
             conn.clear_down = now + delay
-        if fn is not None:
-            later(self.env, delay, fn, arg)
+        if fn is not None:  # later(), written out: most events of a run are scheduled here
+            try:
+                call = FREE_CALLS.pop()
+            except IndexError:
+                call = Call(fn, arg)
+            else:
+                call.fn = fn
+                call.arg = arg
+            env = self.env
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), call))
 
     def prime(self, conn: Connection) -> None:
         """A new connection's first RTT sample: the handshake's round trip (SYN, SYN-ACK)
@@ -346,7 +371,7 @@ class Network:
         lost packet fails the attempt (the client times out and tries again)."""
         up, down = self.up, self.down
         total = 0.0
-        now = self.env.now
+        now = self.env._now
         for _ in range(round_trips):
             if not self.stream:
                 if up.lost(uid, 0) or down.lost(uid, 0):

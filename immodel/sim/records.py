@@ -461,7 +461,10 @@ class Recorder:
         """The recipients ``msg_id`` was sent to, in the order given to :meth:`sent`."""
         m = self._index[msg_id]
         row0 = self._row0[m]
-        return tuple(self._r_user[row0 : row0 + self._rows[m]])
+        n = self._rows[m]
+        if n == 1:  # 1:1: no slice of the column (asked three times per message)
+            return (self._r_user[row0],)
+        return tuple(self._r_user[row0 : row0 + n])
 
     def n_recipients(self, msg_id: str) -> int:
         """How many recipients ``msg_id`` was sent to."""

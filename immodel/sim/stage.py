@@ -39,8 +39,7 @@ def service_sampler(dist: str, mean_s: float, stream: Stream) -> Callable[[float
         mu = math.log(mean_s) - sigma * sigma / 2
         exp, normal = math.exp, stream.normal
         return lambda scale=1.0: exp(mu + sigma * normal()) * scale
-    exponential = stream.exponential
-    return lambda scale=1.0: exponential(mean_s) * scale
+    return stream.scaled_exponential(mean_s)
 
 
 def _complete(job: _Job) -> None:
@@ -63,6 +62,12 @@ class _Job:
 
 
 _COMPLETE = (_complete,)
+
+# Jobs that have completed in kernel.run_until, kept to be filled again by the next
+# submit (cheaper than building one; see kernel.FREE_CALLS): a job is referred to by
+# nothing once it has run.
+FREE_JOBS: list[_Job] = []
+FREE_TIMED_JOBS: list[_TimedJob] = []
 
 
 class Stage:
@@ -139,7 +144,15 @@ class Stage:
             self._area_busy += busy * dt
             self._area_queue += len(queue) * dt
             self._last_t = now
-        job = _Job(self, fn, arg)
+        try:  # pop, not test-then-pop: safe when worlds run in threads of one process
+            job = FREE_JOBS.pop()
+        except IndexError:
+            job = _Job(self, fn, arg)
+        else:
+            job.stage = self
+            job.fn = fn
+            job.arg = arg
+            job.epoch = self.epoch
         if busy < self.workers:
             self.busy = busy + 1
             heappush(env._queue, (now + self.service(scale), NORMAL, next(env._eid), job))
@@ -278,13 +291,34 @@ class TimedStage:
 
         A zero-cost job that finds a worker free runs at once, without an event, as in
         :class:`Stage`."""
-        if scale <= 0.0 and self._free[0] <= self.env._now:
-            self.arrivals += 1
+        env = self.env
+        now = env._now
+        free = self._free
+        first = free[0]
+        self.arrivals += 1
+        if scale <= 0.0 and first <= now:
             fn(arg)
             return
-        done = self.reserve(scale)
-        env = self.env
-        heappush(env._queue, (done, NORMAL, next(env._eid), _TimedJob(self, fn, arg)))
+        # reserve(scale) written out (every request to an access node comes here)
+        service_s = self.service(scale)
+        if first > now:
+            done = first + service_s
+            self._waiting.append((first, first - now))
+            self._wait_given_s += first - now
+        else:
+            done = now + service_s
+        heapreplace(free, done)
+        self._work_given_s += service_s
+        try:
+            job = FREE_TIMED_JOBS.pop()
+        except IndexError:
+            job = _TimedJob(self, fn, arg)
+        else:
+            job.stage = self
+            job.fn = fn
+            job.arg = arg
+            job.epoch = self.epoch
+        heappush(env._queue, (done, NORMAL, next(env._eid), job))
 
     def _prune(self) -> deque[tuple[float, float]]:
         waiting, now = self._waiting, self.env._now

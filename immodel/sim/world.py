@@ -292,7 +292,7 @@ class World:
         if not keep_local_state:
             client.receiver.reset()
             for msg in client.sender.forget():
-                self.rec.outcome(msg.msg_id, self.env.now, "app_restart")
+                self.rec.outcome(msg.msg_id, self.env._now, "app_restart")
         self.access.close(uid, clean=True)
         self.side.detach(client)
         client.connecting = False
@@ -319,7 +319,7 @@ class World:
         it reset (None: it was already down, and the outage is extended)."""
         node = self.access.nodes[node_id]
         if not node.up:
-            node.down_until = max(node.down_until, self.env.now + down_s)
+            node.down_until = max(node.down_until, self.env._now + down_s)
             return None
         users = sorted(node.conns)
         node.process.interrupt(down_s)
@@ -372,14 +372,14 @@ class World:
             later(self.env, wait, self._workload_send, None)
 
     def _workload_send(self, _) -> None:
-        if self.env.now >= self.duration_s:
+        if self.env._now >= self.duration_s:
             return
         if self.presence.user_list:
             self._submit_one(self._workload_stream, self._group_share)
         self._workload_next(None)
 
     def _submit_one(self, stream, group_share: float) -> None:
-        now = self.env.now
+        now = self.env._now
         online_pos = self.presence.user_pos
         online_list = self.presence.user_list
         sender_uid = None
@@ -426,9 +426,9 @@ class World:
             users = (recipient,)
             if self.devices is not None:  # from the sender's first device
                 users = self.devices.expand(users, sender)
-            self.side.submit(self.clients[sender], conv, False, users, self.env.now)
+            self.side.submit(self.clients[sender], conv, False, users, self.env._now)
 
-        self.later(at_s - self.env.now, submit, None)
+        self.later(at_s - self.env._now, submit, None)
 
     # ------------------------------------------------------------------------------------
     # measurement
@@ -472,7 +472,7 @@ class World:
     def _close_window(self, _arg) -> None:
         """The sending period ends: note what rates over it need (busy worker-seconds per
         stage, connected push time for heartbeats)."""
-        now = self.env.now
+        now = self.env._now
         self.window_busy = {
             (tier, node_id, name): stage.busy_area()
             for tier, node_id, name, stage in self.all_stages()
