@@ -141,6 +141,26 @@ def test_without_the_burnt_list_the_same_gap_would_never_close() -> None:
     assert b.held("G") == 1 and len(syncs(actions)) == 1
 
 
+def test_a_burnt_seq_beyond_the_next_one_is_stepped_over_within_the_same_page() -> None:
+    # G holds seq 1, a burnt seq 2 and seq 3; B has shown nothing and is pushed 3 only.
+    # The page lists burnt seq 2 before its items, while B's cursor is still 0: the
+    # receiver must remember seq 2 as closed until seq 1 arrives, so one page shows 1,
+    # then 3, and leaves no gap to sync again for.
+    store = MessageStore()
+    store.join("B", "G")
+    store.append(grp(store.group_sequencer.next_seq("G")))
+    store.burn_seq("G")
+    store.append(grp(store.group_sequencer.next_seq("G")))
+    b = Receiver("B")
+    request = syncs(b.handle_push(grp(3), 0.0))[0]
+    page = store.answer_sync(request)
+    assert page.burnt == (("G", 2),) and [i.order_key for i in page.items] == [1, 3]
+    actions = b.handle_sync_response(page, 0.1)
+    assert shows(actions) == ["A-g1", "A-g3"]
+    assert b.cursor("G") == 3 and b.held("G") == 0
+    assert syncs(actions) == []
+
+
 # -- any arrival order, any burnt seqs --------------------------------------------------
 
 
