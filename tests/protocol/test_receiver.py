@@ -345,6 +345,34 @@ def test_answer_to_a_sync_abandoned_by_a_disconnect_is_ignored() -> None:
     assert b.cursor("A|B") == 0
 
 
+def test_a_disconnect_drops_the_one_more_sync_a_receipt_asked_for() -> None:
+    # A receipt during a sync asks for one more when it completes; the connection then
+    # drops. The reconnect's sync pulls everything anyway, so its complete page ends the
+    # syncing instead of starting the sync the lost connection still owed.
+    b = Receiver("B")
+    b.request_sync(0.0)
+    assert syncs(b.handle_push(one(1, 100), 0.1)) == []  # coalesced: one more owed
+    b.disconnect()
+    assert len(syncs(b.handle_connected(1.0))) == 1
+    assert syncs(answered(b, now=1.5)) == []
+    assert not b.syncing
+
+
+def test_every_page_of_a_reconnect_sync_credits_the_reconnect_after_a_disconnect() -> None:
+    # The receipt that asked for one more belonged to the lost connection: the second
+    # page of the reconnect's sync still shows what it repairs as repaired by the reconnect.
+    b = Receiver("B")
+    b.request_sync(0.0, "receipt")
+    b.handle_push(one(1, 100), 0.1)  # asks for one more, as a receipt
+    b.disconnect()
+    b.handle_connected(1.0)
+    assert len(syncs(answered(b, one(2, 200), now=1.5, complete=False))) == 1
+    actions = answered(b, one(3, 300), now=2.0)
+    assert [(a.item.msg_id, a.via, a.trigger) for a in actions if isinstance(a, Show)] == [
+        ("A-3", "sync", "reconnect")
+    ]
+
+
 def test_a_stale_page_that_leaves_a_gap_open_asks_again() -> None:
     # the late answer to a sync that was repeated after its timeout is taken as the
     # answer to the repeat; it was cut before the gap's message (B's own seq 1) existed
