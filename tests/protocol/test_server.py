@@ -121,6 +121,21 @@ def test_login_moves_the_offline_queue_to_the_downlink(mode: str) -> None:
     assert [d.item for d in out] == ([first, second] if mode == "push" else [])
 
 
+@pytest.mark.parametrize(
+    "keywords", [{"one_transfer": True}, {"sync_follows": True}], ids=["one_transfer", "sync"]
+)
+def test_a_login_pushes_the_queue_unless_one_transfer_and_a_following_sync_are_both_named(
+    keywords: dict[str, bool],
+) -> None:
+    # Each keyword defaults to false: one transfer asked for with no sync said to follow
+    # leaves the queue the only carrier, and a sync that follows without one transfer is
+    # today's double transfer; either way the backlog is pushed.
+    n = node()
+    item, _ = send(n, ONE, 0.0)
+    n.route(item, "B", None, 0.0)
+    assert [d.item for d in n.login("B", "push", 10.0, **keywords)] == [item]
+
+
 def test_login_with_an_empty_offline_queue_sends_nothing() -> None:
     assert node().login("B", "push", 0.0) == []
 
