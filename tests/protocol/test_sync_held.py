@@ -48,6 +48,24 @@ def test_a_lost_message_below_a_held_copy_comes_in_the_page_and_only_it() -> Non
     assert page.items == ()
 
 
+def test_a_pushed_copy_stamped_at_the_cursor_key_by_another_node_is_named_held() -> None:
+    # Two nodes stamp the same millisecond: B's cursor is at 100 over is
+    # pushed with key 100 too. Pages start AT the cursor key, so A-2 must be named held
+    # (it is not among the ids merged there) or the page would carry it down again.
+    store = MessageStore()
+    store.join("B", "A|B")
+    first, second = stored("A", 1, 100), stored("A", 2, 100)
+    store.append(first)
+    b = Receiver("B")
+    b.handle_sync_response(store.answer_sync(b.request_sync(0.0)[0].request), 0.1)
+    assert b.cursor("A|B") == 100
+    store.append(second)
+    request = only_sync(b.handle_push(second, 0.2)).request
+    assert request.merged_at_cursor == (("A|B", "A-1"),)
+    assert request.held == (("A|B", "A-2"),)
+    assert store.answer_sync(request).items == ()
+
+
 def test_own_confirmed_messages_do_not_come_back_in_pages() -> None:
     store = MessageStore()
     store.join("B", "A|B")
