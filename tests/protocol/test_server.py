@@ -136,6 +136,16 @@ def test_a_login_pushes_the_queue_unless_one_transfer_and_a_following_sync_are_b
     assert [d.item for d in n.login("B", "push", 10.0, **keywords)] == [item]
 
 
+def test_a_one_transfer_login_that_a_sync_follows_consumes_the_queue_without_pushing() -> None:
+    # The reconnect sync's page carries the backlog: the queue is dropped, not kept.
+    n = node()
+    item, _ = send(n, ONE, 0.0)
+    n.route(item, "B", None, 0.0)
+    assert n.login("B", "push", 10.0, one_transfer=True, sync_follows=True) == []
+    assert n.store.offline == {}
+    assert n.pending.waiting("B") == 0
+
+
 def test_login_with_an_empty_offline_queue_sends_nothing() -> None:
     assert node().login("B", "push", 0.0) == []
 
