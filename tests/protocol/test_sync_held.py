@@ -66,6 +66,20 @@ def test_a_pushed_copy_stamped_at_the_cursor_key_by_another_node_is_named_held()
     assert store.answer_sync(request).items == ()
 
 
+def test_a_late_copy_below_the_cursor_is_not_named_held() -> None:
+    # A retransmitted copy of a message a page already covered: requests name only what
+    # the client holds above its cursor, so this one is not named again.
+    store = MessageStore()
+    store.join("B", "A|B")
+    store.append(stored("A", 1, 100))
+    store.append(stored("A", 2, 200))
+    b = Receiver("B")
+    b.handle_sync_response(store.answer_sync(b.request_sync(0.0)[0].request), 0.1)
+    assert b.cursor("A|B") == 200
+    b.handle_push(stored("A", 1, 100), 0.2)  # shown already: dropped, no receipt sync
+    assert b.request_sync(0.3)[0].request.held == ()
+
+
 def test_own_confirmed_messages_do_not_come_back_in_pages() -> None:
     store = MessageStore()
     store.join("B", "A|B")
