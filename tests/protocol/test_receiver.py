@@ -106,6 +106,19 @@ def test_a_stale_page_never_moves_a_cursor_back() -> None:
     assert b.cursor("A|B") == 200
 
 
+def test_a_late_duplicate_page_shows_nothing_again_even_after_the_dedup_window() -> None:
+    # A repeated sync gets two answers; the late one is taken as the answer to the next
+    # sync. The ids merged at the cursor key, not the shown-ids window (1 s here), say
+    # that its message was merged already.
+    b = Receiver("B", dedup_window_s=1.0, sync_timeout_s=10.0)
+    b.request_sync(0.0)
+    b.handle_timeout(10.0)  # repeated: two answers may come
+    assert shows(answered(b, one(1, 100), now=10.5)) == ["A-1"]
+    b.request_sync(12.0, "receipt")
+    assert shows(answered(b, one(1, 100), now=12.5)) == []  # the repeat's late answer
+    assert b.cursor("A|B") == 100
+
+
 def test_client_dedup_drops_a_retransmitted_copy() -> None:
     b = Receiver("B", sync_enabled=False)
     b.handle_push(one(1, 100), 0.0)
@@ -288,6 +301,12 @@ def test_note_own_does_nothing_with_sync_off() -> None:
 # -- the sync exchange ----------------------------------------------------------------------
 
 
+def test_a_conversation_never_merged_has_cursor_zero_beside_one_that_was() -> None:
+    b = Receiver("B")
+    b.handle_push(grp(1), 0.0)
+    assert (b.cursor("G"), b.cursor("A|B")) == (1, 0)
+
+
 def test_sync_request_names_the_cursors_and_the_page_limit() -> None:
     b = Receiver("B", sync_limit=2)
     b.handle_push(grp(1), 0.0)
@@ -330,6 +349,16 @@ def test_unanswered_sync_is_repeated_after_its_timeout() -> None:
     assert b.handle_timeout(9.9) == []
     assert len(syncs(b.handle_timeout(10.0))) == 1
     assert b.next_deadline() == 20.0
+
+
+def test_a_repeated_sync_credits_what_it_shows_to_the_trigger_of_the_first_attempt() -> None:
+    b = Receiver("B", sync_timeout_s=10.0)
+    b.handle_connected(0.0)
+    assert len(syncs(b.handle_timeout(10.0))) == 1  # the reconnect sync, asked again
+    actions = answered(b, one(1, 100), now=10.5)
+    assert [(a.item.msg_id, a.via, a.trigger) for a in actions if isinstance(a, Show)] == [
+        ("A-1", "sync", "reconnect")
+    ]
 
 
 def test_timeout_without_a_sync_in_flight_does_nothing() -> None:
