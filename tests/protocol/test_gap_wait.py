@@ -66,6 +66,7 @@ def test_a_gap_still_open_at_the_deadline_syncs_with_the_gap_trigger() -> None:
     assert b.handle_timeout(1.049) == []  # not yet due
     requests = syncs(b.handle_timeout(1.05))
     assert len(requests) == 1 and requests[0].cursors == ()
+    assert b.next_deadline() == 1.05 + b.sync_timeout_s  # the gap's deadline is spent
     page = b.handle_sync_response(SyncResponse("B", (grp(1), grp(2)), True), 1.1)
     # the missing seq comes by the gap sync, then the held copy is released
     shown = [(a.item.msg_id, a.via, a.trigger) for a in page if isinstance(a, Show)]
