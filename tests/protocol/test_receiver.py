@@ -106,6 +106,27 @@ def test_a_stale_page_never_moves_a_cursor_back() -> None:
     assert b.cursor("A|B") == 200
 
 
+def test_a_page_repeating_a_merged_message_still_merges_the_new_ones_after_it() -> None:
+    # A late answer cut later than the page merged first: A-1 again, then A-2.
+    b = Receiver("B")
+    b.request_sync(0.0)
+    answered(b, one(1, 100))
+    b.request_sync(1.0)
+    assert shows(answered(b, one(1, 100), one(2, 200), now=1.5)) == ["A-2"]
+    assert b.cursor("A|B") == 200
+
+
+def test_every_id_merged_at_the_cursor_key_is_named_in_the_next_request() -> None:
+    # Two nodes stamped the same millisecond: both ids at the top key are named, so the
+    # next page (which starts at that key) leaves both out.
+    b = Receiver("B")
+    b.request_sync(0.0)
+    answered(b, one(1, 100), one(2, 200), one(3, 200))
+    (request,) = syncs(b.request_sync(1.0))
+    assert request.cursors == (("A|B", 200),)
+    assert request.merged_at_cursor == (("A|B", "A-2"), ("A|B", "A-3"))
+
+
 def test_a_late_duplicate_page_shows_nothing_again_even_after_the_dedup_window() -> None:
     # A repeated sync gets two answers; the late one is taken as the answer to the next
     # sync. The ids merged at the cursor key, not the shown-ids window (1 s here), say
