@@ -27,6 +27,9 @@ def test_a_pushed_copy_is_named_held_and_left_out_of_the_page() -> None:
     assert page.items == () and page.covered == (("A|B", 100),)
     b.handle_sync_response(page, 0.1)
     assert b.cursor("A|B") == 100  # the cursor moved over what it held
+    # … and the held copy now counts as merged at the cursor key, no longer as held
+    again = b.request_sync(0.2)[0].request
+    assert (again.held, again.merged_at_cursor) == ((), (("A|B", "A-1"),))
 
 
 def test_a_lost_message_below_a_held_copy_comes_in_the_page_and_only_it() -> None:
