@@ -127,6 +127,40 @@ def test_every_id_merged_at_the_cursor_key_is_named_in_the_next_request() -> Non
     assert request.merged_at_cursor == (("A|B", "A-2"), ("A|B", "A-3"))
 
 
+def test_a_later_page_adding_an_id_at_the_cursor_key_keeps_the_ids_merged_there() -> None:
+    # A-2 was merged at key 200; another node's A-3, stamped in the same millisecond,
+    # comes in a later page: both are named, so neither comes down again.
+    b = Receiver("B")
+    b.request_sync(0.0)
+    answered(b, one(2, 200))
+    b.request_sync(1.0)
+    assert shows(answered(b, one(3, 200), now=1.5)) == ["A-3"]
+    (request,) = syncs(b.request_sync(2.0))
+    assert request.cursors == (("A|B", 200),)
+    assert request.merged_at_cursor == (("A|B", "A-2"), ("A|B", "A-3"))
+
+
+def test_a_message_stamped_in_the_first_millisecond_moves_the_cursor() -> None:
+    b = Receiver("B")
+    b.request_sync(0.0)
+    answered(b, one(1, 1))  # the stamper's smallest key
+    assert b.cursor("A|B") == 1
+    assert syncs(b.request_sync(1.0))[0].merged_at_cursor == (("A|B", "A-1"),)
+
+
+def test_the_ids_merged_at_the_cursor_are_named_in_one_order_whatever_the_merge_order() -> None:
+    # Ids are opaque (ints here): the request must not depend on the order in which a
+    # set happens to hold them, so the same merged state always gives the same request.
+    def merged(*ids: int) -> SyncRequest:
+        b = Receiver("B")
+        b.request_sync(0.0)
+        answered(b, *(Stored(Message(i, "A", "A|B", False), 100) for i in ids))
+        return syncs(b.request_sync(1.0))[0]
+
+    assert merged(1, 9) == merged(9, 1)
+    assert merged(1, 9).merged_at_cursor == (("A|B", 1), ("A|B", 9))
+
+
 def test_a_late_duplicate_page_shows_nothing_again_even_after_the_dedup_window() -> None:
     # A repeated sync gets two answers; the late one is taken as the answer to the next
     # sync. The ids merged at the cursor key, not the shown-ids window (1 s here), say
@@ -435,6 +469,21 @@ def test_a_stale_page_that_leaves_a_gap_open_asks_again() -> None:
     actions = answered(b, now=12.5)  # the second one: still cut before seq 1
     assert len(syncs(actions)) == 1
     assert shows(answered(b, grp(1, sender="B"), grp(2), now=13.0)) == ["A-g2"]
+
+
+def test_a_complete_page_that_leaves_a_gap_open_syncs_again_as_a_gap_repair() -> None:
+    # The gap (seq 1 missing) was seen while waiting (gap_wait_s), before a reconnect
+    # sync; that sync's page was cut before seq 1 was stored. The sync asked because
+    # of the gap is credited to the gap, not to the reconnect.
+    b = Receiver("B", gap_wait_s=5.0)
+    b.handle_push(grp(2), 0.0)
+    b.handle_connected(1.0)
+    assert len(syncs(answered(b, now=1.5))) == 1
+    actions = answered(b, grp(1), grp(2), now=2.0)
+    assert [(a.item.msg_id, a.via, a.trigger) for a in actions if isinstance(a, Show)] == [
+        ("A-g1", "sync", "gap"),
+        ("A-g2", "push", ""),
+    ]
 
 
 def test_sync_off_never_syncs() -> None:
