@@ -83,6 +83,21 @@ def test_a_late_copy_below_the_cursor_is_not_named_held() -> None:
     assert b.request_sync(0.3)[0].request.held == ()
 
 
+def test_a_held_copy_above_where_a_cut_page_ends_stays_named_held() -> None:
+    # B holds A-3 (pushed); the page, cut at one item, covers only up to A-1's key: A-3
+    # is still above the cursor and must be named in the next request.
+    store = MessageStore()
+    store.join("B", "A|B")
+    for n in (1, 2, 3):
+        store.append(stored("A", n, 100 * n))
+    b = Receiver("B", sync_limit=1)
+    page = store.answer_sync(only_sync(b.handle_push(stored("A", 3, 300), 0.0)).request)
+    assert [i.msg_id for i in page.items] == ["A-1"] and not page.complete
+    request = only_sync(b.handle_sync_response(page, 0.1)).request
+    assert request.held == (("A|B", "A-3"),)
+    assert [i.msg_id for i in store.answer_sync(request).items] == ["A-2"]
+
+
 def test_own_confirmed_messages_do_not_come_back_in_pages() -> None:
     store = MessageStore()
     store.join("B", "A|B")
