@@ -486,6 +486,31 @@ def test_a_complete_page_that_leaves_a_gap_open_syncs_again_as_a_gap_repair() ->
     ]
 
 
+def test_every_page_of_a_sync_cut_twice_credits_the_trigger_that_started_it() -> None:
+    b = Receiver("B")
+    b.handle_connected(0.0)
+    shown = []
+    for n, complete in ((1, False), (2, False), (3, True)):
+        actions = answered(b, one(n, 100 * n), now=float(n), complete=complete)
+        shown += [(a.item.msg_id, a.trigger) for a in actions if isinstance(a, Show)]
+    assert shown == [("A-1", "reconnect"), ("A-2", "reconnect"), ("A-3", "reconnect")]
+    assert not b.syncing
+
+
+def test_the_next_page_of_a_cut_sync_is_credited_to_its_trigger_even_with_a_gap_open() -> None:
+    # A gap is open (seen while waiting) when the reconnect sync's first page comes cut:
+    # the next page continues the reconnect sync, it is not a gap repair.
+    b = Receiver("B", gap_wait_s=5.0)
+    b.handle_push(grp(2), 0.0)
+    b.handle_connected(1.0)
+    assert len(syncs(answered(b, one(1, 100), now=1.5, complete=False))) == 1
+    actions = answered(b, grp(1), grp(2), now=2.0)
+    assert [(a.item.msg_id, a.via, a.trigger) for a in actions if isinstance(a, Show)] == [
+        ("A-g1", "sync", "reconnect"),
+        ("A-g2", "push", ""),
+    ]
+
+
 def test_sync_off_never_syncs() -> None:
     b = Receiver("B", sync_enabled=False)
     assert b.request_sync(0.0) == []
