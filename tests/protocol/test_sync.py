@@ -107,6 +107,39 @@ def test_empty_answer_is_complete() -> None:
     assert response.complete
 
 
+def test_scanned_counts_the_conversations_looked_through_up_to_the_cut() -> None:
+    # B's conversations in repr order: "A|B" (two new), "B|C" (nothing stored), "G"
+    # (nothing past the cursor): all three are looked through for a full page; a page
+    # cut inside "A|B" stops there, after one.
+    tl = timelines(item("a", 1), item("b", 2), item("g1", 1, "G"))
+    convs = ["G", "B|C", "A|B"]
+    full = answer_sync(request({"G": 1}), convs, tl)
+    assert [i.msg_id for i in full.items] == ["a", "b"] and full.scanned == 3
+    cut = answer_sync(request({"G": 1}, limit=1), convs, tl)
+    assert [i.msg_id for i in cut.items] == ["a"] and cut.scanned == 1
+
+
+def test_pages_list_conversations_in_repr_order_as_the_store_keeps_them() -> None:
+    # Ids are opaque: with int conversation ids repr order (10 before 2) is not numeric
+    # order, and the store's page (its own list, in_order) must equal a sorted answer.
+    store = MessageStore()
+    for conv in (2, 10):
+        store.join("B", conv)
+        store.append(Stored(Message(f"m{conv}", "A", conv, False), 5))
+    request = SyncRequest("B", (), 1)
+    page = store.answer_sync(request)
+    assert [i.msg_id for i in page.items] == ["m10"] and not page.complete
+    assert answer_sync(request, [2, 10], store.timelines) == page
+
+
+def test_a_conversation_with_nothing_past_the_cursor_is_not_listed_as_covered() -> None:
+    # The one item at the cursor key is one the client merged: nothing new, nothing covered.
+    tl = timelines(item("a", 100))
+    merged = SyncRequest("B", (("A|B", 100),), 100, (("A|B", "a"),))
+    page = answer_sync(merged, ["A|B"], tl)
+    assert (page.items, page.covered, page.complete) == ((), (), True)
+
+
 @given(
     st.lists(st.sampled_from(["A|B", "B|C", "G"]), max_size=30),
     st.integers(min_value=1, max_value=4),
