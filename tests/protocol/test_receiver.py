@@ -397,6 +397,18 @@ def test_receipt_during_a_sync_asks_for_exactly_one_more() -> None:
     assert syncs(answered(b, one(1, 100), one(2, 200), now=2.0)) == []
 
 
+def test_the_one_more_sync_a_receipt_asked_for_is_credited_to_the_receipt() -> None:
+    b = Receiver("B")
+    b.request_sync(0.0)  # the default trigger: a (re)connect
+    b.handle_push(one(1, 100), 0.1)  # coalesced: asks for one more, as a receipt
+    shown = [(a.item.msg_id, a.trigger) for a in answered(b, one(2, 200)) if isinstance(a, Show)]
+    assert shown == [("A-2", "reconnect")]
+    actions = answered(b, one(3, 300), now=1.0)
+    assert [(a.item.msg_id, a.trigger) for a in actions if isinstance(a, Show)] == [
+        ("A-3", "receipt")
+    ]
+
+
 def test_unanswered_sync_is_repeated_after_its_timeout() -> None:
     b = Receiver("B", sync_timeout_s=10.0)
     b.request_sync(0.0)
