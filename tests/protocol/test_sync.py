@@ -138,6 +138,17 @@ def test_a_conversation_with_nothing_past_the_cursor_is_not_listed_as_covered() 
     merged = SyncRequest("B", (("A|B", 100),), 100, (("A|B", "a"),))
     page = answer_sync(merged, ["A|B"], tl)
     assert (page.items, page.covered, page.complete) == ((), (), True)
+    past = answer_sync(request({"A|B": 150}), ["A|B"], tl)  # a cursor above the top key
+    assert (past.items, past.covered, past.complete) == ((), (), True)
+
+
+def test_a_page_at_the_cursor_key_leaves_out_only_the_ids_the_client_merged_there() -> None:
+    # Two nodes stamped 100; the request names only the later item as merged there:
+    # the earlier one still comes (the page starts at the cursor key, less merged ids).
+    tl = timelines(item("a", 100), item("b", 100))
+    page = answer_sync(SyncRequest("B", (("A|B", 100),), 100, (("A|B", "b"),)), ["A|B"], tl)
+    assert [i.msg_id for i in page.items] == ["a"]
+    assert page.covered == (("A|B", 100),)
 
 
 @given(
