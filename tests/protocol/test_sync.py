@@ -96,6 +96,15 @@ def test_a_page_filled_exactly_with_more_waiting_elsewhere_is_incomplete() -> No
     assert not response.complete
 
 
+def test_a_conversation_left_for_the_next_page_is_not_listed_as_covered() -> None:
+    # "A|B" fills the page; "B|C" waits for the next one: nothing of it is covered yet
+    # (covering it would move the client's cursor over messages it never got).
+    tl = timelines(item("a", 1), item("b", 2), item("c", 3, "B|C"))
+    response = answer_sync(request(limit=2), ["A|B", "B|C"], tl)
+    assert [i.msg_id for i in response.items] == ["a", "b"] and not response.complete
+    assert response.covered == (("A|B", 2),)
+
+
 def test_a_page_filled_exactly_with_nothing_left_is_complete() -> None:
     tl = timelines(item("a", 1), item("b", 2))
     assert answer_sync(request(limit=2), ["A|B"], tl).complete
