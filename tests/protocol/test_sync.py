@@ -87,6 +87,7 @@ def test_a_page_cut_at_the_limit_is_incomplete() -> None:
     response = answer_sync(request(limit=2), ["A|B"], tl)
     assert [i.msg_id for i in response.items] == ["a", "b"]
     assert not response.complete
+    assert response.covered == (("A|B", 2),)  # complete up to the last key it carries
 
 
 def test_a_page_filled_exactly_with_more_waiting_elsewhere_is_incomplete() -> None:
