@@ -110,6 +110,26 @@ def test_the_store_lists_a_burnt_seq_in_sync_pages_up_to_the_pages_last_item() -
     assert above.burnt == ()  # at or below the cursor: the reader is past it
 
 
+def test_a_page_lists_the_burnt_seqs_of_every_group_it_reaches_and_no_other() -> None:
+    # Groups G and H each hold seq 1, a burnt seq 2 and seq 3 (pages list G first).
+    store = MessageStore()
+    for group in ("G", "H"):
+        store.join("B", group)
+        for seq in (1, 2, 3):
+            if seq == 2:
+                store.burn_seq(group)
+                continue
+            store.group_sequencer.next_seq(group)
+            store.append(Stored(Message(f"{group}{seq}", "A", group, True), seq))
+
+    def page(limit: int):
+        return store.answer_sync(SyncRequest("B", (), limit))
+
+    assert page(100).burnt == (("G", 2), ("H", 2))  # both groups whole
+    assert page(3).burnt == (("G", 2),)  # H cut after its seq 1: nothing of H burnt yet
+    assert page(2).burnt == (("G", 2),)  # H not reached at all
+
+
 def _gap_at_a_burnt_seq():
     """Group G holds seq 1, a burnt seq 2 and seq 3; B has shown 1, is pushed 3 and asks
     for the gap: the store, the receiver and its sync request."""
