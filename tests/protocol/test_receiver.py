@@ -344,7 +344,7 @@ def test_note_own_at_or_below_the_cursor_changes_nothing() -> None:
     b.handle_push(grp(1), 0.0)
     b.handle_push(grp(2), 0.0)
     assert b.note_own("G", 2, 0.0) == []
-    assert b.cursor("G") == 2
+    assert (b.cursor("G"), b.held("G")) == (2, 0)
 
 
 def test_note_own_does_nothing_with_sync_off() -> None:
