@@ -231,6 +231,16 @@ def test_a_held_copy_is_released_in_seq_order_when_the_gap_fills() -> None:
     assert b.cursor("G") == 3
 
 
+def test_a_copy_behind_a_second_gap_stays_held_when_the_first_gap_fills() -> None:
+    b = Receiver("B")
+    for seq in (3, 5, 1):
+        b.handle_push(grp(seq), 0.0)
+    assert shows(b.handle_push(grp(2), 0.1)) == ["A-g2", "A-g3"]
+    assert (b.cursor("G"), b.held("G")) == (3, 1)  # seq 5 waits for seq 4
+    assert shows(b.handle_push(grp(4), 0.2)) == ["A-g4", "A-g5"]
+    assert (b.cursor("G"), b.held("G")) == (5, 0)
+
+
 def test_a_second_copy_of_a_held_message_is_held_once() -> None:
     b = Receiver("B")
     b.handle_push(grp(2), 0.0)
