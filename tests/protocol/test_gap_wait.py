@@ -41,6 +41,18 @@ def test_without_a_wait_a_gap_syncs_at_once() -> None:
     b = Receiver("B")
     assert len(syncs(b.handle_push(grp(2), 1.0))) == 1
     assert b.next_deadline() == 1.0 + b.sync_timeout_s
+    page = b.handle_sync_response(SyncResponse("B", (grp(1), grp(2)), True), 1.1)
+    shown = [(a.item.msg_id, a.via, a.trigger) for a in page if isinstance(a, Show)]
+    assert shown == [("A-g1", "sync", "gap"), ("A-g2", "push", "")]  # a gap repair
+
+
+def test_a_gap_left_open_after_another_one_fills_keeps_its_wait() -> None:
+    b = Receiver("B", gap_wait_s=0.05)
+    b.handle_push(grp(2), 1.0)  # gap at 1: the wait ends at 1.05
+    b.handle_push(grp(4), 1.01)  # another gap, at 3
+    assert shows(b.handle_push(grp(1), 1.02)) == ["A-g1", "A-g2"]
+    assert b.next_deadline() == 1.05  # seq 3 is still missing
+    assert len(syncs(b.handle_timeout(1.05))) == 1
 
 
 def test_with_a_wait_a_gap_sets_a_deadline_instead_of_syncing() -> None:
