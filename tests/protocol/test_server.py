@@ -69,6 +69,16 @@ def test_one_to_one_key_is_the_nodes_clock_with_its_offset() -> None:
     assert item.order_key == 9750
 
 
+def test_one_to_one_keys_are_monotonic_per_conversation_not_across_conversations() -> None:
+    # Two conversations stamped in the same millisecond on one node both get it; only a
+    # second message of the same conversation in that millisecond moves to the next one.
+    n = node()
+    other = Message("C-1", "C", "C|D", False)
+    assert send(n, ONE, 10.0)[0].order_key == 10_000
+    assert send(n, other, 10.0)[0].order_key == 10_000
+    assert send(n, TWO, 10.0)[0].order_key == 10_001
+
+
 def test_rejection_is_final_remembered_and_stores_nothing() -> None:
     n = node()
     n.begin_send(ONE, 0.0)
