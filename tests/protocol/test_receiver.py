@@ -71,6 +71,9 @@ def test_one_to_one_push_is_shown_at_once_and_triggers_a_sync() -> None:
     assert shows(actions) == ["A-1"]
     # the pushed copy is named as held, so the page will not carry it down again
     assert syncs(actions) == [SyncRequest("B", (), 7, (), (("A|B", "A-1"),))]
+    # what that sync repairs is credited to the receipt
+    repaired = [(a.item.msg_id, a.trigger) for a in answered(b, one(0, 50)) if isinstance(a, Show)]
+    assert repaired == [("A-0", "receipt")]
 
 
 def test_one_to_one_cursor_moves_only_when_a_sync_page_is_merged() -> None:
