@@ -116,6 +116,10 @@ def test_route_to_an_offline_recipient_keeps_it_in_the_durable_queue() -> None:
     assert n.route(item, "B", None, 0.0) == []
     assert n.store.offline == {"B": [item]}
     assert len(n.pending) == 0
+    # write diffusion is the default: an offline member gets its own group copy too
+    group_item, _ = send(n, GROUP, 0.0)
+    n.route(group_item, "B", None, 0.0)
+    assert n.store.offline == {"B": [item, group_item]}
 
 
 @pytest.mark.parametrize("mode", ["push", "poll"])
