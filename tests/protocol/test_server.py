@@ -239,6 +239,18 @@ def test_store_sync_answer_covers_only_the_users_conversations() -> None:
     assert response.complete
 
 
+def test_joining_a_conversation_again_lists_it_once() -> None:
+    # The simulator joins the members of a conversation with every message sent in it:
+    # a conversation joined twice must not be looked through twice by a sync.
+    store = MessageStore()
+    store.join("B", "A|B")
+    store.join("B", "A|B")
+    assert list(store.conversations_of("B")) == ["A|B"]
+    item, _ = send(node(store), ONE, 1.0)
+    response = store.answer_sync(SyncRequest("B", (), 10))
+    assert (response.items, response.scanned) == ((item,), 1)
+
+
 def test_a_failed_store_replies_for_that_message_and_burns_a_seq_only_when_asked() -> None:
     n = node()
     n.begin_send(GROUP, 0.0)
