@@ -71,6 +71,17 @@ def test_sync_returns_from_each_cursor_in_conversation_then_key_order() -> None:
     assert response.user == "B"
 
 
+def test_a_group_with_a_single_message_pages_after_the_cursor() -> None:
+    # One stored message already makes the timeline a group's: a reader past its seq
+    # gets nothing back, and a group is never listed as covered (that is 1:1 only).
+    tl = timelines(item("g1", 1, "G"))
+    assert tl["G"].is_group
+    past = answer_sync(request({"G": 1}), ["G"], tl)
+    assert (past.items, past.covered) == ((), ())
+    fresh = answer_sync(request(), ["G"], tl)
+    assert ([i.msg_id for i in fresh.items], fresh.covered) == (["g1"], ())
+
+
 def test_a_conversation_the_request_does_not_name_starts_at_zero() -> None:
     tl = timelines(item("a", 1))
     assert [i.msg_id for i in answer_sync(request(), ["A|B"], tl).items] == ["a"]
