@@ -41,6 +41,18 @@ def test_without_a_wait_a_gap_syncs_at_once() -> None:
     b = Receiver("B")
     assert len(syncs(b.handle_push(grp(2), 1.0))) == 1
     assert b.next_deadline() == 1.0 + b.sync_timeout_s
+    page = b.handle_sync_response(SyncResponse("B", (grp(1), grp(2)), True), 1.1)
+    shown = [(a.item.msg_id, a.via, a.trigger) for a in page if isinstance(a, Show)]
+    assert shown == [("A-g1", "sync", "gap"), ("A-g2", "push", "")]  # a gap repair
+
+
+def test_a_gap_left_open_after_another_one_fills_keeps_its_wait() -> None:
+    b = Receiver("B", gap_wait_s=0.05)
+    b.handle_push(grp(2), 1.0)  # gap at 1: the wait ends at 1.05
+    b.handle_push(grp(4), 1.01)  # another gap, at 3
+    assert shows(b.handle_push(grp(1), 1.02)) == ["A-g1", "A-g2"]
+    assert b.next_deadline() == 1.05  # seq 3 is still missing
+    assert len(syncs(b.handle_timeout(1.05))) == 1
 
 
 def test_with_a_wait_a_gap_sets_a_deadline_instead_of_syncing() -> None:
@@ -66,6 +78,7 @@ def test_a_gap_still_open_at_the_deadline_syncs_with_the_gap_trigger() -> None:
     assert b.handle_timeout(1.049) == []  # not yet due
     requests = syncs(b.handle_timeout(1.05))
     assert len(requests) == 1 and requests[0].cursors == ()
+    assert b.next_deadline() == 1.05 + b.sync_timeout_s  # the gap's deadline is spent
     page = b.handle_sync_response(SyncResponse("B", (grp(1), grp(2)), True), 1.1)
     # the missing seq comes by the gap sync, then the held copy is released
     shown = [(a.item.msg_id, a.via, a.trigger) for a in page if isinstance(a, Show)]
@@ -109,6 +122,26 @@ def test_the_store_lists_a_burnt_seq_in_sync_pages_up_to_the_pages_last_item() -
     assert above.burnt == ()  # at or below the cursor: the reader is past it
 
 
+def test_a_page_lists_the_burnt_seqs_of_every_group_it_reaches_and_no_other() -> None:
+    # Groups G and H each hold seq 1, a burnt seq 2 and seq 3 (pages list G first).
+    store = MessageStore()
+    for group in ("G", "H"):
+        store.join("B", group)
+        for seq in (1, 2, 3):
+            if seq == 2:
+                store.burn_seq(group)
+                continue
+            store.group_sequencer.next_seq(group)
+            store.append(Stored(Message(f"{group}{seq}", "A", group, True), seq))
+
+    def page(limit: int):
+        return store.answer_sync(SyncRequest("B", (), limit))
+
+    assert page(100).burnt == (("G", 2), ("H", 2))  # both groups whole
+    assert page(3).burnt == (("G", 2),)  # H cut after its seq 1: nothing of H burnt yet
+    assert page(2).burnt == (("G", 2),)  # H not reached at all
+
+
 def _gap_at_a_burnt_seq():
     """Group G holds seq 1, a burnt seq 2 and seq 3; B has shown 1, is pushed 3 and asks
     for the gap: the store, the receiver and its sync request."""
@@ -139,6 +172,26 @@ def test_without_the_burnt_list_the_same_gap_would_never_close() -> None:
     blind = type(page)(page.user, page.items, page.complete, page.covered, page.scanned)
     actions = b.handle_sync_response(blind, 0.2)
     assert b.held("G") == 1 and len(syncs(actions)) == 1
+
+
+def test_a_burnt_seq_beyond_the_next_one_is_stepped_over_within_the_same_page() -> None:
+    # G holds seq 1, a burnt seq 2 and seq 3; B has shown nothing and is pushed 3 only.
+    # The page lists burnt seq 2 before its items, while B's cursor is still 0: the
+    # receiver must remember seq 2 as closed until seq 1 arrives, so one page shows 1,
+    # then 3, and leaves no gap to sync again for.
+    store = MessageStore()
+    store.join("B", "G")
+    store.append(grp(store.group_sequencer.next_seq("G")))
+    store.burn_seq("G")
+    store.append(grp(store.group_sequencer.next_seq("G")))
+    b = Receiver("B")
+    request = syncs(b.handle_push(grp(3), 0.0))[0]
+    page = store.answer_sync(request)
+    assert page.burnt == (("G", 2),) and [i.order_key for i in page.items] == [1, 3]
+    actions = b.handle_sync_response(page, 0.1)
+    assert shows(actions) == ["A-g1", "A-g3"]
+    assert b.cursor("G") == 3 and b.held("G") == 0
+    assert syncs(actions) == []
 
 
 # -- any arrival order, any burnt seqs --------------------------------------------------

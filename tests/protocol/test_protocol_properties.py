@@ -37,6 +37,7 @@ Modelling choices (each one a contract of the model, not a shortcut):
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -486,6 +487,30 @@ def machine(mech: Mechanisms) -> type[DeliveryMachine]:
     return type("DeliveryMachine", (DeliveryMachine,), {"mech": mech})
 
 
+# Under mutation testing (``make mutation``) a surviving mutant runs every test that
+# covers it, and these machines cover nearly all of ``immodel.protocol``: their example
+# counts are divided by this factor there, and a mutant that survives the scaled run is
+# re-checked at full counts before it is called a survivor. A failure is not shrunk
+# there either (shrinking only shortens the report; the mutant is killed either way).
+# mutmut names the mutant in play in ``MUTANT_UNDER_TEST`` of the test process (its setup
+# phases use other values: "", "stats", "fail", ...); a plain ``pytest`` run leaves it
+# unset and runs full counts with shrinking.
+MUTATION_EXAMPLE_DIVISOR = 5
+
+
+def under_mutation() -> bool:
+    """Whether mutmut is running this test against one of its mutants."""
+    return "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", "")
+
+
+def example_count(max_examples: int, *, scale: bool = True) -> int:
+    """``max_examples``, divided by ``MUTATION_EXAMPLE_DIVISOR`` while mutmut runs a
+    mutant (never below 10), unchanged otherwise or with ``scale=False``."""
+    if scale and under_mutation():
+        return max(10, max_examples // MUTATION_EXAMPLE_DIVISOR)
+    return max_examples
+
+
 def run(
     mech: Mechanisms,
     *,
@@ -493,12 +518,16 @@ def run(
     steps: int,
     derandomize: bool = True,
     shrink: bool = True,
+    scale: bool = True,
 ) -> None:
+    """Run the machine with ``mech``; ``scale=False`` keeps the full example count even
+    under mutation testing (see :func:`example_count`)."""
+    shrink = shrink and not under_mutation()
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
     run_state_machine_as_test(
         machine(mech),
         settings=settings(
-            max_examples=max_examples,
+            max_examples=example_count(max_examples, scale=scale),
             stateful_step_count=steps,
             deadline=None,
             derandomize=derandomize,
@@ -554,7 +583,8 @@ def test_hypothesis_finds_a_counterexample_with_one_mechanism_off(name: str) -> 
     mech, symptom = OFF_SWITCHES[name]
     with pytest.raises(AssertionError, match=symptom) as failure:
         # finding is what this test is about; shrinking (seconds each) is not
-        run(mech, max_examples=500, steps=20, shrink=False)
+        # full counts under mutation testing too: this test proves the others have power
+        run(mech, max_examples=500, steps=20, shrink=False, scale=False)
     steps = "\n".join(getattr(failure.value, "__notes__", []))
     if "crash" in name:
         assert "state.crash(" in steps, steps
@@ -569,3 +599,20 @@ def test_settle_fails_with_a_message_instead_of_hanging_when_packets_beget_packe
     state.arrive = lambda packet, slow=False: state.bag.append(packet)
     with pytest.raises(AssertionError, match="livelock: packets still in flight"):
         state.settle()
+
+
+def test_example_counts_are_full_unless_mutmut_is_running_a_mutant(monkeypatch) -> None:
+    # A plain pytest run (``make test``) must run the machines at the counts written above.
+    monkeypatch.delenv("MUTANT_UNDER_TEST", raising=False)
+    assert not under_mutation()
+    assert example_count(300) == 300
+    for phase in ("", "stats", "fail", "list_all_tests", "mutant_generation"):
+        monkeypatch.setenv("MUTANT_UNDER_TEST", phase)
+        assert not under_mutation(), phase
+        assert example_count(300) == 300, phase
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "immodel.protocol.sync.x_answer_sync__mutmut_7")
+    assert under_mutation()
+    assert example_count(300) == 60
+    assert example_count(100) == 20
+    assert example_count(20) == 10
+    assert example_count(500, scale=False) == 500

@@ -69,6 +69,16 @@ def test_one_to_one_key_is_the_nodes_clock_with_its_offset() -> None:
     assert item.order_key == 9750
 
 
+def test_one_to_one_keys_are_monotonic_per_conversation_not_across_conversations() -> None:
+    # Two conversations stamped in the same millisecond on one node both get it; only a
+    # second message of the same conversation in that millisecond moves to the next one.
+    n = node()
+    other = Message("C-1", "C", "C|D", False)
+    assert send(n, ONE, 10.0)[0].order_key == 10_000
+    assert send(n, other, 10.0)[0].order_key == 10_000
+    assert send(n, TWO, 10.0)[0].order_key == 10_001
+
+
 def test_rejection_is_final_remembered_and_stores_nothing() -> None:
     n = node()
     n.begin_send(ONE, 0.0)
@@ -106,6 +116,10 @@ def test_route_to_an_offline_recipient_keeps_it_in_the_durable_queue() -> None:
     assert n.route(item, "B", None, 0.0) == []
     assert n.store.offline == {"B": [item]}
     assert len(n.pending) == 0
+    # write diffusion is the default: an offline member gets its own group copy too
+    group_item, _ = send(n, GROUP, 0.0)
+    n.route(group_item, "B", None, 0.0)
+    assert n.store.offline == {"B": [item, group_item]}
 
 
 @pytest.mark.parametrize("mode", ["push", "poll"])
@@ -119,6 +133,31 @@ def test_login_moves_the_offline_queue_to_the_downlink(mode: str) -> None:
     assert "B" not in n.store.offline
     assert n.pending.waiting("B") == 2
     assert [d.item for d in out] == ([first, second] if mode == "push" else [])
+
+
+@pytest.mark.parametrize(
+    "keywords", [{"one_transfer": True}, {"sync_follows": True}], ids=["one_transfer", "sync"]
+)
+def test_a_login_pushes_the_queue_unless_one_transfer_and_a_following_sync_are_both_named(
+    keywords: dict[str, bool],
+) -> None:
+    # Each keyword defaults to false: one transfer asked for with no sync said to follow
+    # leaves the queue the only carrier, and a sync that follows without one transfer is
+    # today's double transfer; either way the backlog is pushed.
+    n = node()
+    item, _ = send(n, ONE, 0.0)
+    n.route(item, "B", None, 0.0)
+    assert [d.item for d in n.login("B", "push", 10.0, **keywords)] == [item]
+
+
+def test_a_one_transfer_login_that_a_sync_follows_consumes_the_queue_without_pushing() -> None:
+    # The reconnect sync's page carries the backlog: the queue is dropped, not kept.
+    n = node()
+    item, _ = send(n, ONE, 0.0)
+    n.route(item, "B", None, 0.0)
+    assert n.login("B", "push", 10.0, one_transfer=True, sync_follows=True) == []
+    assert n.store.offline == {}
+    assert n.pending.waiting("B") == 0
 
 
 def test_login_with_an_empty_offline_queue_sends_nothing() -> None:
@@ -198,6 +237,18 @@ def test_store_sync_answer_covers_only_the_users_conversations() -> None:
     response = store.answer_sync(SyncRequest("B", (), 10))
     assert response.items == (item,)
     assert response.complete
+
+
+def test_joining_a_conversation_again_lists_it_once() -> None:
+    # The simulator joins the members of a conversation with every message sent in it:
+    # a conversation joined twice must not be looked through twice by a sync.
+    store = MessageStore()
+    store.join("B", "A|B")
+    store.join("B", "A|B")
+    assert list(store.conversations_of("B")) == ["A|B"]
+    item, _ = send(node(store), ONE, 1.0)
+    response = store.answer_sync(SyncRequest("B", (), 10))
+    assert (response.items, response.scanned) == ((item,), 1)
 
 
 def test_a_failed_store_replies_for_that_message_and_burns_a_seq_only_when_asked() -> None:

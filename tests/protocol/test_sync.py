@@ -71,6 +71,17 @@ def test_sync_returns_from_each_cursor_in_conversation_then_key_order() -> None:
     assert response.user == "B"
 
 
+def test_a_group_with_a_single_message_pages_after_the_cursor() -> None:
+    # One stored message already makes the timeline a group's: a reader past its seq
+    # gets nothing back, and a group is never listed as covered (that is 1:1 only).
+    tl = timelines(item("g1", 1, "G"))
+    assert tl["G"].is_group
+    past = answer_sync(request({"G": 1}), ["G"], tl)
+    assert (past.items, past.covered) == ((), ())
+    fresh = answer_sync(request(), ["G"], tl)
+    assert ([i.msg_id for i in fresh.items], fresh.covered) == (["g1"], ())
+
+
 def test_a_conversation_the_request_does_not_name_starts_at_zero() -> None:
     tl = timelines(item("a", 1))
     assert [i.msg_id for i in answer_sync(request(), ["A|B"], tl).items] == ["a"]
@@ -87,6 +98,7 @@ def test_a_page_cut_at_the_limit_is_incomplete() -> None:
     response = answer_sync(request(limit=2), ["A|B"], tl)
     assert [i.msg_id for i in response.items] == ["a", "b"]
     assert not response.complete
+    assert response.covered == (("A|B", 2),)  # complete up to the last key it carries
 
 
 def test_a_page_filled_exactly_with_more_waiting_elsewhere_is_incomplete() -> None:
@@ -94,6 +106,15 @@ def test_a_page_filled_exactly_with_more_waiting_elsewhere_is_incomplete() -> No
     response = answer_sync(request(limit=2), ["A|B", "G"], tl)
     assert [i.msg_id for i in response.items] == ["a", "b"]
     assert not response.complete
+
+
+def test_a_conversation_left_for_the_next_page_is_not_listed_as_covered() -> None:
+    # "A|B" fills the page; "B|C" waits for the next one: nothing of it is covered yet
+    # (covering it would move the client's cursor over messages it never got).
+    tl = timelines(item("a", 1), item("b", 2), item("c", 3, "B|C"))
+    response = answer_sync(request(limit=2), ["A|B", "B|C"], tl)
+    assert [i.msg_id for i in response.items] == ["a", "b"] and not response.complete
+    assert response.covered == (("A|B", 2),)
 
 
 def test_a_page_filled_exactly_with_nothing_left_is_complete() -> None:
@@ -105,6 +126,50 @@ def test_empty_answer_is_complete() -> None:
     response = answer_sync(request(), ["A|B"], {})
     assert response.items == ()
     assert response.complete
+
+
+def test_scanned_counts_the_conversations_looked_through_up_to_the_cut() -> None:
+    # B's conversations in repr order: "A|B" (two new), "B|C" (nothing stored), "G"
+    # (nothing past the cursor): all three are looked through for a full page; a page
+    # cut inside "A|B" stops there, after one.
+    tl = timelines(item("a", 1), item("b", 2), item("g1", 1, "G"))
+    convs = ["G", "B|C", "A|B"]
+    full = answer_sync(request({"G": 1}), convs, tl)
+    assert [i.msg_id for i in full.items] == ["a", "b"] and full.scanned == 3
+    cut = answer_sync(request({"G": 1}, limit=1), convs, tl)
+    assert [i.msg_id for i in cut.items] == ["a"] and cut.scanned == 1
+
+
+def test_pages_list_conversations_in_repr_order_as_the_store_keeps_them() -> None:
+    # Ids are opaque: with int conversation ids repr order (10 before 2) is not numeric
+    # order, and the store's page (its own list, in_order) must equal a sorted answer.
+    store = MessageStore()
+    for conv in (2, 10):
+        store.join("B", conv)
+        store.append(Stored(Message(f"m{conv}", "A", conv, False), 5))
+    request = SyncRequest("B", (), 1)
+    page = store.answer_sync(request)
+    assert [i.msg_id for i in page.items] == ["m10"] and not page.complete
+    assert answer_sync(request, [2, 10], store.timelines) == page
+
+
+def test_a_conversation_with_nothing_past_the_cursor_is_not_listed_as_covered() -> None:
+    # The one item at the cursor key is one the client merged: nothing new, nothing covered.
+    tl = timelines(item("a", 100))
+    merged = SyncRequest("B", (("A|B", 100),), 100, (("A|B", "a"),))
+    page = answer_sync(merged, ["A|B"], tl)
+    assert (page.items, page.covered, page.complete) == ((), (), True)
+    past = answer_sync(request({"A|B": 150}), ["A|B"], tl)  # a cursor above the top key
+    assert (past.items, past.covered, past.complete) == ((), (), True)
+
+
+def test_a_page_at_the_cursor_key_leaves_out_only_the_ids_the_client_merged_there() -> None:
+    # Two nodes stamped 100; the request names only the later item as merged there:
+    # the earlier one still comes (the page starts at the cursor key, less merged ids).
+    tl = timelines(item("a", 100), item("b", 100))
+    page = answer_sync(SyncRequest("B", (("A|B", 100),), 100, (("A|B", "b"),)), ["A|B"], tl)
+    assert [i.msg_id for i in page.items] == ["a"]
+    assert page.covered == (("A|B", 100),)
 
 
 @given(
