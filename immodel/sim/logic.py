@@ -49,7 +49,8 @@ from immodel.protocol.rest import ADMIN_UID
 from immodel.protocol.server import ServerNode, login_pushes_queue
 from immodel.sim.clients import LONG_POLL, PUSH, REPLY_BYTES, SHORT_POLL, Client
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import at_time, crash_lifecycle, later, pair_uniform, rendezvous
+from immodel.sim.kernel import at_time, crash_lifecycle, later, rendezvous
+from immodel.sim.relationships import Relationships
 from immodel.sim.stage import Stage, service_sampler
 
 STAGE_NAMES = (
@@ -163,11 +164,10 @@ class LogicTier:
         # read for every message (a scenario lookup is a Python call)
         self.callback_enabled = sc["server.callback_enabled"]
         self.screening_enabled = sc["server.screening_enabled"]
-        self.friend_fraction = sc["server.friend_fraction"]
-        self.blacklist_fraction = sc["server.blacklist_fraction"]
-        rng = self.w.streams["admission"].generator
-        muted = rng.random(sc["workload.users"]) < sc["server.muted_fraction"]
-        self.muted = {int(u) for u in muted.nonzero()[0]}
+        # the muted users (the first draw of the admission stream), friendships and
+        # blacklists: shared with immodel real's logic servers
+        self.relationships = Relationships(sc, self.w.streams["admission"].generator)
+        self.muted = self.relationships.muted
 
     # ------------------------------------------------------------------------------------
     # routing
@@ -257,8 +257,9 @@ class LogicTier:
     def _facts(self, msg: Message, callback: str | None, screening: str | None):
         """What the check stages look up for ``msg``: mute, blacklist, friendship.
 
-        Relationship facts are fixed per pair (:func:`pair_uniform`); a fraction of 0 or 1
-        needs no draw, which keeps the common plain deployment cheap."""
+        Relationship facts are fixed per pair (:class:`~immodel.sim.relationships.
+        Relationships`); a fraction of 0 or 1 needs no draw, which keeps the common plain
+        deployment cheap."""
         sender = msg.sender
         dev = self.w.devices  # several devices per user: the facts are the users'
         if dev is not None:
@@ -268,11 +269,7 @@ class LogicTier:
             other = self.rec.recipients(msg.msg_id)[0]
             if dev is not None:
                 other = dev.user[other]
-            if self.friend_fraction < 1.0:
-                a, b = (sender, other) if sender < other else (other, sender)
-                friends = pair_uniform(self.seed, a, b, 1) < self.friend_fraction
-            if self.blacklist_fraction > 0.0:
-                black = pair_uniform(self.seed, other, sender, 2) < self.blacklist_fraction
+            friends, black = self.relationships.pair(sender, other)
         # positional (sender_muted, blacklisted_by_recipient, are_friends, is_group,
         # screening_verdict, callback_verdict): cheaper than keywords, once per message
         return admission.MessageFacts(
