@@ -60,6 +60,7 @@ def test_the_value_stays_frozen_and_keeps_its_name_and_doc():
         v.a = 2  # type: ignore[misc]
     assert quick.__init__.__qualname__.endswith("Value.__init__")
     assert quick.__init__.__name__ == "__init__"
+    assert quick.__init__.__module__ == quick.__module__ == __name__  # for tracebacks, pickling
 
 
 def test_post_init_runs_after_every_field_is_set():
