@@ -11,7 +11,9 @@ in the same calibration. Then, per matched scenario (:func:`matched_runs`), the 
   protocol's traffic, which the two should share up to noise;
 * ``latency_p50_ms`` and ``latency_p99_ms`` — the simulator should be within 20 % of the
   real run once the loopback is in the scenario;
-* ``recovery_time_s`` and ``recovery_undelivered`` for a run with a crash.
+* ``recovery_time_s`` and ``recovery_undelivered`` for a run with a crash;
+* ``utilization_logic`` and ``utilization_access`` — the real processes' CPU time beside
+  the simulator's busy time per tier.
 
 Only scenarios whose ``network.latency_ms`` is a number (a constant one-way time) can be
 matched: the loopback's time is added to it. Each figure comes from one run of each
@@ -40,6 +42,11 @@ COMPARED = (
     "latency_p99_ms",
     "recovery_time_s",
     "recovery_undelivered",
+    # the real run's process CPU per tier beside the simulator's busy time of the same
+    # tier (calibrated service times); the real figure is an upper bound (the whole run's
+    # CPU, drain included, over the sending window)
+    "utilization_logic",
+    "utilization_access",
 )
 
 
