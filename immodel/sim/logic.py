@@ -112,7 +112,6 @@ class LogicTier:
         self.rec = world.rec
         self.store = world.store
         self.header = sc["network.header_bytes"]
-        self.seed = sc["seed"]
         self.nodes = [LogicNode(self, i) for i in range(sc["server.nodes"])]
         # The access tier's view of which logic nodes are live (lags a crash by
         # ``server.failover_detect_s``), and the routing it implies.
