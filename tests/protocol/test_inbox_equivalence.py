@@ -125,9 +125,7 @@ def test_inbox_sync_shows_exactly_what_conversation_sync_shows(script) -> None:
         assert seqs == sorted(seqs)
 
 
-def test_a_reply_stamped_below_the_cursor_by_a_slow_node_reaches_only_the_inbox_reader() -> (
-    None
-):
+def test_a_reply_stamped_below_the_cursor_by_a_slow_node_reaches_only_the_inbox_reader() -> None:
     # Theory (immodel.protocol.sync): a 1:1 page is cut by timestamp, so once the cursor
     # passed a fast node's stamp (100), a reply a slow node stamps 50 and stores later is
     # never pulled. The inbox seq is handed out at store time, so the reply lands above

@@ -52,9 +52,7 @@ def test_a_request_names_one_inbox_cursor_and_no_conversation_cursor() -> None:
     assert request.inbox_cursor == 2 and request.cursors == ()
 
 
-def test_a_push_never_moves_the_cursor_and_is_named_as_held_so_the_page_leaves_it_out() -> (
-    None
-):
+def test_a_push_never_moves_the_cursor_and_is_named_as_held_so_the_page_leaves_it_out() -> None:
     store, rx = setup(item("a", 10))
     actions = rx.handle_push(item("a", 10), 1.0)
     assert shown(actions) == ["a"]
