@@ -48,6 +48,11 @@ member's inbox in seq order (the seq is handed out and appended in one step).
 Read diffusion (one group timeline, no per-member copy) has no inbox to append a group
 message to; scenario validation refuses it with inbox sync.
 
+An inbox belongs to whoever the store knows as a member: with several devices per user
+the simulator joins each device, so each device has an inbox of its own. Their contents
+are the same entries in the same order (the devices join together), so this is one
+per-user inbox read by a cursor per device, kept once per device.
+
 Pure: no clock, no randomness, no I/O.
 """
 
