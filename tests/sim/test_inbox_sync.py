@@ -1,6 +1,7 @@
 """``reliability.sync_cursor = "inbox"`` in the simulator: the same delivery guarantees as
-conversation sync under a crash, several devices and REST broadcasts, reproducible, and no
-loss to the timestamp hole that clock skew opens in conversation sync."""
+conversation sync under a crash, several devices, REST senders and pollers, reproducible,
+no loss to the timestamp hole that clock skew opens in conversation sync, and live rooms
+(which never sync) untouched."""
 
 from __future__ import annotations
 
@@ -119,3 +120,14 @@ def test_inbox_runs_are_reproducible_bit_for_bit():
     first, second = run(sc), run(sc)
     for frame in ("messages", "trace", "requests"):
         pd.testing.assert_frame_equal(getattr(first, frame), getattr(second, frame))
+
+
+def test_live_rooms_do_not_read_the_sync_path_so_the_mode_leaves_them_as_they_are():
+    # viewers read the room's recent buffer, never a sync page: every live_* figure is
+    # the same in both modes (the room's draws come from its own streams)
+    base = {"workload.users": 200, "duration_s": 15.0}
+    conv = run(Scenario.load("live", base)).summary
+    inbox = run(Scenario.load("live", {**base, **INBOX})).summary
+    live = [k for k in conv if k.startswith("live_")]
+    assert conv["live_deliveries"] > 0
+    assert {k: inbox[k] for k in live} == {k: conv[k] for k in live}
