@@ -4,13 +4,16 @@ Usage::
 
     .venv/bin/python benchmarks/bench_long_run.py                 # 10 000 push users × 3 000 s
     .venv/bin/python benchmarks/bench_long_run.py --users 2000 --duration 3000 --windows 5
+    .venv/bin/python benchmarks/bench_long_run.py --set reliability.sync_cursor=inbox
 
 Runs the baseline scenario (``transport.kind`` as given, 0.01 msg/s per user) and, at
 equal steps of simulated time, notes the CPU time (``time.process_time``), the events
 scheduled so far and the resident memory. Prints each window's events per CPU second and
 the last window's rate as a fraction of the first (the goal is ≥ 0.8), with the
-conversations a user has by the end (random 1:1 pairs: ~2 × rate × duration). A figure,
-not an assertion.
+conversations a user has by the end (random 1:1 pairs: ~2 × rate × duration), and from
+the run's summary the sync stage's utilisation, the sync bytes and what was lost or
+shown twice. ``--set KEY=VALUE`` (repeatable) overrides a scenario key. A figure, not an
+assertion.
 """
 
 from __future__ import annotations
@@ -33,9 +36,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--duration", type=float, default=3000.0, help="seconds of sending")
     parser.add_argument("--windows", type=int, default=10)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key"
+    )
     args = parser.parse_args()
 
-    from immodel.scenario import Scenario
+    from immodel.scenario import Scenario, parse_override
+    from immodel.sim import model
     from immodel.sim.kernel import later
     from immodel.sim.world import World
 
@@ -49,6 +56,7 @@ def main() -> None:
                 "workload.send_rate_per_user": 0.01,
                 "duration_s": args.duration,
                 "drain_s": 10.0,
+                **dict(parse_override(o) for o in args.set),
             },
         )
     )
@@ -73,6 +81,12 @@ def main() -> None:
     convs = sum(len(world.logic.store.conversations_of(u)) for u in range(args.users))
     print(f"last window / first window: {rates[-1] / rates[0]:.2f} (goal ≥ 0.8)")
     print(f"conversations per user at the end: {convs / args.users:.1f}")
+    summary = model.collect(world).summary
+    print(
+        f"sync stage utilisation {summary['utilization_sync']:.4f}, "
+        f"sync bytes {summary['sync_bytes']}, sync pulls {summary['sync_pulls']}, "
+        f"lost {summary['lost']}, duplicates {summary['duplicates']}"
+    )
 
 
 if __name__ == "__main__":

@@ -419,6 +419,14 @@ SCHEMA: tuple[Key, ...] = (
     ),
     _k("reliability.sync_on_gap", True, "bool", "sync when a group seq gap is seen"),
     _k("reliability.sync_on_reconnect", True, "bool", "sync after every (re)connect"),
+    _k(
+        "reliability.sync_cursor",
+        "conversation",
+        "choice",
+        "what a sync request names: a cursor per conversation (the article) or one cursor "
+        "into a per-user inbox that every stored copy is appended to",
+        choices=("conversation", "inbox"),
+    ),
     # --- seq-gap waits (group order) ------------------------------------------------------
     _k(
         "reliability.gap_wait_ms",
@@ -1384,6 +1392,12 @@ def _check_consistency(values: dict[str, Any]) -> None:
         raise ConfigError("transport.reconnect_max_s must be ≥ transport.reconnect_base_s")
     _check_live(values)
     _check_idle_poll(values)
+    if values["reliability.sync_cursor"] == "inbox" and values["server.diffusion"] != "write":
+        raise ConfigError(
+            "reliability.sync_cursor = 'inbox' needs server.diffusion = 'write': read "
+            "diffusion keeps a group message only on the group timeline, with no copy in "
+            "the members' inboxes to sync from"
+        )
     for t in values["workload.rest_broadcasts"]:
         if t >= values["duration_s"]:
             raise ConfigError(

@@ -16,7 +16,8 @@ caller to carry out; ``next_deadline()`` says when to call back. Read in this or
 7. :mod:`~immodel.protocol.pending_ack` — keep every downlink message until ACKed,
    retransmit on timeout;
 8. :mod:`~immodel.protocol.receiver` and :mod:`~immodel.protocol.sync` — ACK, client
-   dedup, group seq gaps, timestamp/seq cursor sync;
+   dedup, group seq gaps, timestamp/seq cursor sync; :mod:`~immodel.protocol.inbox` —
+   the opt-in per-user inbox with one cursor (``reliability.sync_cursor = "inbox"``);
 9. :mod:`~immodel.protocol.usersig` — the vendor's UserSig v2 token (HMAC-SHA256);
 10. :mod:`~immodel.protocol.channel` — the channel's security decisions: TLS identity vs
     a hijacked address, a tampered frame detected or shown, frames without a session,
@@ -31,6 +32,7 @@ load, never protocol decisions of its own.
 """
 
 from immodel.protocol.dedup import DedupWindow, Verdict
+from immodel.protocol.inbox import Inboxes, answer_inbox_sync
 from immodel.protocol.messages import (
     Deliver,
     Message,
@@ -55,6 +57,7 @@ from immodel.protocol.sync import Timeline, answer_sync
 __all__ = [
     "DedupWindow",
     "Deliver",
+    "Inboxes",
     "Message",
     "MessageStore",
     "PendingAcks",
@@ -75,5 +78,6 @@ __all__ = [
     "Transmit",
     "UplinkSender",
     "Verdict",
+    "answer_inbox_sync",
     "answer_sync",
 ]

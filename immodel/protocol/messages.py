@@ -133,8 +133,14 @@ class SyncRequest:
     merged_at_cursor: tuple[tuple[Id, Id], ...] = ()
     #: 1:1 (conversation, msg_id) pairs the client already holds above its cursor (a
     #: pushed copy it showed, or its own message the server confirmed): the page leaves
-    #: them out, so a sync never carries down again what the client has.
+    #: them out, so a sync never carries down again what the client has. (Inbox sync
+    #: names group items here too, as ``(group, seq)``.)
     held: tuple[tuple[Id, Id], ...] = ()
+    #: Inbox sync (``reliability.sync_cursor = "inbox"``, :mod:`immodel.protocol.inbox`):
+    #: the one inbox seq the client has merged up to (0: nothing yet); ``cursors`` is
+    #: then empty and ``held`` names what the client holds above it. -1: conversation
+    #: sync (the cursors above).
+    inbox_cursor: int = -1
 
 
 @quick_init
@@ -158,6 +164,10 @@ class SyncResponse:
     covered: tuple[tuple[Id, int], ...] = ()
     scanned: int = 0
     burnt: tuple[tuple[Id, int], ...] = ()
+    #: Inbox sync: the inbox seq up to which the page is complete (the client's new
+    #: inbox cursor); ``scanned`` then counts the inbox entries read. -1: conversation
+    #: sync.
+    inbox_top: int = -1
 
 
 # ---------------------------------------------------------------------------------------

@@ -59,6 +59,16 @@ The reader's own messages appear in sync pages (a conversation's timeline holds 
 member's messages): they are never shown, but they count for a group's contiguity. The
 sender also reports its own stored group messages (:meth:`Receiver.note_own`) so its
 cursor does not stall at its own seq.
+
+**Inbox sync** (``inbox=True``, ``reliability.sync_cursor = "inbox"``; see
+:mod:`immodel.protocol.inbox`). The request carries one inbox cursor instead of a cursor
+per conversation, and names what the client holds above it (pushed copies, its own
+stored messages) so the page leaves them out. The cursor moves only when a page is
+merged, to the page's ``inbox_top``. What a page brings is merged by the same rules:
+group items through the seq cursor (contiguity, gap hold-back, burnt seqs), 1:1 items
+shown in server-timestamp order, each id once, own messages skipped. The per-group seq
+cursors stay (they are what orders a group); 1:1 conversations need no cursor of their
+own.
 """
 
 from __future__ import annotations
@@ -85,7 +95,8 @@ class Receiver:
     Configuration: ``ack`` (send ACKs), ``dedup`` (client dedup of pushed copies),
     ``sync_enabled`` (cursor sync on receipt, on a gap and on :meth:`request_sync`),
     ``dedup_window_s``, ``sync_limit`` (page size), ``sync_timeout_s``, ``gap_wait_s``
-    (how long a group gap may stay open before it triggers a sync; 0: sync at once).
+    (how long a group gap may stay open before it triggers a sync; 0: sync at once),
+    ``inbox`` (sync by one inbox cursor instead of one cursor per conversation).
     Containers are created on first use: an idle client costs a few hundred bytes.
     """
 
@@ -97,6 +108,9 @@ class Receiver:
         "_edge_pairs",
         "_gap_deadline",
         "_held",
+        "_inbox_cursor",
+        "_inbox_held",
+        "_inbox_sent",
         "_seen",
         "_sync_again",
         "_sync_deadline",
@@ -105,6 +119,7 @@ class Receiver:
         "dedup",
         "dedup_window_s",
         "gap_wait_s",
+        "inbox",
         "sync_enabled",
         "sync_limit",
         "sync_on_gap",
@@ -128,6 +143,7 @@ class Receiver:
         sync_on_gap: bool = True,
         sync_on_reconnect: bool = True,
         gap_wait_s: float = 0.0,
+        inbox: bool = False,
     ) -> None:
         self.user = user
         self.ack = ack
@@ -155,6 +171,13 @@ class Receiver:
         self._sync_again = False
         self._trigger = ""  # what started the sync in flight
         self._again_trigger = ""  # what asked for one more while it was in flight
+        self.inbox = inbox
+        self._inbox_cursor = 0  # inbox mode: the inbox seq merged up to
+        # inbox mode: what the client holds above its inbox cursor, as the pairs a request
+        # names — (conversation, msg_id) for 1:1, (group, seq) for groups (a message
+        # stored twice has two seqs, and each must reach the group's seq cursor)
+        self._inbox_held: dict[tuple[Id, Id], None] | None = None
+        self._inbox_sent: tuple[tuple[Id, Id], ...] = ()  # the held pairs last requested
 
     # -- arrivals -------------------------------------------------------------------------
     def handle_push(self, item: Stored, now: float) -> list[Action]:
@@ -165,6 +188,8 @@ class Receiver:
         if message.sender == self.user:
             return actions
         if is_group and self.sync_enabled:
+            if self.inbox:
+                self._inbox_hold(message.conversation, item.order_key)
             # even a copy already shown moves the cursor over its seq (a message stored
             # twice has two seqs), else it would stand as a gap
             self._arrive_in_group(item, "push", now, actions)
@@ -184,6 +209,8 @@ class Receiver:
         if self._sync_deadline is None:
             return actions  # an answer to a sync abandoned by a disconnect
         self._sync_deadline = None
+        if self.inbox:
+            return self._merge_inbox_page(response, now, actions)
         advanced: dict[Id, int] = {}
         at_top: dict[Id, set[Id]] = {}  # ids merged at each conversation's highest key
         cursor = self._cursors()
@@ -273,6 +300,8 @@ class Receiver:
         if not is_group:
             self._hold_above(conversation, msg_id, order_key)
             return actions
+        if self.inbox:
+            self._inbox_hold(conversation, order_key)
         cursor = self._cursors()
         cur = cursor.get(conversation, 0)
         if order_key <= cur:
@@ -299,6 +328,10 @@ class Receiver:
     def _start_sync(self, now: float, trigger: str) -> list[Action]:
         self._sync_deadline = now + self.sync_timeout_s
         self._trigger = trigger
+        if self.inbox:
+            sent = self._inbox_sent = tuple(self._inbox_held) if self._inbox_held else ()
+            request = SyncRequest(self.user, (), self.sync_limit, (), sent, self._inbox_cursor)
+            return [StartSync(request)]
         # Dicts keep insertion order, which the run decides deterministically, so the
         # request needs no sort (the server does not depend on the order); only the
         # sets of ids need one, and only when they hold more than one id.
@@ -351,6 +384,9 @@ class Receiver:
         """The app restarted without its local state (cursors, shown ids, held copies)."""
         self._seen = self._cursor = self._held = self._edge = self._above = None
         self._edge_pairs = None
+        self._inbox_cursor = 0
+        self._inbox_held = None
+        self._inbox_sent = ()
         self.disconnect()
 
     # -- inspection -----------------------------------------------------------------------
@@ -361,6 +397,11 @@ class Receiver:
     def held(self, conversation: Id) -> int:
         """Group copies held back behind a gap."""
         return len(self._held.get(conversation, ())) if self._held else 0
+
+    @property
+    def inbox_cursor(self) -> int:
+        """Inbox mode: the inbox seq merged up to (0 before the first page)."""
+        return self._inbox_cursor
 
     # -- internals ------------------------------------------------------------------------
     def _cursors(self) -> dict[Id, int]:
@@ -386,6 +427,9 @@ class Receiver:
 
     def _hold_above(self, conv: Id, msg_id: Id, key: int) -> None:
         """Remember a 1:1 item the client has above its cursor (left out of pages)."""
+        if self.inbox:
+            self._inbox_hold(conv, msg_id)
+            return
         cursor = self._cursor  # self.cursor(conv), written out
         if key < (cursor.get(conv, 0) if cursor else 0):
             return  # a page already covered it
@@ -467,3 +511,52 @@ class Receiver:
             del self._held[conv]
         if self._gap_deadline is not None and not self._gap_open():
             self._gap_deadline = None  # the gap filled by itself: no sync needed
+
+    # -- inbox sync -----------------------------------------------------------------------
+    def _inbox_hold(self, conv: Id, key: Id) -> None:
+        """Inbox mode: the client holds this item; the next request names it."""
+        if self._inbox_held is None:
+            self._inbox_held = {}
+        self._inbox_held[(conv, key)] = None
+
+    def _merge_inbox_page(
+        self, response: SyncResponse, now: float, actions: list[Action]
+    ) -> list[Action]:
+        """Inbox mode: merge one page, move the inbox cursor to its top, ask again if
+        it was cut, a gap stayed open or a receipt came meanwhile."""
+        trigger = self._trigger
+        for conv, seq in response.burnt:
+            self._burnt(conv, seq, now, actions)
+        ones: list[Stored] = []
+        for item in response.items:
+            if item.is_group:
+                self._arrive_in_group(item, "sync", now, actions, trigger)
+            elif item.message.sender != self.user:
+                ones.append(item)
+        if len(ones) > 1:
+            # inbox order is store order; a 1:1 chat is shown by server timestamp (stable:
+            # equal stamps keep store order)
+            ones.sort(key=_order_key)
+        for item in ones:
+            if not self._was_shown(item.msg_id, now):
+                self._show(item, "sync", now, actions, trigger)
+        if response.inbox_top > self._inbox_cursor:
+            self._inbox_cursor = response.inbox_top
+        if response.complete and self._inbox_sent:
+            # everything the request named was stored before it left: this page covers it
+            held = self._inbox_held
+            if held:
+                for pair in self._inbox_sent:
+                    held.pop(pair, None)
+            self._inbox_sent = ()
+        gap = self.sync_on_gap and self._gap_open()
+        if not response.complete or self._sync_again or gap:
+            again = self._again_trigger or ("gap" if gap and response.complete else trigger)
+            self._sync_again = False
+            self._again_trigger = ""
+            actions.extend(self._start_sync(now, again))
+        return actions
+
+
+def _order_key(item: Stored) -> int:
+    return item.order_key

@@ -31,6 +31,7 @@ from bisect import insort
 from collections.abc import Iterable
 
 from immodel.protocol.dedup import DedupWindow, Verdict
+from immodel.protocol.inbox import Inboxes
 from immodel.protocol.messages import (
     Deliver,
     Id,
@@ -46,18 +47,25 @@ from immodel.protocol.sync import Timeline, answer_sync
 
 
 class MessageStore:
-    """Durable storage: timelines, memberships, offline queues, group seq."""
+    """Durable storage: timelines, memberships, offline queues, group seq.
+
+    With ``inbox`` (``reliability.sync_cursor = "inbox"``) the store also keeps each
+    member's inbox (:class:`~immodel.protocol.inbox.Inboxes`) and answers a sync request
+    that carries an inbox cursor from it.
+    """
 
     __slots__ = (
         "_conversations_of",
         "_member_of",
         "group_sequencer",
+        "inboxes",
         "offline",
         "stored_copies",
         "timelines",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, inbox: bool = False) -> None:
+        self.inboxes: Inboxes | None = Inboxes() if inbox else None
         self.timelines: dict[Id, Timeline] = {}
         # user → conversations in ``repr`` order (the order of sync pages), kept sorted
         # on join so that a sync, the frequent operation, needs no sort
@@ -75,6 +83,8 @@ class MessageStore:
         if conversation not in member_of:
             member_of.add(conversation)
             insort(self._conversations_of.setdefault(user, []), conversation, key=repr)
+            if self.inboxes is not None:
+                self.inboxes.join(user, conversation)
 
     def conversations_of(self, user: Id) -> Iterable[Id]:
         return self._conversations_of.get(user, ())
@@ -86,6 +96,8 @@ class MessageStore:
             timeline = self.timelines[item.conversation] = Timeline()
         timeline.add(item)
         self.stored_copies[item.msg_id] = self.stored_copies.get(item.msg_id, 0) + 1
+        if self.inboxes is not None:
+            self.inboxes.append(item)
 
     def burn_seq(self, group: Id) -> int:
         """A group write failed after taking its seq: the seq is burnt (never carried by
@@ -95,10 +107,16 @@ class MessageStore:
         if timeline is None:
             timeline = self.timelines[group] = Timeline()
         timeline.burn(seq)
+        if self.inboxes is not None:
+            self.inboxes.burn(group, seq)
         return seq
 
     def answer_sync(self, request: SyncRequest) -> SyncResponse:
         """One page of what ``request.user`` has not merged yet."""
+        if request.inbox_cursor >= 0:
+            if self.inboxes is None:
+                raise ValueError("an inbox sync request to a store kept without inboxes")
+            return self.inboxes.answer(request)
         convs = self.conversations_of(request.user)
         return answer_sync(request, convs, self.timelines, in_order=True)
 

@@ -88,6 +88,7 @@ _DEFAULT_ONLY = (
     ("server.callback_enabled", False, "false (the business callback is not implemented)"),
     ("server.screening_enabled", False, "false (content screening is not implemented)"),
     ("security.dns", "none", "none (name resolution is not modelled by the harness)"),
+    ("reliability.sync_cursor", "conversation", "conversation (no inboxes in the harness)"),
     ("security.channel", "encrypted", "encrypted (the harness always uses TLS)"),
     ("security.tamper_prob", 0.0, "0 (on-path tampering is not implemented)"),
     ("security.forged_per_s", 0.0, "0 (hostile logins are not implemented)"),

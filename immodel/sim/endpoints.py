@@ -27,7 +27,8 @@ def retry_policy(sc: Any) -> RetryPolicy:
 def receiver_options(sc: Any) -> dict[str, Any]:
     """Keyword arguments of :class:`~immodel.protocol.receiver.Receiver` besides its user:
     ACKs, client dedup, sync (when, how many per page, how long to wait for a page) and
-    the wait before syncing a group seq gap."""
+    the wait before syncing a group seq gap, and the sync cursor (per conversation or
+    one inbox cursor)."""
     return {
         "ack": sc["reliability.downlink_ack"],
         "dedup": sc["reliability.client_dedup"],
@@ -39,6 +40,7 @@ def receiver_options(sc: Any) -> dict[str, Any]:
         "sync_limit": sc["transport.batch_max"],
         "sync_timeout_s": sc["transport.request_timeout_s"],
         "gap_wait_s": sc["reliability.gap_wait_ms"] / 1000.0,
+        "inbox": sc["reliability.sync_cursor"] == "inbox",
     }
 
 

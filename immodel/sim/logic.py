@@ -139,6 +139,8 @@ class LogicTier:
             "retransmit": sc["server.retransmit_ms"],
         }
         self.write_diffusion = sc["server.diffusion"] == "write"
+        # inbox sync (reliability.sync_cursor): every member's inbox gets a copy
+        self.inbox_sync = sc["reliability.sync_cursor"] == "inbox"
         # read diffusion: every poll and sync page reads each of the user's group timelines
         self.timeline_read_ms = 0.0 if self.write_diffusion else sc["server.timeline_read_ms"]
         self._groups_of: dict[int, int] | None = None  # user → groups it is in (lazy)
@@ -343,6 +345,11 @@ class LogicTier:
         if msg.is_group and self.write_diffusion:
             n_rcpt = self.rec.n_recipients(msg.msg_id)
             cost += self.costs["inbox_write"] * n_rcpt
+        if self.inbox_sync:
+            # the inbox copies write diffusion does not already pay: the sender's own,
+            # and a 1:1 recipient's
+            n_copies = 1 if msg.is_group else self.rec.n_recipients(msg.msg_id) + 1
+            cost += self.costs["inbox_write"] * n_copies
         node.stages["store"].submit(self._after_store, job, cost)
 
     def _after_store(self, job) -> None:
@@ -532,6 +539,7 @@ class LogicTier:
         response = self.store.answer_sync(request)
         self.rec.set_request_messages(row, len(response.items))
         c = self.costs
+        # scanned: the conversations looked through, or in inbox sync the entries read
         cost = c["sync"] + c["sync_conv"] * response.scanned + c["sync_item"] * len(response.items)
         if self.timeline_read_ms:
             cost += self.timeline_read_ms * self.groups_of(client.uid)

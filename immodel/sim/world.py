@@ -133,7 +133,7 @@ class World:
         self.idle: idle_poll.IdlePollCohorts | None = None  # set once the clients exist
         self.net = Network(self.env, sc, self.streams)
         self.net.on_give_up = self._transport_gave_up
-        self.store = MessageStore()
+        self.store = MessageStore(inbox=sc["reliability.sync_cursor"] == "inbox")
         self.presence = Presence(self)
         self.side = ClientSide(self)
         self.logic = LogicTier(self)
