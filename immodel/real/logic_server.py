@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections import Counter
 
 from immodel.protocol import admission
 from immodel.protocol.dedup import DedupWindow, Verdict
@@ -51,18 +52,22 @@ from immodel.sim.rng import Streams
 
 
 class _AccessLink:
-    """One access node's connection to this logic node."""
+    """One access node's connection to this logic node; ``run`` (the process's
+    :attr:`Stats.run`, None in-process) counts the frames written, ``out_<op>``."""
 
-    __slots__ = ("access", "users", "writer")
+    __slots__ = ("access", "run", "users", "writer")
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, run: Counter[str] | None = None) -> None:
         self.writer = writer
+        self.run = run
         self.access = -1
         self.users: set[int] = set()
 
     def send(self, obj: dict) -> None:
         if not self.writer.is_closing():
             self.writer.write(wire.encode(obj))
+            if self.run is not None:
+                self.run["out_" + obj["op"]] += 1
 
 
 class LogicServer:
@@ -108,12 +113,16 @@ class LogicServer:
             await server.serve_forever()
 
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = _AccessLink(writer)
+        run = self.stats.run
+        link = _AccessLink(writer, run)
         try:
             while True:
                 frame = await wire.read_frame(reader)
                 if frame is None:
                     break
+                # frames read off the socket, by op: with those written (``out_<op>``),
+                # the I/O the calibration charges per frame (immodel.real.calibrate)
+                run["in_" + frame["op"]] += 1
                 self.handle(link, frame)
         except (ConnectionError, wire.FrameError):
             pass
@@ -137,6 +146,7 @@ class LogicServer:
             request = wire.sync_request_from_wire(frame["req"])
             response = self.store.answer_sync(request)
             self.stats.counts["sync_pages_answered"] += 1
+            self.stats.run["sync_items"] += len(response.items)
             link.send(
                 {
                     "op": "sync_resp",
@@ -211,6 +221,7 @@ class LogicServer:
         timer = asyncio.get_running_loop().call_later(hold_s, self._hold_expired, user)
         self.held[user] = (link, timer)
         self.stats.counts["polls_held"] += 1
+        self.stats.run["polls_held"] += 1
 
     def _hold_expired(self, user: int) -> None:
         held = self.held.pop(user, None)
@@ -229,6 +240,7 @@ class LogicServer:
 
     def _answer_poll(self, link: _AccessLink, user: int, delivers: list[Deliver]) -> None:
         self.stats.counts["polls_answered"] += 1
+        self.stats.run["poll_items"] += len(delivers)
         for d in delivers:
             if d.attempt > 1:
                 self.stats.counts["poll_redeliveries"] += 1
@@ -293,6 +305,7 @@ class LogicServer:
             self.store.online = [r for r in recipients if r in self.presence]
             item, reply = self.node.commit(msg, now)
         self.stats.counts["stored"] += 1
+        self.stats.run["stored"] += 1
         self._reply(link, user, reply)
         for r in recipients:
             mode = self.mode.get(r) if r in self.presence else None

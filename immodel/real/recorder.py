@@ -16,9 +16,9 @@ network-model counters) are present and ``null``, so a real run's ``summary.json
 every key of a simulated one. What the harness measures instead is under keys of its
 own (``docs/metrics.md``, "Real runs"): ``cpu_s_by_process``, ``cpu_s_logic``,
 ``cpu_s_access``, ``cpu_s_loadgen`` and ``real_*``; ``utilization_logic`` /
-``utilization_access`` / ``server_utilization`` are the tiers' CPU time over the
-sending period divided by their processes (one core each: a process is one asyncio
-thread), where the simulator reports its stages' busy fraction.
+``utilization_access`` / ``server_utilization`` are the tiers' CPU time in the
+sending window over the window, divided by their processes (one core each: a process is
+one asyncio thread), where the simulator reports its stages' busy fraction.
 """
 
 from __future__ import annotations
