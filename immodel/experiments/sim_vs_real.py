@@ -53,7 +53,12 @@ COMPARED = (
 )
 
 
-def calibrate(scenario: Scenario, latency_ms: float = 0.0, runs: int = 1) -> dict[str, Any]:
+def calibrate(
+    scenario: Scenario,
+    latency_ms: float = 0.0,
+    runs: int = 1,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Measure the harness on this machine (its logic operations in-process; its access
     CPU per frame, its logic processes' CPU per frame beyond those operations and the
     loopback's one-way time from real runs of ``scenario``) and return the calibrated
@@ -67,11 +72,14 @@ def calibrate(scenario: Scenario, latency_ms: float = 0.0, runs: int = 1) -> dic
     that latency, not at zero. ``runs`` real runs (seeds ``seed``, ``seed + 1``, …) are
     pooled for the loopback samples and the logic tier's I/O per frame: one short run's
     top quantiles are one or two messages, and one scheduling hiccup of the machine
-    decides them."""
+    decides them. ``details``, if given, is filled with the measurements behind the keys:
+    ``logic_costs_ms`` (in-process, per operation), ``access_ms_per_frame``,
+    ``logic_io_ms_per_frame`` and the real runs' ``logic_frames`` and ``cpu_s_logic``."""
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs!r}")
     from immodel.real import run_real
     from immodel.real.calibrate import (
+        logic_frames,
         loopback_samples_ms,
         measure_access_cost,
         measure_logic_costs,
@@ -96,6 +104,14 @@ def calibrate(scenario: Scenario, latency_ms: float = 0.0, runs: int = 1) -> dic
         sim0 = run(zero.with_overrides({**keys, "network.latency_ms": float(latency_ms)}))
     real_uplink = np.concatenate([uplink_ms(r) for r in reals])
     samples = loopback_samples_ms(real_uplink, float(np.median(uplink_ms(sim0))))
+    if details is not None:
+        details.update(
+            logic_costs_ms=dict(costs),
+            access_ms_per_frame=access_ms,
+            logic_io_ms_per_frame=io_ms,
+            logic_frames=[logic_frames(r.counters) for r in reals],
+            cpu_s_logic=[r.summary["cpu_s_logic"] for r in reals],
+        )
     return preset(costs, access_ms, samples, io_ms, kind)
 
 
