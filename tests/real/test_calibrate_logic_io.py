@@ -154,3 +154,34 @@ def test_runs_are_pooled_by_their_sums_and_a_run_without_frames_is_an_error():
     assert measure_logic_io_cost([a, b], COSTS) == pytest.approx(pooled, rel=1e-9)
     with pytest.raises(ValueError, match="no frames"):
         measure_logic_io_cost(_run({}, 0.1), COSTS)
+
+
+@pytest.mark.filterwarnings("ignore::immodel.errors.DrainWarning")
+def test_busy_per_node_is_the_simulators_busy_time_per_logic_node():
+    # the simulator's utilization_logic divides by every stage's workers; busy_per_node
+    # must give back the busy seconds per node per second, here summed the other way: one
+    # node, each stage's own busy fraction times its workers
+    from immodel import Scenario, run
+    from immodel.experiments.sim_vs_real import busy_per_node
+    from immodel.sim.logic import STAGE_NAMES
+
+    sc = Scenario.load(
+        "baseline",
+        {
+            "workload.users": 20,
+            "workload.send_rate_per_user": 1.0,
+            "duration_s": 3.0,
+            "drain_s": 2.0,
+            "server.workers": 2,
+            "server.store_ms": 2.0,
+            "server.ack_ms": 0.5,
+        },
+    )
+    result = run(sc)
+    s = result.summary
+    per_stage = sum(s[f"utilization_{name}"] * sc["server.workers"] for name in STAGE_NAMES)
+    assert per_stage > 0
+    assert busy_per_node(result, "logic") == pytest.approx(per_stage, rel=1e-9)
+    assert busy_per_node(result, "access") == pytest.approx(
+        s["utilization_access"] * sc["server.access_workers"], rel=1e-9
+    )
