@@ -19,10 +19,12 @@ membership, group seq, stored row) → reply → fan-out (``route``: push with p
 the outbox of a polling recipient, or the offline queue for a recipient who is not
 connected). A recipient's pending entry lives on the node that stored the message (the
 simulator keeps it on the recipient's own node); the access node remembers which node
-pushed each copy and sends the ACK there. Polls (one logic node only, see the
-orchestrator's refusals) take what waits in the outbox
-(:meth:`~immodel.protocol.pending_ack.PendingAcks.take_for_poll`); a long poll with
-nothing waiting is held here until a message is routed to its user or its hold ends.
+pushed each copy and sends the ACK there. Polls go to the poller's own node, and a
+copy stored elsewhere is routed there through the access tier; they take what waits in
+the outbox (:meth:`~immodel.protocol.pending_ack.PendingAcks.take_for_poll`); a long
+poll with nothing waiting is held here until a message is routed to its user or its
+hold ends. When another logic node comes back (``rehome`` from an access node), what
+waits here for that access node's pollers is routed back to each one's owner.
 """
 
 from __future__ import annotations
@@ -183,10 +185,29 @@ class LogicServer:
             self._push_out(self.node.route(item, user, mode, self.clock()))
             if mode == "poll":
                 self._answer_held(user)
+        elif op == "rehome":
+            self._rehome(link)
         elif op == "hello":
             link.access = int(frame["access"])
             for user, mode in frame["users"]:
                 self._attach(link, int(user), mode)
+
+    def _rehome(self, link: _AccessLink) -> None:
+        """Another logic node is up again (the access node on ``link`` says so): the
+        pollers of ``link`` may belong to it now. What waits here for them, polled or not
+        but unacknowledged, goes back through the access node to each one's owner (an
+        owner that is still this node gets it back), and a poll held here is answered
+        empty so that the next one goes to the owner."""
+        for user in sorted(link.users):
+            if self.mode.get(user) != "poll" or self.presence.get(user) is not link:
+                continue
+            held = self.held.pop(user, None)
+            if held is not None:
+                held[1].cancel()
+                self._answer_poll(held[0], user, [])
+            for item in self.node.pending.drain(user):
+                self.stats.counts["rehomed"] += 1
+                link.send({"op": "route", "user": user, "item": wire.stored_to_wire(item)})
 
     def _attach(self, link: _AccessLink, user: int, mode: str) -> None:
         link.users.add(user)

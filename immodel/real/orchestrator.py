@@ -119,18 +119,6 @@ def check_supported(sc) -> None:
                 f"{key} = {json.dumps(value, default=list)} is not supported by immodel real: "
                 f"allowed {allowed}"
             )
-    kind = sc["transport.kind"]
-    polling_crash = [i for i, f in enumerate(sc["faults"]) if f["kind"] == "server_crash"]
-    if kind != "push" and sc["server.nodes"] > 1 and polling_crash:
-        # measured: 30 long pollers on two nodes, node 0 down 1 s, lost 26 of 74 messages
-        # where the simulator lost 8 (the figure-4 repair's limit)
-        raise UserError(
-            f"faults[{polling_crash[0]}].kind = '{sc['faults'][polling_crash[0]]['kind']}' with "
-            f"transport.kind = '{kind}' on server.nodes = {sc['server.nodes']} is not "
-            "supported by immodel real: the copies a surviving logic node queued for a "
-            "crashed node's pollers stay on it when their polls move back, which is not "
-            "implemented (allowed: push, or one logic node)"
-        )
     horizon = sc["duration_s"] + sc["drain_s"]
     if sc["security.usersig_ttl_s"] < horizon:
         raise UserError(
