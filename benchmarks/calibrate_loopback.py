@@ -4,9 +4,11 @@
 
 Runs :func:`immodel.experiments.sim_vs_real.calibrate` on a small push scenario (the
 baseline with ``--users`` users at 0.5 msg/s for 5 s): the logic operations measured
-in-process, the access CPU per frame and the loopback's one-way time from a real run
-with no added latency (``--runs`` real runs pooled, 3 by default: one short run's top
-quantiles are one or two messages, and one scheduling hiccup decides them). Writes the
+in-process; the access CPU per frame, the logic processes' CPU per frame beyond those
+operations (their own I/O with the access tier, added to each operation's key for the
+frames it makes) and the loopback's one-way time from real runs with no added latency
+(``--runs`` real runs pooled, 3 by default: one short run's top quantiles are one or two
+messages, and one scheduling hiccup decides them). Writes the
 calibrated keys as a scenario (default ``immodel/scenarios/calibrated-loopback.toml``),
 with the machine and the date in its description, and prints them. Another deployment is
 calibrated the same way with its own measurements: the keys are the same (README, "Real
@@ -55,15 +57,18 @@ def main() -> None:
         },
     )
     t0 = time.perf_counter()
-    keys = calibrate(base, runs=args.runs)
+    measured: dict = {}
+    keys = calibrate(base, runs=args.runs, details=measured)
     when = time.strftime("%Y-%m-%d", time.gmtime())
     load = os.getloadavg()[0]
     doc = {
         "name": "calibrated-loopback",
         "description": (
             "push on the service times immodel real measured on its own servers "
-            f"({platform.machine()}, {os.cpu_count()} cores, load {load:.1f}, {when}) and "
-            "the loopback's one-way time: the simulator's account of immodel real"
+            f"({platform.machine()}, {os.cpu_count()} cores, load {load:.1f}, {when}; the "
+            f"logic tier's I/O {measured['logic_io_ms_per_frame']:.3f} ms per frame "
+            "included) and the loopback's one-way time: the simulator's account of "
+            "immodel real"
         ),
         **nested(keys),
     }
@@ -71,6 +76,13 @@ def main() -> None:
     for key, value in keys.items():
         if key != "network.latency_ms":
             print(f"{key} = {value}")
+    costs = ", ".join(f"{k} {v:.4f}" for k, v in measured["logic_costs_ms"].items())
+    print(f"logic operations in-process (ms): {costs}")
+    print(
+        f"logic I/O {measured['logic_io_ms_per_frame']:.4f} ms per frame "
+        f"({measured['logic_frames']} frames, cpu_s_logic {measured['cpu_s_logic']}); "
+        f"access {measured['access_ms_per_frame']:.4f} ms per frame"
+    )
     samples = keys["network.latency_ms"]["samples"]
     print(
         f"network.latency_ms: loopback one-way p50 {samples[len(samples) // 2]} ms, "

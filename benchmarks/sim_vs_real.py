@@ -28,6 +28,7 @@ import numpy as np
 
 from immodel import Scenario
 from immodel.experiments.sim_vs_real import (
+    busy_per_node,
     calibrate,
     compare,
     latency_legs_ms,
@@ -77,14 +78,17 @@ def main() -> None:
     pairs = {}
     replicated: dict[str, list] = {}
     calibrations = {}  # per transport: HTTP polls cost the access tier more than frames
+    measured: dict[str, dict] = {}  # what each calibration measured
     for label, extra in runs.items():
         kind = extra.get("transport.kind", "push")
         if kind not in calibrations:
             transport = {k: v for k, v in extra.items() if k.startswith("transport.")}
+            measured[kind] = {}
             calibrations[kind] = calibrate(
                 Scenario.load("baseline", {**base, **transport}),
                 latency_ms=args.latency_ms if args.calibrate_at_latency else 0.0,
                 runs=args.calibration_runs,
+                details=measured[kind],
             )
         replicated[label] = []
         for seed in range(1, args.seeds + 1):
@@ -97,6 +101,13 @@ def main() -> None:
         pairs[label] = replicated[label][0]
     table = compare(pairs)
     print(table.round(3).to_string(index=False))
+    # utilisation is per node in the sending window on both sides (busy_per_node)
+    for kind, m in measured.items():
+        print(
+            f"calibration {kind}: logic I/O {m['logic_io_ms_per_frame']:.4f} ms per frame"
+            f" ({sum(m['logic_frames'])} frames), access {m['access_ms_per_frame']:.4f} ms"
+            f" per frame; store_ms {calibrations[kind]['server.store_ms']}"
+        )
     # the harness's own timing in each real run: how late its event loop woke a 10 ms
     # timer, and a poll answer's way back (access node -> client, latency included)
     keys = ("loadgen_lag_p99_ms", "loadgen_lag_max_ms", "poll_return_p50_ms", "poll_return_p99_ms")
@@ -123,6 +134,14 @@ def main() -> None:
             print(
                 f"  {label:26s} p99 sim / real per run: " + ", ".join(f"{x:.2f}" for x in per_run)
             )
+            for tier in ("logic", "access"):
+                sim_u = [busy_per_node(s, tier) for s, _ in runs_of]
+                real_u = [busy_per_node(r, tier) for _, r in runs_of]
+                print(
+                    f"  {label:26s} utilization_{tier} per run sim / real: "
+                    + ", ".join(f"{a:.3f}/{b:.3f}" for a, b in zip(sim_u, real_u, strict=True))
+                    + f"; pooled {sum(sim_u) / sum(real_u):.2f}"
+                )
             sims, reals = [s for s, _ in runs_of], [r for _, r in runs_of]
             totals = [
                 sum(x.summary[k] for x in side)

@@ -12,8 +12,12 @@ in the same calibration. Then, per matched scenario (:func:`matched_runs`), the 
 * ``latency_p50_ms`` and ``latency_p99_ms`` — the simulator should be within 20 % of the
   real run once the loopback is in the scenario;
 * ``recovery_time_s`` and ``recovery_undelivered`` for a run with a crash;
-* ``utilization_logic`` and ``utilization_access`` — the real processes' CPU time beside
-  the simulator's busy time per tier.
+* ``utilization_logic`` and ``utilization_access`` — per node, over the sending window:
+  the real processes' CPU seconds in the window / (processes × window) beside the
+  simulator's busy seconds of the tier's stages in the window / (nodes × window)
+  (:func:`busy_per_node`). The simulator's own ``utilization_logic`` divides by every
+  stage's workers (9 stages per logic node), the real one by one core per process (a
+  process is one asyncio thread): the table puts the same quantity side by side.
 
 Only scenarios whose ``network.latency_ms`` is a number (a constant one-way time) can be
 matched: the loopback's time is added to it. Each figure comes from one run of each
@@ -42,33 +46,44 @@ COMPARED = (
     "latency_p99_ms",
     "recovery_time_s",
     "recovery_undelivered",
-    # the real run's process CPU per tier beside the simulator's busy time of the same
-    # tier (calibrated service times); the real figure is an upper bound (the whole run's
-    # CPU, drain included, over the sending window)
+    # per node in the sending window: the real run's process CPU beside the simulator's
+    # busy time of the tier's stages (calibrated service times), see busy_per_node
     "utilization_logic",
     "utilization_access",
 )
 
 
-def calibrate(scenario: Scenario, latency_ms: float = 0.0, runs: int = 1) -> dict[str, Any]:
-    """Measure the harness on this machine (its logic operations in-process, its access
-    CPU per frame and the loopback's one-way time from a real run of ``scenario``) and
-    return the calibrated scenario keys (:func:`immodel.real.calibrate.preset`).
+def calibrate(
+    scenario: Scenario,
+    latency_ms: float = 0.0,
+    runs: int = 1,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Measure the harness on this machine (its logic operations in-process; its access
+    CPU per frame, its logic processes' CPU per frame beyond those operations and the
+    loopback's one-way time from real runs of ``scenario``) and return the calibrated
+    scenario keys (:func:`immodel.real.calibrate.preset`, for the scenario's
+    ``transport.kind``).
 
     ``latency_ms`` is the constant one-way latency the calibration run adds at the fault
     proxy (default none); the loopback samples are net of it. Calibrate at the latency
     the comparison will use: the proxy releases delayed bytes from its event loop's
     timers, and how late those fire under load is part of the one-way time measured at
     that latency, not at zero. ``runs`` real runs (seeds ``seed``, ``seed + 1``, …) are
-    pooled for the loopback samples: one short run's top quantiles are one or two
-    messages, and one scheduling hiccup of the machine decides them."""
+    pooled for the loopback samples and the logic tier's I/O per frame: one short run's
+    top quantiles are one or two messages, and one scheduling hiccup of the machine
+    decides them. ``details``, if given, is filled with the measurements behind the keys:
+    ``logic_costs_ms`` (in-process, per operation), ``access_ms_per_frame``,
+    ``logic_io_ms_per_frame`` and the real runs' ``logic_frames`` and ``cpu_s_logic``."""
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs!r}")
     from immodel.real import run_real
     from immodel.real.calibrate import (
+        logic_frames,
         loopback_samples_ms,
         measure_access_cost,
         measure_logic_costs,
+        measure_logic_io_cost,
         preset,
         uplink_ms,
     )
@@ -79,14 +94,25 @@ def calibrate(scenario: Scenario, latency_ms: float = 0.0, runs: int = 1) -> dic
     reals = [run_real(zero.with_overrides({"seed": zero["seed"] + k})) for k in range(runs)]
     real0 = reals[0]
     access_ms = measure_access_cost(real0)
-    keys = preset(costs, access_ms, 0.0)
+    io_ms = measure_logic_io_cost(reals, costs)
+    kind = scenario["transport.kind"]
+    keys = preset(costs, access_ms, 0.0, io_ms, kind)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the same (short) drain as the real run
-        # at the calibration's latency, so that the median subtracted below includes it
+        # at the calibration's latency, so that the median subtracted below includes it,
+        # and with the service times the preset will have (the send's I/O included)
         sim0 = run(zero.with_overrides({**keys, "network.latency_ms": float(latency_ms)}))
     real_uplink = np.concatenate([uplink_ms(r) for r in reals])
     samples = loopback_samples_ms(real_uplink, float(np.median(uplink_ms(sim0))))
-    return preset(costs, access_ms, samples)
+    if details is not None:
+        details.update(
+            logic_costs_ms=dict(costs),
+            access_ms_per_frame=access_ms,
+            logic_io_ms_per_frame=io_ms,
+            logic_frames=[logic_frames(r.counters) for r in reals],
+            cpu_s_logic=[r.summary["cpu_s_logic"] for r in reals],
+        )
+    return preset(costs, access_ms, samples, io_ms, kind)
 
 
 def simulated_twin(scenario: Scenario, calibration: dict[str, Any]) -> Scenario:
@@ -121,10 +147,37 @@ def matched_runs(scenario: Scenario, calibration: dict[str, Any]) -> tuple[Any, 
     return sim, real
 
 
-def _figures(summary: dict) -> dict[str, Any]:
+def busy_per_node(result, tier: str) -> float | None:
+    """Busy cores per node of ``tier`` (``"logic"`` or ``"access"``) over the sending
+    window, of a simulated or a real run.
+
+    A real run's ``utilization_<tier>`` is already that (its processes' CPU seconds in the
+    window / (processes × window)). A simulated run's divides the tier's busy seconds by
+    its capacity in workers: ``server.access_workers`` per access node, every logic stage's
+    ``server.workers`` per logic node; multiplied back here, it is the busy seconds per
+    node per second, as the real CPU is."""
+    s = result.summary
+    u = s.get(f"utilization_{tier}")
+    if u is None or s.get(f"cpu_s_{tier}") is not None:  # a real run (or none measured)
+        return u
+    from immodel.sim.logic import STAGE_NAMES
+
+    sc = result.scenario
+    per_node = (
+        sc["server.access_workers"]
+        if tier == "access"
+        else (len(STAGE_NAMES) * sc["server.workers"])
+    )
+    return u * per_node
+
+
+def _figures(result) -> dict[str, Any]:
+    summary = result.summary
     out = {k: summary.get(k) for k in COMPARED}
     delivered = summary["deliveries"]
     out["requests_per_delivery"] = summary["requests_total"] / delivered if delivered else None
+    out["utilization_logic"] = busy_per_node(result, "logic")
+    out["utilization_access"] = busy_per_node(result, "access")
     return out
 
 
@@ -132,7 +185,7 @@ def compare(pairs: dict[str, tuple[Any, Any]]) -> pd.DataFrame:
     """One row per (label, metric): ``sim``, ``real`` and ``sim / real``."""
     rows = []
     for label, (sim, real) in pairs.items():
-        s, r = _figures(sim.summary), _figures(real.summary)
+        s, r = _figures(sim), _figures(real)
         for key in COMPARED:
             a, b = s[key], r[key]
             numbers = isinstance(a, int | float) and isinstance(b, int | float)
@@ -231,6 +284,7 @@ def leg_dependence(
 
 __all__ = [
     "COMPARED",
+    "busy_per_node",
     "calibrate",
     "compare",
     "latency_legs_ms",

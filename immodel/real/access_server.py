@@ -23,8 +23,12 @@ Web clients use HTTPS on a second port (aiohttp, the same certificate): ``POST /
 ``/poll`` (the ACKs ride on it; answered with what waits, or — a long poll — held on the
 logic node up to ``hold_s``), ``/logout``. Each request waits for the logic node's
 answer for at most ``transport.request_timeout_s`` (a poll: its hold more) and is then
-answered empty, which the client's own timeouts and retries handle. The process prints
-``READY <tls port> <https port>``.
+answered empty, which the client's own timeouts and retries handle; a poll held by a
+logic node whose connection drops (a crash) is answered empty at once, so that its
+client polls the survivor. When a logic connection opens again, every other logic node
+is told (``rehome``): it hands the copies it queued for this node's pollers back
+(``route``, forwarded to each poller's owner). The process prints ``READY <tls port>
+<https port>``.
 """
 
 from __future__ import annotations
@@ -98,6 +102,14 @@ class AccessServer:
             writer.write(wire.encode({"op": "hello", "access": self.node_id, "users": users}))
             self.links[node] = writer
             self.stats.counts["logic_links_opened"] += 1
+            if self.web and len(self.links) > 1:
+                # a logic node is (back) up: some pollers' owner is now this node, but
+                # the copies another node queued for them while they were its own are
+                # still there; each other node hands its pollers' copies back through
+                # here to their owner (the simulator's poll reads every holder instead)
+                for other, w in self.links.items():
+                    if other != node and not w.is_closing():
+                        w.write(wire.encode({"op": "rehome"}))
             try:
                 while True:
                     frame = await wire.read_frame(reader)
@@ -108,7 +120,16 @@ class AccessServer:
                 pass
             finally:
                 if self.links.get(node) is writer:
+                    # the polls this node held died with it: answer them empty now, so
+                    # that their clients poll again at once, to their new owner (the
+                    # simulator parks a long poll on the access node, where a logic
+                    # crash does not reach it)
+                    held = [u for (u, what) in self.waiting if what == "poll"]
+                    orphans = [u for u in held if self.owner(u) == node]
                     del self.links[node]
+                    for user in orphans:
+                        self.stats.counts["polls_orphaned"] += 1
+                        self._answer_web(user, {"op": "poll_resp", "user": user, "items": []})
                 writer.close()
             await asyncio.sleep(RECONNECT_S)
 

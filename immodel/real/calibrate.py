@@ -16,6 +16,16 @@ real`` does on this machine:
 * **access operations** (:func:`measure_access_cost`): from a real run, the access
   processes' CPU time over the frames they carried (requests up, frames down): TLS,
   framing and forwarding together, per frame;
+* **the logic tier's own I/O** (:func:`measure_logic_io_cost`): the operations above are
+  timed without a socket (frames are encoded, then dropped; nothing is read or decoded),
+  but a logic process also reads each frame off its access link, decodes it, writes
+  what it answers, and runs its event loop around both. From a real run: the logic
+  processes' CPU time, less what the counted operations cost at the in-process rates
+  (so nothing is counted twice), over the frames they exchanged with the access tier
+  (counted by the servers themselves from the sending period's start, every kind: sends
+  up and replies down, pushes and retransmits down, ACKs up, sync requests up and pages
+  down, polls up and answers down, logins, attaches and detaches, copies routed between
+  logic nodes), per frame;
 * **the loopback stack** (:func:`loopback_samples_ms`): a real run with no added
   latency, and the simulated run of the same scenario with the measured costs and no
   latency: what each real message took from send to stored (one way: the processes
@@ -24,11 +34,30 @@ real`` does on this machine:
   event loops' scheduling, a machine shared with other work). The send → stored leg is
   used, not the delivery, because a poller's delivery also waits for its next poll.
 
-:func:`preset` turns the measurements into scenario keys: the send's whole cost on the
-``store`` stage (the other send-path stages 0), ``fanout_ms_per_recipient`` the push,
-one worker per stage and per access node (each process is one asyncio thread), constant
-service times (the measured operations vary little), and ``network.latency_ms`` the
-loopback's one-way time as an empirical distribution.
+:func:`preset` turns the measurements into scenario keys, each logic operation with the
+I/O of the frames it makes on the logic process (``io`` = the per-frame cost; the
+simulator charges these keys to the logic node's stages):
+
+* ``store_ms`` = the send less its push + 2 io (the send up, the reply down); the other
+  send-path stages 0;
+* ``fanout_ms_per_recipient`` = the push + 1 io (the push frame) on push; on polling
+  the push only: a poller's copy goes down in a poll's answer, whose frame ``poll_ms``
+  carries;
+* ``retransmit_ms`` = the push + 1 io (a pushed frame again);
+* ``ack_ms`` = the ACK + 1 io (one ACK frame up: the simulator charges ``ack_ms`` per
+  acknowledged id, and a push client acknowledges each push on its own);
+* ``sync_ms`` = the empty page + 2 io (request up, page down); ``sync_ms_per_item``
+  as measured (a bigger frame: its encoding is in the measurement);
+* ``poll_ms`` = the empty poll + 2 io (the poll up, its answer down: a held poll's
+  answer too, later); ``poll_ms_per_message`` as measured;
+* ``hold_ms`` as measured (parking makes no frame; the simulator charges it to the
+  access node, where its long polls wait);
+* logins, attaches, detaches and routed copies have no key on the simulator's logic
+  tier: their frames are in the measured average, not in a simulated run's logic load.
+
+And one worker per stage and per access node (each process is one asyncio thread),
+constant service times (the measured operations vary little), and ``network.latency_ms``
+the loopback's one-way time as an empirical distribution.
 ``benchmarks/calibrate_loopback.py`` writes it to
 ``immodel/scenarios/calibrated-loopback.toml``.
 """
@@ -147,14 +176,61 @@ def measure_access_cost(result) -> float:
     return 1000.0 * s["cpu_s_access"] / frames if frames else 0.0
 
 
+def logic_frames(counters: dict[str, Any]) -> int:
+    """Frames a real run's logic processes read (``run_in_<op>``) and wrote
+    (``run_out_<op>``) from the sending period's start, every op."""
+    return int(sum(v for k, v in counters.items() if k.startswith(("run_in_", "run_out_"))))
+
+
+def logic_in_process_ms(counters: dict[str, Any], costs: dict[str, float]) -> float:
+    """Milliseconds the logic operations a real run counted cost at the in-process rates
+    of :func:`measure_logic_costs`: what the preset already charges without I/O."""
+    c = counters
+    return (
+        c.get("run_stored", 0) * (costs["send_ms"] - costs["push_ms"])
+        + c.get("run_out_push", 0) * costs["push_ms"]
+        + c.get("run_in_ack", 0) * costs["ack_ms"]
+        + c.get("run_in_sync", 0) * costs["sync_ms"]
+        + c.get("run_sync_items", 0) * costs["sync_ms_per_item"]
+        + c.get("run_in_poll", 0) * costs["poll_ms"]
+        + c.get("run_poll_items", 0) * costs["poll_ms_per_message"]
+        + c.get("run_polls_held", 0) * costs["hold_ms"]
+    )
+
+
+def measure_logic_io_cost(results, costs: dict[str, float]) -> float:
+    """Milliseconds of logic-process CPU per frame exchanged with the access tier, beyond
+    the in-process operation costs ``costs`` (:func:`measure_logic_costs`), from one or
+    more real runs pooled: (logic CPU − :func:`logic_in_process_ms`) / :func:`logic_frames`.
+    The logic CPU is counted over the same interval as the frames (from the sending
+    period's start to the stop); the processes' idle work (a counter flush twice a
+    second, ~2 ms of CPU per second) is spread over the frames with the rest."""
+    if not isinstance(results, list | tuple):
+        results = [results]
+    cpu_ms = sum(1000.0 * r.summary["cpu_s_logic"] for r in results)
+    in_process = sum(logic_in_process_ms(r.counters, costs) for r in results)
+    frames = sum(logic_frames(r.counters) for r in results)
+    if frames == 0:
+        raise ValueError("the calibration run's logic processes exchanged no frames")
+    return max(0.0, (cpu_ms - in_process) / frames)
+
+
 def preset(
-    costs: dict[str, float], access_ms: float, loopback_ms: float | list[float]
+    costs: dict[str, float],
+    access_ms: float,
+    loopback_ms: float | list[float],
+    io_ms: float = 0.0,
+    transport: str = "push",
 ) -> dict[str, Any]:
-    """The scenario keys of the calibrated preset (see the module docstring)."""
+    """The scenario keys of the calibrated preset (see the module docstring): the logic
+    operations ``costs`` with ``io_ms`` per frame each makes on ``transport``."""
     r = 4  # decimals of a millisecond kept: 0.1 µs
 
     def ms(x: float) -> float:
         return round(max(0.0, x), r)
+
+    # a push recipient's copy is a frame of its own; a poller's rides on a poll's answer
+    fanout_frames = 1 if transport == "push" else 0
 
     return {
         "server.workers": 1,
@@ -164,14 +240,14 @@ def preset(
         "server.checks_ms": 0.0,
         "server.recent_contacts_ms": 0.0,
         "server.status_ms": 0.0,
-        "server.store_ms": ms(costs["send_ms"] - costs["push_ms"]),
-        "server.fanout_ms_per_recipient": ms(costs["push_ms"]),
-        "server.retransmit_ms": ms(costs["push_ms"]),
-        "server.ack_ms": ms(costs["ack_ms"]),
-        "server.sync_ms": ms(costs["sync_ms"]),
+        "server.store_ms": ms(costs["send_ms"] - costs["push_ms"] + 2 * io_ms),
+        "server.fanout_ms_per_recipient": ms(costs["push_ms"] + fanout_frames * io_ms),
+        "server.retransmit_ms": ms(costs["push_ms"] + io_ms),
+        "server.ack_ms": ms(costs["ack_ms"] + io_ms),
+        "server.sync_ms": ms(costs["sync_ms"] + 2 * io_ms),
         "server.sync_ms_per_item": ms(costs["sync_ms_per_item"]),
         "server.sync_ms_per_conversation": 0.0,
-        "server.poll_ms": ms(costs["poll_ms"]),
+        "server.poll_ms": ms(costs["poll_ms"] + 2 * io_ms),
         "server.poll_ms_per_message": ms(costs["poll_ms_per_message"]),
         "server.hold_ms": ms(costs["hold_ms"]),
         "server.access_request_ms": ms(access_ms),

@@ -12,7 +12,8 @@ Counters (pushes retransmitted, sync pages answered, …) are rewritten to
 ``stats-<role><index>-<pid>.json`` twice a second and at a clean exit, so a process
 killed by a fault loses at most the last half second of its counts; levels (a logic
 node's pending-ACK entries) go to ``gauge-<role><index>.json`` at the same times, for
-the load samples.
+the load samples. A server's only command on its stdin is ``{"op": "mark"}`` (answered
+``OK mark``): the sending period starts, and the counts of :attr:`Stats.run` start over.
 """
 
 from __future__ import annotations
@@ -61,17 +62,30 @@ class RunClock:
 
 
 class Stats:
-    """A process's counters, flushed to its stats file periodically and at exit."""
+    """A process's counters, flushed to its stats file periodically and at exit.
+
+    ``run`` counts from the sending period's start on (a logic server's frames by
+    direction and op, ``in_send``, ``out_push``, …, and the work they carried):
+    :meth:`mark` (the orchestrator's ``mark`` command, sent when it starts counting the
+    processes' CPU) clears it, so that these counts and the CPU time cover the same
+    interval; they are written as ``run_<key>``."""
 
     def __init__(self, directory: str, name: str) -> None:
         self.counts: Counter[str] = Counter()
+        self.run: Counter[str] = Counter()
         self.name = name
         self.path = Path(directory) / f"stats-{name}-{os.getpid()}.json"
         self.gauge = None  # a function returning levels to publish, e.g. pending ACKs
 
+    def mark(self) -> None:
+        """The sending period starts: count ``run`` from now on."""
+        self.run.clear()
+
     def flush(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dict(self.counts)), encoding="utf-8")
+        out = dict(self.counts)
+        out.update({f"run_{k}": v for k, v in self.run.items()})
+        tmp.write_text(json.dumps(out), encoding="utf-8")
         os.replace(tmp, self.path)
         if self.gauge is not None:  # the current value of a level (the last instance's)
             gauge = self.path.with_name(f"gauge-{self.name}.json")
@@ -121,7 +135,7 @@ def serve_until_terminated(main_coro_factory, stats: Stats) -> None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_reader(sys.stdin.fileno(), lambda: _stdin_closed(stop))
+        loop.add_reader(sys.stdin.fileno(), lambda: _stdin_closed(stop, stats))
         task = asyncio.create_task(main_coro_factory())
         flusher = asyncio.create_task(stats.keep_flushing())
         stopper = asyncio.create_task(stop.wait())
@@ -139,7 +153,7 @@ def serve_until_terminated(main_coro_factory, stats: Stats) -> None:
     asyncio.run(runner())
 
 
-def _stdin_closed(stop: asyncio.Event) -> None:
+def _stdin_closed(stop: asyncio.Event, stats: Stats | None = None) -> None:
     try:
         data = os.read(sys.stdin.fileno(), 4096)
     except OSError:
@@ -147,3 +161,14 @@ def _stdin_closed(stop: asyncio.Event) -> None:
     if not data:
         asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
         stop.set()
+        return
+    # the one command a server takes on its stdin: the orchestrator's ``{"op": "mark"}``
+    # (the sending period starts), answered ``OK mark`` once the run's counters are reset
+    for line in data.splitlines():
+        try:
+            op = json.loads(line).get("op")
+        except (ValueError, AttributeError):
+            continue
+        if op == "mark" and stats is not None:
+            stats.mark()
+            print("OK mark", flush=True)

@@ -19,10 +19,12 @@ membership, group seq, stored row) → reply → fan-out (``route``: push with p
 the outbox of a polling recipient, or the offline queue for a recipient who is not
 connected). A recipient's pending entry lives on the node that stored the message (the
 simulator keeps it on the recipient's own node); the access node remembers which node
-pushed each copy and sends the ACK there. Polls (one logic node only, see the
-orchestrator's refusals) take what waits in the outbox
-(:meth:`~immodel.protocol.pending_ack.PendingAcks.take_for_poll`); a long poll with
-nothing waiting is held here until a message is routed to its user or its hold ends.
+pushed each copy and sends the ACK there. Polls go to the poller's own node, and a
+copy stored elsewhere is routed there through the access tier; they take what waits in
+the outbox (:meth:`~immodel.protocol.pending_ack.PendingAcks.take_for_poll`); a long
+poll with nothing waiting is held here until a message is routed to its user or its
+hold ends. When another logic node comes back (``rehome`` from an access node), what
+waits here for that access node's pollers is routed back to each one's owner.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections import Counter
 
 from immodel.protocol import admission
 from immodel.protocol.dedup import DedupWindow, Verdict
@@ -51,18 +54,22 @@ from immodel.sim.rng import Streams
 
 
 class _AccessLink:
-    """One access node's connection to this logic node."""
+    """One access node's connection to this logic node; ``run`` (the process's
+    :attr:`Stats.run`, None in-process) counts the frames written, ``out_<op>``."""
 
-    __slots__ = ("access", "users", "writer")
+    __slots__ = ("access", "run", "users", "writer")
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, run: Counter[str] | None = None) -> None:
         self.writer = writer
+        self.run = run
         self.access = -1
         self.users: set[int] = set()
 
     def send(self, obj: dict) -> None:
         if not self.writer.is_closing():
             self.writer.write(wire.encode(obj))
+            if self.run is not None:
+                self.run["out_" + obj["op"]] += 1
 
 
 class LogicServer:
@@ -108,12 +115,16 @@ class LogicServer:
             await server.serve_forever()
 
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = _AccessLink(writer)
+        run = self.stats.run
+        link = _AccessLink(writer, run)
         try:
             while True:
                 frame = await wire.read_frame(reader)
                 if frame is None:
                     break
+                # frames read off the socket, by op: with those written (``out_<op>``),
+                # the I/O the calibration charges per frame (immodel.real.calibrate)
+                run["in_" + frame["op"]] += 1
                 self.handle(link, frame)
         except (ConnectionError, wire.FrameError):
             pass
@@ -137,6 +148,7 @@ class LogicServer:
             request = wire.sync_request_from_wire(frame["req"])
             response = self.store.answer_sync(request)
             self.stats.counts["sync_pages_answered"] += 1
+            self.stats.run["sync_items"] += len(response.items)
             link.send(
                 {
                     "op": "sync_resp",
@@ -173,10 +185,29 @@ class LogicServer:
             self._push_out(self.node.route(item, user, mode, self.clock()))
             if mode == "poll":
                 self._answer_held(user)
+        elif op == "rehome":
+            self._rehome(link)
         elif op == "hello":
             link.access = int(frame["access"])
             for user, mode in frame["users"]:
                 self._attach(link, int(user), mode)
+
+    def _rehome(self, link: _AccessLink) -> None:
+        """Another logic node is up again (the access node on ``link`` says so): the
+        pollers of ``link`` may belong to it now. What waits here for them, polled or not
+        but unacknowledged, goes back through the access node to each one's owner (an
+        owner that is still this node gets it back), and a poll held here is answered
+        empty so that the next one goes to the owner."""
+        for user in sorted(link.users):
+            if self.mode.get(user) != "poll" or self.presence.get(user) is not link:
+                continue
+            held = self.held.pop(user, None)
+            if held is not None:
+                held[1].cancel()
+                self._answer_poll(held[0], user, [])
+            for item in self.node.pending.drain(user):
+                self.stats.counts["rehomed"] += 1
+                link.send({"op": "route", "user": user, "item": wire.stored_to_wire(item)})
 
     def _attach(self, link: _AccessLink, user: int, mode: str) -> None:
         link.users.add(user)
@@ -211,6 +242,7 @@ class LogicServer:
         timer = asyncio.get_running_loop().call_later(hold_s, self._hold_expired, user)
         self.held[user] = (link, timer)
         self.stats.counts["polls_held"] += 1
+        self.stats.run["polls_held"] += 1
 
     def _hold_expired(self, user: int) -> None:
         held = self.held.pop(user, None)
@@ -229,6 +261,7 @@ class LogicServer:
 
     def _answer_poll(self, link: _AccessLink, user: int, delivers: list[Deliver]) -> None:
         self.stats.counts["polls_answered"] += 1
+        self.stats.run["poll_items"] += len(delivers)
         for d in delivers:
             if d.attempt > 1:
                 self.stats.counts["poll_redeliveries"] += 1
@@ -293,6 +326,7 @@ class LogicServer:
             self.store.online = [r for r in recipients if r in self.presence]
             item, reply = self.node.commit(msg, now)
         self.stats.counts["stored"] += 1
+        self.stats.run["stored"] += 1
         self._reply(link, user, reply)
         for r in recipients:
             mode = self.mode.get(r) if r in self.presence else None

@@ -101,3 +101,38 @@ def test_every_key_of_a_real_summary_is_documented(real_run, sim_run):
     own = set(summary) - set(sim_run.summary)
     assert own  # the CPU keys at least
     assert [k for k in sorted(own) if f"`{k}`" not in text] == []
+
+
+def test_the_logic_server_counts_the_frames_of_the_sending_period(real_run):
+    # what the calibration divides the logic CPU by (immodel.real.calibrate): every send
+    # up is answered down and stored once, every copy is pushed once and acknowledged by
+    # a frame of its own, every receipt sync is answered by a page; the start
+    # population's logins happened before the sending period and are not counted
+    result = real_run[0]
+    c, s = result.counters, result.summary
+    assert c["run_in_send"] == c["run_out_reply"] == c["run_stored"] == s["messages_sent"]
+    copies = int(result.messages["copies"].sum())
+    assert c["run_out_push"] == copies == s["deliveries"]
+    assert c["run_in_ack"] == c["run_out_push"]
+    assert c["run_in_sync"] == c["run_out_sync_resp"] == s["requests_sync"]
+    assert c.get("run_in_login", 0) == s["requests_login"] == 0
+    assert c.get("run_in_attach", 0) == 0 and c.get("run_in_hello", 0) == 0
+
+
+def test_utilization_is_the_windows_cpu_and_the_logic_io_cost_is_positive(real_run):
+    from immodel.real.calibrate import (
+        logic_in_process_ms,
+        measure_logic_costs,
+        measure_logic_io_cost,
+    )
+
+    result = real_run[0]
+    s = result.summary
+    window = s["window_s"]
+    # the window's CPU is at most the run's (the drain comes after it)
+    assert 0 < s["utilization_logic"] * window <= s["cpu_s_logic"] + 1e-9
+    assert 0 < s["utilization_access"] * window <= s["cpu_s_access"] + 1e-9
+    costs = measure_logic_costs(result.scenario, n=50)
+    # the in-process operations are a part of the logic process's CPU, not all of it
+    assert logic_in_process_ms(result.counters, costs) < 1000.0 * s["cpu_s_logic"]
+    assert measure_logic_io_cost(result, costs) > 0

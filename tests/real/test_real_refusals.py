@@ -29,17 +29,6 @@ SMALL = ["--set", "workload.users=20", "--set", "duration_s=2", "--set", "drain_
         (["--set", "faults=[{kind='server_crash',at_s=1,down_s=1,node=3}]"], "faults[0].node"),
         (["--set", "security.usersig_ttl_s=1"], "security.usersig_ttl_s"),
         (["--set", "workload.no_such_key=1"], "workload.no_such_key"),
-        (
-            [
-                "--set",
-                "transport.kind=long_poll",
-                "--set",
-                "server.nodes=2",
-                "--set",
-                "faults=[{kind='server_crash',at_s=1,down_s=1,node=0}]",
-            ],
-            "faults[0].kind",
-        ),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(capsys, overrides, named):
