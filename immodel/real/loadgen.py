@@ -63,15 +63,47 @@ LAG_PERIOD_S = 0.01
 @dataclass
 class Plan:
     """Who sends what, when: ``sends`` are ``(t, sender, conversation, is_group,
-    recipients)`` in time order; ``online`` the users connected at the start."""
+    recipients)`` in time order; ``online`` the users connected at the start; ``flips``
+    the presence changes of a run with churn, ``(t, user, online)`` in time order."""
 
     groups: dict[str, list[int]]
     online: list[int]
     sends: list[tuple[float, int, str, bool, tuple[int, ...]]] = field(default_factory=list)
+    flips: list[tuple[float, int, bool]] = field(default_factory=list)
+
+
+class _OnlineSet:
+    """The online users as the simulator keeps them (:class:`immodel.sim.presence.
+    Presence`): a list with swap-remove and an index, so that "the k-th online user" —
+    what a sender draw picks — is the same user in the plan as in the simulator."""
+
+    def __init__(self) -> None:
+        self.users: list[int] = []
+        self.pos: dict[int, int] = {}
+
+    def set(self, uid: int, online: bool) -> None:
+        if online and uid not in self.pos:
+            self.pos[uid] = len(self.users)
+            self.users.append(uid)
+        elif not online and uid in self.pos:
+            i = self.pos.pop(uid)
+            last = self.users.pop()
+            if last != uid:
+                self.users[i] = last
+                self.pos[last] = i
 
 
 def make_plan(sc) -> Plan:
-    """The run's plan from its scenario and seed (see the module docstring)."""
+    """The run's plan from its scenario and seed (see the module docstring).
+
+    It replays the simulator's own draws in the simulator's order: the presence stream
+    (who is online at the start, then with churn each user's first period in user order
+    and each next period when a flip happens), and the workload stream (the wait to the
+    next send, drawn at each send with the number of users online then; the sender
+    picked among the users online at the send; a second's wait when nobody is online).
+    Churn's flips continue through the drain, as the simulator's do."""
+    import heapq
+
     streams = Streams(sc["seed"])
     n = sc["workload.users"]
     groups: dict[str, list[int]] = {}
@@ -87,43 +119,75 @@ def make_plan(sc) -> Plan:
         for u in range(n):
             picks = crng.choice(n - 1, size=sc["workload.contacts"], replace=False)
             contacts.append([int(p) + (p >= u) for p in picks])
-    online0 = streams["presence"].generator.random(n) < sc["workload.online_fraction"]
-    online = [u for u in range(n) if online0[u]]
-    plan = Plan(groups, online)
+    presence = streams["presence"]
+    online0 = presence.generator.random(n) < sc["workload.online_fraction"]
+    online = _OnlineSet()
+    for u in range(n):
+        if online0[u]:
+            online.set(u, True)
+    plan = Plan(groups, list(online.users))
+    mean_on_s, mean_off_s = sc["workload.mean_online_s"], sc["workload.mean_offline_s"]
+    flips: list[tuple[float, int]] = []  # (when, user): the next flip of each user
+    if mean_on_s > 0:
+        for u in range(n):
+            first_s = presence.exponential(mean_on_s if online0[u] else mean_off_s)
+            heapq.heappush(flips, (first_s, u))
+    horizon_s = sc["duration_s"] + sc["drain_s"]
+
+    def flip_until(t_s: float) -> None:
+        while flips and flips[0][0] < t_s:
+            when, u = heapq.heappop(flips)
+            now_online = u not in online.pos
+            online.set(u, now_online)
+            plan.flips.append((when, u, now_online))
+            mean = mean_on_s if now_online else mean_off_s
+            heapq.heappush(flips, (when + presence.exponential(mean), u))
+
     rate = sc["workload.send_rate_per_user"]
-    if rate <= 0 or not online:
+    if rate <= 0 or (not online.users and not flips):
+        flip_until(horizon_s)
         return plan
     stream = streams["workload"]
     names = list(groups)
     share = sc["workload.group_share"] if groups else 0.0
-    online_set = set(online)
     t = 0.0
+    wait_for_users = not online.users
+    if not wait_for_users:
+        t += stream.exponential(1.0 / (len(online.users) * rate))
     while True:
-        t += stream.exponential(1.0 / (len(online) * rate))
+        if wait_for_users:  # nobody online: look again in a second (no draw)
+            t += 1.0
+        flip_until(t)
         if t >= sc["duration_s"]:
+            flip_until(horizon_s)
             return plan
-        if share > 0 and stream.uniform() < share:
-            g = stream.below(len(names))
-            members = groups[names[g]]
-            sender = None
-            for _ in range(4 * len(members)):
-                m = members[stream.below(len(members))]
-                if m in online_set:
-                    sender = m
-                    break
-            if sender is not None:
-                rcpt = tuple(x for x in members if x != sender)
-                plan.sends.append((t, sender, names[g], True, rcpt))
-                continue
-        sender = online[stream.below(len(online))]
-        if contacts is not None:
-            cl = contacts[sender]
-            other = cl[stream.below(len(cl))]
-        else:
-            other = stream.below(n - 1)
-            other += other >= sender
-        a, b = min(sender, other), max(sender, other)
-        plan.sends.append((t, sender, f"d{a}-{b}", False, (other,)))
+        if not wait_for_users and online.users:
+            plan.sends.append(_one_send(t, stream, share, groups, names, online, contacts, n))
+        wait_for_users = not online.users
+        if not wait_for_users:
+            t += stream.exponential(1.0 / (len(online.users) * rate))
+
+
+def _one_send(t, stream, share, groups, names, online: _OnlineSet, contacts, n):
+    """One planned send at ``t``: the simulator's draws (:meth:`immodel.sim.world.World.
+    _submit_one`) on the users online now."""
+    if share > 0 and stream.uniform() < share:
+        g = stream.below(len(names))
+        members = groups[names[g]]
+        for _ in range(4 * len(members)):
+            m = members[stream.below(len(members))]
+            if m in online.pos:
+                rcpt = tuple(x for x in members if x != m)
+                return (t, m, names[g], True, rcpt)
+    sender = online.users[stream.below(len(online.users))]
+    if contacts is not None:
+        cl = contacts[sender]
+        other = cl[stream.below(len(cl))]
+    else:
+        other = stream.below(n - 1)
+        other += other >= sender
+    a, b = min(sender, other), max(sender, other)
+    return (t, sender, f"d{a}-{b}", False, (other,))
 
 
 class Events:
@@ -162,6 +226,10 @@ class RealClient:
         self.access: int | None = None
         self.stopping = False
         self.task: asyncio.Task | None = None
+        # churn: whether the user has the app open, and which of its online periods this
+        # is (a connect or reconnect loop of an earlier period stops when it changes)
+        self.wanted_online = True
+        self.period = 0
 
     via = "push"  # what the records call a copy that arrived without a sync
 
@@ -214,6 +282,9 @@ class RealClient:
         if answer is None or answer.get("op") != "login_ok":
             writer.close()
             return False
+        if not self.wanted_online:  # the app was closed while it was logging in
+            writer.close()
+            return False
         self.writer = writer
         self.access = index
         self.generation += 1
@@ -249,6 +320,9 @@ class RealClient:
             self.writer.close()
         self.writer = None
         self.sender.handle_disconnect(now)
+        # an in-flight sync's answer will never come: without this the reconnect sync
+        # would wait for that sync's timeout (the simulator's clients do the same)
+        self.receiver.disconnect()
         gen.events.reconnects += 1
         gen.spawn(self.reconnect())
 
@@ -261,15 +335,50 @@ class RealClient:
         base_s, max_s = sc["transport.reconnect_base_s"], sc["transport.reconnect_max_s"]
         backoff_s = 0.0
         window_s = base_s
-        while not self.stopping:
+        period = self.period
+        while not self.stopping and period == self.period:
             if self.restart_now:  # a restarted app connects at once (as the simulator's)
                 self.restart_now = False
             else:
                 await asyncio.sleep(self.gen.streams["reconnect"].uniform() * window_s)
-            if self.stopping or await self.connect_once():
+            if self.stopping or period != self.period or await self.connect_once():
                 return
             backoff_s = min(max_s, max(base_s, backoff_s * 2.0))
             window_s = backoff_s
+
+    # -- presence churn ---------------------------------------------------------------
+    def go_offline(self) -> None:
+        """The user closes the app (a churn flip): the connection is closed cleanly — the
+        access node sees it end and the logic node moves what was not acknowledged to
+        the offline queue, as the simulator's clean close does — and nothing is sent
+        until the next login."""
+        gen = self.gen
+        now = gen.clock()
+        self.wanted_online = False
+        self.period += 1
+        self.restart_now = False
+        if self.connected_at is not None:
+            gen.events.connected.append((self.connected_at, now))
+            self.connected_at = None
+        self.generation += 1  # the read loop's end is not a lost connection
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.sender.handle_disconnect(now)
+        self.receiver.disconnect()
+        self.arm()
+
+    def come_online(self) -> None:
+        """The user opens the app (a churn flip): connect at once, log in and sync what
+        was missed; a failed attempt retries with the reconnect backoff."""
+        self.wanted_online = True
+        self.period += 1
+        self.gen.spawn(self._come_online(self.period))
+
+    async def _come_online(self, period: int) -> None:
+        if await self.connect_once() or period != self.period or self.stopping:
+            return
+        await self.reconnect()
 
     def crash(self) -> None:
         """A ``client_crash`` with local state kept: the app dies (its connection is
@@ -468,11 +577,27 @@ class LoadGen:
             expected = now + period_s
 
     async def play(self, plan: Plan, t_start: float) -> None:
-        """Submit the plan's sends at ``t_start`` + their planned times (run clock)."""
-        for t, sender, conv, is_group, rcpt in plan.sends:
+        """Submit the plan's sends and make its presence flips at ``t_start`` + their
+        planned times (run clock), in the plan's time order."""
+        events = sorted(
+            [(t, 1, i) for i, (t, *_rest) in enumerate(plan.sends)]
+            + [(t, 0, i) for i, (t, _u, _on) in enumerate(plan.flips)]
+        )
+        for t, is_send, i in events:
             wait = t_start + t - self.clock()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if not is_send:
+                _t, uid, online = plan.flips[i]
+                client = self.clients.get(uid)
+                if online:
+                    if client is None:  # offline at the start: its first login
+                        client = self.clients[uid] = RealClient(self, uid)
+                    client.come_online()
+                elif client is not None:
+                    client.go_offline()
+                continue
+            _t, sender, conv, is_group, rcpt = plan.sends[i]
             client = self.clients.get(sender)
             if client is None:
                 continue
