@@ -263,6 +263,9 @@ class RealClient:
             )
         except (OSError, TimeoutError, ssl.SSLError):
             return False
+        if not self.wanted_online:  # the app was closed during the handshake
+            writer.close()
+            return False
         token = generate_usersig(
             sdkappid=gen.cfg["sdkappid"],
             key=gen.cfg["usersig_key"],
@@ -546,14 +549,16 @@ class LoadGen:
     def sent_message(self, msg_id: str) -> Message:
         return self.messages[msg_id]
 
+    def new_client(self, uid: int) -> RealClient:
+        """User ``uid``'s app: a push client or a web client, as the simulator draws."""
+        return RealClient(self, uid) if self.kinds[uid] == "push" else WebClient(self, uid)
+
     async def connect_all(self, users: list[int], parallel: int = 50) -> None:
         """Connect and log in ``users`` (at most ``parallel`` handshakes at once)."""
         gate = asyncio.Semaphore(parallel)
 
         async def one(uid: int) -> None:
-            client = self.clients[uid] = (
-                RealClient(self, uid) if self.kinds[uid] == "push" else WebClient(self, uid)
-            )
+            client = self.clients[uid] = self.new_client(uid)
             async with gate:
                 for _ in range(3):
                     if await client.connect_once(initial=True):
@@ -592,7 +597,7 @@ class LoadGen:
                 client = self.clients.get(uid)
                 if online:
                     if client is None:  # offline at the start: its first login
-                        client = self.clients[uid] = RealClient(self, uid)
+                        client = self.clients[uid] = self.new_client(uid)
                     client.come_online()
                 elif client is not None:
                     client.go_offline()
@@ -730,6 +735,10 @@ class WebClient(RealClient):
             return False
         if answer.get("op") != "login_ok":
             return False
+        if not self.wanted_online:  # the app was closed while it was logging in
+            session, self._http = self._http, None
+            gen.spawn(self._logout(session))
+            return False
         self.access = index
         self.logged_in = True
         self.generation += 1
@@ -749,8 +758,49 @@ class WebClient(RealClient):
         self.generation += 1
         now = self.gen.clock()
         self.sender.handle_disconnect(now)
+        self.receiver.disconnect()  # as the push client's (an in-flight sync is gone)
         self.gen.events.reconnects += 1
         self.gen.spawn(self.reconnect())
+
+    def go_offline(self) -> None:
+        """The user closes the web app (a churn flip): its poll and requests end, a
+        ``/logout`` tells the access node (which tells the logic nodes: what was not
+        acknowledged goes to the offline queue, as the simulator's clean close), and its
+        connections close; ACKs that waited for the next poll go with them."""
+        now = self.gen.clock()
+        self.wanted_online = False
+        self.period += 1
+        self.restart_now = False
+        if self.logged_in:
+            self.logged_in = False
+            self.generation += 1
+            if self.task is not None:
+                self.task.cancel()
+            self.sender.handle_disconnect(now)
+            self.receiver.disconnect()
+            self.acks = []
+            session, self._http = self._http, None
+            self.gen.spawn(self._logout(session))
+        self.arm()
+
+    async def _logout(self, session) -> None:
+        """Say goodbye on ``session`` (not a request of the run: the simulator's clean
+        close is none), then close its connections."""
+        import aiohttp
+
+        if session is None:
+            return
+        try:
+            async with session.post(
+                self.base + "/logout",
+                json={"user": self.uid},
+                timeout=aiohttp.ClientTimeout(total=IO_TIMEOUT_S),
+            ) as response:
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            pass  # the access node is gone: its logic nodes saw the link end
+        finally:
+            await session.close()
 
     def close(self) -> None:
         self.stopping = True

@@ -118,12 +118,6 @@ def check_supported(sc) -> None:
                 f"allowed {allowed}"
             )
     kind = sc["transport.kind"]
-    if sc["workload.mean_online_s"] > 0 and kind != "push":
-        raise UserError(
-            f"workload.mean_online_s = {sc['workload.mean_online_s']:g} with transport.kind = "
-            f"'{kind}' is not supported by immodel real: presence churn is implemented for "
-            "push clients only (allowed: transport.kind = 'push', or no churn)"
-        )
     polling_crash = [i for i, f in enumerate(sc["faults"]) if f["kind"] == "server_crash"]
     if kind != "push" and sc["server.nodes"] > 1 and polling_crash:
         # measured: 30 long pollers on two nodes, node 0 down 1 s, lost 26 of 74 messages
