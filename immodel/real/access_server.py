@@ -212,6 +212,17 @@ class AccessServer:
         if not futures:
             self.waiting.pop(key, None)
 
+    def _void_requests(self, user: int) -> None:
+        """``user``'s app logged out or in again: the requests of its earlier session
+        (a held poll whose connection the app closed, a send it will send again) get no
+        answer (None) now. Answers are matched to waiting requests in order, so one left
+        waiting would take the answer meant for the new session's request."""
+        for key in [k for k in self.waiting if k[0] == user]:
+            for fut in self.waiting.pop(key):
+                if not fut.done():
+                    fut.set_result(None)
+                    self.stats.counts["requests_voided"] += 1
+
     async def _ask(self, user: int, key: str, frame: dict, timeout_s: float) -> dict | None:
         """Forward ``frame`` to the user's logic node and wait for the answer named by
         ``key`` (None: no logic node, or no answer in ``timeout_s``)."""
@@ -253,6 +264,7 @@ class AccessServer:
         except (UserSigError, KeyError):
             self.stats.counts["logins_rejected"] += 1
             raise web.HTTPForbidden(text="UserSig refused") from None
+        self._void_requests(user)
         self.web.add(user)
         self.stats.counts["logins"] += 1
         self.to_all_logic({"op": "attach", "user": user, "mode": "poll"})
@@ -302,6 +314,7 @@ class AccessServer:
         from aiohttp import web
 
         user, _ = await self._json(request)
+        self._void_requests(user)
         self.web.discard(user)
         self.to_all_logic({"op": "detach", "user": user})
         return web.json_response({"op": "bye"})
