@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 
 from immodel.protocol.messages import (
     Message,
@@ -50,6 +51,7 @@ from immodel.real import wire
 from immodel.real.common import HOST
 from immodel.real.proxy import user_address
 from immodel.sim import endpoints
+from immodel.sim.devices import build_devices
 from immodel.sim.rng import Streams
 
 #: Seconds any single network wait of a client may take before it is abandoned.
@@ -70,27 +72,47 @@ class Plan:
     online: list[int]
     sends: list[tuple[float, int, str, bool, tuple[int, ...]]] = field(default_factory=list)
     flips: list[tuple[float, int, bool]] = field(default_factory=list)
+    #: several devices per user (:class:`immodel.sim.devices.DeviceTable`), or None: the
+    #: senders, recipients, ``online`` and ``flips`` are then devices (endpoint ids)
+    devices: Any = None
+
+
+def _swap_set(items: list[int], pos: dict[int, int], x: int, present: bool) -> None:
+    """Add ``x`` at the end or remove it by swapping the last item into its place."""
+    if present and x not in pos:
+        pos[x] = len(items)
+        items.append(x)
+    elif not present and x in pos:
+        i = pos.pop(x)
+        last = items.pop()
+        if last != x:
+            items[i] = last
+            pos[last] = i
 
 
 class _OnlineSet:
-    """The online users as the simulator keeps them (:class:`immodel.sim.presence.
-    Presence`): a list with swap-remove and an index, so that "the k-th online user" —
-    what a sender draw picks — is the same user in the plan as in the simulator."""
+    """The online devices and users as the simulator keeps them (:class:`immodel.sim.
+    presence.Presence`): lists with swap-remove and an index, so that "the k-th online
+    user" — what a sender draw picks — is the same user in the plan as in the
+    simulator. A user is online while any of its devices is (one device per user: the
+    same list)."""
 
-    def __init__(self) -> None:
-        self.users: list[int] = []
-        self.pos: dict[int, int] = {}
+    def __init__(self, devices=None) -> None:
+        self.devices = devices
+        self.device_list: list[int] = []
+        self.device_pos: dict[int, int] = {}
+        self.users, self.pos = self.device_list, self.device_pos
+        self._count: dict[int, int] = {}
+        if devices is not None:
+            self.users, self.pos = [], {}
 
-    def set(self, uid: int, online: bool) -> None:
-        if online and uid not in self.pos:
-            self.pos[uid] = len(self.users)
-            self.users.append(uid)
-        elif not online and uid in self.pos:
-            i = self.pos.pop(uid)
-            last = self.users.pop()
-            if last != uid:
-                self.users[i] = last
-                self.pos[last] = i
+    def set(self, eid: int, online: bool) -> None:
+        if self.devices is not None and online != (eid in self.device_pos):
+            uid = self.devices.user[eid]
+            n = self._count[uid] = self._count.get(uid, 0) + (1 if online else -1)
+            if (n == 1 and online) or n == 0:
+                _swap_set(self.users, self.pos, uid, online)
+        _swap_set(self.device_list, self.device_pos, eid, online)
 
 
 def make_plan(sc) -> Plan:
@@ -119,17 +141,19 @@ def make_plan(sc) -> Plan:
         for u in range(n):
             picks = crng.choice(n - 1, size=sc["workload.contacts"], replace=False)
             contacts.append([int(p) + (p >= u) for p in picks])
+    devices = build_devices(sc, n, streams)
+    n_dev = n if devices is None else len(devices)
     presence = streams["presence"]
-    online0 = presence.generator.random(n) < sc["workload.online_fraction"]
-    online = _OnlineSet()
-    for u in range(n):
+    online0 = presence.generator.random(n_dev) < sc["workload.online_fraction"]
+    online = _OnlineSet(devices)
+    for u in range(n_dev):
         if online0[u]:
             online.set(u, True)
-    plan = Plan(groups, list(online.users))
+    plan = Plan(groups, list(online.device_list), devices=devices)
     mean_on_s, mean_off_s = sc["workload.mean_online_s"], sc["workload.mean_offline_s"]
     flips: list[tuple[float, int]] = []  # (when, user): the next flip of each user
     if mean_on_s > 0:
-        for u in range(n):
+        for u in range(n_dev):
             first_s = presence.exponential(mean_on_s if online0[u] else mean_off_s)
             heapq.heappush(flips, (first_s, u))
     horizon_s = sc["duration_s"] + sc["drain_s"]
@@ -137,7 +161,7 @@ def make_plan(sc) -> Plan:
     def flip_until(t_s: float) -> None:
         while flips and flips[0][0] < t_s:
             when, u = heapq.heappop(flips)
-            now_online = u not in online.pos
+            now_online = u not in online.device_pos
             online.set(u, now_online)
             plan.flips.append((when, u, now_online))
             mean = mean_on_s if now_online else mean_off_s
@@ -162,23 +186,34 @@ def make_plan(sc) -> Plan:
             flip_until(horizon_s)
             return plan
         if not wait_for_users and online.users:
-            plan.sends.append(_one_send(t, stream, share, groups, names, online, contacts, n))
+            plan.sends.append(
+                _one_send(t, stream, share, groups, names, online, contacts, n, devices)
+            )
         wait_for_users = not online.users
         if not wait_for_users:
             t += stream.exponential(1.0 / (len(online.users) * rate))
 
 
-def _one_send(t, stream, share, groups, names, online: _OnlineSet, contacts, n):
+def _one_send(t, stream, share, groups, names, online: _OnlineSet, contacts, n, devices):
     """One planned send at ``t``: the simulator's draws (:meth:`immodel.sim.world.World.
-    _submit_one`) on the users online now."""
+    _submit_one`, then ``_submit``'s choice of the sending device) on the users online
+    now. The sender and recipients are devices (endpoint ids): the sending device, and
+    every device of each recipient plus the sender's other devices."""
+
+    def send(sender: int, conv: str, is_group: bool, users: tuple[int, ...]):
+        if devices is None:
+            return (t, sender, conv, is_group, users)
+        on = [e for e in devices.of[sender] if e in online.device_pos]
+        eid = on[0] if len(on) == 1 else on[stream.below(len(on))]
+        return (t, eid, conv, is_group, devices.expand(users, eid))
+
     if share > 0 and stream.uniform() < share:
         g = stream.below(len(names))
         members = groups[names[g]]
         for _ in range(4 * len(members)):
             m = members[stream.below(len(members))]
             if m in online.pos:
-                rcpt = tuple(x for x in members if x != m)
-                return (t, m, names[g], True, rcpt)
+                return send(m, names[g], True, tuple(x for x in members if x != m))
     sender = online.users[stream.below(len(online.users))]
     if contacts is not None:
         cl = contacts[sender]
@@ -187,7 +222,7 @@ def _one_send(t, stream, share, groups, names, online: _OnlineSet, contacts, n):
         other = stream.below(n - 1)
         other += other >= sender
     a, b = min(sender, other), max(sender, other)
-    return (t, sender, f"d{a}-{b}", False, (other,))
+    return send(sender, f"d{a}-{b}", False, (other,))
 
 
 class Events:
@@ -524,6 +559,10 @@ class LoadGen:
         _, self.kinds = endpoints.phases_and_transports(
             sc, sc["workload.users"], Streams(sc["seed"])["phase"].generator
         )
+        # several devices per user: one client per device, on the device kind's transport
+        self.devices = build_devices(sc, sc["workload.users"], Streams(sc["seed"]))
+        if self.devices is not None:
+            self.kinds = list(self.devices.transport)
         self.events = Events()
         self.counters: Counter[str] = Counter()
         self.clients: dict[int, RealClient] = {}

@@ -46,6 +46,7 @@ from immodel.real.common import (
     serve_until_terminated,
 )
 from immodel.real.store import SqliteStore
+from immodel.sim.devices import build_devices
 from immodel.sim.relationships import Relationships
 from immodel.sim.rng import Streams
 
@@ -90,6 +91,10 @@ class LogicServer:
         # the same muted users, friendships and blacklists as the simulator draws for
         # this scenario and seed, so that both refuse the same messages
         self.relationships = Relationships(sc, Streams(sc["seed"])["admission"].generator)
+        # several devices per user: the simulator's device table for this scenario and
+        # seed; sessions, queues and memberships are the devices' (endpoint ids), the
+        # relationship facts and conversations the users'
+        self.devices = build_devices(sc, sc["workload.users"], Streams(sc["seed"]))
         self.presence: dict[int, _AccessLink] = {}
         self.mode: dict[int, str] = {}  # user → "push" or "poll" (how it is connected)
         self.held: dict[int, tuple[_AccessLink, asyncio.TimerHandle]] = {}  # long polls
@@ -241,13 +246,23 @@ class LogicServer:
         )
 
     # -- the send path --------------------------------------------------------------------
+    def user_of(self, eid: int) -> int:
+        """The user a device (endpoint id) belongs to (itself with one device per user)."""
+        return eid if self.devices is None else self.devices.user[eid]
+
     def recipients(self, msg: Message) -> list[int]:
         """Who a message goes to: the group's other members, or the other party of the
-        1:1 conversation ``d{a}-{b}``."""
+        1:1 conversation ``d{a}-{b}`` — with several devices per user, every device of
+        each, then the sender's other devices (as the simulator's workload expands it)."""
+        sender = self.user_of(msg.sender)
         if msg.is_group:
-            return [m for m in self.groups.get(msg.conversation, ()) if m != msg.sender]
-        a, b = (int(x) for x in msg.conversation[1:].split("-"))
-        return [b if msg.sender == a else a]
+            users = [m for m in self.groups.get(msg.conversation, ()) if m != sender]
+        else:
+            a, b = (int(x) for x in msg.conversation[1:].split("-"))
+            users = [b if sender == a else a]
+        if self.devices is None:
+            return users
+        return list(self.devices.expand(users, msg.sender))
 
     def on_send(self, link: _AccessLink, user: int, msg: Message) -> None:
         if msg.sender != user:
@@ -271,11 +286,14 @@ class LogicServer:
                 self._reply(link, user, reply)
                 return
         recipients = self.recipients(msg)
+        sender = self.user_of(msg.sender)
         friends, black = (
-            (True, False) if msg.is_group else self.relationships.pair(msg.sender, recipients[0])
+            (True, False)
+            if msg.is_group
+            else self.relationships.pair(sender, self.user_of(recipients[0]))
         )
         facts = admission.MessageFacts(
-            sender_muted=msg.sender in self.relationships.muted,
+            sender_muted=sender in self.relationships.muted,
             blacklisted_by_recipient=black,
             are_friends=friends,
             is_group=msg.is_group,
@@ -287,8 +305,9 @@ class LogicServer:
             return
         with self.store.transaction():
             if not msg.is_group:
-                for u in (msg.sender, recipients[0]):
-                    self.store.join(u, msg.conversation)
+                for u in (sender, self.user_of(recipients[0])):
+                    for e in [u] if self.devices is None else self.devices.of[u]:
+                        self.store.join(e, msg.conversation)
             self.store.stamp_now = now
             self.store.online = [r for r in recipients if r in self.presence]
             item, reply = self.node.commit(msg, now)

@@ -74,7 +74,6 @@ USERSIG_KEY = "immodel-real-harness-app-secret-key"
 _NO_LOSS = "packet loss is not implemented by the fault proxy: it forwards byte streams"
 _DEFAULT_ONLY = (
     # key, what the harness supports (the refusal names both)
-    ("workload.devices", {}, "one device per user"),
     ("workload.live_rooms", 0, "0 (live rooms are not implemented)"),
     ("workload.rest_rate_per_s", 0.0, "0 (REST senders are not implemented)"),
     ("workload.rest_broadcasts", (), "[] (REST broadcasts are not implemented)"),
@@ -416,7 +415,10 @@ async def _run(sc, folder: Path):
     plan = make_plan(sc)
     cert, key, client_ctx = _make_tls(folder)
     db = folder / "store.sqlite"
-    store_mod.create(str(db), plan.groups)
+    members = plan.groups
+    if plan.devices is not None:  # the store's memberships are the devices' (sync reads them)
+        members = {g: [e for m in ms for e in plan.devices.of[m]] for g, ms in members.items()}
+    store_mod.create(str(db), members)
     cfg: dict[str, Any] = {
         "t0": t0,
         "dir": str(folder),
@@ -611,8 +613,9 @@ async def _run(sc, folder: Path):
         gen.events,
         store_mod.read_stored(str(db)),
         t_start=t_start,
-        users=sc["workload.users"],
+        users=len(gen.kinds),
         kind=gen.kinds,
+        devices=plan.devices,
         online_at_end=online_at_end,
         fault_log=fault_log,
         load_rows=load_rows,

@@ -68,10 +68,12 @@ def build_result(
     fault_log: list[dict],
     load_rows: list[dict],
     extra: dict[str, Any],
+    devices=None,
 ) -> Result:
     """The :class:`~immodel.sim.model.Result` of a real run (see the module docstring)."""
     rec = Recorder()
     rec.recipient_kind = [kind] * users if isinstance(kind, str) else list(kind)
+    rec.devices = devices  # several devices per user: ``users`` counts the devices
     messages_by_id: dict[str, Message] = {}
     rows: list[tuple[float, int, int, tuple]] = []
     for i, (t, msg, rcpt) in enumerate(events.sent):
@@ -118,7 +120,7 @@ def build_result(
         reach.connected(uid, t - t_start)
     world = SimpleNamespace(
         reach=reach,
-        devices=None,
+        devices=devices,
         clients=[
             SimpleNamespace(uid=u, conn=(True if u in online_at_end else None))
             for u in range(users)
