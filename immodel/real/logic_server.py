@@ -14,7 +14,9 @@ exchange :mod:`immodel.real.wire` frames. What it holds:
   restarted logic node hears it again when the access nodes reconnect).
 
 The send path is the simulator's, without service times: dedup (``begin_send``) →
-admission (:func:`immodel.protocol.admission.admit`) → one SQLite transaction (1:1
+admission (:func:`immodel.protocol.admission.admit`) → with ``server.callback_enabled``,
+an HTTP call to the business backend (:mod:`immodel.real.business`) and admission again
+with its verdict → one SQLite transaction (1:1
 membership, group seq, stored row) → reply → fan-out (``route``: push with pending-ACK,
 the outbox of a polling recipient, or the offline queue for a recipient who is not
 connected). A recipient's pending entry lives on the node that stored the message (the
@@ -88,6 +90,21 @@ class LogicServer:
         self.sync_follows = sc["reliability.sync"] and sc["reliability.sync_on_reconnect"]
         self.groups: dict[str, list[int]] = {k: list(v) for k, v in cfg["groups"].items()}
         self.policy = admission.AdmissionPolicy(require_friendship=sc["server.require_friendship"])
+        # the before-send callback to the customer's backend (immodel.real.business):
+        # the checks decide first, the callback's verdict second, as in the simulator
+        self.callback_url = (
+            f"http://{HOST}:{cfg['business_port']}/callback"
+            if sc["server.callback_enabled"]
+            else None
+        )
+        self.callback_timeout_s = sc["server.callback_timeout_s"]
+        self.callback_policy = admission.AdmissionPolicy(
+            require_friendship=sc["server.require_friendship"],
+            callback_enabled=True,
+            callback_timeout_default=sc["server.callback_timeout_default"],
+        )
+        self._http = None  # the callback's aiohttp session (made on first use)
+        self._calls: set[asyncio.Task] = set()
         # the same muted users, friendships and blacklists as the simulator draws for
         # this scenario and seed, so that both refuse the same messages
         self.relationships = Relationships(sc, Streams(sc["seed"])["admission"].generator)
@@ -303,6 +320,49 @@ class LogicServer:
             self.stats.counts["rejections"] += 1
             self._reply(link, user, self.node.reject(msg, str(decision.reason), now))
             return
+        if self.callback_url is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._call_back(link, user, msg, recipients, sender, facts)
+            )
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+            return
+        self._store_and_route(link, user, msg, recipients, sender)
+
+    async def _call_back(self, link, user: int, msg: Message, recipients, sender, facts) -> None:
+        """Ask the business backend about ``msg`` (a retry meanwhile is dropped by dedup:
+        the send is in progress), then refuse it or store it."""
+        import aiohttp
+
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        verdict = "timeout"
+        try:
+            async with self._http.post(
+                self.callback_url,
+                json={"msg_id": msg.msg_id, "sender": sender, "conversation": msg.conversation},
+                timeout=aiohttp.ClientTimeout(total=self.callback_timeout_s),
+            ) as response:
+                verdict = (await response.json())["verdict"]
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+            self.stats.counts["callback_timeouts"] += 1
+        facts = admission.MessageFacts(
+            sender_muted=facts.sender_muted,
+            blacklisted_by_recipient=facts.blacklisted_by_recipient,
+            are_friends=facts.are_friends,
+            is_group=facts.is_group,
+            callback_verdict=verdict,
+        )
+        decision = admission.admit(self.callback_policy, facts)
+        if not decision.accepted:
+            self.stats.counts["rejections"] += 1
+            self._reply(link, user, self.node.reject(msg, str(decision.reason), self.clock()))
+            return
+        self._store_and_route(link, user, msg, recipients, sender)
+
+    def _store_and_route(self, link, user: int, msg: Message, recipients, sender) -> None:
+        """The admitted send: one store transaction, the reply, the fan-out."""
+        now = self.clock()
         with self.store.transaction():
             if not msg.is_group:
                 for u in (sender, self.user_of(recipients[0])):

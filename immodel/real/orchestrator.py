@@ -82,7 +82,6 @@ _DEFAULT_ONLY = (
     ("network.downlink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.burst_enter_prob", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.break_rate_per_hour", 0.0, "0 (silent connection breaks are not implemented)"),
-    ("server.callback_enabled", False, "false (the business callback is not implemented)"),
     ("server.screening_enabled", False, "false (content screening is not implemented)"),
     ("security.dns", "none", "none (name resolution is not modelled by the harness)"),
     ("security.channel", "encrypted", "encrypted (the harness always uses TLS)"),
@@ -248,6 +247,7 @@ class ServerProcess:
                 "logic": "logic_server",
                 "access": "access_server",
                 "proxy": "proxy",
+                "business": "business",
             }[self.role]
         )
         args = [sys.executable, "-m", module, str(self.config), str(self.index)]
@@ -436,12 +436,20 @@ async def _run(sc, folder: Path):
     logic = [ServerProcess("logic", i, config, folder) for i in range(sc["server.nodes"])]
     access = [ServerProcess("access", i, config, folder) for i in range(sc["server.access_nodes"])]
     proxy = ServerProcess("proxy", 0, config, folder)
+    # the customer's backend that the before-send callback calls (only when enabled)
+    business = (
+        [ServerProcess("business", 0, config, folder)] if sc["server.callback_enabled"] else []
+    )
     gen = None
     fault_log: list[dict] = []
     load_rows: list[dict] = []
     tasks: list[asyncio.Task] = []
     try:
         config.write_text(json.dumps(cfg))
+        for p in business:  # first: the logic processes read its port at start
+            await p.start()
+            cfg["business_port"] = p.port
+            config.write_text(json.dumps(cfg))
         # the proxy starts with the logic tier (it needs no ports to listen) and learns
         # the access nodes' ports when they are up
         await asyncio.gather(*(p.start() for p in logic), proxy.start())
@@ -462,7 +470,7 @@ async def _run(sc, folder: Path):
         gen = LoadGen(sc, cfg, client_ctx, live_access)
         await gen.connect_all(plan.online)
         t_start = gen.clock()
-        for p in (*logic, *access, proxy):
+        for p in (*logic, *access, proxy, *business):
             p.mark_cpu()
         cpu0 = time.process_time()
         setup_s = time.perf_counter() - wall0
@@ -592,19 +600,19 @@ async def _run(sc, folder: Path):
                 raise task.exception()
         online_at_end = {u for u, c in gen.clients.items() if c.online}
         await gen.aclose()
-        cpu = {p.name: p.cpu_s() for p in (*logic, *access, proxy)}
+        cpu = {p.name: p.cpu_s() for p in (*logic, *access, proxy, *business)}
         cpu["loadgen"] = time.process_time() - cpu0
-        await asyncio.gather(*(p.stop() for p in (*logic, *access, proxy)))
+        await asyncio.gather(*(p.stop() for p in (*logic, *access, proxy, *business)))
     finally:
         for task in tasks:
             task.cancel()
         if gen is not None:
             gen.close()
-        for p in (*logic, *access, proxy):
+        for p in (*logic, *access, proxy, *business):
             p.kill()
         # reap them in this loop (also when unwinding from Ctrl-C or SIGTERM), so their
         # pipes close here rather than in a closed loop's garbage
-        for p in (*logic, *access, proxy):
+        for p in (*logic, *access, proxy, *business):
             await p.wait_gone()
     extra = _extra(sc, gen, folder, cpu, logic, access, setup_s, t_start)
     counters = extra.pop("real_counters")
