@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import sys
 
-from immodel.protocol import admission
+from immodel.protocol import admission, channel
 from immodel.protocol.dedup import DedupWindow, Verdict
 from immodel.protocol.messages import Deliver, Message, SendReply
 from immodel.protocol.pending_ack import PendingAcks
@@ -92,16 +92,17 @@ class LogicServer:
         self.policy = admission.AdmissionPolicy(require_friendship=sc["server.require_friendship"])
         # the before-send callback to the customer's backend (immodel.real.business):
         # the checks decide first, the callback's verdict second, as in the simulator
-        self.callback_url = (
-            f"http://{HOST}:{cfg['business_port']}/callback"
-            if sc["server.callback_enabled"]
-            else None
-        )
+        # and content screening (the same process's screening service)
+        business = f"http://{HOST}:{cfg.get('business_port')}"
+        self.callback_url = business + "/callback" if sc["server.callback_enabled"] else None
+        self.screening_url = business + "/screen" if sc["server.screening_enabled"] else None
+        self.screening_policy = sc["server.screening_policy"]
         self.callback_timeout_s = sc["server.callback_timeout_s"]
-        self.callback_policy = admission.AdmissionPolicy(
+        self.remote_policy = admission.AdmissionPolicy(
             require_friendship=sc["server.require_friendship"],
-            callback_enabled=True,
+            callback_enabled=sc["server.callback_enabled"],
             callback_timeout_default=sc["server.callback_timeout_default"],
+            screening_enabled=sc["server.screening_enabled"],
         )
         self._http = None  # the callback's aiohttp session (made on first use)
         self._calls: set[asyncio.Task] = set()
@@ -320,7 +321,7 @@ class LogicServer:
             self.stats.counts["rejections"] += 1
             self._reply(link, user, self.node.reject(msg, str(decision.reason), now))
             return
-        if self.callback_url is not None:
+        if self.callback_url is not None or self.screening_url is not None:
             task = asyncio.get_running_loop().create_task(
                 self._call_back(link, user, msg, recipients, sender, facts)
             )
@@ -330,35 +331,66 @@ class LogicServer:
         self._store_and_route(link, user, msg, recipients, sender)
 
     async def _call_back(self, link, user: int, msg: Message, recipients, sender, facts) -> None:
-        """Ask the business backend about ``msg`` (a retry meanwhile is dropped by dedup:
-        the send is in progress), then refuse it or store it."""
+        """Ask the business backend about ``msg`` and have it screened (a retry
+        meanwhile is dropped by dedup: the send is in progress), then refuse it or store
+        it — the simulator's order: checks, callback, screening, recent contacts, store."""
         import aiohttp
 
         if self._http is None:
             self._http = aiohttp.ClientSession()
-        verdict = "timeout"
-        try:
-            async with self._http.post(
-                self.callback_url,
-                json={"msg_id": msg.msg_id, "sender": sender, "conversation": msg.conversation},
-                timeout=aiohttp.ClientTimeout(total=self.callback_timeout_s),
-            ) as response:
-                verdict = (await response.json())["verdict"]
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
-            self.stats.counts["callback_timeouts"] += 1
+        body = {"msg_id": msg.msg_id, "sender": sender, "conversation": msg.conversation}
+        callback = None
+        if self.callback_url is not None:
+            callback = "timeout"
+            try:
+                async with self._http.post(
+                    self.callback_url,
+                    json=body,
+                    timeout=aiohttp.ClientTimeout(total=self.callback_timeout_s),
+                ) as response:
+                    callback = (await response.json())["verdict"]
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+                self.stats.counts["callback_timeouts"] += 1
+        # screened whatever the callback said, then one decision on both verdicts (as the
+        # simulator's stages do)
+        screening = None
+        action = ""
+        if self.screening_url is not None:
+            async with self._http.post(self.screening_url, json=body) as response:
+                screening = (await response.json())["verdict"]
+            # the business's policy decides what a hit means (immodel.protocol.channel)
+            action = channel.screening_action(self.screening_policy, screening)
+            if action and action != "blocked":
+                screening = "pass"  # not a refusal: the policy delivers it (or not) itself
+            if action:
+                self.stats.counts["screening_" + action] += 1
+                self.store.db.execute(
+                    "INSERT OR REPLACE INTO screening VALUES (?, ?)", (msg.msg_id, action)
+                )
+        if not self._refuse(link, user, msg, callback, screening, facts):
+            if action == "sender_only":  # shown to its sender only: a final answer, no copy
+                self.stats.counts["rejections"] += 1
+                reply = self.node.reject(msg, "screened_sender_only", self.clock())
+                self._reply(link, user, reply)
+                return
+            self._store_and_route(link, user, msg, recipients, sender)
+
+    def _refuse(self, link, user: int, msg: Message, callback, screening, facts) -> bool:
+        """Admission with the remote verdicts; True (and the refusal sent) when refused."""
         facts = admission.MessageFacts(
             sender_muted=facts.sender_muted,
             blacklisted_by_recipient=facts.blacklisted_by_recipient,
             are_friends=facts.are_friends,
             is_group=facts.is_group,
-            callback_verdict=verdict,
+            screening_verdict=screening,
+            callback_verdict=callback,
         )
-        decision = admission.admit(self.callback_policy, facts)
-        if not decision.accepted:
-            self.stats.counts["rejections"] += 1
-            self._reply(link, user, self.node.reject(msg, str(decision.reason), self.clock()))
-            return
-        self._store_and_route(link, user, msg, recipients, sender)
+        decision = admission.admit(self.remote_policy, facts)
+        if decision.accepted:
+            return False
+        self.stats.counts["rejections"] += 1
+        self._reply(link, user, self.node.reject(msg, str(decision.reason), self.clock()))
+        return True
 
     def _store_and_route(self, link, user: int, msg: Message, recipients, sender) -> None:
         """The admitted send: one store transaction, the reply, the fan-out."""

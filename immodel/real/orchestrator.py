@@ -82,7 +82,6 @@ _DEFAULT_ONLY = (
     ("network.downlink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.burst_enter_prob", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.break_rate_per_hour", 0.0, "0 (silent connection breaks are not implemented)"),
-    ("server.screening_enabled", False, "false (content screening is not implemented)"),
     ("security.dns", "none", "none (name resolution is not modelled by the harness)"),
     ("security.channel", "encrypted", "encrypted (the harness always uses TLS)"),
     ("security.tamper_prob", 0.0, "0 (on-path tampering is not implemented)"),
@@ -438,7 +437,9 @@ async def _run(sc, folder: Path):
     proxy = ServerProcess("proxy", 0, config, folder)
     # the customer's backend that the before-send callback calls (only when enabled)
     business = (
-        [ServerProcess("business", 0, config, folder)] if sc["server.callback_enabled"] else []
+        [ServerProcess("business", 0, config, folder)]
+        if sc["server.callback_enabled"] or sc["server.screening_enabled"]
+        else []
     )
     gen = None
     fault_log: list[dict] = []
@@ -624,6 +625,7 @@ async def _run(sc, folder: Path):
         users=len(gen.kinds),
         kind=gen.kinds,
         devices=plan.devices,
+        screening=store_mod.read_screening(str(db)),
         online_at_end=online_at_end,
         fault_log=fault_log,
         load_rows=load_rows,
