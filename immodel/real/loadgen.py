@@ -418,11 +418,23 @@ class RealClient:
             return
         await self.reconnect()
 
-    def crash(self) -> None:
-        """A ``client_crash`` with local state kept: the app dies (its connection is
-        reset; the proxy resets the access node's side) and starts again at once."""
+    def forget_local_state(self) -> None:
+        """A reinstalled app (``keep_local_state = false``): the receiver forgets its
+        cursors and shown ids (its first sync pulls the history again), the sender what
+        it had in flight — reported failed (``app_restart``), as the simulator does."""
+        self.receiver.reset()
+        now = self.gen.clock()
+        for msg in self.sender.forget():
+            self.gen.events.outcomes.append((msg.msg_id, now, "app_restart"))
+
+    def crash(self, keep_local_state: bool = True) -> None:
+        """A ``client_crash``: the app dies (its connection is reset; the proxy resets
+        the access node's side) and starts again at once, with or without its local
+        state."""
         if self.writer is None:
             return
+        if not keep_local_state:
+            self.forget_local_state()
         self.restart_now = True
         self.writer.transport.abort()  # the read loop ends: connection_lost, reconnect
 
@@ -709,11 +721,13 @@ class WebClient(RealClient):
             session, self._http = self._http, None
             await session.close()
 
-    def crash(self) -> None:
-        """A ``client_crash`` with local state kept: the app's requests and connections
-        die (the proxy resets them) and it logs in again at once."""
+    def crash(self, keep_local_state: bool = True) -> None:
+        """A ``client_crash``: the app's requests and connections die (the proxy resets
+        them) and it logs in again at once, with or without its local state."""
         if not self.logged_in:
             return
+        if not keep_local_state:
+            self.forget_local_state()
         if self.task is not None:
             self.task.cancel()
         session, self._http = self._http, None  # a new app: new connections

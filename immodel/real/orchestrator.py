@@ -160,11 +160,6 @@ def check_supported(sc) -> None:
                 )
             continue
         if kind == "client_crash":
-            if not fault["keep_local_state"]:
-                raise UserError(
-                    f"faults[{i}].keep_local_state = false is not supported by immodel real: "
-                    "a reinstalled app is not implemented (allowed true)"
-                )
             continue
         nodes = sc["server.nodes"] if kind == "server_crash" else sc["server.access_nodes"]
         node = int(fault.get("node", 0))
@@ -527,7 +522,7 @@ async def _run(sc, folder: Path):
                 # them, or they would reconnect with backoff), and the access node sees
                 # their connections reset
                 for u in crashed:
-                    gen.clients[u].crash()
+                    gen.clients[u].crash(f["keep_local_state"])
                 await proxy.command({"op": "reset", "users": crashed})
                 return
             node = int(f.get("node", 0))
