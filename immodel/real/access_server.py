@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import sys
 
-from immodel.protocol.usersig import UserSigError, verify_usersig
+from immodel.protocol.usersig import UserSigError, usersig_last_valid_s, verify_usersig
 from immodel.real import wire
 from immodel.real.common import (
     HOST,
@@ -65,6 +66,11 @@ class AccessServer:
         self.pushed_from: dict[tuple[int, str], int] = {}
         self.stats = Stats(cfg["dir"], f"access{node_id}")
         self.epoch_s = cfg["scenario"]["security.epoch_s"]
+        # UserSigs are on the simulator's clock: seconds since the sending period began
+        # (``t_start`` on the run clock: in the configuration of a restarted node, by a
+        # ``start`` command for one up at the start; before it, the set-up is second 0)
+        self.origin_s: float | None = cfg.get("t_start")
+        self._expiring: list[tuple[int, asyncio.StreamWriter, int]] = []
         self.request_timeout_s = cfg["scenario"]["transport.request_timeout_s"]
 
     def owner(self, user: int) -> int | None:
@@ -145,7 +151,7 @@ class AccessServer:
                     sdkappid=self.cfg["sdkappid"],
                     key=self.cfg["usersig_key"],
                     identifier=str(user),
-                    now=self.epoch_s + self.clock(),
+                    now=self.epoch_s + self.usersig_second(),
                 )
             except UserSigError as exc:
                 self.stats.counts["logins_rejected"] += 1
@@ -160,6 +166,9 @@ class AccessServer:
             self.to_all_logic({"op": "attach", "user": user, "mode": "push"})
             self.to_logic(self.owner(user), {"op": "login", "user": user, "mode": "push"})
             writer.write(wire.encode({"op": "login_ok"}))
+            # the session ends when its UserSig does (the SDK's "UserSig expired"): at the
+            # first whole second past time + expire
+            self._end_at_expiry(user, writer, usersig_last_valid_s(frame["sig"]))
             while True:
                 frame = await wire.read_frame(reader)
                 if frame is None:
@@ -172,6 +181,37 @@ class AccessServer:
                 del self.sessions[user]
                 self.to_all_logic({"op": "detach", "user": user})
             writer.close()
+
+    def usersig_second(self) -> int:
+        """Now on the UserSigs' clock, in whole seconds (what a token is checked at)."""
+        if self.origin_s is None:
+            return 0
+        return math.floor(self.clock() - self.origin_s)
+
+    def _end_at_expiry(self, user: int, writer, last_valid_s: int) -> None:
+        if self.origin_s is None:  # set-up: scheduled when the sending period starts
+            self._expiring.append((user, writer, last_valid_s))
+            return
+        ends_at = self.cfg["t0"] + self.origin_s + last_valid_s + 1 - self.epoch_s
+        asyncio.get_running_loop().call_at(ends_at, self._end_expired_session, user, writer)
+
+    def command(self, cmd: dict) -> None:
+        """The orchestrator's commands: ``{"op": "start", "t": T}`` — the sending period
+        began at run-clock ``T`` (the UserSigs' clock starts there)."""
+        if cmd["op"] == "start":
+            self.origin_s = float(cmd["t"])
+            waiting, self._expiring = self._expiring, []
+            for user, writer, last_valid_s in waiting:
+                self._end_at_expiry(user, writer, last_valid_s)
+
+    def _end_expired_session(self, user: int, writer: asyncio.StreamWriter) -> None:
+        """``user``'s UserSig expired: say so and close the connection (its end detaches
+        the user: what was not acknowledged goes to the offline queue)."""
+        if self.sessions.get(user) is not writer or writer.is_closing():
+            return  # a newer login replaced it, or it ended already
+        self.stats.counts["sessions_expired"] += 1
+        writer.write(wire.encode({"op": "expired"}))
+        writer.close()
 
     def from_client(self, user: int, frame: dict) -> None:
         op = frame["op"]
@@ -259,7 +299,7 @@ class AccessServer:
                 sdkappid=self.cfg["sdkappid"],
                 key=self.cfg["usersig_key"],
                 identifier=str(user),
-                now=self.epoch_s + self.clock(),
+                now=self.epoch_s + self.usersig_second(),
             )
         except (UserSigError, KeyError):
             self.stats.counts["logins_rejected"] += 1
@@ -362,7 +402,7 @@ def main(argv: list[str]) -> None:
     cfg = load_config(argv[0])
     server = AccessServer(cfg, int(argv[1]))
     with contextlib.suppress(KeyboardInterrupt):
-        serve_until_terminated(server.serve, server.stats)
+        serve_until_terminated(server.serve, server.stats, server.command)
 
 
 if __name__ == "__main__":

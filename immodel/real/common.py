@@ -110,18 +110,21 @@ def announce_ready(*ports: int) -> None:
     print("READY " + " ".join(str(p) for p in ports), flush=True)
 
 
-def serve_until_terminated(main_coro_factory, stats: Stats) -> None:
+def serve_until_terminated(main_coro_factory, stats: Stats, on_command=None) -> None:
     """Run the process's event loop until SIGTERM/SIGINT, then flush its counters.
 
     A parent that dies leaves the process orphaned; it also stops when its stdin (a pipe
-    from the orchestrator) closes, so no server outlives the harness."""
+    from the orchestrator) closes, so no server outlives the harness. With
+    ``on_command``, each line on stdin is a JSON command given to it, answered ``OK
+    <op>`` on stdout once applied."""
 
     async def runner() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_reader(sys.stdin.fileno(), lambda: _stdin_closed(stop))
+        pending = bytearray()
+        loop.add_reader(sys.stdin.fileno(), lambda: _stdin_readable(stop, on_command, pending))
         task = asyncio.create_task(main_coro_factory())
         flusher = asyncio.create_task(stats.keep_flushing())
         stopper = asyncio.create_task(stop.wait())
@@ -139,7 +142,7 @@ def serve_until_terminated(main_coro_factory, stats: Stats) -> None:
     asyncio.run(runner())
 
 
-def _stdin_closed(stop: asyncio.Event) -> None:
+def _stdin_readable(stop: asyncio.Event, on_command, pending: bytearray) -> None:
     try:
         data = os.read(sys.stdin.fileno(), 4096)
     except OSError:
@@ -147,3 +150,13 @@ def _stdin_closed(stop: asyncio.Event) -> None:
     if not data:
         asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
         stop.set()
+        return
+    if on_command is None:
+        return
+    pending.extend(data)
+    while b"\n" in pending:
+        line, _, rest = bytes(pending).partition(b"\n")
+        pending[:] = rest
+        command = json.loads(line)
+        on_command(command)
+        print(f"OK {command['op']}", flush=True)

@@ -31,6 +31,7 @@ reconnects to a live access node after the simulator's full-jitter wait (uniform
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,7 @@ from immodel.real.common import HOST
 from immodel.real.proxy import user_address
 from immodel.sim import endpoints
 from immodel.sim.devices import build_devices
+from immodel.sim.network import latency_sampler
 from immodel.sim.rng import Streams
 
 #: Seconds any single network wait of a client may take before it is abandoned.
@@ -265,6 +267,10 @@ class RealClient:
         # is (a connect or reconnect loop of an earlier period stops when it changes)
         self.wanted_online = True
         self.period = 0
+        # its UserSig: issued at this run-clock second (None: not yet needed); stale once
+        # a login was refused as expired or the server ended the session at its expiry
+        self.issued_s: float | None = None
+        self.token_stale = False
 
     via = "push"  # what the records call a copy that arrived without a sync
 
@@ -285,6 +291,8 @@ class RealClient:
         if access is None:
             return False
         index, port, _http = access
+        if self.token_stale:  # the SDK fetches a fresh UserSig first (a relogin)
+            await self.fetch_token()
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(
@@ -301,14 +309,7 @@ class RealClient:
         if not self.wanted_online:  # the app was closed during the handshake
             writer.close()
             return False
-        token = generate_usersig(
-            sdkappid=gen.cfg["sdkappid"],
-            key=gen.cfg["usersig_key"],
-            identifier=str(self.uid),
-            expire_s=gen.sc["security.usersig_ttl_s"],
-            now=gen.sc["security.epoch_s"] + gen.clock(),
-        )
-        login = wire.encode({"op": "login", "user": self.uid, "sig": token})
+        login = wire.encode({"op": "login", "user": self.uid, "sig": self.token()})
         try:
             writer.write(login)
             if not initial:
@@ -317,6 +318,10 @@ class RealClient:
         except (OSError, TimeoutError, ssl.SSLError, wire.FrameError):
             writer.close()
             return False
+        if answer is not None and answer.get("reason") == "expired":
+            self.token_stale = True  # fetch a fresh one and log in again at once
+            writer.close()
+            return await self.connect_once(initial)
         if answer is None or answer.get("op") != "login_ok":
             writer.close()
             return False
@@ -334,6 +339,36 @@ class RealClient:
         self.act(actions)
         self.task = asyncio.create_task(self.read_loop(reader, self.generation))
         return True
+
+    def token(self) -> str:
+        """The app's current UserSig: the first one issued when the sending period
+        began (the simulator's t = 0, also for an app that first logs in later), or with
+        ``security.usersig_issued = "steady_state"`` at a uniform point of the lifetime
+        before it (stream ``usersig_age``); a fresh one after each fetch."""
+        gen = self.gen
+        sc = gen.sc
+        ttl_s = sc["security.usersig_ttl_s"]
+        if self.issued_s is None:
+            age_s = 0.0
+            if sc["security.usersig_issued"] == "steady_state":
+                age_s = gen.streams["usersig_age"].uniform() * ttl_s
+            self.issued_s = float(math.floor(-age_s))  # at t = 0, as the simulator's
+        return generate_usersig(
+            sdkappid=gen.cfg["sdkappid"],
+            key=gen.cfg["usersig_key"],
+            identifier=str(self.uid),
+            expire_s=ttl_s,
+            now=sc["security.epoch_s"] + int(self.issued_s),
+        )
+
+    async def fetch_token(self) -> None:
+        """Fetch a fresh UserSig from the business backend (``security.usersig_fetch_ms``,
+        stream ``usersig_fetch``): a relogin, as the simulator counts them."""
+        gen = self.gen
+        gen.counters["relogins"] += 1
+        await asyncio.sleep(gen.usersig_fetch_s())
+        self.issued_s = float(math.floor(gen.usersig_clock()))
+        self.token_stale = False
 
     async def read_loop(self, reader: asyncio.StreamReader, generation: int) -> None:
         try:
@@ -466,6 +501,10 @@ class RealClient:
             return
         now = self.gen.clock()
         op = frame["op"]
+        if op == "expired":  # the server ends the session: its UserSig expired
+            self.token_stale = True
+            self.restart_now = True  # the SDK fetches a token and logs in at once
+            return
         if op == "push":
             item = wire.stored_from_wire(frame["item"])
             repair = "retransmit" if int(frame["attempt"]) > 1 else ""
@@ -576,6 +615,10 @@ class LoadGen:
         if self.devices is not None:
             self.kinds = list(self.devices.transport)
         self.events = Events()
+        self.t_start: float | None = None  # run clock when the sending period began
+        self.usersig_fetch_s = latency_sampler(
+            sc["security.usersig_fetch_ms"], self.streams["usersig_fetch"]
+        )
         self.counters: Counter[str] = Counter()
         self.clients: dict[int, RealClient] = {}
         self.messages: dict[str, Message] = {}
@@ -585,6 +628,11 @@ class LoadGen:
 
     def clock(self) -> float:
         return self.loop.time() - self.cfg["t0"]
+
+    def usersig_clock(self) -> float:
+        """Seconds on the UserSigs' clock: since the sending period began (``t_start``,
+        set by the orchestrator), as the simulator's t; the set-up is second 0."""
+        return 0.0 if self.t_start is None else max(0.0, self.clock() - self.t_start)
 
     def spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -763,14 +811,7 @@ class WebClient(RealClient):
             return False
         index, _port, http_port = access
         self.base = f"https://{HOST}:{http_port}"
-        token = generate_usersig(
-            sdkappid=gen.cfg["sdkappid"],
-            key=gen.cfg["usersig_key"],
-            identifier=str(self.uid),
-            expire_s=gen.sc["security.usersig_ttl_s"],
-            now=gen.sc["security.epoch_s"] + gen.clock(),
-        )
-        body = {"user": self.uid, "sig": token}
+        body = {"user": self.uid, "sig": self.token()}
         if not initial:
             gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(wire.encode(body))])
         try:

@@ -127,11 +127,15 @@ def check_supported(sc) -> None:
             "implemented (allowed: push, or one logic node)"
         )
     horizon = sc["duration_s"] + sc["drain_s"]
-    if sc["security.usersig_ttl_s"] < horizon:
+    expiring = sc["security.usersig_ttl_s"] < horizon or (
+        sc["security.usersig_issued"] == "steady_state"
+    )
+    if expiring and (kind != "push" or sc["workload.devices"]):
         raise UserError(
-            f"security.usersig_ttl_s = {sc['security.usersig_ttl_s']} is shorter than the "
-            f"run ({horizon:g} s): UserSig renewal is not implemented by immodel real; "
-            "allowed a lifetime of at least duration_s + drain_s"
+            f"security.usersig_ttl_s = {sc['security.usersig_ttl_s']} (UserSigs that expire "
+            f"within the run) with transport.kind = '{kind}' is not supported by immodel "
+            "real: a web session's end at its UserSig's expiry is not implemented "
+            "(allowed: push clients, or a lifetime of at least duration_s + drain_s)"
         )
     if horizon > MAX_RUN_S:
         raise UserError(
@@ -465,7 +469,13 @@ async def _run(sc, folder: Path):
 
         gen = LoadGen(sc, cfg, client_ctx, live_access)
         await gen.connect_all(plan.online)
-        t_start = gen.clock()
+        t_start = gen.t_start = gen.clock()
+        # the UserSigs' clock starts with the sending period (a restarted access node
+        # reads it from the configuration)
+        cfg["t_start"] = t_start
+        config.write_text(json.dumps(cfg))
+        for p in access:
+            await p.command({"op": "start", "t": t_start})
         for p in (*logic, *access, proxy, *business):
             p.mark_cpu()
         cpu0 = time.process_time()
@@ -673,6 +683,8 @@ def _extra(sc, gen, folder: Path, cpu: dict, logic, access, setup_s: float, t_st
         "heartbeats_window": int(in_window / beat),
         "retransmits_downlink": int(logic_stats.get("retransmits_downlink", 0)),
         "rejections": int(logic_stats.get("rejections", 0)),
+        "relogins": int(gen.counters.get("relogins", 0)),
+        "logins_rejected": int(access_stats.get("logins_rejected", 0)),
         "sync_pages": int(gen.counters.get("sync_pages", 0)),
         "users": sc["workload.users"],
         "horizon_s": sc["duration_s"] + sc["drain_s"],
