@@ -72,6 +72,10 @@ class AccessServer:
         self.origin_s: float | None = cfg.get("t_start")
         self._expiring: list[tuple[int, asyncio.StreamWriter, int]] = []
         self.request_timeout_s = cfg["scenario"]["transport.request_timeout_s"]
+        # liveness: a push connection that sent nothing (no heartbeat either) for
+        # transport.liveness_timeout_s is dropped (run clock of each session's last frame)
+        self.liveness_s = cfg["scenario"]["transport.liveness_timeout_s"]
+        self.heard_at: dict[asyncio.StreamWriter, float] = {}
 
     def owner(self, user: int) -> int | None:
         live = sorted(self.links)
@@ -169,14 +173,21 @@ class AccessServer:
             # the session ends when its UserSig does (the SDK's "UserSig expired"): at the
             # first whole second past time + expire
             self._end_at_expiry(user, writer, usersig_last_valid_s(frame["sig"]))
+            self.heard_at[writer] = self.clock()
             while True:
                 frame = await wire.read_frame(reader)
                 if frame is None:
                     break
+                self.heard_at[writer] = self.clock()
+                if frame.get("op") == "heartbeat":
+                    self.stats.counts["heartbeats"] += 1
+                    writer.write(wire.encode({"op": "pong"}))
+                    continue
                 self.from_client(user, frame)
         except (ConnectionError, wire.FrameError, TimeoutError, ssl.SSLError):
             pass
         finally:
+            self.heard_at.pop(writer, None)
             if user is not None and self.sessions.get(user) is writer:
                 del self.sessions[user]
                 self.to_all_logic({"op": "detach", "user": user})
@@ -203,6 +214,23 @@ class AccessServer:
             waiting, self._expiring = self._expiring, []
             for user, writer, last_valid_s in waiting:
                 self._end_at_expiry(user, writer, last_valid_s)
+
+    async def watch_liveness(self, period_s: float = 0.25) -> None:
+        """Drop the push connections silent for ``transport.liveness_timeout_s`` (a
+        partition that cut their uplink): closed cleanly, so the logic tier moves what
+        was not acknowledged to the offline queues (``liveness_drops``)."""
+        while True:
+            await asyncio.sleep(period_s)
+            now = self.clock()
+            for user, writer in list(self.sessions.items()):
+                heard = self.heard_at.get(writer)
+                if heard is not None and now - heard > self.liveness_s:
+                    # the session ends now (its socket's end may be held by the cut)
+                    self.stats.counts["liveness_drops"] += 1
+                    del self.sessions[user]
+                    self.heard_at.pop(writer, None)
+                    self.to_all_logic({"op": "detach", "user": user})
+                    writer.close()
 
     def _end_expired_session(self, user: int, writer: asyncio.StreamWriter) -> None:
         """``user``'s UserSig expired: say so and close the connection (its end detaches
@@ -387,6 +415,7 @@ class AccessServer:
         self._link_tasks = [
             asyncio.create_task(self.keep_logic_link(n)) for n in range(len(self.logic_ports))
         ]
+        self._link_tasks.append(asyncio.create_task(self.watch_liveness()))
         # ready once every logic node is reached: a login before that would find no owner
         # (a restarted access node may find a logic node down: it goes ahead after 5 s)
         for _ in range(100):

@@ -271,6 +271,7 @@ class RealClient:
         # a login was refused as expired or the server ended the session at its expiry
         self.issued_s: float | None = None
         self.token_stale = False
+        self.heard_at = 0.0  # run clock of the last frame from the access node
 
     via = "push"  # what the records call a copy that arrived without a sync
 
@@ -302,7 +303,9 @@ class RealClient:
                     server_hostname=HOST,
                     local_addr=(user_address(self.uid), 0),  # the proxy's who-is-who
                 ),
-                IO_TIMEOUT_S,
+                # an attempt that gets nothing back (a partition holds its handshake) is
+                # given up after the request timeout, then backoff: the simulator's rule
+                gen.sc["transport.request_timeout_s"],
             )
         except (OSError, TimeoutError, ssl.SSLError):
             return False
@@ -314,7 +317,9 @@ class RealClient:
             writer.write(login)
             if not initial:
                 gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(login)])
-            answer = await asyncio.wait_for(wire.read_frame(reader), IO_TIMEOUT_S)
+            answer = await asyncio.wait_for(
+                wire.read_frame(reader), gen.sc["transport.request_timeout_s"]
+            )
         except (OSError, TimeoutError, ssl.SSLError, wire.FrameError):
             writer.close()
             return False
@@ -338,7 +343,42 @@ class RealClient:
             actions += self.receiver.handle_connected(now)
         self.act(actions)
         self.task = asyncio.create_task(self.read_loop(reader, self.generation))
+        self.heard_at = now
+        self._next_heartbeat(self.generation)
         return True
+
+    # -- heartbeats -----------------------------------------------------------------------
+    def _next_heartbeat(self, generation: int) -> None:
+        """Schedule this connection's next heartbeat: every ``transport.heartbeat_s`` at
+        the client's phase (as the simulator's ``next_phase_time``; the set-up is t =
+        0). A heartbeat with no frame back within ``transport.request_timeout_s`` means
+        the connection is dead: the app closes it and reconnects (with backoff)."""
+        gen = self.gen
+        period_s = gen.sc["transport.heartbeat_s"]
+        if period_s <= 0:
+            return
+        origin = gen.t_start or 0.0
+        offset = origin + gen.phases[self.uid] * period_s
+        k = math.floor((gen.clock() - offset) / period_s) + 1
+        at = gen.cfg["t0"] + offset + k * period_s
+        gen.loop.call_at(at, self._heartbeat, generation)
+
+    def _heartbeat(self, generation: int) -> None:
+        if generation != self.generation or self.writer is None or self.stopping:
+            return
+        gen = self.gen
+        sent_at = gen.clock()
+        self.writer.write(wire.encode({"op": "heartbeat"}))  # no request of the records
+        timeout_s = gen.sc["transport.request_timeout_s"]
+        gen.loop.call_later(timeout_s, self._heartbeat_answered, generation, sent_at)
+        self._next_heartbeat(generation)
+
+    def _heartbeat_answered(self, generation: int, sent_at: float) -> None:
+        if generation != self.generation or self.writer is None or self.stopping:
+            return
+        if self.heard_at < sent_at:  # nothing came back: the connection is dead
+            self.gen.counters["heartbeat_timeouts"] += 1
+            self.writer.transport.abort()  # the read loop ends: connection_lost, reconnect
 
     def token(self) -> str:
         """The app's current UserSig: the first one issued when the sending period
@@ -499,8 +539,10 @@ class RealClient:
     def on_frame(self, frame: dict, generation: int) -> None:
         if generation != self.generation:
             return
-        now = self.gen.clock()
+        now = self.heard_at = self.gen.clock()
         op = frame["op"]
+        if op == "pong":
+            return
         if op == "expired":  # the server ends the session: its UserSig expired
             self.token_stale = True
             self.restart_now = True  # the SDK fetches a token and logs in at once
@@ -607,13 +649,17 @@ class LoadGen:
         # each user's transport as the simulator draws it (a hybrid run puts the same
         # users on the web); from a stream of its own so that the phases drawn below from
         # self.streams stay as they are
-        _, self.kinds = endpoints.phases_and_transports(
+        self.phases, self.kinds = endpoints.phases_and_transports(
             sc, sc["workload.users"], Streams(sc["seed"])["phase"].generator
         )
-        # several devices per user: one client per device, on the device kind's transport
-        self.devices = build_devices(sc, sc["workload.users"], Streams(sc["seed"]))
+        # several devices per user: one client per device, on the device kind's transport,
+        # the other devices' phases drawn after the table (as the simulator does)
+        device_streams = Streams(sc["seed"])
+        self.devices = build_devices(sc, sc["workload.users"], device_streams)
         if self.devices is not None:
             self.kinds = list(self.devices.transport)
+            extra = len(self.kinds) - sc["workload.users"]
+            self.phases += device_streams["devices"].generator.random(extra).tolist()
         self.events = Events()
         self.t_start: float | None = None  # run clock when the sending period began
         self.usersig_fetch_s = latency_sampler(
