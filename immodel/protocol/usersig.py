@@ -238,6 +238,14 @@ def verify_usersig(
         )
 
 
+def usersig_last_valid_s(usersig: str) -> int:
+    """The last second (``time + expire``, Unix seconds) at which ``usersig`` is still
+    accepted: a server that verified it at login ends the session after this second.
+    Reads the claims only — call it after :func:`verify_usersig` accepted the token."""
+    claims = _decode(usersig)
+    return claims.time_s + claims.expire_s
+
+
 def _signed_text(
     identifier: str, sdkappid: int, time_s: int, expire_s: int, userbuf_b64: str | None
 ) -> str:

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import sys
 
-from immodel.protocol.usersig import UserSigError, verify_usersig
+from immodel.protocol.usersig import UserSigError, usersig_last_valid_s, verify_usersig
 from immodel.real import wire
 from immodel.real.common import (
     HOST,
@@ -69,7 +70,16 @@ class AccessServer:
         self.pushed_from: dict[tuple[int, str], int] = {}
         self.stats = Stats(cfg["dir"], f"access{node_id}")
         self.epoch_s = cfg["scenario"]["security.epoch_s"]
+        # UserSigs are on the simulator's clock: seconds since the sending period began
+        # (``t_start`` on the run clock: in the configuration of a restarted node, by a
+        # ``start`` command for one up at the start; before it, the set-up is second 0)
+        self.origin_s: float | None = cfg.get("t_start")
+        self._expiring: list[tuple[int, asyncio.StreamWriter, int]] = []
         self.request_timeout_s = cfg["scenario"]["transport.request_timeout_s"]
+        # liveness: a push connection that sent nothing (no heartbeat either) for
+        # transport.liveness_timeout_s is dropped (run clock of each session's last frame)
+        self.liveness_s = cfg["scenario"]["transport.liveness_timeout_s"]
+        self.heard_at: dict[asyncio.StreamWriter, float] = {}
 
     def owner(self, user: int) -> int | None:
         live = sorted(self.links)
@@ -166,7 +176,7 @@ class AccessServer:
                     sdkappid=self.cfg["sdkappid"],
                     key=self.cfg["usersig_key"],
                     identifier=str(user),
-                    now=self.epoch_s + self.clock(),
+                    now=self.epoch_s + self.usersig_second(),
                 )
             except UserSigError as exc:
                 self.stats.counts["logins_rejected"] += 1
@@ -181,18 +191,76 @@ class AccessServer:
             self.to_all_logic({"op": "attach", "user": user, "mode": "push"})
             self.to_logic(self.owner(user), {"op": "login", "user": user, "mode": "push"})
             writer.write(wire.encode({"op": "login_ok"}))
+            # the session ends when its UserSig does (the SDK's "UserSig expired"): at the
+            # first whole second past time + expire
+            self._end_at_expiry(user, writer, usersig_last_valid_s(frame["sig"]))
+            self.heard_at[writer] = self.clock()
             while True:
                 frame = await wire.read_frame(reader)
                 if frame is None:
                     break
+                self.heard_at[writer] = self.clock()
+                if frame.get("op") == "heartbeat":
+                    self.stats.counts["heartbeats"] += 1
+                    writer.write(wire.encode({"op": "pong"}))
+                    continue
                 self.from_client(user, frame)
         except (ConnectionError, wire.FrameError, TimeoutError, ssl.SSLError):
             pass
         finally:
+            self.heard_at.pop(writer, None)
             if user is not None and self.sessions.get(user) is writer:
                 del self.sessions[user]
                 self.to_all_logic({"op": "detach", "user": user})
             writer.close()
+
+    def usersig_second(self) -> int:
+        """Now on the UserSigs' clock, in whole seconds (what a token is checked at)."""
+        if self.origin_s is None:
+            return 0
+        return math.floor(self.clock() - self.origin_s)
+
+    def _end_at_expiry(self, user: int, writer, last_valid_s: int) -> None:
+        if self.origin_s is None:  # set-up: scheduled when the sending period starts
+            self._expiring.append((user, writer, last_valid_s))
+            return
+        ends_at = self.cfg["t0"] + self.origin_s + last_valid_s + 1 - self.epoch_s
+        asyncio.get_running_loop().call_at(ends_at, self._end_expired_session, user, writer)
+
+    def command(self, cmd: dict) -> None:
+        """The orchestrator's commands: ``{"op": "start", "t": T}`` — the sending period
+        began at run-clock ``T`` (the UserSigs' clock starts there)."""
+        if cmd["op"] == "start":
+            self.origin_s = float(cmd["t"])
+            waiting, self._expiring = self._expiring, []
+            for user, writer, last_valid_s in waiting:
+                self._end_at_expiry(user, writer, last_valid_s)
+
+    async def watch_liveness(self, period_s: float = 0.25) -> None:
+        """Drop the push connections silent for ``transport.liveness_timeout_s`` (a
+        partition that cut their uplink): closed cleanly, so the logic tier moves what
+        was not acknowledged to the offline queues (``liveness_drops``)."""
+        while True:
+            await asyncio.sleep(period_s)
+            now = self.clock()
+            for user, writer in list(self.sessions.items()):
+                heard = self.heard_at.get(writer)
+                if heard is not None and now - heard > self.liveness_s:
+                    # the session ends now (its socket's end may be held by the cut)
+                    self.stats.counts["liveness_drops"] += 1
+                    del self.sessions[user]
+                    self.heard_at.pop(writer, None)
+                    self.to_all_logic({"op": "detach", "user": user})
+                    writer.close()
+
+    def _end_expired_session(self, user: int, writer: asyncio.StreamWriter) -> None:
+        """``user``'s UserSig expired: say so and close the connection (its end detaches
+        the user: what was not acknowledged goes to the offline queue)."""
+        if self.sessions.get(user) is not writer or writer.is_closing():
+            return  # a newer login replaced it, or it ended already
+        self.stats.counts["sessions_expired"] += 1
+        writer.write(wire.encode({"op": "expired"}))
+        writer.close()
 
     def from_client(self, user: int, frame: dict) -> None:
         op = frame["op"]
@@ -233,6 +301,17 @@ class AccessServer:
         if not futures:
             self.waiting.pop(key, None)
 
+    def _void_requests(self, user: int) -> None:
+        """``user``'s app logged out or in again: the requests of its earlier session
+        (a held poll whose connection the app closed, a send it will send again) get no
+        answer (None) now. Answers are matched to waiting requests in order, so one left
+        waiting would take the answer meant for the new session's request."""
+        for key in [k for k in self.waiting if k[0] == user]:
+            for fut in self.waiting.pop(key):
+                if not fut.done():
+                    fut.set_result(None)
+                    self.stats.counts["requests_voided"] += 1
+
     async def _ask(self, user: int, key: str, frame: dict, timeout_s: float) -> dict | None:
         """Forward ``frame`` to the user's logic node and wait for the answer named by
         ``key`` (None: no logic node, or no answer in ``timeout_s``)."""
@@ -269,11 +348,12 @@ class AccessServer:
                 sdkappid=self.cfg["sdkappid"],
                 key=self.cfg["usersig_key"],
                 identifier=str(user),
-                now=self.epoch_s + self.clock(),
+                now=self.epoch_s + self.usersig_second(),
             )
         except (UserSigError, KeyError):
             self.stats.counts["logins_rejected"] += 1
             raise web.HTTPForbidden(text="UserSig refused") from None
+        self._void_requests(user)
         self.web.add(user)
         self.stats.counts["logins"] += 1
         self.to_all_logic({"op": "attach", "user": user, "mode": "poll"})
@@ -323,6 +403,7 @@ class AccessServer:
         from aiohttp import web
 
         user, _ = await self._json(request)
+        self._void_requests(user)
         self.web.discard(user)
         self.to_all_logic({"op": "detach", "user": user})
         return web.json_response({"op": "bye"})
@@ -355,6 +436,7 @@ class AccessServer:
         self._link_tasks = [
             asyncio.create_task(self.keep_logic_link(n)) for n in range(len(self.logic_ports))
         ]
+        self._link_tasks.append(asyncio.create_task(self.watch_liveness()))
         # ready once every logic node is reached: a login before that would find no owner
         # (a restarted access node may find a logic node down: it goes ahead after 5 s)
         for _ in range(100):
@@ -370,7 +452,7 @@ def main(argv: list[str]) -> None:
     cfg = load_config(argv[0])
     server = AccessServer(cfg, int(argv[1]))
     with contextlib.suppress(KeyboardInterrupt):
-        serve_until_terminated(server.serve, server.stats)
+        serve_until_terminated(server.serve, server.stats, server.command)
 
 
 if __name__ == "__main__":

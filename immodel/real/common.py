@@ -124,18 +124,23 @@ def announce_ready(*ports: int) -> None:
     print("READY " + " ".join(str(p) for p in ports), flush=True)
 
 
-def serve_until_terminated(main_coro_factory, stats: Stats) -> None:
+def serve_until_terminated(main_coro_factory, stats: Stats, on_command=None) -> None:
     """Run the process's event loop until SIGTERM/SIGINT, then flush its counters.
 
     A parent that dies leaves the process orphaned; it also stops when its stdin (a pipe
-    from the orchestrator) closes, so no server outlives the harness."""
+    from the orchestrator) closes, so no server outlives the harness. With
+    ``on_command``, each line on stdin is a JSON command given to it, answered ``OK
+    <op>`` on stdout once applied."""
 
     async def runner() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_reader(sys.stdin.fileno(), lambda: _stdin_closed(stop, stats))
+        pending = bytearray()
+        loop.add_reader(
+            sys.stdin.fileno(), lambda: _stdin_readable(stop, stats, on_command, pending)
+        )
         task = asyncio.create_task(main_coro_factory())
         flusher = asyncio.create_task(stats.keep_flushing())
         stopper = asyncio.create_task(stop.wait())
@@ -153,7 +158,7 @@ def serve_until_terminated(main_coro_factory, stats: Stats) -> None:
     asyncio.run(runner())
 
 
-def _stdin_closed(stop: asyncio.Event, stats: Stats | None = None) -> None:
+def _stdin_readable(stop: asyncio.Event, stats: Stats | None, on_command, pending) -> None:
     try:
         data = os.read(sys.stdin.fileno(), 4096)
     except OSError:
@@ -162,13 +167,22 @@ def _stdin_closed(stop: asyncio.Event, stats: Stats | None = None) -> None:
         asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
         stop.set()
         return
-    # the one command a server takes on its stdin: the orchestrator's ``{"op": "mark"}``
-    # (the sending period starts), answered ``OK mark`` once the run's counters are reset
-    for line in data.splitlines():
+    # commands, one JSON object per line, each answered ``OK <op>`` once applied: the
+    # orchestrator's ``{"op": "mark"}`` (the sending period starts: the run's counters
+    # are reset), and the process's own (``on_command``)
+    pending.extend(data)
+    while b"\n" in pending:
+        line, _, rest = bytes(pending).partition(b"\n")
+        pending[:] = rest
         try:
-            op = json.loads(line).get("op")
+            command = json.loads(line)
+            op = command.get("op")
         except (ValueError, AttributeError):
             continue
         if op == "mark" and stats is not None:
             stats.mark()
-            print("OK mark", flush=True)
+        elif on_command is not None:
+            on_command(command)
+        else:
+            continue
+        print(f"OK {op}", flush=True)

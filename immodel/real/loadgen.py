@@ -31,8 +31,10 @@ reconnects to a live access node after the simulator's full-jitter wait (uniform
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 
 from immodel.protocol.messages import (
     Message,
@@ -50,6 +52,8 @@ from immodel.real import wire
 from immodel.real.common import HOST
 from immodel.real.proxy import user_address
 from immodel.sim import endpoints
+from immodel.sim.devices import build_devices
+from immodel.sim.network import latency_sampler
 from immodel.sim.rng import Streams
 
 #: Seconds any single network wait of a client may take before it is abandoned.
@@ -63,15 +67,67 @@ LAG_PERIOD_S = 0.01
 @dataclass
 class Plan:
     """Who sends what, when: ``sends`` are ``(t, sender, conversation, is_group,
-    recipients)`` in time order; ``online`` the users connected at the start."""
+    recipients)`` in time order; ``online`` the users connected at the start; ``flips``
+    the presence changes of a run with churn, ``(t, user, online)`` in time order."""
 
     groups: dict[str, list[int]]
     online: list[int]
     sends: list[tuple[float, int, str, bool, tuple[int, ...]]] = field(default_factory=list)
+    flips: list[tuple[float, int, bool]] = field(default_factory=list)
+    #: several devices per user (:class:`immodel.sim.devices.DeviceTable`), or None: the
+    #: senders, recipients, ``online`` and ``flips`` are then devices (endpoint ids)
+    devices: Any = None
+
+
+def _swap_set(items: list[int], pos: dict[int, int], x: int, present: bool) -> None:
+    """Add ``x`` at the end or remove it by swapping the last item into its place."""
+    if present and x not in pos:
+        pos[x] = len(items)
+        items.append(x)
+    elif not present and x in pos:
+        i = pos.pop(x)
+        last = items.pop()
+        if last != x:
+            items[i] = last
+            pos[last] = i
+
+
+class _OnlineSet:
+    """The online devices and users as the simulator keeps them (:class:`immodel.sim.
+    presence.Presence`): lists with swap-remove and an index, so that "the k-th online
+    user" — what a sender draw picks — is the same user in the plan as in the
+    simulator. A user is online while any of its devices is (one device per user: the
+    same list)."""
+
+    def __init__(self, devices=None) -> None:
+        self.devices = devices
+        self.device_list: list[int] = []
+        self.device_pos: dict[int, int] = {}
+        self.users, self.pos = self.device_list, self.device_pos
+        self._count: dict[int, int] = {}
+        if devices is not None:
+            self.users, self.pos = [], {}
+
+    def set(self, eid: int, online: bool) -> None:
+        if self.devices is not None and online != (eid in self.device_pos):
+            uid = self.devices.user[eid]
+            n = self._count[uid] = self._count.get(uid, 0) + (1 if online else -1)
+            if (n == 1 and online) or n == 0:
+                _swap_set(self.users, self.pos, uid, online)
+        _swap_set(self.device_list, self.device_pos, eid, online)
 
 
 def make_plan(sc) -> Plan:
-    """The run's plan from its scenario and seed (see the module docstring)."""
+    """The run's plan from its scenario and seed (see the module docstring).
+
+    It replays the simulator's own draws in the simulator's order: the presence stream
+    (who is online at the start, then with churn each user's first period in user order
+    and each next period when a flip happens), and the workload stream (the wait to the
+    next send, drawn at each send with the number of users online then; the sender
+    picked among the users online at the send; a second's wait when nobody is online).
+    Churn's flips continue through the drain, as the simulator's do."""
+    import heapq
+
     streams = Streams(sc["seed"])
     n = sc["workload.users"]
     groups: dict[str, list[int]] = {}
@@ -87,43 +143,88 @@ def make_plan(sc) -> Plan:
         for u in range(n):
             picks = crng.choice(n - 1, size=sc["workload.contacts"], replace=False)
             contacts.append([int(p) + (p >= u) for p in picks])
-    online0 = streams["presence"].generator.random(n) < sc["workload.online_fraction"]
-    online = [u for u in range(n) if online0[u]]
-    plan = Plan(groups, online)
+    devices = build_devices(sc, n, streams)
+    n_dev = n if devices is None else len(devices)
+    presence = streams["presence"]
+    online0 = presence.generator.random(n_dev) < sc["workload.online_fraction"]
+    online = _OnlineSet(devices)
+    for u in range(n_dev):
+        if online0[u]:
+            online.set(u, True)
+    plan = Plan(groups, list(online.device_list), devices=devices)
+    mean_on_s, mean_off_s = sc["workload.mean_online_s"], sc["workload.mean_offline_s"]
+    flips: list[tuple[float, int]] = []  # (when, user): the next flip of each user
+    if mean_on_s > 0:
+        for u in range(n_dev):
+            first_s = presence.exponential(mean_on_s if online0[u] else mean_off_s)
+            heapq.heappush(flips, (first_s, u))
+    horizon_s = sc["duration_s"] + sc["drain_s"]
+
+    def flip_until(t_s: float) -> None:
+        while flips and flips[0][0] < t_s:
+            when, u = heapq.heappop(flips)
+            now_online = u not in online.device_pos
+            online.set(u, now_online)
+            plan.flips.append((when, u, now_online))
+            mean = mean_on_s if now_online else mean_off_s
+            heapq.heappush(flips, (when + presence.exponential(mean), u))
+
     rate = sc["workload.send_rate_per_user"]
-    if rate <= 0 or not online:
+    if rate <= 0 or (not online.users and not flips):
+        flip_until(horizon_s)
         return plan
     stream = streams["workload"]
     names = list(groups)
     share = sc["workload.group_share"] if groups else 0.0
-    online_set = set(online)
     t = 0.0
+    wait_for_users = not online.users
+    if not wait_for_users:
+        t += stream.exponential(1.0 / (len(online.users) * rate))
     while True:
-        t += stream.exponential(1.0 / (len(online) * rate))
+        if wait_for_users:  # nobody online: look again in a second (no draw)
+            t += 1.0
+        flip_until(t)
         if t >= sc["duration_s"]:
+            flip_until(horizon_s)
             return plan
-        if share > 0 and stream.uniform() < share:
-            g = stream.below(len(names))
-            members = groups[names[g]]
-            sender = None
-            for _ in range(4 * len(members)):
-                m = members[stream.below(len(members))]
-                if m in online_set:
-                    sender = m
-                    break
-            if sender is not None:
-                rcpt = tuple(x for x in members if x != sender)
-                plan.sends.append((t, sender, names[g], True, rcpt))
-                continue
-        sender = online[stream.below(len(online))]
-        if contacts is not None:
-            cl = contacts[sender]
-            other = cl[stream.below(len(cl))]
-        else:
-            other = stream.below(n - 1)
-            other += other >= sender
-        a, b = min(sender, other), max(sender, other)
-        plan.sends.append((t, sender, f"d{a}-{b}", False, (other,)))
+        if not wait_for_users and online.users:
+            plan.sends.append(
+                _one_send(t, stream, share, groups, names, online, contacts, n, devices)
+            )
+        wait_for_users = not online.users
+        if not wait_for_users:
+            t += stream.exponential(1.0 / (len(online.users) * rate))
+
+
+def _one_send(t, stream, share, groups, names, online: _OnlineSet, contacts, n, devices):
+    """One planned send at ``t``: the simulator's draws (:meth:`immodel.sim.world.World.
+    _submit_one`, then ``_submit``'s choice of the sending device) on the users online
+    now. The sender and recipients are devices (endpoint ids): the sending device, and
+    every device of each recipient plus the sender's other devices."""
+
+    def send(sender: int, conv: str, is_group: bool, users: tuple[int, ...]):
+        if devices is None:
+            return (t, sender, conv, is_group, users)
+        on = [e for e in devices.of[sender] if e in online.device_pos]
+        eid = on[0] if len(on) == 1 else on[stream.below(len(on))]
+        return (t, eid, conv, is_group, devices.expand(users, eid))
+
+    if share > 0 and stream.uniform() < share:
+        g = stream.below(len(names))
+        members = groups[names[g]]
+        for _ in range(4 * len(members)):
+            m = members[stream.below(len(members))]
+            if m in online.pos:
+                return send(m, names[g], True, tuple(x for x in members if x != m))
+    sender = online.users[stream.below(len(online.users))]
+    if contacts is not None:
+        cl = contacts[sender]
+        other = cl[stream.below(len(cl))]
+    else:
+        other = stream.below(n - 1)
+        other += other >= sender
+    a, b = min(sender, other), max(sender, other)
+    return send(sender, f"d{a}-{b}", False, (other,))
 
 
 class Events:
@@ -162,6 +263,15 @@ class RealClient:
         self.access: int | None = None
         self.stopping = False
         self.task: asyncio.Task | None = None
+        # churn: whether the user has the app open, and which of its online periods this
+        # is (a connect or reconnect loop of an earlier period stops when it changes)
+        self.wanted_online = True
+        self.period = 0
+        # its UserSig: issued at this run-clock second (None: not yet needed); stale once
+        # a login was refused as expired or the server ended the session at its expiry
+        self.issued_s: float | None = None
+        self.token_stale = False
+        self.heard_at = 0.0  # run clock of the last frame from the access node
 
     via = "push"  # what the records call a copy that arrived without a sync
 
@@ -182,6 +292,8 @@ class RealClient:
         if access is None:
             return False
         index, port, _http = access
+        if self.token_stale:  # the SDK fetches a fresh UserSig first (a relogin)
+            await self.fetch_token()
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(
@@ -191,27 +303,34 @@ class RealClient:
                     server_hostname=HOST,
                     local_addr=(user_address(self.uid), 0),  # the proxy's who-is-who
                 ),
-                IO_TIMEOUT_S,
+                # an attempt that gets nothing back (a partition holds its handshake) is
+                # given up after the request timeout, then backoff: the simulator's rule
+                gen.sc["transport.request_timeout_s"],
             )
         except (OSError, TimeoutError, ssl.SSLError):
             return False
-        token = generate_usersig(
-            sdkappid=gen.cfg["sdkappid"],
-            key=gen.cfg["usersig_key"],
-            identifier=str(self.uid),
-            expire_s=gen.sc["security.usersig_ttl_s"],
-            now=gen.sc["security.epoch_s"] + gen.clock(),
-        )
-        login = wire.encode({"op": "login", "user": self.uid, "sig": token})
+        if not self.wanted_online:  # the app was closed during the handshake
+            writer.close()
+            return False
+        login = wire.encode({"op": "login", "user": self.uid, "sig": self.token()})
         try:
             writer.write(login)
             if not initial:
                 gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(login)])
-            answer = await asyncio.wait_for(wire.read_frame(reader), IO_TIMEOUT_S)
+            answer = await asyncio.wait_for(
+                wire.read_frame(reader), gen.sc["transport.request_timeout_s"]
+            )
         except (OSError, TimeoutError, ssl.SSLError, wire.FrameError):
             writer.close()
             return False
+        if answer is not None and answer.get("reason") == "expired":
+            self.token_stale = True  # fetch a fresh one and log in again at once
+            writer.close()
+            return await self.connect_once(initial)
         if answer is None or answer.get("op") != "login_ok":
+            writer.close()
+            return False
+        if not self.wanted_online:  # the app was closed while it was logging in
             writer.close()
             return False
         self.writer = writer
@@ -224,7 +343,72 @@ class RealClient:
             actions += self.receiver.handle_connected(now)
         self.act(actions)
         self.task = asyncio.create_task(self.read_loop(reader, self.generation))
+        self.heard_at = now
+        self._next_heartbeat(self.generation)
         return True
+
+    # -- heartbeats -----------------------------------------------------------------------
+    def _next_heartbeat(self, generation: int) -> None:
+        """Schedule this connection's next heartbeat: every ``transport.heartbeat_s`` at
+        the client's phase (as the simulator's ``next_phase_time``; the set-up is t =
+        0). A heartbeat with no frame back within ``transport.request_timeout_s`` means
+        the connection is dead: the app closes it and reconnects (with backoff)."""
+        gen = self.gen
+        period_s = gen.sc["transport.heartbeat_s"]
+        if period_s <= 0:
+            return
+        origin = gen.t_start or 0.0
+        offset = origin + gen.phases[self.uid] * period_s
+        k = math.floor((gen.clock() - offset) / period_s) + 1
+        at = gen.cfg["t0"] + offset + k * period_s
+        gen.loop.call_at(at, self._heartbeat, generation)
+
+    def _heartbeat(self, generation: int) -> None:
+        if generation != self.generation or self.writer is None or self.stopping:
+            return
+        gen = self.gen
+        sent_at = gen.clock()
+        self.writer.write(wire.encode({"op": "heartbeat"}))  # no request of the records
+        timeout_s = gen.sc["transport.request_timeout_s"]
+        gen.loop.call_later(timeout_s, self._heartbeat_answered, generation, sent_at)
+        self._next_heartbeat(generation)
+
+    def _heartbeat_answered(self, generation: int, sent_at: float) -> None:
+        if generation != self.generation or self.writer is None or self.stopping:
+            return
+        if self.heard_at < sent_at:  # nothing came back: the connection is dead
+            self.gen.counters["heartbeat_timeouts"] += 1
+            self.writer.transport.abort()  # the read loop ends: connection_lost, reconnect
+
+    def token(self) -> str:
+        """The app's current UserSig: the first one issued when the sending period
+        began (the simulator's t = 0, also for an app that first logs in later), or with
+        ``security.usersig_issued = "steady_state"`` at a uniform point of the lifetime
+        before it (stream ``usersig_age``); a fresh one after each fetch."""
+        gen = self.gen
+        sc = gen.sc
+        ttl_s = sc["security.usersig_ttl_s"]
+        if self.issued_s is None:
+            age_s = 0.0
+            if sc["security.usersig_issued"] == "steady_state":
+                age_s = gen.streams["usersig_age"].uniform() * ttl_s
+            self.issued_s = float(math.floor(-age_s))  # at t = 0, as the simulator's
+        return generate_usersig(
+            sdkappid=gen.cfg["sdkappid"],
+            key=gen.cfg["usersig_key"],
+            identifier=str(self.uid),
+            expire_s=ttl_s,
+            now=sc["security.epoch_s"] + int(self.issued_s),
+        )
+
+    async def fetch_token(self) -> None:
+        """Fetch a fresh UserSig from the business backend (``security.usersig_fetch_ms``,
+        stream ``usersig_fetch``): a relogin, as the simulator counts them."""
+        gen = self.gen
+        gen.counters["relogins"] += 1
+        await asyncio.sleep(gen.usersig_fetch_s())
+        self.issued_s = float(math.floor(gen.usersig_clock()))
+        self.token_stale = False
 
     async def read_loop(self, reader: asyncio.StreamReader, generation: int) -> None:
         try:
@@ -249,6 +433,9 @@ class RealClient:
             self.writer.close()
         self.writer = None
         self.sender.handle_disconnect(now)
+        # an in-flight sync's answer will never come: without this the reconnect sync
+        # would wait for that sync's timeout (the simulator's clients do the same)
+        self.receiver.disconnect()
         gen.events.reconnects += 1
         gen.spawn(self.reconnect())
 
@@ -261,21 +448,68 @@ class RealClient:
         base_s, max_s = sc["transport.reconnect_base_s"], sc["transport.reconnect_max_s"]
         backoff_s = 0.0
         window_s = base_s
-        while not self.stopping:
+        period = self.period
+        while not self.stopping and period == self.period:
             if self.restart_now:  # a restarted app connects at once (as the simulator's)
                 self.restart_now = False
             else:
                 await asyncio.sleep(self.gen.streams["reconnect"].uniform() * window_s)
-            if self.stopping or await self.connect_once():
+            if self.stopping or period != self.period or await self.connect_once():
                 return
             backoff_s = min(max_s, max(base_s, backoff_s * 2.0))
             window_s = backoff_s
 
-    def crash(self) -> None:
-        """A ``client_crash`` with local state kept: the app dies (its connection is
-        reset; the proxy resets the access node's side) and starts again at once."""
+    # -- presence churn ---------------------------------------------------------------
+    def go_offline(self) -> None:
+        """The user closes the app (a churn flip): the connection is closed cleanly — the
+        access node sees it end and the logic node moves what was not acknowledged to
+        the offline queue, as the simulator's clean close does — and nothing is sent
+        until the next login."""
+        gen = self.gen
+        now = gen.clock()
+        self.wanted_online = False
+        self.period += 1
+        self.restart_now = False
+        if self.connected_at is not None:
+            gen.events.connected.append((self.connected_at, now))
+            self.connected_at = None
+        self.generation += 1  # the read loop's end is not a lost connection
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.sender.handle_disconnect(now)
+        self.receiver.disconnect()
+        self.arm()
+
+    def come_online(self) -> None:
+        """The user opens the app (a churn flip): connect at once, log in and sync what
+        was missed; a failed attempt retries with the reconnect backoff."""
+        self.wanted_online = True
+        self.period += 1
+        self.gen.spawn(self._come_online(self.period))
+
+    async def _come_online(self, period: int) -> None:
+        if await self.connect_once() or period != self.period or self.stopping:
+            return
+        await self.reconnect()
+
+    def forget_local_state(self) -> None:
+        """A reinstalled app (``keep_local_state = false``): the receiver forgets its
+        cursors and shown ids (its first sync pulls the history again), the sender what
+        it had in flight — reported failed (``app_restart``), as the simulator does."""
+        self.receiver.reset()
+        now = self.gen.clock()
+        for msg in self.sender.forget():
+            self.gen.events.outcomes.append((msg.msg_id, now, "app_restart"))
+
+    def crash(self, keep_local_state: bool = True) -> None:
+        """A ``client_crash``: the app dies (its connection is reset; the proxy resets
+        the access node's side) and starts again at once, with or without its local
+        state."""
         if self.writer is None:
             return
+        if not keep_local_state:
+            self.forget_local_state()
         self.restart_now = True
         self.writer.transport.abort()  # the read loop ends: connection_lost, reconnect
 
@@ -305,8 +539,14 @@ class RealClient:
     def on_frame(self, frame: dict, generation: int) -> None:
         if generation != self.generation:
             return
-        now = self.gen.clock()
+        now = self.heard_at = self.gen.clock()
         op = frame["op"]
+        if op == "pong":
+            return
+        if op == "expired":  # the server ends the session: its UserSig expired
+            self.token_stale = True
+            self.restart_now = True  # the SDK fetches a token and logs in at once
+            return
         if op == "push":
             item = wire.stored_from_wire(frame["item"])
             repair = "retransmit" if int(frame["attempt"]) > 1 else ""
@@ -409,10 +649,22 @@ class LoadGen:
         # each user's transport as the simulator draws it (a hybrid run puts the same
         # users on the web); from a stream of its own so that the phases drawn below from
         # self.streams stay as they are
-        _, self.kinds = endpoints.phases_and_transports(
+        self.phases, self.kinds = endpoints.phases_and_transports(
             sc, sc["workload.users"], Streams(sc["seed"])["phase"].generator
         )
+        # several devices per user: one client per device, on the device kind's transport,
+        # the other devices' phases drawn after the table (as the simulator does)
+        device_streams = Streams(sc["seed"])
+        self.devices = build_devices(sc, sc["workload.users"], device_streams)
+        if self.devices is not None:
+            self.kinds = list(self.devices.transport)
+            extra = len(self.kinds) - sc["workload.users"]
+            self.phases += device_streams["devices"].generator.random(extra).tolist()
         self.events = Events()
+        self.t_start: float | None = None  # run clock when the sending period began
+        self.usersig_fetch_s = latency_sampler(
+            sc["security.usersig_fetch_ms"], self.streams["usersig_fetch"]
+        )
         self.counters: Counter[str] = Counter()
         self.clients: dict[int, RealClient] = {}
         self.messages: dict[str, Message] = {}
@@ -422,6 +674,11 @@ class LoadGen:
 
     def clock(self) -> float:
         return self.loop.time() - self.cfg["t0"]
+
+    def usersig_clock(self) -> float:
+        """Seconds on the UserSigs' clock: since the sending period began (``t_start``,
+        set by the orchestrator), as the simulator's t; the set-up is second 0."""
+        return 0.0 if self.t_start is None else max(0.0, self.clock() - self.t_start)
 
     def spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -437,14 +694,16 @@ class LoadGen:
     def sent_message(self, msg_id: str) -> Message:
         return self.messages[msg_id]
 
+    def new_client(self, uid: int) -> RealClient:
+        """User ``uid``'s app: a push client or a web client, as the simulator draws."""
+        return RealClient(self, uid) if self.kinds[uid] == "push" else WebClient(self, uid)
+
     async def connect_all(self, users: list[int], parallel: int = 50) -> None:
         """Connect and log in ``users`` (at most ``parallel`` handshakes at once)."""
         gate = asyncio.Semaphore(parallel)
 
         async def one(uid: int) -> None:
-            client = self.clients[uid] = (
-                RealClient(self, uid) if self.kinds[uid] == "push" else WebClient(self, uid)
-            )
+            client = self.clients[uid] = self.new_client(uid)
             async with gate:
                 for _ in range(3):
                     if await client.connect_once(initial=True):
@@ -468,11 +727,27 @@ class LoadGen:
             expected = now + period_s
 
     async def play(self, plan: Plan, t_start: float) -> None:
-        """Submit the plan's sends at ``t_start`` + their planned times (run clock)."""
-        for t, sender, conv, is_group, rcpt in plan.sends:
+        """Submit the plan's sends and make its presence flips at ``t_start`` + their
+        planned times (run clock), in the plan's time order."""
+        events = sorted(
+            [(t, 1, i) for i, (t, *_rest) in enumerate(plan.sends)]
+            + [(t, 0, i) for i, (t, _u, _on) in enumerate(plan.flips)]
+        )
+        for t, is_send, i in events:
             wait = t_start + t - self.clock()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if not is_send:
+                _t, uid, online = plan.flips[i]
+                client = self.clients.get(uid)
+                if online:
+                    if client is None:  # offline at the start: its first login
+                        client = self.clients[uid] = self.new_client(uid)
+                    client.come_online()
+                elif client is not None:
+                    client.go_offline()
+                continue
+            _t, sender, conv, is_group, rcpt = plan.sends[i]
             client = self.clients.get(sender)
             if client is None:
                 continue
@@ -540,11 +815,13 @@ class WebClient(RealClient):
             session, self._http = self._http, None
             await session.close()
 
-    def crash(self) -> None:
-        """A ``client_crash`` with local state kept: the app's requests and connections
-        die (the proxy resets them) and it logs in again at once."""
+    def crash(self, keep_local_state: bool = True) -> None:
+        """A ``client_crash``: the app's requests and connections die (the proxy resets
+        them) and it logs in again at once, with or without its local state."""
         if not self.logged_in:
             return
+        if not keep_local_state:
+            self.forget_local_state()
         if self.task is not None:
             self.task.cancel()
         session, self._http = self._http, None  # a new app: new connections
@@ -580,14 +857,7 @@ class WebClient(RealClient):
             return False
         index, _port, http_port = access
         self.base = f"https://{HOST}:{http_port}"
-        token = generate_usersig(
-            sdkappid=gen.cfg["sdkappid"],
-            key=gen.cfg["usersig_key"],
-            identifier=str(self.uid),
-            expire_s=gen.sc["security.usersig_ttl_s"],
-            now=gen.sc["security.epoch_s"] + gen.clock(),
-        )
-        body = {"user": self.uid, "sig": token}
+        body = {"user": self.uid, "sig": self.token()}
         if not initial:
             gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(wire.encode(body))])
         try:
@@ -604,6 +874,10 @@ class WebClient(RealClient):
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return False
         if answer.get("op") != "login_ok":
+            return False
+        if not self.wanted_online:  # the app was closed while it was logging in
+            session, self._http = self._http, None
+            gen.spawn(self._logout(session))
             return False
         self.access = index
         self.logged_in = True
@@ -624,8 +898,49 @@ class WebClient(RealClient):
         self.generation += 1
         now = self.gen.clock()
         self.sender.handle_disconnect(now)
+        self.receiver.disconnect()  # as the push client's (an in-flight sync is gone)
         self.gen.events.reconnects += 1
         self.gen.spawn(self.reconnect())
+
+    def go_offline(self) -> None:
+        """The user closes the web app (a churn flip): its poll and requests end, a
+        ``/logout`` tells the access node (which tells the logic nodes: what was not
+        acknowledged goes to the offline queue, as the simulator's clean close), and its
+        connections close; ACKs that waited for the next poll go with them."""
+        now = self.gen.clock()
+        self.wanted_online = False
+        self.period += 1
+        self.restart_now = False
+        if self.logged_in:
+            self.logged_in = False
+            self.generation += 1
+            if self.task is not None:
+                self.task.cancel()
+            self.sender.handle_disconnect(now)
+            self.receiver.disconnect()
+            self.acks = []
+            session, self._http = self._http, None
+            self.gen.spawn(self._logout(session))
+        self.arm()
+
+    async def _logout(self, session) -> None:
+        """Say goodbye on ``session`` (not a request of the run: the simulator's clean
+        close is none), then close its connections."""
+        import aiohttp
+
+        if session is None:
+            return
+        try:
+            async with session.post(
+                self.base + "/logout",
+                json={"user": self.uid},
+                timeout=aiohttp.ClientTimeout(total=IO_TIMEOUT_S),
+            ) as response:
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            pass  # the access node is gone: its logic nodes saw the link end
+        finally:
+            await session.close()
 
     def close(self) -> None:
         self.stopping = True

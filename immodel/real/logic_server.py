@@ -14,7 +14,9 @@ exchange :mod:`immodel.real.wire` frames. What it holds:
   restarted logic node hears it again when the access nodes reconnect).
 
 The send path is the simulator's, without service times: dedup (``begin_send``) →
-admission (:func:`immodel.protocol.admission.admit`) → one SQLite transaction (1:1
+admission (:func:`immodel.protocol.admission.admit`) → with ``server.callback_enabled``,
+an HTTP call to the business backend (:mod:`immodel.real.business`) and admission again
+with its verdict → one SQLite transaction (1:1
 membership, group seq, stored row) → reply → fan-out (``route``: push with pending-ACK,
 the outbox of a polling recipient, or the offline queue for a recipient who is not
 connected). A recipient's pending entry lives on the node that stored the message (the
@@ -34,7 +36,7 @@ import contextlib
 import sys
 from collections import Counter
 
-from immodel.protocol import admission
+from immodel.protocol import admission, channel
 from immodel.protocol.dedup import DedupWindow, Verdict
 from immodel.protocol.messages import Deliver, Message, SendReply
 from immodel.protocol.pending_ack import PendingAcks
@@ -49,6 +51,7 @@ from immodel.real.common import (
     serve_until_terminated,
 )
 from immodel.real.store import SqliteStore
+from immodel.sim.devices import build_devices
 from immodel.sim.relationships import Relationships
 from immodel.sim.rng import Streams
 
@@ -94,9 +97,29 @@ class LogicServer:
         self.sync_follows = sc["reliability.sync"] and sc["reliability.sync_on_reconnect"]
         self.groups: dict[str, list[int]] = {k: list(v) for k, v in cfg["groups"].items()}
         self.policy = admission.AdmissionPolicy(require_friendship=sc["server.require_friendship"])
+        # the before-send callback to the customer's backend (immodel.real.business):
+        # the checks decide first, the callback's verdict second, as in the simulator
+        # and content screening (the same process's screening service)
+        business = f"http://{HOST}:{cfg.get('business_port')}"
+        self.callback_url = business + "/callback" if sc["server.callback_enabled"] else None
+        self.screening_url = business + "/screen" if sc["server.screening_enabled"] else None
+        self.screening_policy = sc["server.screening_policy"]
+        self.callback_timeout_s = sc["server.callback_timeout_s"]
+        self.remote_policy = admission.AdmissionPolicy(
+            require_friendship=sc["server.require_friendship"],
+            callback_enabled=sc["server.callback_enabled"],
+            callback_timeout_default=sc["server.callback_timeout_default"],
+            screening_enabled=sc["server.screening_enabled"],
+        )
+        self._http = None  # the callback's aiohttp session (made on first use)
+        self._calls: set[asyncio.Task] = set()
         # the same muted users, friendships and blacklists as the simulator draws for
         # this scenario and seed, so that both refuse the same messages
         self.relationships = Relationships(sc, Streams(sc["seed"])["admission"].generator)
+        # several devices per user: the simulator's device table for this scenario and
+        # seed; sessions, queues and memberships are the devices' (endpoint ids), the
+        # relationship facts and conversations the users'
+        self.devices = build_devices(sc, sc["workload.users"], Streams(sc["seed"]))
         self.presence: dict[int, _AccessLink] = {}
         self.mode: dict[int, str] = {}  # user → "push" or "poll" (how it is connected)
         self.held: dict[int, tuple[_AccessLink, asyncio.TimerHandle]] = {}  # long polls
@@ -274,13 +297,23 @@ class LogicServer:
         )
 
     # -- the send path --------------------------------------------------------------------
+    def user_of(self, eid: int) -> int:
+        """The user a device (endpoint id) belongs to (itself with one device per user)."""
+        return eid if self.devices is None else self.devices.user[eid]
+
     def recipients(self, msg: Message) -> list[int]:
         """Who a message goes to: the group's other members, or the other party of the
-        1:1 conversation ``d{a}-{b}``."""
+        1:1 conversation ``d{a}-{b}`` — with several devices per user, every device of
+        each, then the sender's other devices (as the simulator's workload expands it)."""
+        sender = self.user_of(msg.sender)
         if msg.is_group:
-            return [m for m in self.groups.get(msg.conversation, ()) if m != msg.sender]
-        a, b = (int(x) for x in msg.conversation[1:].split("-"))
-        return [b if msg.sender == a else a]
+            users = [m for m in self.groups.get(msg.conversation, ()) if m != sender]
+        else:
+            a, b = (int(x) for x in msg.conversation[1:].split("-"))
+            users = [b if sender == a else a]
+        if self.devices is None:
+            return users
+        return list(self.devices.expand(users, msg.sender))
 
     def on_send(self, link: _AccessLink, user: int, msg: Message) -> None:
         if msg.sender != user:
@@ -304,11 +337,14 @@ class LogicServer:
                 self._reply(link, user, reply)
                 return
         recipients = self.recipients(msg)
+        sender = self.user_of(msg.sender)
         friends, black = (
-            (True, False) if msg.is_group else self.relationships.pair(msg.sender, recipients[0])
+            (True, False)
+            if msg.is_group
+            else self.relationships.pair(sender, self.user_of(recipients[0]))
         )
         facts = admission.MessageFacts(
-            sender_muted=msg.sender in self.relationships.muted,
+            sender_muted=sender in self.relationships.muted,
             blacklisted_by_recipient=black,
             are_friends=friends,
             is_group=msg.is_group,
@@ -318,10 +354,85 @@ class LogicServer:
             self.stats.counts["rejections"] += 1
             self._reply(link, user, self.node.reject(msg, str(decision.reason), now))
             return
+        if self.callback_url is not None or self.screening_url is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._call_back(link, user, msg, recipients, sender, facts)
+            )
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+            return
+        self._store_and_route(link, user, msg, recipients, sender)
+
+    async def _call_back(self, link, user: int, msg: Message, recipients, sender, facts) -> None:
+        """Ask the business backend about ``msg`` and have it screened (a retry
+        meanwhile is dropped by dedup: the send is in progress), then refuse it or store
+        it — the simulator's order: checks, callback, screening, recent contacts, store."""
+        import aiohttp
+
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        body = {"msg_id": msg.msg_id, "sender": sender, "conversation": msg.conversation}
+        callback = None
+        if self.callback_url is not None:
+            callback = "timeout"
+            try:
+                async with self._http.post(
+                    self.callback_url,
+                    json=body,
+                    timeout=aiohttp.ClientTimeout(total=self.callback_timeout_s),
+                ) as response:
+                    callback = (await response.json())["verdict"]
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+                self.stats.counts["callback_timeouts"] += 1
+        # screened whatever the callback said, then one decision on both verdicts (as the
+        # simulator's stages do)
+        screening = None
+        action = ""
+        if self.screening_url is not None:
+            async with self._http.post(self.screening_url, json=body) as response:
+                screening = (await response.json())["verdict"]
+            # the business's policy decides what a hit means (immodel.protocol.channel)
+            action = channel.screening_action(self.screening_policy, screening)
+            if action and action != "blocked":
+                screening = "pass"  # not a refusal: the policy delivers it (or not) itself
+            if action:
+                self.stats.counts["screening_" + action] += 1
+                self.store.db.execute(
+                    "INSERT OR REPLACE INTO screening VALUES (?, ?)", (msg.msg_id, action)
+                )
+        if not self._refuse(link, user, msg, callback, screening, facts):
+            if action == "sender_only":  # shown to its sender only: a final answer, no copy
+                self.stats.counts["rejections"] += 1
+                reply = self.node.reject(msg, "screened_sender_only", self.clock())
+                self._reply(link, user, reply)
+                return
+            self._store_and_route(link, user, msg, recipients, sender)
+
+    def _refuse(self, link, user: int, msg: Message, callback, screening, facts) -> bool:
+        """Admission with the remote verdicts; True (and the refusal sent) when refused."""
+        facts = admission.MessageFacts(
+            sender_muted=facts.sender_muted,
+            blacklisted_by_recipient=facts.blacklisted_by_recipient,
+            are_friends=facts.are_friends,
+            is_group=facts.is_group,
+            screening_verdict=screening,
+            callback_verdict=callback,
+        )
+        decision = admission.admit(self.remote_policy, facts)
+        if decision.accepted:
+            return False
+        self.stats.counts["rejections"] += 1
+        self._reply(link, user, self.node.reject(msg, str(decision.reason), self.clock()))
+        return True
+
+    def _store_and_route(self, link, user: int, msg: Message, recipients, sender) -> None:
+        """The admitted send: one store transaction, the reply, the fan-out."""
+        now = self.clock()
         with self.store.transaction():
             if not msg.is_group:
-                for u in (msg.sender, recipients[0]):
-                    self.store.join(u, msg.conversation)
+                for u in (sender, self.user_of(recipients[0])):
+                    for e in [u] if self.devices is None else self.devices.of[u]:
+                        self.store.join(e, msg.conversation)
             self.store.stamp_now = now
             self.store.online = [r for r in recipients if r in self.presence]
             item, reply = self.node.commit(msg, now)

@@ -74,19 +74,14 @@ USERSIG_KEY = "immodel-real-harness-app-secret-key"
 _NO_LOSS = "packet loss is not implemented by the fault proxy: it forwards byte streams"
 _DEFAULT_ONLY = (
     # key, what the harness supports (the refusal names both)
-    ("workload.devices", {}, "one device per user"),
     ("workload.live_rooms", 0, "0 (live rooms are not implemented)"),
     ("workload.rest_rate_per_s", 0.0, "0 (REST senders are not implemented)"),
     ("workload.rest_broadcasts", (), "[] (REST broadcasts are not implemented)"),
-    ("workload.mean_online_s", 0.0, "0 (presence churn is not implemented)"),
-    ("workload.mean_offline_s", 0.0, "0 (presence churn is not implemented)"),
     ("workload.push_open_prob", 0.0, "0 (offline notifications are not implemented)"),
     ("network.uplink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.downlink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.burst_enter_prob", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.break_rate_per_hour", 0.0, "0 (silent connection breaks are not implemented)"),
-    ("server.callback_enabled", False, "false (the business callback is not implemented)"),
-    ("server.screening_enabled", False, "false (content screening is not implemented)"),
     ("security.dns", "none", "none (name resolution is not modelled by the harness)"),
     ("reliability.sync_cursor", "conversation", "conversation (no inboxes in the harness)"),
     ("security.channel", "encrypted", "encrypted (the harness always uses TLS)"),
@@ -120,12 +115,17 @@ def check_supported(sc) -> None:
                 f"{key} = {json.dumps(value, default=list)} is not supported by immodel real: "
                 f"allowed {allowed}"
             )
+    kind = sc["transport.kind"]
     horizon = sc["duration_s"] + sc["drain_s"]
-    if sc["security.usersig_ttl_s"] < horizon:
+    expiring = sc["security.usersig_ttl_s"] < horizon or (
+        sc["security.usersig_issued"] == "steady_state"
+    )
+    if expiring and (kind != "push" or sc["workload.devices"]):
         raise UserError(
-            f"security.usersig_ttl_s = {sc['security.usersig_ttl_s']} is shorter than the "
-            f"run ({horizon:g} s): UserSig renewal is not implemented by immodel real; "
-            "allowed a lifetime of at least duration_s + drain_s"
+            f"security.usersig_ttl_s = {sc['security.usersig_ttl_s']} (UserSigs that expire "
+            f"within the run) with transport.kind = '{kind}' is not supported by immodel "
+            "real: a web session's end at its UserSig's expiry is not implemented "
+            "(allowed: push clients, or a lifetime of at least duration_s + drain_s)"
         )
     if horizon > MAX_RUN_S:
         raise UserError(
@@ -145,20 +145,8 @@ def check_supported(sc) -> None:
                 f"allowed {', '.join(_FAULTS)}"
             )
         if kind == "partition":
-            if fault["down_s"] >= sc["transport.heartbeat_s"]:
-                raise UserError(
-                    f"faults[{i}].down_s = {fault['down_s']:g} is not supported by immodel "
-                    "real for a partition: the clients send no heartbeats, so a partition "
-                    "that would trip them is not implemented (allowed down_s < "
-                    f"transport.heartbeat_s = {sc['transport.heartbeat_s']:g})"
-                )
             continue
         if kind == "client_crash":
-            if not fault["keep_local_state"]:
-                raise UserError(
-                    f"faults[{i}].keep_local_state = false is not supported by immodel real: "
-                    "a reinstalled app is not implemented (allowed true)"
-                )
             continue
         nodes = sc["server.nodes"] if kind == "server_crash" else sc["server.access_nodes"]
         node = int(fault.get("node", 0))
@@ -240,6 +228,7 @@ class ServerProcess:
                 "logic": "logic_server",
                 "access": "access_server",
                 "proxy": "proxy",
+                "business": "business",
             }[self.role]
         )
         args = [sys.executable, "-m", module, str(self.config), str(self.index)]
@@ -407,7 +396,10 @@ async def _run(sc, folder: Path):
     plan = make_plan(sc)
     cert, key, client_ctx = _make_tls(folder)
     db = folder / "store.sqlite"
-    store_mod.create(str(db), plan.groups)
+    members = plan.groups
+    if plan.devices is not None:  # the store's memberships are the devices' (sync reads them)
+        members = {g: [e for m in ms for e in plan.devices.of[m]] for g, ms in members.items()}
+    store_mod.create(str(db), members)
     cfg: dict[str, Any] = {
         "t0": t0,
         "dir": str(folder),
@@ -425,12 +417,22 @@ async def _run(sc, folder: Path):
     logic = [ServerProcess("logic", i, config, folder) for i in range(sc["server.nodes"])]
     access = [ServerProcess("access", i, config, folder) for i in range(sc["server.access_nodes"])]
     proxy = ServerProcess("proxy", 0, config, folder)
+    # the customer's backend that the before-send callback calls (only when enabled)
+    business = (
+        [ServerProcess("business", 0, config, folder)]
+        if sc["server.callback_enabled"] or sc["server.screening_enabled"]
+        else []
+    )
     gen = None
     fault_log: list[dict] = []
     load_rows: list[dict] = []
     tasks: list[asyncio.Task] = []
     try:
         config.write_text(json.dumps(cfg))
+        for p in business:  # first: the logic processes read its port at start
+            await p.start()
+            cfg["business_port"] = p.port
+            config.write_text(json.dumps(cfg))
         # the proxy starts with the logic tier (it needs no ports to listen) and learns
         # the access nodes' ports when they are up
         await asyncio.gather(*(p.start() for p in logic), proxy.start())
@@ -452,8 +454,14 @@ async def _run(sc, folder: Path):
         await gen.connect_all(plan.online)
         # the logic servers count their frames from here on, as their CPU is counted
         await asyncio.gather(*(p.command({"op": "mark"}) for p in logic))
-        t_start = gen.clock()
-        for p in (*logic, *access, proxy):
+        t_start = gen.t_start = gen.clock()
+        # the UserSigs' clock starts with the sending period (a restarted access node
+        # reads it from the configuration)
+        cfg["t_start"] = t_start
+        config.write_text(json.dumps(cfg))
+        for p in access:
+            await p.command({"op": "start", "t": t_start})
+        for p in (*logic, *access, proxy, *business):
             p.mark_cpu()
         cpu0 = time.process_time()
         setup_s = time.perf_counter() - wall0
@@ -509,7 +517,7 @@ async def _run(sc, folder: Path):
                 # them, or they would reconnect with backoff), and the access node sees
                 # their connections reset
                 for u in crashed:
-                    gen.clients[u].crash()
+                    gen.clients[u].crash(f["keep_local_state"])
                 await proxy.command({"op": "reset", "users": crashed})
                 return
             node = int(f.get("node", 0))
@@ -576,7 +584,7 @@ async def _run(sc, folder: Path):
             # each process's CPU at the end of the sending window: the utilisation the
             # simulator reports is its busy time in the window, not in the drain
             await asyncio.sleep(max(0.0, t_start + sc["duration_s"] - gen.clock()))
-            cpu_window.update({p.name: p.cpu_s() for p in (*logic, *access, proxy)})
+            cpu_window.update({p.name: p.cpu_s() for p in (*logic, *access, proxy, *business)})
 
         tasks = [asyncio.create_task(fault(f)) for f in sc["faults"]]
         tasks.append(asyncio.create_task(window_end()))
@@ -592,19 +600,19 @@ async def _run(sc, folder: Path):
                 raise task.exception()
         online_at_end = {u for u, c in gen.clients.items() if c.online}
         await gen.aclose()
-        cpu = {p.name: p.cpu_s() for p in (*logic, *access, proxy)}
+        cpu = {p.name: p.cpu_s() for p in (*logic, *access, proxy, *business)}
         cpu["loadgen"] = time.process_time() - cpu0
-        await asyncio.gather(*(p.stop() for p in (*logic, *access, proxy)))
+        await asyncio.gather(*(p.stop() for p in (*logic, *access, proxy, *business)))
     finally:
         for task in tasks:
             task.cancel()
         if gen is not None:
             gen.close()
-        for p in (*logic, *access, proxy):
+        for p in (*logic, *access, proxy, *business):
             p.kill()
         # reap them in this loop (also when unwinding from Ctrl-C or SIGTERM), so their
         # pipes close here rather than in a closed loop's garbage
-        for p in (*logic, *access, proxy):
+        for p in (*logic, *access, proxy, *business):
             await p.wait_gone()
     extra = _extra(sc, gen, folder, cpu, cpu_window or cpu, logic, access, setup_s, t_start)
     counters = extra.pop("real_counters")
@@ -613,8 +621,10 @@ async def _run(sc, folder: Path):
         gen.events,
         store_mod.read_stored(str(db)),
         t_start=t_start,
-        users=sc["workload.users"],
+        users=len(gen.kinds),
         kind=gen.kinds,
+        devices=plan.devices,
+        screening=store_mod.read_screening(str(db)),
         online_at_end=online_at_end,
         fault_log=fault_log,
         load_rows=load_rows,
@@ -655,7 +665,7 @@ def _extra(
     u_logic = window_logic / (len(logic) * window)
     u_access = window_access / (len(access) * window)
     # heartbeats are counted from connected time, as the simulator counts them (the
-    # harness's clients do not send them: on loopback no connection dies silently)
+    # push clients send them, at their phase; the count keeps the simulator's definition)
     beat = sc["transport.heartbeat_s"]
     spans = gen.events.connected
     heartbeats = int(sum(b - a for a, b in spans) / beat)
@@ -674,6 +684,9 @@ def _extra(
         "heartbeats_window": int(in_window / beat),
         "retransmits_downlink": int(logic_stats.get("retransmits_downlink", 0)),
         "rejections": int(logic_stats.get("rejections", 0)),
+        "relogins": int(gen.counters.get("relogins", 0)),
+        "logins_rejected": int(access_stats.get("logins_rejected", 0)),
+        "liveness_drops": int(access_stats.get("liveness_drops", 0)),
         "sync_pages": int(gen.counters.get("sync_pages", 0)),
         "users": sc["workload.users"],
         "horizon_s": sc["duration_s"] + sc["drain_s"],

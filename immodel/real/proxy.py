@@ -85,9 +85,10 @@ class DelayLine:
         self.queue: deque = deque()
         self.free_at = 0.0
         self.handle: asyncio.TimerHandle | None = None
+        self.sent_from = 0.0  # loop time before which nothing can leave (see Link)
 
     def put(self, delay_s: float, item) -> None:
-        at = max(self.loop.time() + delay_s, self.free_at)
+        at = max(max(self.loop.time(), self.sent_from) + delay_s, self.free_at)
         self.free_at = at
         self.queue.append((at, item))
         if self.handle is None:
@@ -146,6 +147,13 @@ class Link:
         }
         self.closed = False
         self.eofs = 0
+        # TCP's handshake: the proxy's kernel accepts the client's connection at once, so
+        # its connect() returns before any latency; on a real network the SYN and the
+        # SYN-ACK cross it first. The client's first bytes are treated as sent once a
+        # round trip (two draws) has passed, then take their own one-way time — so a
+        # connection's first request arrives three one-way times after connect(), as the
+        # simulator's ``transport.handshake_rtts`` counts TCP's round trip.
+        self.lines["uplink"].sent_from = proxy.loop.time() + proxy.latency() + proxy.latency()
         for d, until in proxy.held.get(user, {}).items():
             self.lines[d].hold_until(until)
 

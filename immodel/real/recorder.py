@@ -68,10 +68,13 @@ def build_result(
     fault_log: list[dict],
     load_rows: list[dict],
     extra: dict[str, Any],
+    devices=None,
+    screening: dict[str, str] | None = None,
 ) -> Result:
     """The :class:`~immodel.sim.model.Result` of a real run (see the module docstring)."""
     rec = Recorder()
     rec.recipient_kind = [kind] * users if isinstance(kind, str) else list(kind)
+    rec.devices = devices  # several devices per user: ``users`` counts the devices
     messages_by_id: dict[str, Message] = {}
     rows: list[tuple[float, int, int, tuple]] = []
     for i, (t, msg, rcpt) in enumerate(events.sent):
@@ -83,9 +86,13 @@ def build_result(
     for i, (t, msg, key, user, via, repair) in enumerate(events.shown):
         rows.append((t - t_start, 2, i, (msg, key, user, via, repair)))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    screening = screening or {}
     for t, kind, _, data in rows:
         if kind == 0:
             rec.sent(t, data[0], data[1])
+            action = screening.get(data[0].msg_id)
+            if action:  # before its stored and shown rows: a replaced text is what they show
+                rec.set_screening(data[0].msg_id, action)
         elif kind == 1:
             msg_id, key, online = data
             msg = messages_by_id[msg_id]
@@ -118,7 +125,7 @@ def build_result(
         reach.connected(uid, t - t_start)
     world = SimpleNamespace(
         reach=reach,
-        devices=None,
+        devices=devices,
         clients=[
             SimpleNamespace(uid=u, conn=(True if u in online_at_end else None))
             for u in range(users)
@@ -129,6 +136,8 @@ def build_result(
 
     horizon = float(scenario["duration_s"]) + float(scenario["drain_s"])
     out = dict(extra)
+    for action in ("blocked", "flagged", "replaced", "sender_only"):  # the simulator's keys
+        out["screening_" + action] = sum(1 for a in screening.values() if a == action)
     incidents = [  # crashes, as the simulator's recovery metrics take them
         {**e, "at_s": e["at_s"] - t_start, "end_s": e["end_s"] - t_start}
         for e in fault_log

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS offline (
     is_group INTEGER NOT NULL, payload INTEGER NOT NULL, order_key INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS offline_user ON offline (user, id);
+CREATE TABLE IF NOT EXISTS screening (msg_id TEXT PRIMARY KEY, action TEXT NOT NULL);
 """
 
 
@@ -239,6 +240,17 @@ class SqliteStore:
             items = self._offline_read(user)
             self.db.execute("DELETE FROM offline WHERE user = ?", (user,))
         return items
+
+
+def read_screening(path: str) -> dict[str, str]:
+    """What content screening did to each message it hit (``msg_id`` → ``blocked``,
+    ``flagged``, ``replaced`` or ``sender_only``), as the logic servers wrote it."""
+    db = connect(path)
+    try:
+        rows = db.execute("SELECT msg_id, action FROM screening").fetchall()
+    finally:
+        db.close()
+    return dict(rows)
 
 
 def read_stored(path: str) -> list[tuple]:

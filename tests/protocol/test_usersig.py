@@ -19,6 +19,7 @@ from immodel.protocol.usersig import (
     UserSigError,
     UserSigReason,
     generate_usersig,
+    usersig_last_valid_s,
     verify_usersig,
 )
 
@@ -141,6 +142,15 @@ def test_vendor_token_after_its_lifetime_is_expired(vector: dict[str, Any]) -> N
         with pytest.raises(UserSigError) as info:
             verify_usersig(vector["usersig"], **_vector_args(vector, now=now))
         assert info.value.reason == "expired"
+
+
+@pytest.mark.parametrize("vector", VECTOR_PARAMS)
+def test_the_last_valid_second_is_the_last_one_verify_accepts(vector: dict[str, Any]) -> None:
+    last = usersig_last_valid_s(vector["usersig"])
+    assert last == vector["time"] + vector["expire"]
+    verify_usersig(vector["usersig"], **_vector_args(vector, now=last))
+    with pytest.raises(UserSigError):
+        verify_usersig(vector["usersig"], **_vector_args(vector, now=last + 1))
 
 
 @pytest.mark.parametrize("vector", VECTOR_PARAMS)
