@@ -61,7 +61,9 @@ base = {
 # %% [markdown]
 # ## Calibration on this machine
 #
-# The logic servers' operations timed in-process, the access servers' CPU per frame and
+# The logic servers' operations timed in-process plus their own I/O per frame (the logic
+# processes' CPU in a real run, less those operations, over the frames they exchanged with
+# the access tier), the access servers' CPU per frame, and
 # the loopback's one-way time from a real run at the comparison's latency, net of it: the
 # fault proxy releases delayed bytes from its event loop's timers, and how late those fire
 # belongs to the one-way time (`immodel.real.calibrate`; `benchmarks/calibrate_loopback.py`
