@@ -457,7 +457,8 @@ RESULTS = Table(
             "cpu_s_by_process",
             "dict",
             "s",
-            "immodel real: CPU time of each process (logic<i>, access<i>, proxy0, business0 if any, loadgen)",
+            "immodel real: CPU time of each process (logic<i>, access<i>, proxy0, "
+            "business0 if any, loadgen)",
         ),
         _c("cpu_s_logic", "float", "s", "immodel real: CPU time of the logic processes"),
         _c("cpu_s_access", "float", "s", "immodel real: CPU time of the access processes"),

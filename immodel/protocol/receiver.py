@@ -265,12 +265,7 @@ class Receiver:
                 if len(ids) == 1
                 else tuple([(conv, msg_id) for msg_id in sorted(ids, key=repr)])
             )
-        gap = self.sync_on_gap and self._gap_open()
-        if not response.complete or self._sync_again or gap:
-            again = self._again_trigger or ("gap" if gap and response.complete else trigger)
-            self._sync_again = False
-            self._again_trigger = ""
-            actions.extend(self._start_sync(now, again))
+        self._next_sync_if_needed(response.complete, trigger, now, actions)
         return actions
 
     def handle_connected(self, now: float) -> list[Action]:
@@ -489,6 +484,19 @@ class Receiver:
         else:
             self._held_for(conv).setdefault(seq, None)
 
+    def _next_sync_if_needed(
+        self, complete: bool, trigger: str, now: float, actions: list[Action]
+    ) -> None:
+        """After a page is merged: ask for the next one when the page was cut, a sync
+        was asked for meanwhile, or a group gap is still open (the trigger carried on:
+        the one asked for meanwhile, "gap", or this sync's own)."""
+        gap = self.sync_on_gap and self._gap_open()
+        if not complete or self._sync_again or gap:
+            again = self._again_trigger or ("gap" if gap and complete else trigger)
+            self._sync_again = False
+            self._again_trigger = ""
+            actions.extend(self._start_sync(now, again))
+
     def _gap_open(self) -> bool:
         """A copy of someone else's message is held behind a gap."""
         return bool(self._held) and any(
@@ -549,12 +557,7 @@ class Receiver:
                 for pair in self._inbox_sent:
                     held.pop(pair, None)
             self._inbox_sent = ()
-        gap = self.sync_on_gap and self._gap_open()
-        if not response.complete or self._sync_again or gap:
-            again = self._again_trigger or ("gap" if gap and response.complete else trigger)
-            self._sync_again = False
-            self._again_trigger = ""
-            actions.extend(self._start_sync(now, again))
+        self._next_sync_if_needed(response.complete, trigger, now, actions)
         return actions
 
 

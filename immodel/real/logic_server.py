@@ -51,6 +51,7 @@ from immodel.real.common import (
     serve_until_terminated,
 )
 from immodel.real.store import SqliteStore
+from immodel.sim import endpoints
 from immodel.sim.devices import build_devices
 from immodel.sim.relationships import Relationships
 from immodel.sim.rng import Streams
@@ -96,7 +97,7 @@ class LogicServer:
         self.one_transfer = sc["server.login_catchup"] == "one_transfer"
         self.sync_follows = sc["reliability.sync"] and sc["reliability.sync_on_reconnect"]
         self.groups: dict[str, list[int]] = {k: list(v) for k, v in cfg["groups"].items()}
-        self.policy = admission.AdmissionPolicy(require_friendship=sc["server.require_friendship"])
+        self.policy, self.remote_policy = endpoints.admission_policies(sc)
         # the before-send callback to the customer's backend (immodel.real.business):
         # the checks decide first, the callback's verdict second, as in the simulator
         # and content screening (the same process's screening service)
@@ -105,12 +106,6 @@ class LogicServer:
         self.screening_url = business + "/screen" if sc["server.screening_enabled"] else None
         self.screening_policy = sc["server.screening_policy"]
         self.callback_timeout_s = sc["server.callback_timeout_s"]
-        self.remote_policy = admission.AdmissionPolicy(
-            require_friendship=sc["server.require_friendship"],
-            callback_enabled=sc["server.callback_enabled"],
-            callback_timeout_default=sc["server.callback_timeout_default"],
-            screening_enabled=sc["server.screening_enabled"],
-        )
         self._http = None  # the callback's aiohttp session (made on first use)
         self._calls: set[asyncio.Task] = set()
         # the same muted users, friendships and blacklists as the simulator draws for

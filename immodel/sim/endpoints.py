@@ -1,4 +1,5 @@
-"""How a scenario configures a client's protocol endpoints: its sender and its receiver.
+"""How a scenario configures the protocol's endpoints: a client's sender and receiver,
+and a server's admission rules.
 
 The simulator (:mod:`immodel.sim.world`) and the real-sockets load generator
 (:mod:`immodel.real.loadgen`) build each client's :class:`~immodel.protocol.sender.UplinkSender`
@@ -11,7 +12,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from immodel.protocol.admission import AdmissionPolicy
 from immodel.protocol.sender import RetryPolicy
+
+
+def admission_policies(sc: Any) -> tuple[AdmissionPolicy, AdmissionPolicy]:
+    """The server's admission rules ``(checks, full)``: the checks stage's own (mute,
+    blacklist, friendship) and the whole decision's, which adds the before-send callback
+    and content screening when the scenario enables them. The simulator's logic tier and
+    the real logic servers decide by the same two."""
+    checks = AdmissionPolicy(require_friendship=sc["server.require_friendship"])
+    full = AdmissionPolicy(
+        require_friendship=sc["server.require_friendship"],
+        callback_enabled=sc["server.callback_enabled"],
+        callback_timeout_default=sc["server.callback_timeout_default"],
+        screening_enabled=sc["server.screening_enabled"],
+    )
+    return checks, full
 
 
 def retry_policy(sc: Any) -> RetryPolicy:
@@ -59,4 +76,4 @@ def phases_and_transports(sc: Any, n: int, generator) -> tuple[list[float], list
     return phases, [kind] * n
 
 
-__all__ = ["phases_and_transports", "receiver_options", "retry_policy"]
+__all__ = ["admission_policies", "phases_and_transports", "receiver_options", "retry_policy"]

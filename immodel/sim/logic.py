@@ -47,6 +47,7 @@ from immodel.protocol.messages import Deliver, Message, SendReply
 from immodel.protocol.pending_ack import PendingAcks
 from immodel.protocol.rest import ADMIN_UID
 from immodel.protocol.server import ServerNode, login_pushes_queue
+from immodel.sim import endpoints
 from immodel.sim.clients import LONG_POLL, PUSH, REPLY_BYTES, SHORT_POLL, Client
 from immodel.sim.connection import Connection
 from immodel.sim.kernel import at_time, crash_lifecycle, later, rendezvous
@@ -150,15 +151,7 @@ class LogicTier:
     def _setup_admission(self) -> None:
         sc = self.sc
         self.screening_policy = sc["server.screening_policy"]
-        self.policy = admission.AdmissionPolicy(
-            require_friendship=sc["server.require_friendship"],
-            callback_enabled=sc["server.callback_enabled"],
-            callback_timeout_default=sc["server.callback_timeout_default"],
-            screening_enabled=sc["server.screening_enabled"],
-        )
-        self.checks_policy = admission.AdmissionPolicy(
-            require_friendship=sc["server.require_friendship"]
-        )
+        self.checks_policy, self.policy = endpoints.admission_policies(sc)
         # Without a callback or screening the second decision applies the checks' rules to
         # the checks' facts again: it is the checks' answer (an acceptance), not asked twice.
         self.checks_decide = self.policy == self.checks_policy
