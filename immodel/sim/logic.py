@@ -256,7 +256,7 @@ class LogicTier:
         deployment cheap."""
         sender = msg.sender
         dev = self.w.devices  # several devices per user: the facts are the users'
-        if dev is not None:
+        if dev is not None and sender != ADMIN_UID:  # the admin account has no devices
             sender = dev.user[sender]
         friends, black = True, False
         if not msg.is_group:

@@ -198,3 +198,13 @@ def test_each_device_repairs_its_own_losses_without_duplicates_or_misorder():
     assert all(v["deliveries_expected"] > 100 for v in s["delivery_by_device"].values())
     assert s["lost"] == s["duplicates"] == s["order_violations"] == 0
     assert r.summary["packets_lost_down"] > 0
+
+
+def test_the_admin_account_is_judged_as_itself_not_as_a_device_owner():
+    # the admin (REST sender, id -1) owns no device: with every user muted, its messages
+    # pass the mute check; read as a device id, -1 would name the last device's owner,
+    # who is muted, and every REST message would be refused
+    result = run(_multi(**{"server.muted_fraction": 1.0, "workload.rest_rate_per_s": 2.0}))
+    rest = result.messages[result.messages["origin"] == "rest"].drop_duplicates("msg_id")
+    assert len(rest) > 10  # 2 calls/s × 20 s
+    assert (rest["failure_reason"] == "").all()
