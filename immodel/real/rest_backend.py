@@ -189,6 +189,8 @@ class RestBackend:
     # -- the plan -------------------------------------------------------------------------
     async def play(self, calls: list[RestCall], t_start: float) -> None:
         """Start each planned call at ``t_start`` + its time (run clock)."""
+        if calls:  # the pool (and aiohttp's client imports) before the first call is due
+            self._session()
         for i, call in enumerate(calls):
             wait = t_start + call.t_s - self.gen.clock()
             if wait > 0:

@@ -4,7 +4,13 @@ and fanned out by the logic tier like SDK messages (:mod:`immodel.real.rest_back
 
 from __future__ import annotations
 
+import asyncio
 import math
+import ssl
+import time
+from collections import Counter
+from dataclasses import replace as dataclass_replace
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -157,3 +163,90 @@ def test_given_up_calls_fail_their_messages_and_the_rest_arrive(over):
     assert s["rest_calls_offered"] == sim["rest_calls_offered"]
     assert s["rest_messages"] == sim["rest_messages"]
     assert s["rest_calls_max_per_s"] == sim["rest_calls_max_per_s"] == LIMIT_S
+
+
+def test_a_call_without_an_answer_goes_again_with_the_same_ids(tmp_path):
+    # In-process, no servers: the backend against the access node's endpoint whose logic
+    # tier loses the first reply of each message (a crash would). The endpoint answers
+    # the first attempt "no reply" after transport.request_timeout_s; the backend's own
+    # timeout sends the call again with the same message ids, whose reply then comes.
+
+    from aiohttp import web
+
+    from immodel.protocol.messages import SendReply
+    from immodel.real import wire
+    from immodel.real.loadgen import Events
+    from immodel.real.orchestrator import SDKAPPID, USERSIG_KEY, _make_tls
+    from immodel.real.rest_backend import RestBackend, RestEndpoint
+
+    timeout_s = 0.3
+    sc = Scenario.load(
+        "baseline",
+        {
+            **SMALL,
+            "workload.rest_rate_per_s": 1.0,
+            "workload.rest_latency_ms": 1.0,
+            "transport.request_timeout_s": timeout_s,
+        },
+    )
+    cert, key, client_ctx = _make_tls(tmp_path)
+    cfg = {"t0": time.monotonic(), "sdkappid": SDKAPPID, "usersig_key": USERSIG_KEY}
+    asked: list[str] = []
+
+    async def ask(user, what, frame, timeout):
+        msg_id = frame["msg"][0]
+        asked.append(msg_id)
+        if asked.count(msg_id) == 1:
+            await asyncio.sleep(timeout)  # the reply is lost
+            return None
+        return {"reply": wire.reply_to_wire(SendReply(msg_id, True, 1))}
+
+    async def main():
+        clock = lambda: time.monotonic() - cfg["t0"]  # noqa: E731
+        server = SimpleNamespace(
+            cfg={**cfg, "scenario": sc.values},
+            clock=clock,
+            origin_s=0.0,
+            stats=SimpleNamespace(counts=Counter()),
+            epoch_s=sc["security.epoch_s"],
+            request_timeout_s=timeout_s,
+            _ask=ask,
+        )
+        endpoint = RestEndpoint(server)
+        app = web.Application()
+        app.add_routes([web.post("/rest", endpoint.h_rest)])
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+        await site.start()
+        port = runner.addresses[0][1]
+        gen = SimpleNamespace(
+            sc=sc,
+            cfg=cfg,
+            loop=asyncio.get_running_loop(),
+            clock=clock,
+            usersig_clock=clock,
+            events=Events(),
+            counters=Counter(),
+            t_start=0.0,
+        )
+        backend = RestBackend(gen, client_ctx, lambda: [(0, port)])
+        call = make_rest_plan(sc)[0]
+        await backend.play([dataclass_replace(call, t_s=0.0)], clock())
+        await asyncio.sleep(timeout_s + 0.5)
+        await backend.aclose()
+        await runner.cleanup()
+        return backend, gen, server
+
+    backend, gen, server = asyncio.run(main())
+    msg_id = make_rest_plan(sc)[0].messages[0][0].msg_id
+    assert asked == [msg_id, msg_id]  # the same id twice: the logic tier's dedup key
+    assert backend.caller.timeouts == 1 and backend.caller.retries == 1
+    assert gen.events.attempts == {msg_id: 2}
+    assert [(i, f) for i, _, f in gen.events.outcomes] == [(msg_id, "")]
+    assert [r[2] for r in gen.events.requests] == ["rest", "rest"]  # both admitted
+    assert server.stats.counts["rest_admitted"] == 2
+    s = backend.summary()
+    assert (s["rest_calls"], s["rest_retries"], s["rest_calls_offered"]) == (2, 1, 1)
