@@ -15,6 +15,8 @@ per role:
 * :mod:`~immodel.real.access_server` — an access process;
 * :mod:`~immodel.real.proxy` — the fault proxy (the network between clients and access);
 * :mod:`~immodel.real.loadgen` — the plan and the clients;
+* :mod:`~immodel.real.rest_backend` — the business backend's REST calls and the access
+  node's REST endpoint;
 * :mod:`~immodel.real.orchestrator` — refusals, processes, faults, cleanup;
 * :mod:`~immodel.real.recorder` — the records and summary of a real run;
 * :mod:`~immodel.real.common` — configuration, run clock, counters, start-up handshake.

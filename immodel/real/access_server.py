@@ -39,6 +39,7 @@ import math
 import ssl
 import sys
 
+from immodel.protocol.rest import ADMIN_UID
 from immodel.protocol.usersig import UserSigError, usersig_last_valid_s, verify_usersig
 from immodel.real import wire
 from immodel.real.common import (
@@ -80,6 +81,10 @@ class AccessServer:
         # transport.liveness_timeout_s is dropped (run clock of each session's last frame)
         self.liveness_s = cfg["scenario"]["transport.liveness_timeout_s"]
         self.heard_at: dict[asyncio.StreamWriter, float] = {}
+        # the REST API for business backends (immodel.real.rest_backend)
+        from immodel.real.rest_backend import RestEndpoint
+
+        self.rest = RestEndpoint(self)
 
     def owner(self, user: int) -> int | None:
         live = sorted(self.links)
@@ -150,6 +155,9 @@ class AccessServer:
             # that owns the poller (where its polls and their ACKs go)
             self.stats.counts["copies_routed"] += 1
             self.to_logic(self.owner(user), {**frame, "op": "routed"})
+            return
+        if user == ADMIN_UID:  # the reply to a REST call's message
+            self._answer_web(user, frame)
             return
         if user in self.web:
             self._answer_web(user, frame)
@@ -420,6 +428,7 @@ class AccessServer:
                 web.post("/poll", self.h_poll),
                 web.post("/logout", self.h_logout),
                 web.get("/ping", self.h_ping),
+                web.post("/rest", self.rest.h_rest),
             ]
         )
         runner = web.AppRunner(app, access_log=None)

@@ -40,6 +40,7 @@ from immodel.protocol import admission, channel
 from immodel.protocol.dedup import DedupWindow, Verdict
 from immodel.protocol.messages import Deliver, Message, SendReply
 from immodel.protocol.pending_ack import PendingAcks
+from immodel.protocol.rest import ADMIN_UID
 from immodel.protocol.server import ServerNode
 from immodel.real import wire
 from immodel.real.common import (
@@ -300,6 +301,10 @@ class LogicServer:
         """Who a message goes to: the group's other members, or the other party of the
         1:1 conversation ``d{a}-{b}`` — with several devices per user, every device of
         each, then the sender's other devices (as the simulator's workload expands it)."""
+        if msg.sender == ADMIN_UID:  # a REST message (immodel.real.rest_backend)
+            from immodel.real.rest_backend import rest_recipients
+
+            return rest_recipients(msg, self.groups)
         sender = self.user_of(msg.sender)
         if msg.is_group:
             users = [m for m in self.groups.get(msg.conversation, ()) if m != sender]

@@ -75,8 +75,6 @@ _NO_LOSS = "packet loss is not implemented by the fault proxy: it forwards byte 
 _DEFAULT_ONLY = (
     # key, what the harness supports (the refusal names both)
     ("workload.live_rooms", 0, "0 (live rooms are not implemented)"),
-    ("workload.rest_rate_per_s", 0.0, "0 (REST senders are not implemented)"),
-    ("workload.rest_broadcasts", (), "[] (REST broadcasts are not implemented)"),
     ("workload.push_open_prob", 0.0, "0 (offline notifications are not implemented)"),
     ("network.uplink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.downlink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
@@ -115,6 +113,7 @@ def check_supported(sc) -> None:
                 f"{key} = {json.dumps(value, default=list)} is not supported by immodel real: "
                 f"allowed {allowed}"
             )
+    _check_rest(sc)
     kind = sc["transport.kind"]
     horizon = sc["duration_s"] + sc["drain_s"]
     expiring = sc["security.usersig_ttl_s"] < horizon or (
@@ -166,6 +165,28 @@ def check_supported(sc) -> None:
                 f"faults[{i}]: gateway_crash needs server.access_nodes ≥ 2 in immodel real "
                 "(its clients reconnect to another access node)"
             )
+
+
+def _check_rest(sc) -> None:
+    """REST senders (:mod:`immodel.real.rest_backend`) run with one access node and one
+    device per user; refuse the rest, naming the key."""
+    from immodel.real.rest_backend import rest_enabled
+
+    if not rest_enabled(sc):
+        return
+    if sc["server.access_nodes"] != 1:
+        raise UserError(
+            f"server.access_nodes = {sc['server.access_nodes']} with REST senders "
+            "(workload.rest_rate_per_s or workload.rest_broadcasts) is not supported by "
+            "immodel real: the per-app rate limit is one counter, kept on the access node "
+            "(allowed 1)"
+        )
+    if sc["workload.devices"]:
+        raise UserError(
+            f"workload.devices = {json.dumps(sc['workload.devices'], default=list)} with "
+            "REST senders is not supported by immodel real: admin messages to several "
+            "devices per user are not implemented (allowed: the default, one device)"
+        )
 
 
 class Terminated(KeyboardInterrupt):
@@ -385,6 +406,7 @@ def run_real(scenario, *, keep_dir: str | None = None) -> Any:
 
 
 async def _run(sc, folder: Path):
+    from immodel.analysis.rest import rest_latency_metrics
     from immodel.real import store as store_mod
     from immodel.real.loadgen import LoadGen, make_plan
     from immodel.real.recorder import build_result
@@ -399,6 +421,11 @@ async def _run(sc, folder: Path):
     members = plan.groups
     if plan.devices is not None:  # the store's memberships are the devices' (sync reads them)
         members = {g: [e for m in ms for e in plan.devices.of[m]] for g, ms in members.items()}
+    from immodel.real.rest_backend import RestBackend, make_rest_plan
+
+    rest_plan = make_rest_plan(sc)
+    if sc["workload.rest_broadcasts"]:  # every user is in the admin's broadcast group
+        members = {**members, "broadcast": list(range(sc["workload.users"]))}
     store_mod.create(str(db), members)
     cfg: dict[str, Any] = {
         "t0": t0,
@@ -406,7 +433,7 @@ async def _run(sc, folder: Path):
         "db": str(db),
         "cert": cert,
         "key": key,
-        "groups": plan.groups,
+        "groups": members if sc["workload.rest_broadcasts"] else plan.groups,
         "sdkappid": SDKAPPID,
         "usersig_key": USERSIG_KEY,
         "scenario": json.loads(json.dumps(sc.values, default=list)),
@@ -424,6 +451,7 @@ async def _run(sc, folder: Path):
         else []
     )
     gen = None
+    rest = None
     fault_log: list[dict] = []
     load_rows: list[dict] = []
     tasks: list[asyncio.Task] = []
@@ -451,6 +479,11 @@ async def _run(sc, folder: Path):
             ]
 
         gen = LoadGen(sc, cfg, client_ctx, live_access)
+        # the business backend calls the access nodes' HTTPS ports directly: its link is
+        # workload.rest_latency_ms, not the users' network of the proxy
+        rest = RestBackend(
+            gen, client_ctx, lambda: [(p.index, p.http_port) for p in access if p.ready and p.up]
+        )
         await gen.connect_all(plan.online)
         # the logic servers count their frames from here on, as their CPU is counted
         await asyncio.gather(*(p.command({"op": "mark"}) for p in logic))
@@ -590,6 +623,7 @@ async def _run(sc, folder: Path):
         tasks.append(asyncio.create_task(window_end()))
         tasks.append(asyncio.create_task(sampler()))
         tasks.append(asyncio.create_task(gen.watch_lag()))
+        tasks.append(asyncio.create_task(rest.play(rest_plan, t_start)))
         await gen.play(plan, t_start)
         await asyncio.sleep(max(0.0, t_start + horizon - gen.clock()))
         for task in tasks:
@@ -599,6 +633,7 @@ async def _run(sc, folder: Path):
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()
         online_at_end = {u for u, c in gen.clients.items() if c.online}
+        await rest.aclose()
         await gen.aclose()
         cpu = {p.name: p.cpu_s() for p in (*logic, *access, proxy, *business)}
         cpu["loadgen"] = time.process_time() - cpu0
@@ -606,6 +641,8 @@ async def _run(sc, folder: Path):
     finally:
         for task in tasks:
             task.cancel()
+        if rest is not None:
+            await rest.aclose()
         if gen is not None:
             gen.close()
         for p in (*logic, *access, proxy, *business):
@@ -630,6 +667,8 @@ async def _run(sc, folder: Path):
         load_rows=load_rows,
         extra=extra,
     )
+    result.summary.update(rest.summary())  # the backend's rest_* counters
+    result.summary.update(rest_latency_metrics(result.messages))
     result.summary["wall_s"] = time.perf_counter() - wall0
     result.counters = {k: int(v) for k, v in sorted(counters.items())}
     return result

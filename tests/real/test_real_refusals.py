@@ -17,7 +17,19 @@ SMALL = ["--set", "workload.users=20", "--set", "duration_s=2", "--set", "drain_
         (["--set", "workload.users=2001"], "workload.users"),
         (["--set", "network.downlink_loss=0.1"], "network.downlink_loss"),
         (["--set", "workload.live_rooms=1"], "workload.live_rooms"),
-        (["--set", "workload.rest_rate_per_s=1"], "workload.rest_rate_per_s"),
+        (
+            ["--set", "workload.rest_rate_per_s=1", "--set", "server.access_nodes=2"],
+            "server.access_nodes",
+        ),
+        (
+            [
+                "--set",
+                "workload.rest_broadcasts=[1]",
+                "--set",
+                "workload.devices={phone={share=1.0,transport='push'}}",
+            ],
+            "workload.devices",
+        ),
         (["--set", "server.nodes=9"], "server.nodes"),
         (["--set", "faults=[{kind='loss_burst',at_s=1,down_s=1}]"], "faults[0].kind"),
         (["--set", "faults=[{kind='store_failure',at_s=1,down_s=1,prob=0.5}]"], "faults[0].kind"),
