@@ -638,6 +638,8 @@ async def _run(sc, folder: Path):
     extra = _extra(sc, gen, folder, cpu, cpu_window or cpu, logic, access, setup_s, t_start)
     counters = extra.pop("real_counters")
     extra.update(_push_summary(folder, counters, vendor))
+    if pushes is not None:
+        pushes.write(folder / "device_pushes.json", t_start)
     result = build_result(
         sc,
         gen.events,

@@ -43,7 +43,10 @@ the simulator's up to copies stored within a login's time of a presence flip.
 Counters: the vendor's ``stats-vendor0-<pid>.json`` (``offline_pushes``,
 ``offline_push_refused``, ``offline_push_collapsed``, ``offline_pushes_lost``, ``reads``,
 ``delivered``); the load generator's ``push_notifications_received``,
-``push_open_draws``, ``push_opens``, ``push_plan_sends_skipped``.
+``push_open_draws``, ``push_open_yes``, ``push_opens`` (``push_opens_superseded``: the app
+was opened meanwhile otherwise), ``push_plan_sends_skipped``. The run's folder (kept with
+``run_real(..., keep_dir=...)``) also holds every decision of the vendor
+(``vendor-log.jsonl``) and the devices' side (``device_pushes.json``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import asyncio
 import contextlib
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from immodel.real.common import (
@@ -180,6 +184,13 @@ class Channel:
         self.unread.discard(eid)
 
 
+_OUTCOMES = {  # a counter that a notification moved, and its outcome in the log
+    "offline_push_collapsed": "collapsed",
+    "offline_push_refused": "refused",
+    "offline_pushes_lost": "lost",
+}
+
+
 class Vendor:
     """The vendor's push service process: lines from the logic processes in, delivered
     notifications out to the devices' side (see the module doc)."""
@@ -193,6 +204,9 @@ class Vendor:
         self.devices = _Lines(int(cfg["device_push_port"]))
         self.stats = Stats(cfg["dir"], "vendor0")
         self.stats.counts.update(self.channel.counts)
+        # every decision, for the records' checks: one JSON line each (run clock)
+        self.log = open(Path(cfg["dir"]) / "vendor-log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._log({"t": self.channel.tokens_at, "op": "start"})  # the bucket is full now
 
     async def serve(self) -> None:
         server = await asyncio.start_server(self._link, HOST, 0)
@@ -208,16 +222,30 @@ class Vendor:
 
     def handle(self, obj: dict) -> None:
         eid = int(obj["eid"])
+        now = self.clock()
         if obj["op"] == "read":
             self.stats.counts["reads"] += 1
             self.channel.read(eid)
+            self._log({"t": now, "op": "read", "eid": eid})
             return
+        before = dict(self.channel.counts)
         delay_s = self.channel.notify(eid)
         for key, value in self.channel.counts.items():
             self.stats.counts[key] = value
+        outcome = "delivered" if delay_s is not None else ""
+        for key, name in _OUTCOMES.items():
+            if self.channel.counts[key] > before[key]:
+                outcome = name
+        self._log(
+            {"t": now, "op": "notify", "eid": eid, "msg_id": obj["msg_id"], "outcome": outcome}
+        )
         if delay_s is not None:
             loop = asyncio.get_running_loop()
             loop.call_later(delay_s, self._deliver, eid, obj["msg_id"])
+
+    def _log(self, entry: dict) -> None:
+        self.log.write(json.dumps(entry) + "\n")
+        self.log.flush()
 
     def _deliver(self, eid: int, msg_id: str) -> None:
         self.stats.counts["delivered"] += 1
@@ -233,6 +261,8 @@ class DevicePushes:
         self.clock = clock  # the run clock (seconds)
         self.gen: Any = None  # the LoadGen, once it exists (attach)
         self.arrivals: list[tuple[float, str, int]] = []  # (run clock, msg_id, device)
+        self.opens: list[tuple[float, int]] = []  # (run clock, device) of each open
+        self.flips: list[tuple[float, int, bool]] = []  # an opened device's own flips
         self.open_prob = sc["workload.push_open_prob"]
         self.open_delay_s = sc["workload.push_open_delay_s"]
         self.mean_on_s = sc["workload.mean_online_s"]
@@ -288,18 +318,21 @@ class DevicePushes:
             return
         self.gen.counters["push_open_draws"] += 1
         if self.open_stream.uniform() < self.open_prob:
+            self.gen.counters["push_open_yes"] += 1
             self.opening.add(eid)
             self._later(self.open_stream.exponential(self.open_delay_s), self._open, eid)
 
     def _open(self, eid: int) -> None:
         self.opening.discard(eid)
         if self._app_open(eid):
+            self.gen.counters["push_opens_superseded"] += 1  # online meanwhile on its own
             return
         gen = self.gen
         client = gen.clients.get(eid)
         if client is None:  # offline since the start: its first login
             client = gen.clients[eid] = gen.new_client(eid)
         gen.counters["push_opens"] += 1
+        self.opens.append((self.clock(), eid))
         client.come_online()
         if self.mean_on_s > 0:  # the online period starts now (Presence.open_app)
             self._schedule(eid, self.presence.exponential(self.mean_on_s))
@@ -312,6 +345,7 @@ class DevicePushes:
         if self.own.get(eid) != serial:
             return  # an open since restarted the device's clock
         client = self.gen.clients[eid]
+        self.flips.append((self.clock(), eid, not client.wanted_online))
         if client.wanted_online:
             client.go_offline()
             self._schedule(eid, self.presence.exponential(self.mean_off_s))
@@ -330,6 +364,16 @@ class DevicePushes:
             self.gen.counters["push_plan_sends_skipped"] += 1
             return True
         return False
+
+    def write(self, path: Path, t_start: float) -> None:
+        """The notifications' arrivals, the opens and the opened devices' own flips, in
+        seconds from the sending period's start (JSON), for the records' checks."""
+        out = {
+            "arrivals": [[t - t_start, m, e] for t, m, e in self.arrivals],
+            "opens": [[t - t_start, e] for t, e in self.opens],
+            "flips": [[t - t_start, e, on] for t, e, on in self.flips],
+        }
+        path.write_text(json.dumps(out), encoding="utf-8")
 
     def close(self) -> None:
         """The run ends: nothing more is opened or flipped, the listener closes."""
