@@ -12,7 +12,9 @@ One run, in order (:func:`run_real`):
    own process group, each on a port of 127.0.0.1 the OS chose; wait for each one's
    ``READY`` line (and for the access nodes to reach every logic node); the fault proxy
    (:mod:`immodel.real.proxy`) starts with the logic processes and is told each access
-   node's ports once it is up.
+   node's ports once it is up. When a device can be offline, the phone vendor's push
+   service starts first (:mod:`immodel.real.vendor_push`), with the load generator's
+   listener for its notifications.
 4. **Connect** the users online at the start as TLS clients through the proxy
    (:mod:`immodel.real.loadgen`), then start the clock of the sending period.
 5. **Play** the plan for ``duration_s`` and wait ``drain_s`` (wall-clock); faults fire

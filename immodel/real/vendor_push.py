@@ -69,14 +69,19 @@ from immodel.real.common import (
 
 
 def needed(sc) -> bool:
-    """Whether a run can have a device that is not connected when a copy is routed (some
-    users offline at the start, churn, or opens): the orchestrator starts the vendor
-    then. (Otherwise only a fault's reconnect gap could queue a copy; it is not
-    notified — see the README's "Real sockets" section.)"""
-    return (
+    """Whether a run can have a device that is not connected when a copy is routed: some
+    users offline at the start, churn, opens, faults (crashes, resets, partitions cut
+    connections) or sessions that end at their UserSig's expiry. The orchestrator starts
+    the vendor then; otherwise every device is connected for the whole run and there is
+    nothing to notify (the offline-push keys are then ``null``)."""
+    horizon_s = sc["duration_s"] + sc["drain_s"]
+    return bool(
         sc["workload.online_fraction"] < 1.0
         or sc["workload.mean_online_s"] > 0
         or sc["workload.push_open_prob"] > 0
+        or sc["faults"]
+        or sc["security.usersig_ttl_s"] < horizon_s
+        or sc["security.usersig_issued"] == "steady_state"
     )
 
 
