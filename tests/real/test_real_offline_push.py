@@ -234,6 +234,24 @@ def test_nothing_reachable_is_lost_or_shown_twice(opens):
     assert s["read_latency_p50_ms"] is not None
 
 
+def test_the_vendor_starts_only_when_a_device_can_be_offline():
+    from immodel.real.orchestrator import check_supported
+    from immodel.real.vendor_push import needed
+
+    base = {"workload.users": 20, "duration_s": 3.0, "drain_s": 1.5}
+    assert not needed(Scenario.load("baseline", base))  # every device connected throughout
+    for over in (
+        {"workload.online_fraction": 0.9},
+        {"workload.mean_online_s": 5.0, "workload.mean_offline_s": 5.0},
+        {"workload.push_open_prob": 0.1},
+        {"faults": [{"kind": "client_crash", "at_s": 1.0, "share": 0.5}]},
+        {"security.usersig_ttl_s": 2},
+    ):
+        sc = Scenario.load("baseline", {**base, **over})
+        assert needed(sc), over
+    check_supported(Scenario.load("baseline", OPENS))  # offline push is no longer refused
+
+
 def _race_prone(sc) -> int:
     """Copies sent within RACE_S of a presence flip of their device (from the plan)."""
     plan = make_plan(sc)
