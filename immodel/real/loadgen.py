@@ -79,7 +79,7 @@ class Plan:
     devices: Any = None
     #: the plan's streams, continued at run time by draws whose order real timing decides
     #: (offline push: :mod:`immodel.real.vendor_push`)
-    streams: Any = None
+    streams: Any = field(default=None, compare=False, repr=False)
 
 
 def _swap_set(items: list[int], pos: dict[int, int], x: int, present: bool) -> None:
