@@ -458,7 +458,7 @@ RESULTS = Table(
             "dict",
             "s",
             "immodel real: CPU time of each process (logic<i>, access<i>, proxy0, "
-            "business0 if any, loadgen)",
+            "business0 and vendor0 if any, loadgen)",
         ),
         _c("cpu_s_logic", "float", "s", "immodel real: CPU time of the logic processes"),
         _c("cpu_s_access", "float", "s", "immodel real: CPU time of the access processes"),

@@ -19,6 +19,8 @@ per role:
   node's REST endpoint;
 * :mod:`~immodel.real.orchestrator` — refusals, processes, faults, cleanup;
 * :mod:`~immodel.real.recorder` — the records and summary of a real run;
+* :mod:`~immodel.real.vendor_push` — the phone vendor's offline push service, and the
+  users who open the app on its notifications;
 * :mod:`~immodel.real.common` — configuration, run clock, counters, start-up handshake.
 """
 

@@ -77,6 +77,9 @@ class Plan:
     #: several devices per user (:class:`immodel.sim.devices.DeviceTable`), or None: the
     #: senders, recipients, ``online`` and ``flips`` are then devices (endpoint ids)
     devices: Any = None
+    #: the plan's streams, continued at run time by draws whose order real timing decides
+    #: (offline push: :mod:`immodel.real.vendor_push`)
+    streams: Any = field(default=None, compare=False, repr=False)
 
 
 def _swap_set(items: list[int], pos: dict[int, int], x: int, present: bool) -> None:
@@ -152,6 +155,7 @@ def make_plan(sc) -> Plan:
         if online0[u]:
             online.set(u, True)
     plan = Plan(groups, list(online.device_list), devices=devices)
+    plan.streams = streams
     mean_on_s, mean_off_s = sc["workload.mean_online_s"], sc["workload.mean_offline_s"]
     flips: list[tuple[float, int]] = []  # (when, user): the next flip of each user
     if mean_on_s > 0:
@@ -671,6 +675,8 @@ class LoadGen:
         self._tasks: set[asyncio.Task] = set()
         self.poll_returns_s: list[float] = []  # access node's answer -> client has it
         self.lags_s: list[float] = []  # the event loop's lateness (see watch_lag)
+        # offline push: the devices' side (immodel.real.vendor_push), set by the orchestrator
+        self.pushes = None
 
     def clock(self) -> float:
         return self.loop.time() - self.cfg["t0"]
@@ -739,6 +745,8 @@ class LoadGen:
                 await asyncio.sleep(wait)
             if not is_send:
                 _t, uid, online = plan.flips[i]
+                if self.pushes is not None and self.pushes.skips_flip(uid):
+                    continue  # opened on a notification: the device flips on its own clock
                 client = self.clients.get(uid)
                 if online:
                     if client is None:  # offline at the start: its first login
@@ -748,6 +756,8 @@ class LoadGen:
                     client.go_offline()
                 continue
             _t, sender, conv, is_group, rcpt = plan.sends[i]
+            if self.pushes is not None and self.pushes.skips_send(sender):
+                continue
             client = self.clients.get(sender)
             if client is None:
                 continue

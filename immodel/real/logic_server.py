@@ -52,6 +52,7 @@ from immodel.real.common import (
     serve_until_terminated,
 )
 from immodel.real.store import SqliteStore
+from immodel.real.vendor_push import VendorLink
 from immodel.sim import endpoints
 from immodel.sim.devices import build_devices
 from immodel.sim.relationships import Relationships
@@ -125,6 +126,9 @@ class LogicServer:
         self.stats.gauge = lambda: {"pending_acks": len(self.node.pending)}
         self._retx: asyncio.TimerHandle | None = None
         self._retx_at: float | None = None
+        # offline push (immodel.real.vendor_push): the vendor's service, when it runs
+        port = cfg.get("vendor_port")
+        self.vendor = VendorLink(int(port)) if port else None
 
     # -- connections ----------------------------------------------------------------------
     async def serve(self, port: int) -> None:
@@ -192,6 +196,8 @@ class LogicServer:
                 sync_follows=self.sync_follows,
             )
             self.stats.counts["login_backlog"] += waiting
+            if self.vendor is not None:  # its notification is read (collapsing restarts)
+                self.vendor.read(user)
             self._push_out(delivers)
             if mode == "poll":
                 self._answer_held(user)
@@ -446,6 +452,10 @@ class LogicServer:
                 # only the access tier knows: the copy goes there through its access node
                 self.presence[r].send({"op": "route", "user": r, "item": wire.stored_to_wire(item)})
                 continue
+            if mode is None and self.vendor is not None:
+                # not connected: the copy goes to the offline queue, the vendor notifies
+                # (where the simulator's fan-out calls _offline_push)
+                self.vendor.notify(r, msg.msg_id)
             self._push_out(self.node.route(item, r, mode, now))
             if mode == "poll":
                 self._answer_held(r)

@@ -12,7 +12,9 @@ One run, in order (:func:`run_real`):
    own process group, each on a port of 127.0.0.1 the OS chose; wait for each one's
    ``READY`` line (and for the access nodes to reach every logic node); the fault proxy
    (:mod:`immodel.real.proxy`) starts with the logic processes and is told each access
-   node's ports once it is up.
+   node's ports once it is up. When a device can be offline, the phone vendor's push
+   service starts first (:mod:`immodel.real.vendor_push`), with the load generator's
+   listener for its notifications.
 4. **Connect** the users online at the start as TLS clients through the proxy
    (:mod:`immodel.real.loadgen`), then start the clock of the sending period.
 5. **Play** the plan for ``duration_s`` and wait ``drain_s`` (wall-clock); faults fire
@@ -51,7 +53,9 @@ from pathlib import Path
 from typing import Any
 
 from immodel.errors import UserError
+from immodel.real import vendor_push
 from immodel.real.common import read_gauge, read_stats, run_sync
+from immodel.sim.offline_push import push_metrics
 
 #: The most users one run may have: a few thousand TLS clients and their tasks in one
 #: event loop is what one machine's loopback holds with timing still meaningful.
@@ -75,7 +79,6 @@ _NO_LOSS = "packet loss is not implemented by the fault proxy: it forwards byte 
 _DEFAULT_ONLY = (
     # key, what the harness supports (the refusal names both)
     ("workload.live_rooms", 0, "0 (live rooms are not implemented)"),
-    ("workload.push_open_prob", 0.0, "0 (offline notifications are not implemented)"),
     ("network.uplink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.downlink_loss", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.burst_enter_prob", 0.0, "0 (" + _NO_LOSS + ")"),
@@ -250,6 +253,7 @@ class ServerProcess:
                 "access": "access_server",
                 "proxy": "proxy",
                 "business": "business",
+                "vendor": "vendor_push",
             }[self.role]
         )
         args = [sys.executable, "-m", module, str(self.config), str(self.index)]
@@ -450,6 +454,10 @@ async def _run(sc, folder: Path):
         if sc["server.callback_enabled"] or sc["server.screening_enabled"]
         else []
     )
+    # the phone vendor's push service and the devices' side of it (only when a device
+    # can be offline: immodel.real.vendor_push)
+    vendor = [ServerProcess("vendor", 0, config, folder)] if vendor_push.needed(sc) else []
+    pushes = vendor_push.DevicePushes(sc, lambda: loop.time() - t0) if vendor else None
     gen = None
     rest = None
     fault_log: list[dict] = []
@@ -457,6 +465,12 @@ async def _run(sc, folder: Path):
     tasks: list[asyncio.Task] = []
     try:
         config.write_text(json.dumps(cfg))
+        if pushes is not None:  # before the logic processes: they read the vendor's port
+            cfg["device_push_port"] = await pushes.start()
+            config.write_text(json.dumps(cfg))
+            await vendor[0].start()
+            cfg["vendor_port"] = vendor[0].port
+            config.write_text(json.dumps(cfg))
         for p in business:  # first: the logic processes read its port at start
             await p.start()
             cfg["business_port"] = p.port
@@ -484,6 +498,9 @@ async def _run(sc, folder: Path):
         rest = RestBackend(
             gen, client_ctx, lambda: [(p.index, p.http_port) for p in access if p.ready and p.up]
         )
+        if pushes is not None:
+            pushes.attach(gen, plan.streams)
+            gen.pushes = pushes
         await gen.connect_all(plan.online)
         # the logic servers count their frames from here on, as their CPU is counted
         await asyncio.gather(*(p.command({"op": "mark"}) for p in logic))
@@ -494,7 +511,7 @@ async def _run(sc, folder: Path):
         config.write_text(json.dumps(cfg))
         for p in access:
             await p.command({"op": "start", "t": t_start})
-        for p in (*logic, *access, proxy, *business):
+        for p in (*logic, *access, proxy, *business, *vendor):
             p.mark_cpu()
         cpu0 = time.process_time()
         setup_s = time.perf_counter() - wall0
@@ -617,7 +634,9 @@ async def _run(sc, folder: Path):
             # each process's CPU at the end of the sending window: the utilisation the
             # simulator reports is its busy time in the window, not in the drain
             await asyncio.sleep(max(0.0, t_start + sc["duration_s"] - gen.clock()))
-            cpu_window.update({p.name: p.cpu_s() for p in (*logic, *access, proxy, *business)})
+            cpu_window.update(
+                {p.name: p.cpu_s() for p in (*logic, *access, proxy, *business, *vendor)}
+            )
 
         tasks = [asyncio.create_task(fault(f)) for f in sc["faults"]]
         tasks.append(asyncio.create_task(window_end()))
@@ -632,12 +651,14 @@ async def _run(sc, folder: Path):
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()
+        if pushes is not None:
+            pushes.close()
         online_at_end = {u for u, c in gen.clients.items() if c.online}
         await rest.aclose()
         await gen.aclose()
-        cpu = {p.name: p.cpu_s() for p in (*logic, *access, proxy, *business)}
+        cpu = {p.name: p.cpu_s() for p in (*logic, *access, proxy, *business, *vendor)}
         cpu["loadgen"] = time.process_time() - cpu0
-        await asyncio.gather(*(p.stop() for p in (*logic, *access, proxy, *business)))
+        await asyncio.gather(*(p.stop() for p in (*logic, *access, proxy, *business, *vendor)))
     finally:
         for task in tasks:
             task.cancel()
@@ -645,14 +666,19 @@ async def _run(sc, folder: Path):
             await rest.aclose()
         if gen is not None:
             gen.close()
-        for p in (*logic, *access, proxy, *business):
+        if pushes is not None:
+            pushes.close()
+        for p in (*logic, *access, proxy, *business, *vendor):
             p.kill()
         # reap them in this loop (also when unwinding from Ctrl-C or SIGTERM), so their
         # pipes close here rather than in a closed loop's garbage
-        for p in (*logic, *access, proxy, *business):
+        for p in (*logic, *access, proxy, *business, *vendor):
             await p.wait_gone()
     extra = _extra(sc, gen, folder, cpu, cpu_window or cpu, logic, access, setup_s, t_start)
     counters = extra.pop("real_counters")
+    extra.update(_push_summary(folder, counters, vendor))
+    if pushes is not None:
+        pushes.write(folder / "device_pushes.json", t_start)
     result = build_result(
         sc,
         gen.events,
@@ -666,12 +692,29 @@ async def _run(sc, folder: Path):
         fault_log=fault_log,
         load_rows=load_rows,
         extra=extra,
+        offline_pushes=pushes.arrivals if pushes is not None else None,
     )
     result.summary.update(rest.summary())  # the backend's rest_* counters
     result.summary.update(rest_latency_metrics(result.messages))
     result.summary["wall_s"] = time.perf_counter() - wall0
     result.counters = {k: int(v) for k, v in sorted(counters.items())}
     return result
+
+
+def _push_summary(folder: Path, counters: dict, vendor: list) -> dict:
+    """The simulator's offline-push summary keys from the vendor's counters and the load
+    generator's (``None``: no vendor ran, nothing was measured); the vendor's counters
+    join the run's as ``vendor_<key>``."""
+    keys = ("offline_pushes", "offline_pushes_lost", "offline_push_refused")
+    keys += ("offline_push_collapsed", "push_opens", "offline_push_sent")
+    if not vendor:
+        return dict.fromkeys((*keys, "offline_push_dropped"))
+    stats = read_stats(str(folder), "vendor")
+    counters.update({f"vendor_{k}": v for k, v in stats.items()})
+    out = {k: int(stats.get(k, 0)) for k in keys[:4]}
+    out["push_opens"] = int(counters.get("push_opens", 0))
+    out.update(push_metrics(out))
+    return out
 
 
 def _p_ms(values_s: list[float], q: float) -> float | None:

@@ -73,6 +73,7 @@ def build_result(
     extra: dict[str, Any],
     devices=None,
     screening: dict[str, str] | None = None,
+    offline_pushes: list[tuple[float, str, int]] | None = None,
 ) -> Result:
     """The :class:`~immodel.sim.model.Result` of a real run (see the module docstring)."""
     rec = Recorder()
@@ -104,6 +105,10 @@ def build_result(
         else:
             msg, key, user, via, repair = data
             rec.shown(t, msg, key, user, via, repair)
+    # offline notifications at their devices (immodel.real.vendor_push): t_offline_push
+    for t, msg_id, eid in offline_pushes or ():
+        if msg_id in messages_by_id:
+            rec.offline_push(msg_id, eid, t - t_start)
     for msg_id, attempts in events.attempts.items():
         rec.set_attempts(msg_id, attempts)
     for msg_id, t, failure in events.outcomes:
