@@ -83,7 +83,6 @@ _DEFAULT_ONLY = (
     ("network.burst_enter_prob", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.break_rate_per_hour", 0.0, "0 (silent connection breaks are not implemented)"),
     ("security.dns", "none", "none (name resolution is not modelled by the harness)"),
-    ("reliability.sync_cursor", "conversation", "conversation (no inboxes in the harness)"),
     ("security.channel", "encrypted", "encrypted (the harness always uses TLS)"),
     ("security.tamper_prob", 0.0, "0 (on-path tampering is not implemented)"),
     ("security.forged_per_s", 0.0, "0 (hostile logins are not implemented)"),

@@ -90,6 +90,7 @@ def sync_request_to_wire(r: SyncRequest) -> dict:
         "limit": r.limit,
         "merged": [list(p) for p in r.merged_at_cursor],
         "held": [list(p) for p in r.held],
+        "inbox": r.inbox_cursor,  # -1: conversation sync
     }
 
 
@@ -100,6 +101,7 @@ def sync_request_from_wire(w: dict) -> SyncRequest:
         int(w["limit"]),
         tuple((c, m) for c, m in w["merged"]),
         tuple((c, m) for c, m in w["held"]),
+        int(w.get("inbox", -1)),
     )
 
 
@@ -111,6 +113,7 @@ def sync_response_to_wire(r: SyncResponse) -> dict:
         "covered": [list(p) for p in r.covered],
         "scanned": r.scanned,
         "burnt": [list(p) for p in r.burnt],
+        "inbox_top": r.inbox_top,  # -1: conversation sync
     }
 
 
@@ -122,4 +125,5 @@ def sync_response_from_wire(w: dict) -> SyncResponse:
         tuple((c, int(k)) for c, k in w["covered"]),
         int(w["scanned"]),
         tuple((c, int(k)) for c, k in w["burnt"]),
+        int(w.get("inbox_top", -1)),
     )
