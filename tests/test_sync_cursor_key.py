@@ -46,4 +46,5 @@ def test_immodel_real_accepts_inbox_sync() -> None:
     # its SQLite store keeps the inboxes (tests/real/test_real_inbox.py runs it)
     from immodel.real.orchestrator import check_supported
 
-    check_supported(Scenario.load("baseline", {"reliability.sync_cursor": "inbox"}))
+    over = {"reliability.sync_cursor": "inbox", "duration_s": 3.0, "drain_s": 1.0}
+    check_supported(Scenario.load("baseline", over))
