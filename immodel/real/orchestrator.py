@@ -114,18 +114,7 @@ def check_supported(sc) -> None:
                 f"{key} = {json.dumps(value, default=list)} is not supported by immodel real: "
                 f"allowed {allowed}"
             )
-    kind = sc["transport.kind"]
     horizon = sc["duration_s"] + sc["drain_s"]
-    expiring = sc["security.usersig_ttl_s"] < horizon or (
-        sc["security.usersig_issued"] == "steady_state"
-    )
-    if expiring and (kind != "push" or sc["workload.devices"]):
-        raise UserError(
-            f"security.usersig_ttl_s = {sc['security.usersig_ttl_s']} (UserSigs that expire "
-            f"within the run) with transport.kind = '{kind}' is not supported by immodel "
-            "real: a web session's end at its UserSig's expiry is not implemented "
-            "(allowed: push clients, or a lifetime of at least duration_s + drain_s)"
-        )
     if horizon > MAX_RUN_S:
         raise UserError(
             f"duration_s + drain_s = {horizon:g} s is longer than immodel real runs "
