@@ -84,14 +84,16 @@ def reply_from_wire(w: list) -> SendReply:
 
 
 def sync_request_to_wire(r: SyncRequest) -> dict:
-    return {
+    wire = {
         "user": r.user,
         "cursors": [list(p) for p in r.cursors],
         "limit": r.limit,
         "merged": [list(p) for p in r.merged_at_cursor],
         "held": [list(p) for p in r.held],
-        "inbox": r.inbox_cursor,  # -1: conversation sync
     }
+    if r.inbox_cursor >= 0:  # inbox sync; absent: conversation sync (frames as before)
+        wire["inbox"] = r.inbox_cursor
+    return wire
 
 
 def sync_request_from_wire(w: dict) -> SyncRequest:
@@ -106,15 +108,17 @@ def sync_request_from_wire(w: dict) -> SyncRequest:
 
 
 def sync_response_to_wire(r: SyncResponse) -> dict:
-    return {
+    wire = {
         "user": r.user,
         "items": [stored_to_wire(i) for i in r.items],
         "complete": r.complete,
         "covered": [list(p) for p in r.covered],
         "scanned": r.scanned,
         "burnt": [list(p) for p in r.burnt],
-        "inbox_top": r.inbox_top,  # -1: conversation sync
     }
+    if r.inbox_top >= 0:  # inbox sync; absent: conversation sync (frames as before)
+        wire["inbox_top"] = r.inbox_top
+    return wire
 
 
 def sync_response_from_wire(w: dict) -> SyncResponse:

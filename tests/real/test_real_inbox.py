@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from immodel.protocol.inbox import Inboxes
-from immodel.protocol.messages import Message, Stored, SyncRequest
+from immodel.protocol.messages import Message, Stored, SyncRequest, SyncResponse
 from immodel.real import store as sqlite_store
 
 USERS = (1, 2, 3, 4)
@@ -111,6 +111,22 @@ def test_a_conversation_request_to_an_inbox_store_is_answered_by_conversation(tm
     with pytest.raises(ValueError, match="without inboxes"):
         plain.answer_sync(SyncRequest(2, (), 10, inbox_cursor=0))
     plain.close()
+
+
+def test_the_wire_carries_the_inbox_cursor_and_top_and_leaves_conversation_frames_alone():
+    from immodel.real import wire
+
+    request = SyncRequest(3, (), 5, (), (("g1", 4), ("d1-3", "m1")), 7)
+    assert wire.sync_request_from_wire(wire.sync_request_to_wire(request)) == request
+    page = SyncResponse(3, (Stored(Message("m", 1, "g1", True, 10), 4),), False, (), 3, (), 9)
+    assert wire.sync_response_from_wire(wire.sync_response_to_wire(page)) == page
+    # conversation sync: the frames are what they were before inbox sync (no new field)
+    request = SyncRequest(3, (("g1", 2),), 5, (), (("d1-3", "m1"),))
+    assert "inbox" not in wire.sync_request_to_wire(request)
+    assert wire.sync_request_from_wire(wire.sync_request_to_wire(request)) == request
+    page = SyncResponse(3, (), True, (("d1-3", 5),), 1, (("g1", 2),))
+    assert "inbox_top" not in wire.sync_response_to_wire(page)
+    assert wire.sync_response_from_wire(wire.sync_response_to_wire(page)) == page
 
 
 # -- a real run in inbox mode, and the same plan by conversation --------------------------
