@@ -42,7 +42,9 @@ def test_inbox_sync_with_read_diffusion_is_refused_and_says_why(capsys) -> None:
     assert "reliability.sync_cursor" in line and "group timeline" in line
 
 
-def test_immodel_real_refuses_inbox_sync(capsys) -> None:
-    assert main(["real", "baseline", *SMALL, "--set", "reliability.sync_cursor=inbox"]) == 2
-    line = one_error_line(capsys)
-    assert "reliability.sync_cursor" in line and "not supported by immodel real" in line
+def test_immodel_real_accepts_inbox_sync() -> None:
+    # its SQLite store keeps the inboxes (tests/real/test_real_inbox.py runs it)
+    from immodel.real.orchestrator import check_supported
+
+    over = {"reliability.sync_cursor": "inbox", "duration_s": 3.0, "drain_s": 1.0}
+    check_supported(Scenario.load("baseline", over))

@@ -25,7 +25,9 @@ logic node up to ``hold_s``), ``/logout``. Each request waits for the logic node
 answer for at most ``transport.request_timeout_s`` (a poll: its hold more) and is then
 answered empty, which the client's own timeouts and retries handle; a poll held by a
 logic node whose connection drops (a crash) is answered empty at once, so that its
-client polls the survivor. When a logic connection opens again, every other logic node
+client polls the survivor. A web session ends at its UserSig's expiry as a push
+session does: its requests are then answered 401 ``expired`` until it logs in again.
+When a logic connection opens again, every other logic node
 is told (``rehome``): it hands the copies it queued for this node's pollers back
 (``route``, forwarded to each poller's owner). The process prints ``READY <tls port>
 <https port>``.
@@ -53,6 +55,16 @@ from immodel.real.common import (
 from immodel.sim.kernel import rendezvous
 
 RECONNECT_S = 0.05
+#: The body of a web request's 401 when its session ended at its UserSig's expiry (or a
+#: login's token had expired): the SDK fetches a fresh UserSig and logs in again.
+EXPIRED = "expired"
+
+
+class _WebSession:
+    """One web login's session (an identity: its expiry timer ends it only if it is
+    still the user's current session)."""
+
+    __slots__ = ()
 
 
 class AccessServer:
@@ -66,6 +78,11 @@ class AccessServer:
         self.links: dict[int, asyncio.StreamWriter] = {}
         self.sessions: dict[int, asyncio.StreamWriter] = {}  # push users' connections
         self.web: set[int] = set()  # users logged in over HTTP (polling)
+        # web sessions and UserSig expiry: each web login's session (its expiry timer
+        # ends it only if it is still the user's), and the users whose session ended at
+        # expiry (their requests are refused as expired until they log in again)
+        self.web_session: dict[int, _WebSession] = {}
+        self.web_expired: set[int] = set()
         # HTTP requests waiting for the logic tier's answer: (user, what) → futures
         self.waiting: dict[tuple[int, str], list[asyncio.Future]] = {}
         self.pushed_from: dict[tuple[int, str], int] = {}
@@ -264,6 +281,9 @@ class AccessServer:
     def _end_expired_session(self, user: int, writer: asyncio.StreamWriter) -> None:
         """``user``'s UserSig expired: say so and close the connection (its end detaches
         the user: what was not acknowledged goes to the offline queue)."""
+        if isinstance(writer, _WebSession):  # a web session: no connection of its own
+            self._end_expired_web(user, writer)
+            return
         if self.sessions.get(user) is not writer or writer.is_closing():
             return  # a newer login replaced it, or it ended already
         self.stats.counts["sessions_expired"] += 1
@@ -309,6 +329,32 @@ class AccessServer:
         if not futures:
             self.waiting.pop(key, None)
 
+    # -- web sessions and UserSig expiry ---------------------------------------------------
+    def _end_expired_web(self, user: int, session: _WebSession) -> None:
+        """``user``'s web session ends with its UserSig (the simulator's poller is
+        detached at its token's expiry, then fetches a token and logs in): it leaves
+        :attr:`web`, the logic tier detaches it (what was not acknowledged goes to the
+        offline queue), and its waiting requests — the held poll — are voided, which
+        their handlers answer as expired (HTTP 401 ``expired``), as they do the requests
+        that come before the next login."""
+        if self.web_session.get(user) is not session or user not in self.web:
+            return  # a newer login replaced it, or it ended already
+        self.stats.counts["sessions_expired"] += 1
+        del self.web_session[user]
+        self.web.discard(user)
+        self.web_expired.add(user)
+        self.to_all_logic({"op": "detach", "user": user})
+        self._void_requests(user)
+
+    def _refuse_if_expired(self, user: int) -> None:
+        """Answer a web request of a session that ended at its UserSig's expiry with 401
+        ``expired`` (the SDK's "UserSig expired": fetch a token, log in again)."""
+        if user in self.web_expired and user not in self.web:
+            from aiohttp import web
+
+            self.stats.counts["requests_refused_expired"] += 1
+            raise web.HTTPUnauthorized(text=EXPIRED)
+
     def _void_requests(self, user: int) -> None:
         """``user``'s app logged out or in again: the requests of its earlier session
         (a held poll whose connection the app closed, a send it will send again) get no
@@ -342,6 +388,7 @@ class AccessServer:
         except (ValueError, KeyError, TypeError):
             raise web.HTTPBadRequest(text="a JSON object with 'user' is expected") from None
         if request.path != "/login" and user not in self.web:
+            self._refuse_if_expired(user)
             raise web.HTTPUnauthorized(text="log in first")
         self.stats.counts[f"requests_{request.path.strip('/')}"] += 1
         return user, data
@@ -358,11 +405,17 @@ class AccessServer:
                 identifier=str(user),
                 now=self.epoch_s + self.usersig_second(),
             )
-        except (UserSigError, KeyError):
+        except (UserSigError, KeyError) as exc:
             self.stats.counts["logins_rejected"] += 1
+            if isinstance(exc, UserSigError) and exc.reason == "expired":
+                raise web.HTTPUnauthorized(text=EXPIRED) from None  # fetch one, log in
             raise web.HTTPForbidden(text="UserSig refused") from None
         self._void_requests(user)
         self.web.add(user)
+        # the session ends when its UserSig does, as a push session's
+        session = self.web_session[user] = _WebSession()
+        self.web_expired.discard(user)
+        self._end_at_expiry(user, session, usersig_last_valid_s(data["sig"]))
         self.stats.counts["logins"] += 1
         self.to_all_logic({"op": "attach", "user": user, "mode": "poll"})
         self.to_logic(self.owner(user), {"op": "login", "user": user, "mode": "poll"})
@@ -375,6 +428,8 @@ class AccessServer:
         msg_id = str(data["msg"][0])
         frame = {"op": "send", "user": user, "msg": data["msg"]}
         answer = await self._ask(user, "reply:" + msg_id, frame, self.request_timeout_s)
+        if answer is None:
+            self._refuse_if_expired(user)
         return web.json_response({"reply": answer["reply"] if answer else None})
 
     async def h_sync(self, request):
@@ -383,6 +438,8 @@ class AccessServer:
         user, data = await self._json(request)
         frame = {"op": "sync", "user": user, "req": data["req"]}
         answer = await self._ask(user, "sync", frame, self.request_timeout_s)
+        if answer is None:
+            self._refuse_if_expired(user)
         return web.json_response({"resp": answer["resp"] if answer else None})
 
     async def h_poll(self, request):
@@ -395,6 +452,8 @@ class AccessServer:
         hold_s = float(data.get("hold_s", 0.0))
         frame = {"op": "poll", "user": user, "hold_s": hold_s}
         answer = await self._ask(user, "poll", frame, hold_s + self.request_timeout_s)
+        if answer is None:
+            self._refuse_if_expired(user)
         # "t": when this node answered (run clock), for the harness's account of the
         # answer's way back (poll_return_*_ms)
         items = answer["items"] if answer else None

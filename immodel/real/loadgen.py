@@ -776,6 +776,11 @@ class LoadGen:
             task.cancel()
 
 
+class _SessionExpired(Exception):
+    """A web request answered 401 ``expired``: the session ended at its UserSig's expiry
+    (or a login's token had expired); the SDK fetches a fresh UserSig and logs in."""
+
+
 class WebClient(RealClient):
     """A web app: HTTPS requests (aiohttp) to an access node instead of a connection of
     its own — ``/login``, ``/send`` (answered with the reply), ``/sync`` (answered with
@@ -846,6 +851,8 @@ class WebClient(RealClient):
         async with self.http().post(
             self.base + path, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as response:
+            if response.status == 401 and await response.text() == "expired":
+                raise _SessionExpired(path)
             response.raise_for_status()
             return await response.json()
 
@@ -867,6 +874,8 @@ class WebClient(RealClient):
             return False
         index, _port, http_port = access
         self.base = f"https://{HOST}:{http_port}"
+        if self.token_stale:  # the SDK fetches a fresh UserSig first (a relogin)
+            await self.fetch_token()
         body = {"user": self.uid, "sig": self.token()}
         if not initial:
             gen.events.requests.append([gen.clock(), self.uid, "login", 0, len(wire.encode(body))])
@@ -881,6 +890,9 @@ class WebClient(RealClient):
                 )
             else:
                 answer = await self._post("/login", body, IO_TIMEOUT_S)
+        except _SessionExpired:  # refused as expired: fetch a fresh one, log in at once
+            self.token_stale = True
+            return await self.connect_once(initial)
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return False
         if answer.get("op") != "login_ok":
@@ -911,6 +923,17 @@ class WebClient(RealClient):
         self.receiver.disconnect()  # as the push client's (an in-flight sync is gone)
         self.gen.events.reconnects += 1
         self.gen.spawn(self.reconnect())
+
+    def _session_expired(self, generation: int) -> None:
+        """The access node ended this session at its UserSig's expiry (the request of
+        ``generation`` was refused as expired): as the push client's ``expired`` frame,
+        the SDK fetches a fresh UserSig and logs in again at once, over the same
+        keep-alive connections (only the session ended)."""
+        if generation != self.generation or not self.logged_in:
+            return  # an earlier session's request: this one is handled already
+        self.token_stale = True
+        self.restart_now = True
+        self.connection_lost()
 
     def go_offline(self) -> None:
         """The user closes the web app (a churn flip): its poll and requests end, a
@@ -974,6 +997,9 @@ class WebClient(RealClient):
         gen.events.requests.append([gen.clock(), self.uid, kind, messages, len(wire.encode(body))])
         try:
             answer = await self._post("/" + kind, body, 2 * gen.sc["transport.request_timeout_s"])
+        except _SessionExpired:
+            self._session_expired(generation)
+            return
         except (aiohttp.ClientError, TimeoutError, ValueError):
             if generation == self.generation:
                 self.connection_lost()
@@ -1011,6 +1037,10 @@ class WebClient(RealClient):
             hold_s = self.hold_s
             try:
                 answer = await self._post("/poll", body, timeout_s)
+            except _SessionExpired:
+                self.acks = acks + self.acks  # not delivered: they ride on the next poll
+                self._session_expired(generation)
+                return
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 self.acks = acks + self.acks  # they were not delivered: next time
                 if generation == self.generation:

@@ -86,7 +86,7 @@ class LogicServer:
         self.cfg = cfg
         self.node_id = node_id
         self.clock = RunClock(cfg["t0"])
-        self.store = SqliteStore(cfg["db"], node_id)
+        self.store = SqliteStore(cfg["db"], node_id, inbox=sc["reliability.sync_cursor"] == "inbox")
         self.node = ServerNode(
             node_id,
             self.store,

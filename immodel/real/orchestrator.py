@@ -84,7 +84,6 @@ _DEFAULT_ONLY = (
     ("network.burst_enter_prob", 0.0, "0 (" + _NO_LOSS + ")"),
     ("network.break_rate_per_hour", 0.0, "0 (silent connection breaks are not implemented)"),
     ("security.dns", "none", "none (name resolution is not modelled by the harness)"),
-    ("reliability.sync_cursor", "conversation", "conversation (no inboxes in the harness)"),
     ("security.channel", "encrypted", "encrypted (the harness always uses TLS)"),
     ("security.tamper_prob", 0.0, "0 (on-path tampering is not implemented)"),
     ("security.forged_per_s", 0.0, "0 (hostile logins are not implemented)"),
@@ -117,18 +116,7 @@ def check_supported(sc) -> None:
                 f"allowed {allowed}"
             )
     _check_rest(sc)
-    kind = sc["transport.kind"]
     horizon = sc["duration_s"] + sc["drain_s"]
-    expiring = sc["security.usersig_ttl_s"] < horizon or (
-        sc["security.usersig_issued"] == "steady_state"
-    )
-    if expiring and (kind != "push" or sc["workload.devices"]):
-        raise UserError(
-            f"security.usersig_ttl_s = {sc['security.usersig_ttl_s']} (UserSigs that expire "
-            f"within the run) with transport.kind = '{kind}' is not supported by immodel "
-            "real: a web session's end at its UserSig's expiry is not implemented "
-            "(allowed: push clients, or a lifetime of at least duration_s + drain_s)"
-        )
     if horizon > MAX_RUN_S:
         raise UserError(
             f"duration_s + drain_s = {horizon:g} s is longer than immodel real runs "

@@ -13,6 +13,14 @@ with ``synchronous = NORMAL`` a committed transaction survives the crash of the 
 (SIGKILL), which is the failure ``server_crash`` injects; it may not survive a power loss,
 which the harness does not model.
 
+Inbox sync (``reliability.sync_cursor = "inbox"``, :mod:`immodel.protocol.inbox`): the
+``inbox`` table holds, per member of a conversation (sender included), one row per
+stored copy with the member's next inbox seq, allocated in the transaction that stores
+the copy — so the seq is per user across every logic process, contiguous from 1, and
+survives a SIGKILL with the row it numbers. A page is cut by the protocol's own
+:func:`~immodel.protocol.inbox.answer_inbox_sync` over those rows. The harness injects
+no write faults, so no group seq is ever burnt and the inbox holds no burnt markers.
+
 Besides the protocol's data the store keeps, per stored copy, when it was stored (run
 clock, seconds) and which recipients were connected then: what the records' ``stored``
 rows need (:mod:`immodel.real.recorder` reads them after the run).
@@ -25,6 +33,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 
+from immodel.protocol.inbox import answer_inbox_sync
 from immodel.protocol.messages import Id, Message, Stored, SyncRequest, SyncResponse
 from immodel.protocol.sync import Timeline, answer_sync
 
@@ -47,6 +56,10 @@ CREATE TABLE IF NOT EXISTS offline (
 );
 CREATE INDEX IF NOT EXISTS offline_user ON offline (user, id);
 CREATE TABLE IF NOT EXISTS screening (msg_id TEXT PRIMARY KEY, action TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+    user INTEGER NOT NULL, seq INTEGER NOT NULL, stored INTEGER NOT NULL,
+    PRIMARY KEY (user, seq)
+) WITHOUT ROWID;
 """
 
 
@@ -137,8 +150,9 @@ class SqliteStore:
     are set by the logic server before each commit so the row carries when it was stored
     and which recipients were connected."""
 
-    def __init__(self, path: str, node: int = 0) -> None:
+    def __init__(self, path: str, node: int = 0, *, inbox: bool = False) -> None:
         self.db = connect(path)
+        self.inbox = inbox  # keep per-member inboxes (reliability.sync_cursor = "inbox")
         self.node = node
         self.group_sequencer = _Sequencer(self.db)
         self.offline = _OfflineQueues(self)
@@ -170,7 +184,7 @@ class SqliteStore:
 
     def append(self, item: Stored) -> None:
         m = item.message
-        self.db.execute(
+        cursor = self.db.execute(
             "INSERT INTO stored (msg_id, sender, conv, is_group, payload, order_key, t_stored,"
             " node, online) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -186,13 +200,21 @@ class SqliteStore:
             ),
         )
         self.appended += 1
+        if self.inbox:
+            self._inbox_append(cursor.lastrowid, m.conversation)
 
     def burn_seq(self, group: Id) -> int:  # pragma: no cover - the harness has no write faults
         raise NotImplementedError("store failures are not injected by the real harness")
 
     def answer_sync(self, request: SyncRequest) -> SyncResponse:
         """One page, by the protocol's :func:`~immodel.protocol.sync.answer_sync` over the
-        timelines of the user's conversations (rows at or above each cursor)."""
+        timelines of the user's conversations (rows at or above each cursor), or by
+        :func:`~immodel.protocol.inbox.answer_inbox_sync` over the user's inbox rows when
+        the request carries an inbox cursor."""
+        if request.inbox_cursor >= 0:
+            if not self.inbox:
+                raise ValueError("an inbox sync request to a store kept without inboxes")
+            return answer_inbox_sync(request, _InboxRows(self.db, request))
         convs = self.conversations_of(request.user)
         cursors = dict(request.cursors)
         timelines: dict[Id, Timeline] = {}
@@ -207,6 +229,32 @@ class SqliteStore:
                 for row in rows:
                     timeline.add(_item(row))
         return answer_sync(request, convs, timelines, in_order=True)
+
+    # -- inboxes ------------------------------------------------------------------------
+    def _inbox_append(self, stored_id: int, conversation: Id) -> None:
+        """Append stored row ``stored_id`` to the inbox of each member of ``conversation``,
+        each at that member's next seq. Called inside the send's write transaction
+        (BEGIN IMMEDIATE holds the database's write lock), so no other process allocates
+        the same seq, and the rows commit or vanish with the stored row."""
+        members = self.db.execute(
+            "SELECT user FROM members WHERE conv = ?", (conversation,)
+        ).fetchall()
+        for (user,) in members:
+            self.db.execute(
+                "INSERT INTO inbox (user, seq, stored) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?"
+                " FROM inbox WHERE user = ?",
+                (user, stored_id, user),
+            )
+
+    def inbox_top(self, user: Id) -> int:
+        """The highest inbox seq of ``user`` (0: an empty inbox)."""
+        row = self.db.execute("SELECT MAX(seq) FROM inbox WHERE user = ?", (user,)).fetchone()
+        return int(row[0] or 0)
+
+    def inbox_entries(self, user: Id) -> list[Stored]:
+        """``user``'s inbox, seq ``n`` at index ``n - 1`` (for inspection and tests)."""
+        rows = _InboxRows(self.db, SyncRequest(user, (), 1, inbox_cursor=0))
+        return [rows[i] for i in range(len(rows))]
 
     # -- offline queues -----------------------------------------------------------------
     def _offline_add(self, user: Id, items: list[Stored]) -> None:
@@ -240,6 +288,44 @@ class SqliteStore:
             items = self._offline_read(user)
             self.db.execute("DELETE FROM offline WHERE user = ?", (user,))
         return items
+
+
+class _InboxRows:
+    """One user's inbox as the sequence :func:`~immodel.protocol.inbox.answer_inbox_sync`
+    reads: ``len`` is the inbox's top when the request is answered, ``[n - 1]`` the entry
+    of seq ``n`` (only positions at or after the request's cursor are read). Rows are
+    fetched lazily in chunks, so a page reads about what it returns plus what it skips.
+    Seqs at or below the top read first never change (append-only, allocated in the
+    write transaction), so rows committed meanwhile cannot tear the page."""
+
+    def __init__(self, db: sqlite3.Connection, request: SyncRequest) -> None:
+        self._db = db
+        self._user = request.user
+        self._top = int(
+            db.execute("SELECT MAX(seq) FROM inbox WHERE user = ?", (request.user,)).fetchone()[0]
+            or 0
+        )
+        # a chunk covers a full page with what the request says it holds skipped
+        self._chunk = max(16, request.limit + len(request.held))
+        self._rows: dict[int, Stored] = {}
+
+    def __len__(self) -> int:
+        return self._top
+
+    def __getitem__(self, pos: int) -> Stored:
+        item = self._rows.get(pos)
+        if item is None:
+            first = pos + 1  # seq of position pos
+            rows = self._db.execute(
+                "SELECT i.seq, s.msg_id, s.sender, s.conv, s.is_group, s.payload, s.order_key"
+                " FROM inbox i JOIN stored s ON s.id = i.stored"
+                " WHERE i.user = ? AND i.seq >= ? AND i.seq <= ? ORDER BY i.seq LIMIT ?",
+                (self._user, first, self._top, self._chunk),
+            ).fetchall()
+            for row in rows:
+                self._rows[int(row[0]) - 1] = _item(row[1:])
+            item = self._rows[pos]
+        return item
 
 
 def read_screening(path: str) -> dict[str, str]:

@@ -84,13 +84,16 @@ def reply_from_wire(w: list) -> SendReply:
 
 
 def sync_request_to_wire(r: SyncRequest) -> dict:
-    return {
+    wire = {
         "user": r.user,
         "cursors": [list(p) for p in r.cursors],
         "limit": r.limit,
         "merged": [list(p) for p in r.merged_at_cursor],
         "held": [list(p) for p in r.held],
     }
+    if r.inbox_cursor >= 0:  # inbox sync; absent: conversation sync (frames as before)
+        wire["inbox"] = r.inbox_cursor
+    return wire
 
 
 def sync_request_from_wire(w: dict) -> SyncRequest:
@@ -100,11 +103,12 @@ def sync_request_from_wire(w: dict) -> SyncRequest:
         int(w["limit"]),
         tuple((c, m) for c, m in w["merged"]),
         tuple((c, m) for c, m in w["held"]),
+        int(w.get("inbox", -1)),
     )
 
 
 def sync_response_to_wire(r: SyncResponse) -> dict:
-    return {
+    wire = {
         "user": r.user,
         "items": [stored_to_wire(i) for i in r.items],
         "complete": r.complete,
@@ -112,6 +116,9 @@ def sync_response_to_wire(r: SyncResponse) -> dict:
         "scanned": r.scanned,
         "burnt": [list(p) for p in r.burnt],
     }
+    if r.inbox_top >= 0:  # inbox sync; absent: conversation sync (frames as before)
+        wire["inbox_top"] = r.inbox_top
+    return wire
 
 
 def sync_response_from_wire(w: dict) -> SyncResponse:
@@ -122,4 +129,5 @@ def sync_response_from_wire(w: dict) -> SyncResponse:
         tuple((c, int(k)) for c, k in w["covered"]),
         int(w["scanned"]),
         tuple((c, int(k)) for c, k in w["burnt"]),
+        int(w.get("inbox_top", -1)),
     )

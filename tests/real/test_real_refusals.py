@@ -34,10 +34,6 @@ SMALL = ["--set", "workload.users=20", "--set", "duration_s=2", "--set", "drain_
         (["--set", "faults=[{kind='loss_burst',at_s=1,down_s=1}]"], "faults[0].kind"),
         (["--set", "faults=[{kind='store_failure',at_s=1,down_s=1,prob=0.5}]"], "faults[0].kind"),
         (["--set", "faults=[{kind='server_crash',at_s=1,down_s=1,node=3}]"], "faults[0].node"),
-        (
-            ["--set", "security.usersig_ttl_s=1", "--set", "transport.kind=long_poll"],
-            "security.usersig_ttl_s",
-        ),
         (["--set", "workload.no_such_key=1"], "workload.no_such_key"),
     ],
 )
