@@ -58,6 +58,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from immodel.protocol.notification import TokenBucket
 from immodel.real.common import (
     HOST,
     RunClock,
@@ -143,8 +144,10 @@ class Channel:
         self.exponential = sc["server.offline_push_dist"] == "exponential"
         self.loss = sc["server.offline_push_loss"]
         self.rate_per_s = sc["server.offline_push_rate_per_s"]
-        self.tokens = self.rate_per_s  # a bucket of one second of notifications
-        self.tokens_at = clock()
+        # the vendor's per-app rate limit (a bucket of one second of notifications, full
+        # now), the simulator's rule
+        self.bucket = TokenBucket(self.rate_per_s, clock()) if self.rate_per_s > 0 else None
+        self.started_at = clock()
         self.collapse = sc["server.offline_push_collapse"]
         self.unread: set[int] = set()
         self.loss_stream = streams["offline_push"]
@@ -156,16 +159,6 @@ class Channel:
             "offline_pushes_lost": 0,
         }
 
-    def _take_token(self) -> bool:
-        now = self.clock()
-        rate = self.rate_per_s
-        self.tokens = min(rate, self.tokens + (now - self.tokens_at) * rate)
-        self.tokens_at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
     def notify(self, eid: int) -> float | None:
         # the simulator's order: collapse, count, rate limit, unread, loss, latency
         counts = self.counts
@@ -173,7 +166,7 @@ class Channel:
             counts["offline_push_collapsed"] += 1
             return None
         counts["offline_pushes"] += 1
-        if self.rate_per_s > 0 and not self._take_token():
+        if self.bucket is not None and not self.bucket.take(self.clock()):
             counts["offline_push_refused"] += 1
             return None
         if self.collapse:
@@ -211,7 +204,7 @@ class Vendor:
         self.stats.counts.update(self.channel.counts)
         # every decision, for the records' checks: one JSON line each (run clock)
         self.log = open(Path(cfg["dir"]) / "vendor-log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self._log({"t": self.channel.tokens_at, "op": "start"})  # the bucket is full now
+        self._log({"t": self.channel.started_at, "op": "start"})  # the bucket is full now
 
     async def serve(self) -> None:
         server = await asyncio.start_server(self._link, HOST, 0)

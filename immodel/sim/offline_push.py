@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from immodel.protocol.notification import TokenBucket
 from immodel.sim.kernel import later
 
 
@@ -59,24 +60,13 @@ class OfflinePush:
         self.exponential = sc["server.offline_push_dist"] == "exponential"
         self.loss = sc["server.offline_push_loss"]
         self.rate_per_s = sc["server.offline_push_rate_per_s"]
-        self.tokens = self.rate_per_s  # a bucket of one second of notifications
-        self.tokens_at = 0.0
+        # the vendor's per-app rate limit (a bucket of one second of notifications)
+        self.bucket = TokenBucket(self.rate_per_s, 0.0) if self.rate_per_s > 0 else None
         self.collapse = sc["server.offline_push_collapse"]
         self.open_prob = sc["workload.push_open_prob"]
         self.open_delay_s = sc["workload.push_open_delay_s"]
         self.unread: set[int] = set()  # devices with an unread notification (collapsing)
         self.opening: set[int] = set()  # devices whose user is about to open the app
-
-    def _take_token(self) -> bool:
-        """The vendor's per-app rate limit: a token bucket of ``rate_per_s`` tokens."""
-        now = self.env.now
-        rate = self.rate_per_s
-        self.tokens = min(rate, self.tokens + (now - self.tokens_at) * rate)
-        self.tokens_at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
     def notify(self, eid: int, item) -> None:
         """Device ``eid`` is not connected and ``item`` waits for it: notify it."""
@@ -85,7 +75,7 @@ class OfflinePush:
             counters["offline_push_collapsed"] += 1
             return
         counters["offline_pushes"] += 1
-        if self.rate_per_s > 0 and not self._take_token():
+        if self.bucket is not None and not self.bucket.take(self.env.now):
             counters["offline_push_refused"] += 1
             return
         if self.collapse:
