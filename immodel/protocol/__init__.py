@@ -26,9 +26,12 @@ caller to carry out; ``next_deadline()`` says when to call back. Read in this or
     priorities (decided per window) and the bounded recent buffer viewers read from.
 12. :mod:`~immodel.protocol.rest` — the REST API for business backends: the per-app rate
     limit per second with its retry-after, and the backend's retry decisions.
+13. :mod:`~immodel.protocol.notification` — the phone vendor's per-app rate limit on
+    offline notifications (a token bucket).
 
 The simulator (:mod:`immodel.sim`) drives exactly these classes; it adds time, loss and
-load, never protocol decisions of its own.
+load, never protocol decisions of its own. So does the real-sockets harness
+(:mod:`immodel.real`), with real time, processes and sockets.
 """
 
 from immodel.protocol.dedup import DedupWindow, Verdict
