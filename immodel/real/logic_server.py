@@ -123,6 +123,10 @@ class LogicServer:
         self.batch_max = sc["transport.batch_max"]
         self.several_nodes = sc["server.nodes"] > 1
         self.stats = Stats(cfg["dir"], f"logic{node_id}")
+        # server faults the orchestrator sets on this process (``command``): kind →
+        # [(until on the run clock, value)]; overlapping ones of a kind: the strongest
+        self.faults: dict[str, list[tuple[float, float]]] = {}
+        self.fault_stream = Streams(sc["seed"])["faults"]  # store failures, arrival order
         self.stats.gauge = lambda: {"pending_acks": len(self.node.pending)}
         self._retx: asyncio.TimerHandle | None = None
         self._retx_at: float | None = None
@@ -431,9 +435,40 @@ class LogicServer:
         self._reply(link, user, self.node.reject(msg, str(decision.reason), self.clock()))
         return True
 
-    def _store_and_route(self, link, user: int, msg: Message, recipients, sender) -> None:
-        """The admitted send: one store transaction, the reply, the fan-out."""
+    # -- server faults --------------------------------------------------------------------
+    def command(self, cmd: dict) -> None:
+        """The orchestrator's fault commands: ``{"op": "fault", "kind": K, "value": V,
+        "until": T}`` — ``store_failure`` (V: the probability a write fails) or
+        ``slow_server`` (V: ms added to each reply) until run-clock T; ``clock_skew`` (V:
+        ms added to the 1:1 timestamp clock from now on). A process restarted meanwhile
+        (a ``server_crash``) starts without them."""
+        if cmd["op"] != "fault":
+            return
+        if cmd["kind"] == "clock_skew":
+            self.node.clock_offset_s = float(cmd["value"]) / 1000.0
+            return
+        self.faults.setdefault(cmd["kind"], []).append((float(cmd["until"]), float(cmd["value"])))
+
+    def fault_value(self, kind: str) -> float:
+        """The strongest fault of ``kind`` in force now (0: none)."""
+        entries = self.faults.get(kind)
+        if not entries:
+            return 0.0
         now = self.clock()
+        return max((v for until, v in entries if now < until), default=0.0)
+
+    def _store_and_route(self, link, user: int, msg: Message, recipients, sender) -> None:
+        """The admitted send: one store transaction, the reply, the fan-out — or, under a
+        ``store_failure``, a failed write: "not stored", retryable (the simulator's rule;
+        draws from stream ``faults`` in arrival order)."""
+        now = self.clock()
+        fail_prob = self.fault_value("store_failure") if self.faults else 0.0
+        if fail_prob > 0:
+            self.stats.counts["writes_under_store_failure"] += 1
+            if self.fault_stream.uniform() < fail_prob:
+                self.stats.counts["store_failures"] += 1
+                self._reply(link, user, self.node.store_failed(msg))
+                return
         with self.store.transaction():
             if not msg.is_group:
                 for u in (sender, self.user_of(recipients[0])):
@@ -467,6 +502,17 @@ class LogicServer:
         return None if row is None else int(row[0])
 
     def _reply(self, link: _AccessLink, user: int, reply: SendReply) -> None:
+        extra_ms = self.fault_value("slow_server") if self.faults else 0.0
+        if extra_ms > 0:
+            # slow_server: the node answers late although the write is done (the
+            # article's failure 3); a crash meanwhile takes the reply with the process
+            asyncio.get_running_loop().call_later(
+                extra_ms / 1000.0, self._reply_now, link, user, reply
+            )
+            return
+        self._reply_now(link, user, reply)
+
+    def _reply_now(self, link: _AccessLink, user: int, reply: SendReply) -> None:
         # the reply goes back through the access node the user is connected to now
         target = self.presence.get(user, link)
         target.send({"op": "reply", "user": user, "reply": wire.reply_to_wire(reply)})
@@ -515,7 +561,7 @@ def main(argv: list[str]) -> None:
     port = int(argv[2]) if len(argv) > 2 else 0
     server = LogicServer(cfg, node_id)
     try:
-        serve_until_terminated(lambda: server.serve(port), server.stats)
+        serve_until_terminated(lambda: server.serve(port), server.stats, server.command)
     finally:
         with contextlib.suppress(Exception):
             server.store.close()

@@ -89,7 +89,17 @@ _DEFAULT_ONLY = (
     ("security.forged_per_s", 0.0, "0 (hostile logins are not implemented)"),
     ("security.attack_logins_per_s", 0.0, "0 (hostile logins are not implemented)"),
 )
-_FAULTS = ("server_crash", "gateway_crash", "partition", "client_crash")
+_FAULTS = (
+    "server_crash",
+    "gateway_crash",
+    "partition",
+    "client_crash",
+    "store_failure",
+    "slow_server",
+    "clock_skew",
+)
+#: Faults that change what a logic process does for a while (a command to it).
+_NODE_FAULTS = {"store_failure": "prob", "slow_server": "extra_ms", "clock_skew": "skew_ms"}
 
 
 def check_supported(sc) -> None:
@@ -138,7 +148,14 @@ def check_supported(sc) -> None:
             continue
         if kind == "client_crash":
             continue
-        nodes = sc["server.nodes"] if kind == "server_crash" else sc["server.access_nodes"]
+        if kind == "store_failure" and sc["server.seq_burn_prob"] > 0:
+            raise UserError(
+                f"server.seq_burn_prob = {sc['server.seq_burn_prob']:g} with faults[{i}].kind "
+                "= 'store_failure' is not supported by immodel real: its store burns no "
+                "group seqs (allowed 0)"
+            )
+        tier_logic = kind == "server_crash" or kind in _NODE_FAULTS
+        nodes = sc["server.nodes"] if tier_logic else sc["server.access_nodes"]
         node = int(fault.get("node", 0))
         if kind == "gateway_crash" and node < 0:
             raise UserError(
@@ -146,7 +163,7 @@ def check_supported(sc) -> None:
                 "supported by immodel real: allowed a node index"
             )
         if node >= nodes:
-            tier = "server.nodes" if kind == "server_crash" else "server.access_nodes"
+            tier = "server.nodes" if tier_logic else "server.access_nodes"
             raise UserError(
                 f"faults[{i}].node = {node} does not exist: allowed 0 … {nodes - 1} "
                 f"({tier} = {nodes})"
@@ -559,6 +576,14 @@ async def _run(sc, folder: Path):
                 await proxy.command({"op": "reset", "users": crashed})
                 return
             node = int(f.get("node", 0))
+            if f["kind"] in _NODE_FAULTS:
+                # the node's own behaviour changes until the fault ends (run clock)
+                value = f[_NODE_FAULTS[f["kind"]]]
+                until = t_start + f["at_s"] + f.get("down_s", math.inf)
+                await logic[node].command(
+                    {"op": "fault", "kind": f["kind"], "value": value, "until": until}
+                )
+                return
             target = logic[node] if f["kind"] == "server_crash" else access[node]
             now = gen.clock()
             cut = ()
@@ -754,6 +779,8 @@ def _extra(
         "heartbeats_window": int(in_window / beat),
         "retransmits_downlink": int(logic_stats.get("retransmits_downlink", 0)),
         "rejections": int(logic_stats.get("rejections", 0)),
+        "store_failures": int(logic_stats.get("store_failures", 0)),
+        "dedup_hits": int(logic_stats.get("dedup_hits", 0)),
         "relogins": int(gen.counters.get("relogins", 0)),
         "logins_rejected": int(access_stats.get("logins_rejected", 0)),
         "liveness_drops": int(access_stats.get("liveness_drops", 0)),

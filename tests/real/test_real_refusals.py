@@ -32,7 +32,15 @@ SMALL = ["--set", "workload.users=20", "--set", "duration_s=2", "--set", "drain_
         ),
         (["--set", "server.nodes=9"], "server.nodes"),
         (["--set", "faults=[{kind='loss_burst',at_s=1,down_s=1}]"], "faults[0].kind"),
-        (["--set", "faults=[{kind='store_failure',at_s=1,down_s=1,prob=0.5}]"], "faults[0].kind"),
+        (
+            [
+                "--set",
+                "faults=[{kind='store_failure',at_s=1,down_s=1,prob=0.5}]",
+                "--set",
+                "server.seq_burn_prob=0.5",
+            ],
+            "server.seq_burn_prob",
+        ),
         (["--set", "faults=[{kind='server_crash',at_s=1,down_s=1,node=3}]"], "faults[0].node"),
         (["--set", "workload.no_such_key=1"], "workload.no_such_key"),
     ],
