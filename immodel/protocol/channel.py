@@ -17,7 +17,8 @@ what those facts *mean* is decided here, once:
   (poll, sync) need the session exactly as sends do.
 * :func:`content_digest` — the digest a trace row carries for the content a client was
   shown, so a changed payload is visible to the checker without payload bytes.
-* :func:`screening_action` — what a screening hit becomes under the business's policy.
+* :func:`screening_action` — what a screening hit becomes under the business's policy;
+  :func:`screening_outcome` — that, and the verdict admission then decides on.
 
 No clock, no randomness, no SimPy.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "content_digest",
     "handshake_outcome",
     "screening_action",
+    "screening_outcome",
     "session_allows",
     "tamper_outcome",
 ]
@@ -106,3 +108,14 @@ def screening_action(policy: str, verdict: str) -> str:
         raise ValueError(
             f"policy must be one of {', '.join(SCREENING_ACTIONS)}, got {policy!r}"
         ) from None
+
+
+def screening_outcome(policy: str, verdict: str) -> tuple[str, str]:
+    """``(action, admitted_verdict)`` of a screening verdict under ``policy``: the action
+    (:func:`screening_action`) and the verdict admission decides on — a hit the policy
+    delivers anyway (flagged, replaced) or shows to its sender only is no refusal there,
+    so admission sees ``pass``; only ``blocked`` refuses."""
+    action = screening_action(policy, verdict)
+    if action and action != "blocked":
+        return action, "pass"
+    return action, verdict

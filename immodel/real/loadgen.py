@@ -54,7 +54,9 @@ from immodel.real.proxy import user_address
 from immodel.sim import endpoints
 from immodel.sim.devices import build_devices
 from immodel.sim.network import latency_sampler
+from immodel.sim.presence import OnlineSet
 from immodel.sim.rng import Streams
+from immodel.sim.workload import draw_device, draw_message
 
 #: Seconds any single network wait of a client may take before it is abandoned.
 IO_TIMEOUT_S = 10.0
@@ -80,44 +82,6 @@ class Plan:
     #: the plan's streams, continued at run time by draws whose order real timing decides
     #: (offline push: :mod:`immodel.real.vendor_push`)
     streams: Any = field(default=None, compare=False, repr=False)
-
-
-def _swap_set(items: list[int], pos: dict[int, int], x: int, present: bool) -> None:
-    """Add ``x`` at the end or remove it by swapping the last item into its place."""
-    if present and x not in pos:
-        pos[x] = len(items)
-        items.append(x)
-    elif not present and x in pos:
-        i = pos.pop(x)
-        last = items.pop()
-        if last != x:
-            items[i] = last
-            pos[last] = i
-
-
-class _OnlineSet:
-    """The online devices and users as the simulator keeps them (:class:`immodel.sim.
-    presence.Presence`): lists with swap-remove and an index, so that "the k-th online
-    user" — what a sender draw picks — is the same user in the plan as in the
-    simulator. A user is online while any of its devices is (one device per user: the
-    same list)."""
-
-    def __init__(self, devices=None) -> None:
-        self.devices = devices
-        self.device_list: list[int] = []
-        self.device_pos: dict[int, int] = {}
-        self.users, self.pos = self.device_list, self.device_pos
-        self._count: dict[int, int] = {}
-        if devices is not None:
-            self.users, self.pos = [], {}
-
-    def set(self, eid: int, online: bool) -> None:
-        if self.devices is not None and online != (eid in self.device_pos):
-            uid = self.devices.user[eid]
-            n = self._count[uid] = self._count.get(uid, 0) + (1 if online else -1)
-            if (n == 1 and online) or n == 0:
-                _swap_set(self.users, self.pos, uid, online)
-        _swap_set(self.device_list, self.device_pos, eid, online)
 
 
 def make_plan(sc) -> Plan:
@@ -150,7 +114,11 @@ def make_plan(sc) -> Plan:
     n_dev = n if devices is None else len(devices)
     presence = streams["presence"]
     online0 = presence.generator.random(n_dev) < sc["workload.online_fraction"]
-    online = _OnlineSet(devices)
+    # the simulator's online set (immodel.sim.presence): the same order of changes
+    # gives the same "k-th online user" to the sender draws
+    online = OnlineSet()
+    if devices is not None:
+        online.use_devices(devices.user)
     for u in range(n_dev):
         if online0[u]:
             online.set(u, True)
@@ -179,6 +147,7 @@ def make_plan(sc) -> Plan:
         return plan
     stream = streams["workload"]
     names = list(groups)
+    members = [groups[name] for name in names]
     share = sc["workload.group_share"] if groups else 0.0
     t = 0.0
     wait_for_users = not online.users
@@ -193,42 +162,28 @@ def make_plan(sc) -> Plan:
             return plan
         if not wait_for_users and online.users:
             plan.sends.append(
-                _one_send(t, stream, share, groups, names, online, contacts, n, devices)
+                _one_send(t, stream, share, members, names, online, contacts, n, devices)
             )
         wait_for_users = not online.users
         if not wait_for_users:
             t += stream.exponential(1.0 / (len(online.users) * rate))
 
 
-def _one_send(t, stream, share, groups, names, online: _OnlineSet, contacts, n, devices):
-    """One planned send at ``t``: the simulator's draws (:meth:`immodel.sim.world.World.
-    _submit_one`, then ``_submit``'s choice of the sending device) on the users online
-    now. The sender and recipients are devices (endpoint ids): the sending device, and
-    every device of each recipient plus the sender's other devices."""
-
-    def send(sender: int, conv: str, is_group: bool, users: tuple[int, ...]):
-        if devices is None:
-            return (t, sender, conv, is_group, users)
-        on = [e for e in devices.of[sender] if e in online.device_pos]
-        eid = on[0] if len(on) == 1 else on[stream.below(len(on))]
-        return (t, eid, conv, is_group, devices.expand(users, eid))
-
-    if share > 0 and stream.uniform() < share:
-        g = stream.below(len(names))
-        members = groups[names[g]]
-        for _ in range(4 * len(members)):
-            m = members[stream.below(len(members))]
-            if m in online.pos:
-                return send(m, names[g], True, tuple(x for x in members if x != m))
-    sender = online.users[stream.below(len(online.users))]
-    if contacts is not None:
-        cl = contacts[sender]
-        other = cl[stream.below(len(cl))]
+def _one_send(t, stream, share, members, names, online: OnlineSet, contacts, n, devices):
+    """One planned send at ``t``: the simulator's draws (:mod:`immodel.sim.workload`) on
+    the users online now. The sender and recipients are devices (endpoint ids) with
+    several devices per user: the sending device, and every device of each recipient
+    plus the sender's other devices."""
+    sender, g, users = draw_message(stream, share, members, online, contacts, n)
+    if g >= 0:
+        conv = names[g]
     else:
-        other = stream.below(n - 1)
-        other += other >= sender
-    a, b = min(sender, other), max(sender, other)
-    return send(sender, f"d{a}-{b}", False, (other,))
+        a, b = min(sender, users[0]), max(sender, users[0])
+        conv = f"d{a}-{b}"
+    if devices is None:
+        return (t, sender, conv, g >= 0, users)
+    eid = draw_device(stream, devices, online, sender)
+    return (t, eid, conv, g >= 0, devices.expand(users, eid))
 
 
 class Events:

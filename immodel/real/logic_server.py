@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 from collections import Counter
 
@@ -402,9 +403,7 @@ class LogicServer:
             async with self._http.post(self.screening_url, json=body) as response:
                 screening = (await response.json())["verdict"]
             # the business's policy decides what a hit means (immodel.protocol.channel)
-            action = channel.screening_action(self.screening_policy, screening)
-            if action and action != "blocked":
-                screening = "pass"  # not a refusal: the policy delivers it (or not) itself
+            action, screening = channel.screening_outcome(self.screening_policy, screening)
             if action:
                 self.stats.counts["screening_" + action] += 1
                 self.store.db.execute(
@@ -420,14 +419,7 @@ class LogicServer:
 
     def _refuse(self, link, user: int, msg: Message, callback, screening, facts) -> bool:
         """Admission with the remote verdicts; True (and the refusal sent) when refused."""
-        facts = admission.MessageFacts(
-            sender_muted=facts.sender_muted,
-            blacklisted_by_recipient=facts.blacklisted_by_recipient,
-            are_friends=facts.are_friends,
-            is_group=facts.is_group,
-            screening_verdict=screening,
-            callback_verdict=callback,
-        )
+        facts = dataclasses.replace(facts, screening_verdict=screening, callback_verdict=callback)
         decision = admission.admit(self.remote_policy, facts)
         if decision.accepted:
             return False

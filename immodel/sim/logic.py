@@ -309,11 +309,10 @@ class LogicTier:
         action = ""
         if self.screening_enabled:
             blocked = self.w.streams["admission"].uniform() < self.sc["server.screening_block_prob"]
-            screening = "block" if blocked else "pass"
             # the business's policy decides what a hit means (immodel.protocol.channel)
-            action = channel.screening_action(self.screening_policy, screening)
-            if action and action != "blocked":
-                screening = "pass"  # not a refusal: the policy delivers it (or not) itself
+            action, screening = channel.screening_outcome(
+                self.screening_policy, "block" if blocked else "pass"
+            )
         if callback is None and screening is None and self.checks_decide:
             decision = admission.ACCEPTED
         else:

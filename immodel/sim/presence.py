@@ -15,6 +15,54 @@ from typing import Any
 from immodel.sim.kernel import later
 
 
+def _swap_set(items: list[int], pos: dict[int, int], x: int, present: bool) -> None:
+    """Add ``x`` at the end of ``items`` or remove it by moving the last item into its
+    place (``pos``: each item's index) — O(1) either way."""
+    if present and x not in pos:
+        pos[x] = len(items)
+        items.append(x)
+    elif not present and x in pos:
+        i = pos.pop(x)
+        last = items.pop()
+        if last != x:
+            items[i] = last
+            pos[last] = i
+
+
+class OnlineSet:
+    """Who is online: the devices (``device_list``/``device_pos``) and the users with at
+    least one device online (``users``/``pos``), each an array-backed set whose order is
+    its history of adds and swap-removes — so "the k-th online user", what the workload's
+    sender draw picks, depends only on the order of presence changes. With one device
+    per user both are the same list. The simulator's :class:`Presence` and the real
+    harness's plan (:func:`immodel.real.loadgen.make_plan`) keep it alike.
+    """
+
+    __slots__ = ("_count", "device_list", "device_pos", "owner", "pos", "users")
+
+    def __init__(self) -> None:
+        self.device_list: list[int] = []
+        self.device_pos: dict[int, int] = {}
+        self.users, self.pos = self.device_list, self.device_pos
+        self.owner: list[int] | None = None  # device → user, with several devices
+        self._count: dict[int, int] = {}
+
+    def use_devices(self, owner: list[int]) -> None:
+        """Several devices per user (``owner[eid]`` is a device's user): keep the online
+        users apart from the online devices."""
+        self.owner = owner
+        self.users, self.pos = [], {}
+
+    def set(self, eid: int, online: bool) -> None:
+        """Device ``eid`` is now online (or not)."""
+        if self.owner is not None and online != (eid in self.device_pos):
+            uid = self.owner[eid]
+            n = self._count[uid] = self._count.get(uid, 0) + (1 if online else -1)
+            if (n == 1 and online) or n == 0:
+                _swap_set(self.users, self.pos, uid, online)
+        _swap_set(self.device_list, self.device_pos, eid, online)
+
+
 class Presence:
     """The online set and the churn process of one run."""
 
@@ -22,17 +70,17 @@ class Presence:
         sc = world.sc
         self.w = world
         self.env = world.env
-        self.online_list: list[int] = []
-        self.online_pos: dict[int, int] = {}
+        self.online = OnlineSet()
+        self.online_list: list[int] = self.online.device_list
+        self.online_pos: dict[int, int] = self.online.device_pos
         self.mean_online_s = sc["workload.mean_online_s"]
         self.mean_offline_s = sc["workload.mean_offline_s"]
         self.churn = self.mean_online_s > 0
         # Users with at least one device online (what the workload picks senders from):
         # with one device per user, the very same set as the devices'.
         self.devices = None
-        self.user_list: list[int] = self.online_list
-        self.user_pos: dict[int, int] = self.online_pos
-        self._devices_online: dict[int, int] = {}
+        self.user_list: list[int] = self.online.users
+        self.user_pos: dict[int, int] = self.online.pos
         # With offline push opening apps (immodel.sim.offline_push) a device can come
         # online between its churn flips: each flip then carries a serial, and only the
         # device's latest scheduled flip happens.
@@ -44,36 +92,13 @@ class Presence:
         """Several devices per user (:mod:`immodel.sim.devices`): keep the online users
         apart from the online devices."""
         self.devices = devices
-        self.user_list = []
-        self.user_pos = {}
-
-    def _count_user(self, uid: int, delta: int) -> None:
-        n = self._devices_online.get(uid, 0) + delta
-        self._devices_online[uid] = n
-        if n == 1 and delta > 0:
-            self.user_pos[uid] = len(self.user_list)
-            self.user_list.append(uid)
-        elif n == 0:
-            i = self.user_pos.pop(uid)
-            last = self.user_list.pop()
-            if last != uid:
-                self.user_list[i] = last
-                self.user_pos[last] = i
+        self.online.use_devices(devices.user)
+        self.user_list = self.online.users
+        self.user_pos = self.online.pos
 
     def set_online(self, client, online: bool) -> None:
-        uid = client.uid
-        if self.devices is not None and (online != (uid in self.online_pos)):
-            self._count_user(self.devices.user[uid], 1 if online else -1)
         client.online = online
-        if online and uid not in self.online_pos:
-            self.online_pos[uid] = len(self.online_list)
-            self.online_list.append(uid)
-        elif not online and uid in self.online_pos:
-            i = self.online_pos.pop(uid)
-            last = self.online_list.pop()
-            if last != uid:
-                self.online_list[i] = last
-                self.online_pos[last] = i
+        self.online.set(client.uid, online)
 
     def start(self) -> None:
         """Schedule every user's first presence flip (churn only)."""
@@ -123,4 +148,4 @@ class Presence:
             self._schedule(client, stream.exponential(self.mean_online_s))
 
 
-__all__ = ["Presence"]
+__all__ = ["OnlineSet", "Presence"]

@@ -68,6 +68,7 @@ from immodel.sim.reachability import Reachability
 from immodel.sim.records import Recorder
 from immodel.sim.rng import Streams
 from immodel.sim.security import Security
+from immodel.sim.workload import draw_device, draw_message
 
 
 class World:
@@ -242,8 +243,7 @@ class World:
         if dev is None:
             self.side.submit(self.clients[sender_uid], conv, is_group, users, now)
             return
-        online = [e for e in dev.of[sender_uid] if self.clients[e].online]
-        eid = online[0] if len(online) == 1 else online[stream.below(len(online))]
+        eid = draw_device(stream, dev, self.presence.online, sender_uid)
         self.side.submit(self.clients[eid], conv, is_group, dev.expand(users, eid), now)
 
     # ------------------------------------------------------------------------------------
@@ -379,32 +379,14 @@ class World:
         self._workload_next(None)
 
     def _submit_one(self, stream, group_share: float) -> None:
-        now = self.env._now
-        online_pos = self.presence.user_pos
-        online_list = self.presence.user_list
-        sender_uid = None
-        if group_share > 0 and stream.uniform() < group_share:
-            g = stream.below(len(self.groups))
-            members = self.groups[g]
-            for _ in range(4 * len(members)):
-                m = members[stream.below(len(members))]
-                if m in online_pos:
-                    sender_uid = m
-                    break
-            if sender_uid is not None:
-                conv = self.group_names[g]
-                recipients = tuple(x for x in members if x != sender_uid)
-                self._submit(sender_uid, conv, True, recipients, now, stream)
-                return
-        sender_uid = online_list[stream.below(len(online_list))]
-        if self.contacts is not None:
-            cl = self.contacts[sender_uid]
-            other = cl[stream.below(len(cl))]
+        sender_uid, g, users = draw_message(
+            stream, group_share, self.groups, self.presence.online, self.contacts, self.n_users
+        )
+        if g >= 0:
+            self._submit(sender_uid, self.group_names[g], True, users, self.env._now, stream)
         else:
-            other = stream.below(self.n_users - 1)
-            other += other >= sender_uid
-        conv = self._one_to_one(sender_uid, other)
-        self._submit(sender_uid, conv, False, (other,), now, stream)
+            conv = self._one_to_one(sender_uid, users[0])
+            self._submit(sender_uid, conv, False, users, self.env._now, stream)
 
     def _one_to_one(self, a: int, b: int) -> str:
         """The 1:1 conversation of users a and b (both become members on first use)."""

@@ -10,6 +10,7 @@ from immodel.protocol.channel import (
     content_digest,
     handshake_outcome,
     screening_action,
+    screening_outcome,
     session_allows,
     tamper_outcome,
 )
@@ -76,6 +77,17 @@ def test_a_screening_hit_follows_the_business_policy():
     assert screening_action("flag", "block") == "flagged"
     assert screening_action("replace", "block") == "replaced"
     assert screening_action("sender_only", "block") == "sender_only"
+
+
+def test_only_a_blocked_hit_reaches_admission_as_a_block():
+    # the policy's other actions deliver (or show to the sender) themselves: admission
+    # must see "pass", else it would refuse what the policy lets through
+    assert screening_outcome("block", "block") == ("blocked", "block")
+    assert screening_outcome("flag", "block") == ("flagged", "pass")
+    assert screening_outcome("replace", "block") == ("replaced", "pass")
+    assert screening_outcome("sender_only", "block") == ("sender_only", "pass")
+    for policy in sorted(SCREENING_ACTIONS):
+        assert screening_outcome(policy, "pass") == ("", "pass")
 
 
 def test_screening_rejects_unknown_policy_and_verdict():
