@@ -82,12 +82,31 @@ class _Codes:
         return np.asarray(self.names, dtype=object)[codes].tolist()
 
 
-def _np(buf: array, dtype) -> np.ndarray:
+# the numpy dtype of each array typecode the buffers use
+_DTYPES = {"d": np.float64, "q": np.int64, "i": np.int32, "H": np.uint16, "B": np.uint8}
+
+
+def _np(buf: array, dtype=None) -> np.ndarray:
     """A numpy copy of a column buffer (a copy: a buffer exporting its memory cannot grow,
-    and a frame may be built while the run goes on)."""
+    and a frame may be built while the run goes on); ``dtype`` defaults to the buffer's
+    own (a buffer that widened on overflow changed it)."""
+    if dtype is None:
+        dtype = _DTYPES[buf.typecode]
     if len(buf) == 0:
         return np.empty(0, dtype=dtype)
     return np.frombuffer(buf, dtype=dtype).copy()
+
+
+def _wide(buf: array, batch: list) -> array:
+    """``buf`` with ``batch`` appended; a 32-bit buffer whose batch does not fit comes back
+    as a 64-bit copy (``fromlist`` appends nothing when a value overflows)."""
+    try:
+        buf.fromlist(batch)
+    except OverflowError:
+        buf = array("q", buf)
+        buf.fromlist(batch)
+    batch.clear()
+    return buf
 
 
 class Recorder:
@@ -197,10 +216,12 @@ class Recorder:
         self._screenings = _Codes(_SCREENINGS)
         self._vias = _Codes()
         self._repairs = _Codes()
-        # the trace, one row per event
+        # the trace, one row per event: event and message index m for every row; time,
+        # user, order key and content version only for stored and deliver rows (a send
+        # row's are its message's t_send and sender, NaN and 0, filled in by the frame)
         self._tr_t = array("d")
         self._tr_event = array("B")
-        self._tr_msg = array("i")  # message index m
+        self._tr_msg = array("i")
         self._tr_user = array("i")
         self._tr_key = array("d")
         self._tr_version = array("B")  # _VERSIONS
@@ -219,7 +240,7 @@ class Recorder:
         self._kinds = _Codes(REQUEST_KINDS)
         self._kind_code = self._kinds.code
         self._req_messages = array("i")
-        self._req_bytes = array("q")
+        self._req_bytes = array("i")  # widened to 64 bits if a size ever needs it
         # the newest rows, as for the trace
         self._rb_t: list[float] = []
         self._rb_user: list[int] = []
@@ -282,17 +303,21 @@ class Recorder:
                     if first != i:
                         self._dup_rows.append((i, first))
                 self._pos[m] = pos
-        self._trace(t, _SEND, m, msg.sender, NAN, 0)
+        events = self._tb_event
+        events.append(_SEND)
+        self._tb_msg.append(m)
+        if len(events) >= _BATCH_ROWS:
+            self._flush_trace()
 
     def _trace(self, t: float, event: int, m: int, user: int, key: float, version: int) -> None:
-        times = self._tb_t
-        times.append(t)
-        self._tb_event.append(event)
+        events = self._tb_event
+        events.append(event)
         self._tb_msg.append(m)
+        self._tb_t.append(t)
         self._tb_user.append(user)
         self._tb_key.append(key)
         self._tb_version.append(version)
-        if len(times) >= _BATCH_ROWS:
+        if len(events) >= _BATCH_ROWS:
             self._flush_trace()
 
     def _flush_trace(self) -> None:
@@ -411,8 +436,8 @@ class Recorder:
             (self._req_t, self._rb_t),
             (self._req_user, self._rb_user),
             (self._req_messages, self._rb_messages),
-            (self._req_bytes, self._rb_bytes),
         )
+        self._req_bytes = _wide(self._req_bytes, self._rb_bytes)
         self._req_base = len(self._req_t)
 
     def set_request_messages(self, row: int, messages: int) -> None:
@@ -481,17 +506,31 @@ class Recorder:
     def trace_frame(self) -> pd.DataFrame:
         self._flush_trace()
         msg = _np(self._tr_msg, np.int32).astype(np.int64)
+        events = _np(self._tr_event, np.uint8)
+        send = events == _SEND
+        t = np.empty(len(events), dtype=np.float64)
+        user = np.empty(len(events), dtype=np.int64)
+        key = np.full(len(events), NAN)
+        version = np.zeros(len(events), dtype=np.uint8)
+        sends = msg[send]
+        t[send] = _np(self._t_send, np.float64)[sends]
+        user[send] = _np(self._sender, np.int64)[sends]
+        rest = ~send
+        t[rest] = _np(self._tr_t, np.float64)
+        user[rest] = _np(self._tr_user, np.int32)
+        key[rest] = _np(self._tr_key, np.float64)
+        version[rest] = _np(self._tr_version, np.uint8)
         return pd.DataFrame(
             {
-                "t": _np(self._tr_t, np.float64),
+                "t": t,
                 "event": pd.Categorical.from_codes(
-                    _np(self._tr_event, np.uint8).astype(np.int8), categories=list(TRACE_EVENTS)
+                    events.astype(np.int8), categories=list(TRACE_EVENTS)
                 ),
                 "msg_id": self._per_message(list(self._index), msg),
                 "conversation": self._per_message(self._conv, msg),
-                "user": self._trace_users(),
-                "order_key": _np(self._tr_key, np.float64),
-                "digest": self._digests(msg),
+                "user": self._trace_users(user),
+                "order_key": key,
+                "digest": self._digests(msg, version),
             }
         )
 
@@ -499,21 +538,27 @@ class Recorder:
     def _per_message(values: list, index: np.ndarray) -> list:
         return np.asarray(values, dtype=object)[index].tolist()
 
-    def _trace_users(self) -> list[str]:
+    def _trace_users(self, users: np.ndarray) -> list[str]:
         """The trace's ``user`` column: the user id, or with several devices per user the
         device's label (the user id for its first device, ``"{uid}/{kind}"`` for the
-        others), so the checker judges each device on its own."""
+        others), so the checker judges each device on its own. One string per user,
+        shared by its rows (a string per row cost ~50 bytes per trace row)."""
+        if len(users) == 0:
+            return []
+        ids, inverse = np.unique(users, return_inverse=True)
         if self.devices is None:
-            return [str(u) for u in self._tr_user]
-        label = self.devices.label
-        return [label[u] for u in self._tr_user]
+            labels = [str(u) for u in ids.tolist()]
+        else:
+            label = self.devices.label
+            labels = [label[u] for u in ids.tolist()]
+        return np.asarray(labels, dtype=object)[inverse.reshape(-1)].tolist()
 
-    def _digests(self, msg: np.ndarray) -> np.ndarray:
+    def _digests(self, msg: np.ndarray, version: np.ndarray) -> np.ndarray:
         """The content digest of each trace row (computed once per message and version)."""
         if len(msg) == 0:
             return np.empty(0, dtype=np.int64)
         nv = len(_VERSIONS)
-        pair = msg * nv + _np(self._tr_version, np.uint8)
+        pair = msg * nv + version
         unique, inverse = np.unique(pair, return_inverse=True)
         ids = list(self._index)
         digests = np.array(
@@ -559,7 +604,10 @@ class Recorder:
             "failure_reason": self._failures.decode(failure),
             "screening": self._screenings.decode(_np(self._screening, np.uint8)[mi]),
             "altered": rows["altered"].astype(bool),
-            "origin": np.where(sender == ADMIN_UID, "rest", "sdk").astype(object).tolist(),
+            # two shared strings, not a new one per row
+            "origin": np.asarray(["sdk", "rest"], dtype=object)[
+                (sender == ADMIN_UID).astype(np.intp)
+            ].tolist(),
         }
         frame = pd.DataFrame(cols)
         frame["device"] = self._device_column(frame, "recipient", "sender")
@@ -642,7 +690,7 @@ class Recorder:
                 "user": _np(self._req_user, np.int32).astype(np.int64),
                 "kind": pd.Categorical.from_codes(codes, categories=list(REQUEST_KINDS)),
                 "messages": _np(self._req_messages, np.int32).astype(np.int64),
-                "bytes": _np(self._req_bytes, np.int64),
+                "bytes": _np(self._req_bytes).astype(np.int64),
             }
         )
         frame["device"] = self._device_column(frame, "user")

@@ -163,7 +163,8 @@ EXERCISED = {
 
 def _fed_by_hand() -> TeeRecorder:
     """Calls no scenario makes today: recipients out of order and one listed twice, a copy
-    shown to a user the message was not sent to, a request kind outside the categories."""
+    shown to a user the message was not sent to, a request kind outside the categories, a
+    request larger than 32 bits can count."""
     rec = TeeRecorder()
     rec.recipient_kind = ["push"] * 8
     one = Message("0-1", 0, "d0-5", False, 10)
@@ -189,6 +190,7 @@ def _fed_by_hand() -> TeeRecorder:
     rows = [rec.request(2.0 + i, i % 8, "sync", 0, 50 + i) for i in range(5000)]
     rec.set_request_messages(rows[3], 7)
     rec.set_request_messages(rows[-1], 9)
+    rec.request(9.0, 1, "send", 1, 2**40)  # bytes past 32 bits: the column widens
     for i in range(5000):
         rec.shown(7.0 + i, one, 9, 5, "push", "retransmit")
     return rec
@@ -209,6 +211,7 @@ def test_repeated_unordered_and_unknown_inputs_give_the_old_frames():
     assert requests["kind"].isna().tolist()[:3] == [False, True, False]
     assert rec.req_kind[:3] == ["poll", "heartbeat", "sync"]
     assert requests["messages"].iloc[[0, 5, 5001]].tolist() == [2, 7, 9]
+    assert requests["bytes"].iloc[-1] == 2**40 and requests["bytes"].dtype == "int64"
 
 
 def test_an_empty_recorder_gives_the_old_empty_frames():
