@@ -45,6 +45,10 @@ NAN = math.nan
 TRACE_EVENTS = ("send", "stored", "deliver")
 REQUEST_KINDS = ("send", "ack", "poll", "sync", "login", "rest", "rest_refused")
 _SEND, _STORED, _DELIVER = 0, 1, 2
+# In the buffers only (the frame says "stored"): the first stored copy of a 1:1 message
+# whose content screening did not replace, a row whose time, user and order key are its
+# message's t_stored, recipient and order_key, filled in by the frame.
+_STORED_FIRST = 3
 # A trace row's content version: "" original, else what changed it (bit 1 replaced by the
 # screening policy, bit 2 tampered with on the way).
 _VERSIONS = ("", "replaced", "tampered", "replaced,tampered")
@@ -185,7 +189,7 @@ class Recorder:
     def __init__(self) -> None:
         # per message (index m, in order of sending)
         self._index: dict[str, int] = {}  # msg_id → m (its keys in order: the msg ids)
-        self._sender = array("q")
+        self._sender = array("i")
         self._conv: list[str] = []  # the world's own strings, shared
         self._is_group = array("B")
         self._payload_bytes = array("i")
@@ -197,7 +201,7 @@ class Recorder:
         self._failure = array("H")
         self._t_outcome = array("d")  # when the sender learned success or failure
         self._screening = array("B")  # what screening did (_SCREENINGS)
-        self._row0 = array("q")  # its first message × recipient row
+        self._row0 = array("i")  # its first message × recipient row
         self._rows = array("i")  # its number of rows (recipients)
         # messages whose recipients are not in increasing order: user → row (the others
         # find a recipient's row by bisection)
@@ -217,8 +221,9 @@ class Recorder:
         self._vias = _Codes()
         self._repairs = _Codes()
         # the trace, one row per event: event and message index m for every row; time,
-        # user, order key and content version only for stored and deliver rows (a send
-        # row's are its message's t_send and sender, NaN and 0, filled in by the frame)
+        # user, order key and content version only where the message's columns do not
+        # hold them (a send row's are its t_send, sender, NaN and 0; a _STORED_FIRST
+        # row's its t_stored, recipient, order_key and 0: the frame fills them in)
         self._tr_t = array("d")
         self._tr_event = array("B")
         self._tr_msg = array("i")
@@ -360,6 +365,13 @@ class Recorder:
                 self._t_stored[m] = t
                 self._order_key[m] = key
                 self._r_online[row0] = online.get(user, False)
+                if not version:  # the message's columns hold the rest of the row
+                    events = self._tb_event
+                    events.append(_STORED_FIRST)
+                    self._tb_msg.append(m)
+                    if len(events) >= _BATCH_ROWS:
+                        self._flush_trace()
+                    return
             self._trace(t, _STORED, m, user, key, version)
             return
         end = row0 + n
@@ -514,8 +526,15 @@ class Recorder:
         version = np.zeros(len(events), dtype=np.uint8)
         sends = msg[send]
         t[send] = _np(self._t_send, np.float64)[sends]
-        user[send] = _np(self._sender, np.int64)[sends]
-        rest = ~send
+        user[send] = _np(self._sender)[sends]
+        first = events == _STORED_FIRST
+        if first.any():
+            firsts = msg[first]
+            t[first] = _np(self._t_stored, np.float64)[firsts]
+            user[first] = _np(self._r_user)[_np(self._row0)[firsts]]
+            key[first] = _np(self._order_key, np.int64)[firsts]
+            events[first] = _STORED
+        rest = ~(send | first)
         t[rest] = _np(self._tr_t, np.float64)
         user[rest] = _np(self._tr_user, np.int32)
         key[rest] = _np(self._tr_key, np.float64)
@@ -574,7 +593,7 @@ class Recorder:
         t_send = _np(self._t_send, np.float64)[mi]
         first = rows["first_show"]
         stored_copies = _np(self._stored_copies, np.int32)[mi]
-        sender = _np(self._sender, np.int64)[mi]
+        sender = _np(self._sender).astype(np.int64)[mi]
         failure = _np(self._failure, np.uint16)[mi]
         users = rows["user"]
         kinds = self.recipient_kind
@@ -657,7 +676,7 @@ class Recorder:
         return pd.DataFrame(
             {
                 "msg_id": list(self._index),
-                "sender": _np(self._sender, np.int64),
+                "sender": _np(self._sender).astype(np.int64),
                 "t_send": _np(self._t_send, np.float64),
                 "t_stored": _np(self._t_stored, np.float64),
                 "stored_copies": _np(self._stored_copies, np.int32).astype(np.int64),
