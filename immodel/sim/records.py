@@ -45,10 +45,13 @@ NAN = math.nan
 TRACE_EVENTS = ("send", "stored", "deliver")
 REQUEST_KINDS = ("send", "ack", "poll", "sync", "login", "rest", "rest_refused")
 _SEND, _STORED, _DELIVER = 0, 1, 2
-# In the buffers only (the frame says "stored"): the first stored copy of a 1:1 message
-# whose content screening did not replace, a row whose time, user and order key are its
-# message's t_stored, recipient and order_key, filled in by the frame.
+# In the buffers only (the frame says "stored" and "deliver"): the first stored copy of
+# a 1:1 message whose content screening did not replace, a row whose time, user and
+# order key are its message's t_stored, recipient and order_key; and a copy of such a
+# message, as stored first, shown unaltered to its recipient, whose user and order key
+# are those of the message. The frame fills them in.
 _STORED_FIRST = 3
+_DELIVER_FIRST = 4
 # A trace row's content version: "" original, else what changed it (bit 1 replaced by the
 # screening policy, bit 2 tampered with on the way).
 _VERSIONS = ("", "replaced", "tampered", "replaced,tampered")
@@ -223,7 +226,9 @@ class Recorder:
         # the trace, one row per event: event and message index m for every row; time,
         # user, order key and content version only where the message's columns do not
         # hold them (a send row's are its t_send, sender, NaN and 0; a _STORED_FIRST
-        # row's its t_stored, recipient, order_key and 0: the frame fills them in)
+        # row's its t_stored, recipient, order_key and 0; a _DELIVER_FIRST row keeps
+        # its time, its recipient, order_key and 0 are the message's: the frame fills
+        # them in)
         self._tr_t = array("d")
         self._tr_event = array("B")
         self._tr_msg = array("i")
@@ -418,6 +423,20 @@ class Recorder:
         version = 1 if self._screening[m] == _REPLACED else 0
         if altered:
             version += 2
+        elif (
+            not version
+            and row >= 0
+            and self._rows[m] == 1
+            and self._stored_copies[m]
+            and key == self._order_key[m]
+        ):  # the message's columns hold the user and the key: only the time is kept
+            events = self._tb_event
+            events.append(_DELIVER_FIRST)
+            self._tb_msg.append(m)
+            self._tb_t.append(t)
+            if len(events) >= _BATCH_ROWS:
+                self._flush_trace()
+            return
         self._trace(t, _DELIVER, m, user, key, version)
 
     def request(self, t: float, user: int, kind: str, messages: int, size_bytes: int) -> int:
@@ -528,14 +547,21 @@ class Recorder:
         t[send] = _np(self._t_send, np.float64)[sends]
         user[send] = _np(self._sender)[sends]
         first = events == _STORED_FIRST
-        if first.any():
+        shown = events == _DELIVER_FIRST
+        if first.any() or shown.any():
+            r_user, row0 = _np(self._r_user), _np(self._row0)
+            order_key = _np(self._order_key, np.int64)
             firsts = msg[first]
             t[first] = _np(self._t_stored, np.float64)[firsts]
-            user[first] = _np(self._r_user)[_np(self._row0)[firsts]]
-            key[first] = _np(self._order_key, np.int64)[firsts]
+            user[first] = r_user[row0[firsts]]
+            key[first] = order_key[firsts]
             events[first] = _STORED
-        rest = ~(send | first)
-        t[rest] = _np(self._tr_t, np.float64)
+            showns = msg[shown]
+            user[shown] = r_user[row0[showns]]
+            key[shown] = order_key[showns]
+            events[shown] = _DELIVER
+        t[~(send | first)] = _np(self._tr_t, np.float64)
+        rest = ~(send | first | shown)
         user[rest] = _np(self._tr_user, np.int32)
         key[rest] = _np(self._tr_key, np.float64)
         version[rest] = _np(self._tr_version, np.uint8)

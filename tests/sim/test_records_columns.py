@@ -178,6 +178,15 @@ def _fed_by_hand() -> TeeRecorder:
         rec.shown(3.0, group, 1, user, via, repair, altered)
     rec.shown(3.1, group, 1, 4, "push")  # not a recipient: a trace row, no messages row
     rec.shown(3.2, one, 9, 5, "sync", "sync_gap")
+    # a 1:1 copy shown before its store is recorded, then as stored, with another key,
+    # and to someone else: the trace rows the columns cannot fill in stay whole
+    third = Message("0-3", 0, "d0-6", False, 10)
+    rec.sent(1.6, third, (6,))
+    rec.shown(1.7, third, 4, 6, "push")
+    rec.stored(2.1, third, 4, {6: True})
+    rec.shown(2.2, third, 4, 6, "push")
+    rec.shown(2.3, third, 5, 6, "sync")
+    rec.shown(2.4, third, 4, 2, "push")
     rec.offline_push(group.msg_id, 6, 4.0)
     rec.offline_push(group.msg_id, 6, 5.0)  # the first notification counts
     rec.set_attempts(one.msg_id, 3)
