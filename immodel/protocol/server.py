@@ -99,7 +99,7 @@ class MessageStore:
     @property
     def stored_copies(self) -> dict[Id, int]:
         """msg_id → times stored (1 unless a retry outlived the dedup window), counted from
-        the timelines when asked: a table kept up to date cost ~40 bytes per message for
+        the timelines when asked: a table kept up to date cost ~30 bytes per message for
         the life of the run, and only tests and observers read it (the simulator's
         records count the copies themselves)."""
         copies: dict[Id, int] = {}
