@@ -49,9 +49,11 @@ _SEND, _STORED, _DELIVER = 0, 1, 2
 # a 1:1 message whose content screening did not replace, a row whose time, user and
 # order key are its message's t_stored, recipient and order_key; and a copy of such a
 # message, as stored first, shown unaltered to its recipient, whose user and order key
-# are those of the message. The frame fills them in.
+# are those of the message (and, for the first copy shown, whose time is the row's
+# t_first_show: _SHOWN_FIRST). The frame fills them in.
 _STORED_FIRST = 3
 _DELIVER_FIRST = 4
+_SHOWN_FIRST = 5
 # A trace row's content version: "" original, else what changed it (bit 1 replaced by the
 # screening policy, bit 2 tampered with on the way).
 _VERSIONS = ("", "replaced", "tampered", "replaced,tampered")
@@ -227,8 +229,8 @@ class Recorder:
         # user, order key and content version only where the message's columns do not
         # hold them (a send row's are its t_send, sender, NaN and 0; a _STORED_FIRST
         # row's its t_stored, recipient, order_key and 0; a _DELIVER_FIRST row keeps
-        # its time, its recipient, order_key and 0 are the message's: the frame fills
-        # them in)
+        # its time, its recipient, order_key and 0 are the message's, and a
+        # _SHOWN_FIRST row's time is its row's t_first_show: the frame fills them in)
         self._tr_t = array("d")
         self._tr_event = array("B")
         self._tr_msg = array("i")
@@ -410,10 +412,12 @@ class Recorder:
         push or poll); ``altered`` when an on-path attacker changed it (plaintext)."""
         m = self._index[msg.msg_id]
         row = self._row(m, user)
+        shown_first = False
         if row >= 0:
             self._r_copies[row] += 1
             first = self._r_first_show
             if first[row] != first[row]:  # NaN: the first copy shown
+                shown_first = True
                 first[row] = t
                 self._r_via[row] = self._vias.of(via)
                 if repair:
@@ -429,11 +433,14 @@ class Recorder:
             and self._rows[m] == 1
             and self._stored_copies[m]
             and key == self._order_key[m]
-        ):  # the message's columns hold the user and the key: only the time is kept
+        ):  # the message's columns hold the user and the key (and the first one's time)
             events = self._tb_event
-            events.append(_DELIVER_FIRST)
             self._tb_msg.append(m)
-            self._tb_t.append(t)
+            if shown_first:
+                events.append(_SHOWN_FIRST)
+            else:
+                events.append(_DELIVER_FIRST)
+                self._tb_t.append(t)
             if len(events) >= _BATCH_ROWS:
                 self._flush_trace()
             return
@@ -547,7 +554,8 @@ class Recorder:
         t[send] = _np(self._t_send, np.float64)[sends]
         user[send] = _np(self._sender)[sends]
         first = events == _STORED_FIRST
-        shown = events == _DELIVER_FIRST
+        shown = events >= _DELIVER_FIRST  # _DELIVER_FIRST or _SHOWN_FIRST
+        timed = ~(send | first)
         if first.any() or shown.any():
             r_user, row0 = _np(self._r_user), _np(self._row0)
             order_key = _np(self._order_key, np.int64)
@@ -555,12 +563,16 @@ class Recorder:
             t[first] = _np(self._t_stored, np.float64)[firsts]
             user[first] = r_user[row0[firsts]]
             key[first] = order_key[firsts]
-            events[first] = _STORED
+            shown_first = events == _SHOWN_FIRST
+            rows = row0[msg[shown_first]]
+            t[shown_first] = _np(self._r_first_show, np.float64)[rows]
+            timed &= ~shown_first
             showns = msg[shown]
             user[shown] = r_user[row0[showns]]
             key[shown] = order_key[showns]
+            events[first] = _STORED
             events[shown] = _DELIVER
-        t[~(send | first)] = _np(self._tr_t, np.float64)
+        t[timed] = _np(self._tr_t, np.float64)
         rest = ~(send | first | shown)
         user[rest] = _np(self._tr_user, np.int32)
         key[rest] = _np(self._tr_key, np.float64)
