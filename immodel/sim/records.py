@@ -219,7 +219,9 @@ class Recorder:
         self._r_repair = array("B")
         self._r_copies = array("i")
         self._r_online = array("B")  # connected when the message was first stored
-        self._r_offline_push = array("d")  # notification arrival
+        # notification arrival; None until the first notification (NaN for every row
+        # then): a run whose recipients are all connected never pays 8 bytes a row for it
+        self._r_offline_push: array | None = None
         self._r_altered = array("B")  # the first copy shown was altered
         self._failures = _Codes()
         self._screenings = _Codes(_SCREENINGS)
@@ -296,7 +298,8 @@ class Recorder:
             self._r_repair.append(0)
             self._r_copies.append(0)
             self._r_online.append(0)
-            self._r_offline_push.append(NAN)
+            if self._r_offline_push is not None:
+                self._r_offline_push.append(NAN)
             self._r_altered.append(0)
         elif n:
             self._r_user.extend(recipients)
@@ -306,7 +309,8 @@ class Recorder:
             self._r_repair.frombytes(zeros)
             self._r_copies.extend(array("i", [0]) * n)
             self._r_online.frombytes(zeros)
-            self._r_offline_push.extend(array("d", [NAN]) * n)
+            if self._r_offline_push is not None:
+                self._r_offline_push.extend(array("d", [NAN]) * n)
             self._r_altered.frombytes(zeros)
             if any(a >= b for a, b in pairwise(recipients)):
                 pos: dict[int, int] = {}
@@ -517,8 +521,13 @@ class Recorder:
         """An offline notification for ``msg_id`` reaches ``user`` at ``arrival`` (the
         first one counts)."""
         row = self._row(self._index[msg_id], user)
-        if row >= 0 and self._r_offline_push[row] != self._r_offline_push[row]:
-            self._r_offline_push[row] = arrival
+        if row < 0:
+            return
+        arrivals = self._r_offline_push
+        if arrivals is None:
+            arrivals = self._r_offline_push = array("d", [NAN]) * len(self._r_user)
+        if arrivals[row] != arrivals[row]:
+            arrivals[row] = arrival
 
     def recipients(self, msg_id: str) -> tuple[int, ...]:
         """The recipients ``msg_id`` was sent to, in the order given to :meth:`sent`."""
@@ -699,7 +708,11 @@ class Recorder:
             "repair": _np(self._r_repair, np.uint8),
             "copies": _np(self._r_copies, np.int32),
             "online": _np(self._r_online, np.uint8),
-            "offline_push": _np(self._r_offline_push, np.float64),
+            "offline_push": (
+                np.full(len(self._r_user), NAN)
+                if self._r_offline_push is None
+                else _np(self._r_offline_push, np.float64)
+            ),
             "altered": _np(self._r_altered, np.uint8),
         }
         for row, first in self._dup_rows:

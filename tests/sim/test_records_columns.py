@@ -189,6 +189,10 @@ def _fed_by_hand() -> TeeRecorder:
     rec.shown(2.4, third, 4, 2, "push")
     rec.offline_push(group.msg_id, 6, 4.0)
     rec.offline_push(group.msg_id, 6, 5.0)  # the first notification counts
+    # rows added after the first notification (the column exists from then on)
+    rec.sent(5.5, Message("0-4", 0, "g0", True, 10), (1, 2))
+    rec.offline_push("0-4", 2, 5.6)
+    rec.sent(5.7, Message("0-5", 0, "d0-1", False, 10), (1,))
     rec.set_attempts(one.msg_id, 3)
     rec.outcome(one.msg_id, 6.0, "timeout")
     rec.outcome(group.msg_id, 6.5)
