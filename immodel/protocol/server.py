@@ -60,7 +60,6 @@ class MessageStore:
         "group_sequencer",
         "inboxes",
         "offline",
-        "stored_copies",
         "timelines",
     )
 
@@ -73,7 +72,6 @@ class MessageStore:
         self._member_of: dict[Id, set[Id]] = {}  # the same, as a set: joins are per message
         self.offline: dict[Id, list[Stored]] = {}
         self.group_sequencer = Sequencer()
-        self.stored_copies: dict[Id, int] = {}  # msg_id → times stored (1 unless dedup failed)
 
     def join(self, user: Id, conversation: Id) -> None:
         """Make ``user`` a member of ``conversation`` (what sync looks through)."""
@@ -95,9 +93,21 @@ class MessageStore:
         if timeline is None:
             timeline = self.timelines[item.conversation] = Timeline()
         timeline.add(item)
-        self.stored_copies[item.msg_id] = self.stored_copies.get(item.msg_id, 0) + 1
         if self.inboxes is not None:
             self.inboxes.append(item)
+
+    @property
+    def stored_copies(self) -> dict[Id, int]:
+        """msg_id → times stored (1 unless a retry outlived the dedup window), counted from
+        the timelines when asked: a table kept up to date cost ~30 bytes per message for
+        the life of the run, and only tests and observers read it (the simulator's
+        records count the copies themselves)."""
+        copies: dict[Id, int] = {}
+        for timeline in self.timelines.values():
+            for item in timeline.items:
+                msg_id = item.message.msg_id
+                copies[msg_id] = copies.get(msg_id, 0) + 1
+        return copies
 
     def burn_seq(self, group: Id) -> int:
         """A group write failed after taking its seq: the seq is burnt (never carried by

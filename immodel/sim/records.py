@@ -45,6 +45,15 @@ NAN = math.nan
 TRACE_EVENTS = ("send", "stored", "deliver")
 REQUEST_KINDS = ("send", "ack", "poll", "sync", "login", "rest", "rest_refused")
 _SEND, _STORED, _DELIVER = 0, 1, 2
+# In the buffers only (the frame says "stored" and "deliver"): the first stored copy of
+# a 1:1 message whose content screening did not replace, a row whose time, user and
+# order key are its message's t_stored, recipient and order_key; and a copy of such a
+# message, as stored first, shown unaltered to its recipient, whose user and order key
+# are those of the message (and, for the first copy shown, whose time is the row's
+# t_first_show: _SHOWN_FIRST). The frame fills them in.
+_STORED_FIRST = 3
+_DELIVER_FIRST = 4
+_SHOWN_FIRST = 5
 # A trace row's content version: "" original, else what changed it (bit 1 replaced by the
 # screening policy, bit 2 tampered with on the way).
 _VERSIONS = ("", "replaced", "tampered", "replaced,tampered")
@@ -82,12 +91,31 @@ class _Codes:
         return np.asarray(self.names, dtype=object)[codes].tolist()
 
 
-def _np(buf: array, dtype) -> np.ndarray:
+# the numpy dtype of each array typecode the buffers use
+_DTYPES = {"d": np.float64, "q": np.int64, "i": np.int32, "H": np.uint16, "B": np.uint8}
+
+
+def _np(buf: array, dtype=None) -> np.ndarray:
     """A numpy copy of a column buffer (a copy: a buffer exporting its memory cannot grow,
-    and a frame may be built while the run goes on)."""
+    and a frame may be built while the run goes on); ``dtype`` defaults to the buffer's
+    own (a buffer that widened on overflow changed it)."""
+    if dtype is None:
+        dtype = _DTYPES[buf.typecode]
     if len(buf) == 0:
         return np.empty(0, dtype=dtype)
     return np.frombuffer(buf, dtype=dtype).copy()
+
+
+def _wide(buf: array, batch: list) -> array:
+    """``buf`` with ``batch`` appended; a 32-bit buffer whose batch does not fit comes back
+    as a 64-bit copy (``fromlist`` appends nothing when a value overflows)."""
+    try:
+        buf.fromlist(batch)
+    except OverflowError:
+        buf = array("q", buf)
+        buf.fromlist(batch)
+    batch.clear()
+    return buf
 
 
 class Recorder:
@@ -166,7 +194,7 @@ class Recorder:
     def __init__(self) -> None:
         # per message (index m, in order of sending)
         self._index: dict[str, int] = {}  # msg_id → m (its keys in order: the msg ids)
-        self._sender = array("q")
+        self._sender = array("i")
         self._conv: list[str] = []  # the world's own strings, shared
         self._is_group = array("B")
         self._payload_bytes = array("i")
@@ -178,7 +206,7 @@ class Recorder:
         self._failure = array("H")
         self._t_outcome = array("d")  # when the sender learned success or failure
         self._screening = array("B")  # what screening did (_SCREENINGS)
-        self._row0 = array("q")  # its first message × recipient row
+        self._row0 = array("i")  # its first message × recipient row
         self._rows = array("i")  # its number of rows (recipients)
         # messages whose recipients are not in increasing order: user → row (the others
         # find a recipient's row by bisection)
@@ -191,16 +219,23 @@ class Recorder:
         self._r_repair = array("B")
         self._r_copies = array("i")
         self._r_online = array("B")  # connected when the message was first stored
-        self._r_offline_push = array("d")  # notification arrival
+        # notification arrival; None until the first notification (NaN for every row
+        # then): a run whose recipients are all connected never pays 8 bytes a row for it
+        self._r_offline_push: array | None = None
         self._r_altered = array("B")  # the first copy shown was altered
         self._failures = _Codes()
         self._screenings = _Codes(_SCREENINGS)
         self._vias = _Codes()
         self._repairs = _Codes()
-        # the trace, one row per event
+        # the trace, one row per event: event and message index m for every row; time,
+        # user, order key and content version only where the message's columns do not
+        # hold them (a send row's are its t_send, sender, NaN and 0; a _STORED_FIRST
+        # row's its t_stored, recipient, order_key and 0; a _DELIVER_FIRST row keeps
+        # its time, its recipient, order_key and 0 are the message's, and a
+        # _SHOWN_FIRST row's time is its row's t_first_show: the frame fills them in)
         self._tr_t = array("d")
         self._tr_event = array("B")
-        self._tr_msg = array("i")  # message index m
+        self._tr_msg = array("i")
         self._tr_user = array("i")
         self._tr_key = array("d")
         self._tr_version = array("B")  # _VERSIONS
@@ -219,7 +254,7 @@ class Recorder:
         self._kinds = _Codes(REQUEST_KINDS)
         self._kind_code = self._kinds.code
         self._req_messages = array("i")
-        self._req_bytes = array("q")
+        self._req_bytes = array("i")  # widened to 64 bits if a size ever needs it
         # the newest rows, as for the trace
         self._rb_t: list[float] = []
         self._rb_user: list[int] = []
@@ -263,7 +298,8 @@ class Recorder:
             self._r_repair.append(0)
             self._r_copies.append(0)
             self._r_online.append(0)
-            self._r_offline_push.append(NAN)
+            if self._r_offline_push is not None:
+                self._r_offline_push.append(NAN)
             self._r_altered.append(0)
         elif n:
             self._r_user.extend(recipients)
@@ -273,7 +309,8 @@ class Recorder:
             self._r_repair.frombytes(zeros)
             self._r_copies.extend(array("i", [0]) * n)
             self._r_online.frombytes(zeros)
-            self._r_offline_push.extend(array("d", [NAN]) * n)
+            if self._r_offline_push is not None:
+                self._r_offline_push.extend(array("d", [NAN]) * n)
             self._r_altered.frombytes(zeros)
             if any(a >= b for a, b in pairwise(recipients)):
                 pos: dict[int, int] = {}
@@ -282,17 +319,21 @@ class Recorder:
                     if first != i:
                         self._dup_rows.append((i, first))
                 self._pos[m] = pos
-        self._trace(t, _SEND, m, msg.sender, NAN, 0)
+        events = self._tb_event
+        events.append(_SEND)
+        self._tb_msg.append(m)
+        if len(events) >= _BATCH_ROWS:
+            self._flush_trace()
 
     def _trace(self, t: float, event: int, m: int, user: int, key: float, version: int) -> None:
-        times = self._tb_t
-        times.append(t)
-        self._tb_event.append(event)
+        events = self._tb_event
+        events.append(event)
         self._tb_msg.append(m)
+        self._tb_t.append(t)
         self._tb_user.append(user)
         self._tb_key.append(key)
         self._tb_version.append(version)
-        if len(times) >= _BATCH_ROWS:
+        if len(events) >= _BATCH_ROWS:
             self._flush_trace()
 
     def _flush_trace(self) -> None:
@@ -335,6 +376,13 @@ class Recorder:
                 self._t_stored[m] = t
                 self._order_key[m] = key
                 self._r_online[row0] = online.get(user, False)
+                if not version:  # the message's columns hold the rest of the row
+                    events = self._tb_event
+                    events.append(_STORED_FIRST)
+                    self._tb_msg.append(m)
+                    if len(events) >= _BATCH_ROWS:
+                        self._flush_trace()
+                    return
             self._trace(t, _STORED, m, user, key, version)
             return
         end = row0 + n
@@ -368,10 +416,12 @@ class Recorder:
         push or poll); ``altered`` when an on-path attacker changed it (plaintext)."""
         m = self._index[msg.msg_id]
         row = self._row(m, user)
+        shown_first = False
         if row >= 0:
             self._r_copies[row] += 1
             first = self._r_first_show
             if first[row] != first[row]:  # NaN: the first copy shown
+                shown_first = True
                 first[row] = t
                 self._r_via[row] = self._vias.of(via)
                 if repair:
@@ -381,6 +431,23 @@ class Recorder:
         version = 1 if self._screening[m] == _REPLACED else 0
         if altered:
             version += 2
+        elif (
+            not version
+            and row >= 0
+            and self._rows[m] == 1
+            and self._stored_copies[m]
+            and key == self._order_key[m]
+        ):  # the message's columns hold the user and the key (and the first one's time)
+            events = self._tb_event
+            self._tb_msg.append(m)
+            if shown_first:
+                events.append(_SHOWN_FIRST)
+            else:
+                events.append(_DELIVER_FIRST)
+                self._tb_t.append(t)
+            if len(events) >= _BATCH_ROWS:
+                self._flush_trace()
+            return
         self._trace(t, _DELIVER, m, user, key, version)
 
     def request(self, t: float, user: int, kind: str, messages: int, size_bytes: int) -> int:
@@ -411,8 +478,8 @@ class Recorder:
             (self._req_t, self._rb_t),
             (self._req_user, self._rb_user),
             (self._req_messages, self._rb_messages),
-            (self._req_bytes, self._rb_bytes),
         )
+        self._req_bytes = _wide(self._req_bytes, self._rb_bytes)
         self._req_base = len(self._req_t)
 
     def set_request_messages(self, row: int, messages: int) -> None:
@@ -454,8 +521,13 @@ class Recorder:
         """An offline notification for ``msg_id`` reaches ``user`` at ``arrival`` (the
         first one counts)."""
         row = self._row(self._index[msg_id], user)
-        if row >= 0 and self._r_offline_push[row] != self._r_offline_push[row]:
-            self._r_offline_push[row] = arrival
+        if row < 0:
+            return
+        arrivals = self._r_offline_push
+        if arrivals is None:
+            arrivals = self._r_offline_push = array("d", [NAN]) * len(self._r_user)
+        if arrivals[row] != arrivals[row]:
+            arrivals[row] = arrival
 
     def recipients(self, msg_id: str) -> tuple[int, ...]:
         """The recipients ``msg_id`` was sent to, in the order given to :meth:`sent`."""
@@ -481,17 +553,50 @@ class Recorder:
     def trace_frame(self) -> pd.DataFrame:
         self._flush_trace()
         msg = _np(self._tr_msg, np.int32).astype(np.int64)
+        events = _np(self._tr_event, np.uint8)
+        send = events == _SEND
+        t = np.empty(len(events), dtype=np.float64)
+        user = np.empty(len(events), dtype=np.int64)
+        key = np.full(len(events), NAN)
+        version = np.zeros(len(events), dtype=np.uint8)
+        sends = msg[send]
+        t[send] = _np(self._t_send, np.float64)[sends]
+        user[send] = _np(self._sender)[sends]
+        first = events == _STORED_FIRST
+        shown = events >= _DELIVER_FIRST  # _DELIVER_FIRST or _SHOWN_FIRST
+        timed = ~(send | first)
+        if first.any() or shown.any():
+            r_user, row0 = _np(self._r_user), _np(self._row0)
+            order_key = _np(self._order_key, np.int64)
+            firsts = msg[first]
+            t[first] = _np(self._t_stored, np.float64)[firsts]
+            user[first] = r_user[row0[firsts]]
+            key[first] = order_key[firsts]
+            shown_first = events == _SHOWN_FIRST
+            rows = row0[msg[shown_first]]
+            t[shown_first] = _np(self._r_first_show, np.float64)[rows]
+            timed &= ~shown_first
+            showns = msg[shown]
+            user[shown] = r_user[row0[showns]]
+            key[shown] = order_key[showns]
+            events[first] = _STORED
+            events[shown] = _DELIVER
+        t[timed] = _np(self._tr_t, np.float64)
+        rest = ~(send | first | shown)
+        user[rest] = _np(self._tr_user, np.int32)
+        key[rest] = _np(self._tr_key, np.float64)
+        version[rest] = _np(self._tr_version, np.uint8)
         return pd.DataFrame(
             {
-                "t": _np(self._tr_t, np.float64),
+                "t": t,
                 "event": pd.Categorical.from_codes(
-                    _np(self._tr_event, np.uint8).astype(np.int8), categories=list(TRACE_EVENTS)
+                    events.astype(np.int8), categories=list(TRACE_EVENTS)
                 ),
                 "msg_id": self._per_message(list(self._index), msg),
                 "conversation": self._per_message(self._conv, msg),
-                "user": self._trace_users(),
-                "order_key": _np(self._tr_key, np.float64),
-                "digest": self._digests(msg),
+                "user": self._trace_users(user),
+                "order_key": key,
+                "digest": self._digests(msg, version),
             }
         )
 
@@ -499,21 +604,27 @@ class Recorder:
     def _per_message(values: list, index: np.ndarray) -> list:
         return np.asarray(values, dtype=object)[index].tolist()
 
-    def _trace_users(self) -> list[str]:
+    def _trace_users(self, users: np.ndarray) -> list[str]:
         """The trace's ``user`` column: the user id, or with several devices per user the
         device's label (the user id for its first device, ``"{uid}/{kind}"`` for the
-        others), so the checker judges each device on its own."""
+        others), so the checker judges each device on its own. One string per user,
+        shared by its rows (a string per row cost ~50 bytes per trace row)."""
+        if len(users) == 0:
+            return []
+        ids, inverse = np.unique(users, return_inverse=True)
         if self.devices is None:
-            return [str(u) for u in self._tr_user]
-        label = self.devices.label
-        return [label[u] for u in self._tr_user]
+            labels = [str(u) for u in ids.tolist()]
+        else:
+            label = self.devices.label
+            labels = [label[u] for u in ids.tolist()]
+        return np.asarray(labels, dtype=object)[inverse.reshape(-1)].tolist()
 
-    def _digests(self, msg: np.ndarray) -> np.ndarray:
+    def _digests(self, msg: np.ndarray, version: np.ndarray) -> np.ndarray:
         """The content digest of each trace row (computed once per message and version)."""
         if len(msg) == 0:
             return np.empty(0, dtype=np.int64)
         nv = len(_VERSIONS)
-        pair = msg * nv + _np(self._tr_version, np.uint8)
+        pair = msg * nv + version
         unique, inverse = np.unique(pair, return_inverse=True)
         ids = list(self._index)
         digests = np.array(
@@ -529,7 +640,7 @@ class Recorder:
         t_send = _np(self._t_send, np.float64)[mi]
         first = rows["first_show"]
         stored_copies = _np(self._stored_copies, np.int32)[mi]
-        sender = _np(self._sender, np.int64)[mi]
+        sender = _np(self._sender).astype(np.int64)[mi]
         failure = _np(self._failure, np.uint16)[mi]
         users = rows["user"]
         kinds = self.recipient_kind
@@ -559,7 +670,10 @@ class Recorder:
             "failure_reason": self._failures.decode(failure),
             "screening": self._screenings.decode(_np(self._screening, np.uint8)[mi]),
             "altered": rows["altered"].astype(bool),
-            "origin": np.where(sender == ADMIN_UID, "rest", "sdk").astype(object).tolist(),
+            # two shared strings, not a new one per row
+            "origin": np.asarray(["sdk", "rest"], dtype=object)[
+                (sender == ADMIN_UID).astype(np.intp)
+            ].tolist(),
         }
         frame = pd.DataFrame(cols)
         frame["device"] = self._device_column(frame, "recipient", "sender")
@@ -594,7 +708,11 @@ class Recorder:
             "repair": _np(self._r_repair, np.uint8),
             "copies": _np(self._r_copies, np.int32),
             "online": _np(self._r_online, np.uint8),
-            "offline_push": _np(self._r_offline_push, np.float64),
+            "offline_push": (
+                np.full(len(self._r_user), NAN)
+                if self._r_offline_push is None
+                else _np(self._r_offline_push, np.float64)
+            ),
             "altered": _np(self._r_altered, np.uint8),
         }
         for row, first in self._dup_rows:
@@ -609,7 +727,7 @@ class Recorder:
         return pd.DataFrame(
             {
                 "msg_id": list(self._index),
-                "sender": _np(self._sender, np.int64),
+                "sender": _np(self._sender).astype(np.int64),
                 "t_send": _np(self._t_send, np.float64),
                 "t_stored": _np(self._t_stored, np.float64),
                 "stored_copies": _np(self._stored_copies, np.int32).astype(np.int64),
@@ -642,7 +760,7 @@ class Recorder:
                 "user": _np(self._req_user, np.int32).astype(np.int64),
                 "kind": pd.Categorical.from_codes(codes, categories=list(REQUEST_KINDS)),
                 "messages": _np(self._req_messages, np.int32).astype(np.int64),
-                "bytes": _np(self._req_bytes, np.int64),
+                "bytes": _np(self._req_bytes).astype(np.int64),
             }
         )
         frame["device"] = self._device_column(frame, "user")

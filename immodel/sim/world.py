@@ -225,7 +225,6 @@ class World:
                 for m in members:
                     self._join(m, name)
         self.group_members = dict(zip(self.group_names, self.groups, strict=True))
-        self.known_pairs: set[str] = set()
 
     def _join(self, uid: int, conversation: str) -> None:
         """Make user ``uid`` a member of ``conversation``: each of its devices (what the
@@ -393,10 +392,10 @@ class World:
         if a > b:
             a, b = b, a
         conv = f"d{a}-{b}"
-        if conv not in self.known_pairs:
-            self.known_pairs.add(conv)
-            self._join(a, conv)
-            self._join(b, conv)
+        # joining is idempotent and the store keeps the memberships: a set of the pairs
+        # seen cost another ~35 bytes per conversation (random pairs: per message)
+        self._join(a, conv)
+        self._join(b, conv)
         return conv
 
     def inject(self, at_s: float, sender: int, recipient: int) -> None:

@@ -111,3 +111,25 @@ def test_expiry_is_in_completion_order_and_lazy() -> None:
     assert len(window) == 2  # A-2 and the in-progress B-1
     assert window.next_deadline() == 14.0
     assert window.begin("A-2", 13.9)[0] is Verdict.DONE
+
+
+def test_a_long_run_keeps_only_the_window() -> None:
+    """One send a second for far longer than the window: only the last window's ids stay
+    (the spent expiry times are cut off as it goes), and each retry inside the window
+    still gets a reply equal to the original."""
+    window = DedupWindow(window_s=120.0)
+    replies = {}
+    for i in range(20_000):
+        now = float(i)
+        msg_id = f"A-{i}"
+        assert window.begin(msg_id, now) == (Verdict.NEW, None)
+        reply = SendReply(msg_id, True, 1000 + i) if i % 7 else SendReply(msg_id, False)
+        replies[msg_id] = reply
+        window.complete(msg_id, reply, now)
+        old = f"A-{i - 100}"
+        if i >= 100:
+            assert window.begin(old, now) == (Verdict.DONE, replies[old])
+    assert len(window) == 120  # completed at 19 880 … 19 999
+    assert len(window._expiry_at) < 2 * 4096 + 120
+    assert window.next_deadline() == 19_880.0 + 120.0
+    assert window.begin("A-19879", 19_999.5) == (Verdict.NEW, None)

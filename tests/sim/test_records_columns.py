@@ -163,7 +163,8 @@ EXERCISED = {
 
 def _fed_by_hand() -> TeeRecorder:
     """Calls no scenario makes today: recipients out of order and one listed twice, a copy
-    shown to a user the message was not sent to, a request kind outside the categories."""
+    shown to a user the message was not sent to, a request kind outside the categories, a
+    request larger than 32 bits can count."""
     rec = TeeRecorder()
     rec.recipient_kind = ["push"] * 8
     one = Message("0-1", 0, "d0-5", False, 10)
@@ -177,8 +178,21 @@ def _fed_by_hand() -> TeeRecorder:
         rec.shown(3.0, group, 1, user, via, repair, altered)
     rec.shown(3.1, group, 1, 4, "push")  # not a recipient: a trace row, no messages row
     rec.shown(3.2, one, 9, 5, "sync", "sync_gap")
+    # a 1:1 copy shown before its store is recorded, then as stored, with another key,
+    # and to someone else: the trace rows the columns cannot fill in stay whole
+    third = Message("0-3", 0, "d0-6", False, 10)
+    rec.sent(1.6, third, (6,))
+    rec.shown(1.7, third, 4, 6, "push")
+    rec.stored(2.1, third, 4, {6: True})
+    rec.shown(2.2, third, 4, 6, "push")
+    rec.shown(2.3, third, 5, 6, "sync")
+    rec.shown(2.4, third, 4, 2, "push")
     rec.offline_push(group.msg_id, 6, 4.0)
     rec.offline_push(group.msg_id, 6, 5.0)  # the first notification counts
+    # rows added after the first notification (the column exists from then on)
+    rec.sent(5.5, Message("0-4", 0, "g0", True, 10), (1, 2))
+    rec.offline_push("0-4", 2, 5.6)
+    rec.sent(5.7, Message("0-5", 0, "d0-1", False, 10), (1,))
     rec.set_attempts(one.msg_id, 3)
     rec.outcome(one.msg_id, 6.0, "timeout")
     rec.outcome(group.msg_id, 6.5)
@@ -189,6 +203,7 @@ def _fed_by_hand() -> TeeRecorder:
     rows = [rec.request(2.0 + i, i % 8, "sync", 0, 50 + i) for i in range(5000)]
     rec.set_request_messages(rows[3], 7)
     rec.set_request_messages(rows[-1], 9)
+    rec.request(9.0, 1, "send", 1, 2**40)  # bytes past 32 bits: the column widens
     for i in range(5000):
         rec.shown(7.0 + i, one, 9, 5, "push", "retransmit")
     return rec
@@ -209,6 +224,7 @@ def test_repeated_unordered_and_unknown_inputs_give_the_old_frames():
     assert requests["kind"].isna().tolist()[:3] == [False, True, False]
     assert rec.req_kind[:3] == ["poll", "heartbeat", "sync"]
     assert requests["messages"].iloc[[0, 5, 5001]].tolist() == [2, 7, 9]
+    assert requests["bytes"].iloc[-1] == 2**40 and requests["bytes"].dtype == "int64"
 
 
 def test_an_empty_recorder_gives_the_old_empty_frames():
