@@ -160,6 +160,8 @@ class Stage:
             queue.append((job, self.service(scale), now))
 
     def _finish(self, job: _Job) -> None:
+        """A job's service completed (through SimPy's own loop; ``kernel.run_until``
+        writes this out for its jobs: a change here belongs there too)."""
         env = self.env
         now = env._now
         queue = self.queue
