@@ -25,6 +25,7 @@ def _fire(call: Call) -> None:
 
 
 _FIRE = (_fire,)
+_new = object.__new__
 
 # Calls that have run in :func:`run_until`, kept for :func:`later` to fill again: building
 # a slotted object costs about four times taking one from this list and setting two
@@ -135,8 +136,11 @@ class Deadlines:
         takes a used Call (:data:`FREE_CALLS`) instead of building one."""
         env = self.env
         now = env._now
-        if held:
-            call = Deadline(fn, arg)
+        if held:  # Deadline(fn, arg) without the class call (two per delivered message)
+            call = _new(Deadline)
+            call.fn = fn
+            call.arg = arg
+            call.callbacks = _FIRE
         else:
             try:
                 call = FREE_CALLS.pop()
@@ -222,7 +226,8 @@ def run_until(env: simpy.Environment, at: float) -> None:
                 dt = now - stage._last_t
                 if dt:
                     stage._area_busy += stage.busy * dt
-                    stage._area_queue += len(waiting) * dt
+                    if waiting:  # adding 0.0 would leave the sum as it is
+                        stage._area_queue += len(waiting) * dt
                     stage._last_t = now
                 if event.epoch == stage.epoch:  # else the node crashed while it was served
                     stage.completed += 1

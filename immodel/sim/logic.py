@@ -158,6 +158,9 @@ class LogicTier:
         # read for every message (a scenario lookup is a Python call)
         self.callback_enabled = sc["server.callback_enabled"]
         self.screening_enabled = sc["server.screening_enabled"]
+        self.plain_admission = (
+            not self.callback_enabled and not self.screening_enabled and self.checks_decide
+        )
         # the muted users (the first draw of the admission stream), friendships and
         # blacklists: shared with immodel real's logic servers
         self.relationships = Relationships(sc, self.w.streams["admission"].generator)
@@ -275,6 +278,13 @@ class LogicTier:
         decision = admission.admit(self.checks_policy, self._facts(msg, None, None))
         if not decision.accepted:
             self._reject(node, client, msg, str(decision.reason))
+            return
+        if self.plain_admission:
+            # No callback, no screening, the checks' answer final: _after_callback and
+            # _after_screening would only pass the job on to the recent-contacts stage.
+            node.stages["recent_contacts"].submit(
+                self._after_contacts, job, self.costs["recent_contacts"]
+            )
             return
         if self.callback_enabled:
             sc = self.sc

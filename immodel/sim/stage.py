@@ -141,8 +141,11 @@ class Stage:
         now = env._now
         dt = now - self._last_t
         if dt:
-            self._area_busy += busy * dt
-            self._area_queue += len(queue) * dt
+            # adding 0.0 leaves a sum as it is: an idle stage's areas need no arithmetic
+            if busy:
+                self._area_busy += busy * dt
+            if queue:
+                self._area_queue += len(queue) * dt
             self._last_t = now
         try:  # pop, not test-then-pop: safe when worlds run in threads of one process
             job = FREE_JOBS.pop()
