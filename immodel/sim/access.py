@@ -104,6 +104,10 @@ class AccessTier:
         self.heartbeat_s = sc["transport.heartbeat_s"]
         self.nodes = [AccessNode(self, i) for i in range(sc["server.access_nodes"])]
         self._next_conn_id = 0
+        # the logic tier's request handlers, bound once (not a bound method per request)
+        logic = world.logic
+        self._logic_send, self._logic_ack = logic.send_arrives, logic.ack_arrives
+        self._logic_sync = logic.sync_arrives
 
     # ------------------------------------------------------------------------------------
     # connections and sessions
@@ -263,7 +267,7 @@ class AccessTier:
         self.rec.request(self.env._now, client.uid, "send", 1, self.header + msg.payload_bytes)
         if self.check_uplink and not self._uplink_intact(client, conn, msg):
             return
-        node.stage.submit(self.w.logic.send_arrives, (client, msg), self.cost_request)
+        node.stage.submit(self._logic_send, (client, msg), self.cost_request)
 
     def _uplink_intact(self, client: Client, conn: Connection, msg) -> bool:
         """The on-path attacker's turn on a message going up. Encrypted: the record fails
@@ -290,7 +294,7 @@ class AccessTier:
             return  # _request written out
         size = self.header + ACK_BYTES_PER_ID * len(msg_ids)
         self.rec.request(self.env._now, client.uid, "ack", len(msg_ids), size)
-        node.stage.submit(self.w.logic.ack_arrives, (client.uid, msg_ids), self.cost_request)
+        node.stage.submit(self._logic_ack, (client.uid, msg_ids), self.cost_request)
 
     def sync_arrives(self, arg) -> None:
         client, conn, request = arg
@@ -299,9 +303,7 @@ class AccessTier:
             return  # _request written out
         size = self.w.side.sync_request_bytes(request)
         row = self.rec.request(self.env._now, client.uid, "sync", 0, size)
-        node.stage.submit(
-            self.w.logic.sync_arrives, (client, conn, request, row), self.cost_request
-        )
+        node.stage.submit(self._logic_sync, (client, conn, request, row), self.cost_request)
 
     def poll_arrives(self, arg) -> None:
         client, conn, seq, acks, hold = arg
