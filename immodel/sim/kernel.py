@@ -257,7 +257,6 @@ def run_until(env: simpy.Environment, at: float) -> None:
                         stage._area_queue += len(waiting) * dt
                     stage._last_t = now
                 if event.epoch == stage.epoch:  # else the node crashed while it was served
-                    stage.completed += 1
                     if waiting:
                         nxt, service_s, queued_at = waiting.popleft()
                         stage.wait_total_s += now - queued_at

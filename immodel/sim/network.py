@@ -289,9 +289,11 @@ class Network:
             arrive = now + latency_s
             clear = conn.clear_up
             delay = (arrive if arrive > clear else clear) - now
-            while now + delay < clear:
+            t = now + delay
+            while t < clear:
                 delay = math.nextafter(delay, math.inf)
-            conn.clear_up = t = now + delay
+                t = now + delay
+            conn.clear_up = t
             if fn is not None:
                 env = self.env
                 eid = next(env._eid)
@@ -341,9 +343,11 @@ class Network:
             arrive = (now if at is None else at) + latency_s
             clear = conn.clear_down
             delay = (arrive if arrive > clear else clear) - now
-            while now + delay < clear:
+            t = now + delay
+            while t < clear:
                 delay = math.nextafter(delay, math.inf)
-            conn.clear_down = t = now + delay
+                t = now + delay
+            conn.clear_down = t
             if fn is not None:
                 try:
                     call = FREE_CALLS.pop()
