@@ -202,6 +202,11 @@ class Network:
     ``on_give_up(conn)`` is called (stream model) when the transport gives up on a
     connection after :data:`MAX_RETRANSMISSIONS` of one segment: both ends learn it from
     their socket at once.
+
+    Two uplink frames sent one right after the other that arrive at the same instant
+    (a push's ACK and its receipt sync, on a lossless network with a constant latency)
+    share one event, the second run right after the first: the event queue would have
+    popped them back to back anyway (``coalesced`` counts the frames that rode along).
     """
 
     __slots__ = (
