@@ -20,11 +20,12 @@ deliveries are counted in a separate run without valgrind (the same seed gives t
 run). Each checkout runs in a fresh interpreter with ``PYTHONPATH`` on it, so only what
 every checkout since v0.1 offers is used, and with ``PYTHONHASHSEED`` fixed
 (``--hashseed``, 0 by default): the records do not depend on it, but the layout of every
-dict and set keyed by strings does, and with it the instructions a run takes. What
-stays is a spread of about 1 % (likely objects' addresses, which differ from run to run
-and lay out what is keyed by object): the same code measured 560.3 k to 568.4 k
-instructions per push delivery in three runs. A difference below about 2 % between two
-checkouts is not a measured effect; repeat with other ``--hashseed`` values. One run of
+dict and set keyed by strings does, and with it the instructions a run takes. The runs
+have one BLAS thread (``OPENBLAS_NUM_THREADS=1``): numpy's idle BLAS worker threads
+otherwise spin for as long as a run lasts and valgrind counts them — most of the spread
+of about 1 % seen before (560.3 k to 568.4 k instructions per push delivery for the same
+code in three runs); with one thread two runs of the same code differ by a few thousand
+instructions in billions. Other ``--hashseed`` values give other dict layouts. One run of
 push at 3 000 users × 60 s takes a few minutes under valgrind. A figure, not an
 assertion.
 """
@@ -83,7 +84,15 @@ def _child(checkout: Path, mode: str, args: argparse.Namespace, duration_s: floa
 
 
 def _env(checkout: Path, args: argparse.Namespace) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(checkout), "PYTHONHASHSEED": str(args.hashseed)}
+    # One BLAS thread: numpy's idle BLAS worker threads spin for as long as the run lasts
+    # on a loaded machine, and valgrind counts their instructions too (about 2 % of a
+    # run, varying with the load); without them the same code measures the same count.
+    return {
+        **os.environ,
+        "PYTHONPATH": str(checkout),
+        "PYTHONHASHSEED": str(args.hashseed),
+        "OPENBLAS_NUM_THREADS": "1",
+    }
 
 
 def count(checkout: Path, args: argparse.Namespace, duration_s: float) -> dict:

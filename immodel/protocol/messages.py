@@ -24,6 +24,25 @@ Id = Any  # hashable and orderable
 _T = TypeVar("_T", bound=type)
 
 
+#: Fields from which a value is filled as its twin (two class switches cost about as
+#: much as three descriptor calls).
+_FILL_FIELDS = 4
+_SET_CLASS = object.__dict__["__class__"].__set__
+
+
+def _twin(cls: type) -> type | None:
+    """A plain class with ``cls``'s slots, which an instance of ``cls`` may become and
+    leave again (None: their layouts differ, e.g. slots inherited from a base)."""
+    twin = type(f"_{cls.__name__}Fill", (), {"__slots__": cls.__slots__})
+    try:
+        probe = object.__new__(cls)
+        _SET_CLASS(probe, twin)
+        _SET_CLASS(probe, cls)
+    except TypeError:
+        return None
+    return twin
+
+
 def quick_init(cls: _T) -> _T:
     """Give a frozen, slotted dataclass an ``__init__`` that fills its slots directly.
 
@@ -34,8 +53,15 @@ def quick_init(cls: _T) -> _T:
     calls each slot's descriptor instead: the same parameters, defaults and field order,
     ``__post_init__`` still called, and the instance as frozen as before. Apply it on top
     of ``@dataclass(frozen=True, slots=True)``.
+
+    A descriptor call still costs a few hundred instructions per field, so a value of
+    :data:`_FILL_FIELDS` fields or more is filled as a plain slotted twin of its class
+    (same slots, so the same layout): it becomes the twin, takes its fields by ordinary
+    attribute stores and becomes itself again — two class switches for all its fields.
+    An instance of a subclass, or a class whose layout the twin cannot match, is filled
+    through the descriptors.
     """
-    params, body = [], []
+    params, body, fill = [], [], []
     namespace: dict[str, Any] = {"__name__": cls.__module__}
     for f in fields(cls):
         if f.default_factory is not MISSING or not f.init:
@@ -47,6 +73,18 @@ def quick_init(cls: _T) -> _T:
             namespace[f"_default_{f.name}"] = f.default
         namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__
         body.append(f"    _set_{f.name}(self, {f.name})")
+        fill.append(f"        self.{f.name} = {f.name}")
+    twin = _twin(cls) if len(fill) >= _FILL_FIELDS else None
+    if twin is not None:
+        namespace.update(_cls=cls, _twin=twin, _become=_SET_CLASS)
+        body = [
+            "    if type(self) is _cls:",
+            "        _become(self, _twin)",
+            *fill,
+            "        self.__class__ = _cls",
+            "    else:",
+            *("    " + line for line in body),
+        ]
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), namespace)

@@ -104,6 +104,10 @@ class AccessTier:
         self.heartbeat_s = sc["transport.heartbeat_s"]
         self.nodes = [AccessNode(self, i) for i in range(sc["server.access_nodes"])]
         self._next_conn_id = 0
+        # the logic tier's request handlers, bound once (not a bound method per request)
+        logic = world.logic
+        self._logic_send, self._logic_ack = logic.send_arrives, logic.ack_arrives
+        self._logic_sync = logic.sync_arrives
 
     # ------------------------------------------------------------------------------------
     # connections and sessions
@@ -256,12 +260,14 @@ class AccessTier:
 
     def send_arrives(self, arg) -> None:
         client, conn, msg = arg
-        node, _row = self._request(client, conn, "send", 1, self.header + msg.payload_bytes)
-        if node is None:
+        # _request written out (each delivered push message brings three requests)
+        node = self.nodes[conn.access]
+        if not node.up or node.conns.get(client.uid) is not conn:
             return
+        self.rec.request(self.env._now, client.uid, "send", 1, self.header + msg.payload_bytes)
         if self.check_uplink and not self._uplink_intact(client, conn, msg):
             return
-        node.stage.submit(self.w.logic.send_arrives, (client, msg), self.cost_request)
+        node.stage.submit(self._logic_send, (client, msg), self.cost_request)
 
     def _uplink_intact(self, client: Client, conn: Connection, msg) -> bool:
         """The on-path attacker's turn on a message going up. Encrypted: the record fails
@@ -283,19 +289,21 @@ class AccessTier:
 
     def ack_arrives(self, arg) -> None:
         client, conn, msg_ids = arg
+        node = self.nodes[conn.access]
+        if not node.up or node.conns.get(client.uid) is not conn:
+            return  # _request written out
         size = self.header + ACK_BYTES_PER_ID * len(msg_ids)
-        node, _row = self._request(client, conn, "ack", len(msg_ids), size)
-        if node is not None:
-            node.stage.submit(self.w.logic.ack_arrives, (client.uid, msg_ids), self.cost_request)
+        self.rec.request(self.env._now, client.uid, "ack", len(msg_ids), size)
+        node.stage.submit(self._logic_ack, (client.uid, msg_ids), self.cost_request)
 
     def sync_arrives(self, arg) -> None:
         client, conn, request = arg
+        node = self.nodes[conn.access]
+        if not node.up or node.conns.get(client.uid) is not conn:
+            return  # _request written out
         size = self.w.side.sync_request_bytes(request)
-        node, row = self._request(client, conn, "sync", 0, size)
-        if node is not None:
-            node.stage.submit(
-                self.w.logic.sync_arrives, (client, conn, request, row), self.cost_request
-            )
+        row = self.rec.request(self.env._now, client.uid, "sync", 0, size)
+        node.stage.submit(self._logic_sync, (client, conn, request, row), self.cost_request)
 
     def poll_arrives(self, arg) -> None:
         client, conn, seq, acks, hold = arg

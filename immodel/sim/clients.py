@@ -153,6 +153,17 @@ class ClientSide:
         self.altered: set[tuple[int, str]] = set()  # (uid, msg_id) altered, not yet shown
         # messages altered on their way up (plaintext): stored so, shown so to everyone
         self.altered_at_source: set[str] = set()
+        # bound once, not a bound method per timer; the access tier's handlers are bound
+        # by bind_access once it exists (it is built after this side)
+        self._client_timer_cb = self._client_timer
+        self._send_arrives = self._ack_arrives = self._sync_arrives = None
+
+    def bind_access(self, access) -> None:
+        """Bind the access tier's request handlers once (the world builds it after this
+        side): a bound method built per request is an allocation per request."""
+        self._send_arrives = access.send_arrives
+        self._ack_arrives = access.ack_arrives
+        self._sync_arrives = access.sync_arrives
 
     # ------------------------------------------------------------------------------------
     # protocol actions
@@ -199,7 +210,7 @@ class ClientSide:
                         client.conn,
                         client.uid,
                         size,
-                        self.w.access.ack_arrives,
+                        self._ack_arrives,
                         (client, client.conn, a.msg_ids),
                     )
                 else:
@@ -217,7 +228,7 @@ class ClientSide:
                     client.conn,
                     client.uid,
                     size,
-                    self.w.access.sync_arrives,
+                    self._sync_arrives,
                     (client, client.conn, request),
                 )
             elif t is Transmit:
@@ -231,7 +242,7 @@ class ClientSide:
                     client.conn,
                     client.uid,
                     size,
-                    self.w.access.send_arrives,
+                    self._send_arrives,
                     (client, client.conn, msg),
                 )
             elif t is SendSucceeded:
@@ -270,7 +281,7 @@ class ClientSide:
             self.deadlines.cancel(client.timer)
         client.timer_at = deadline
         client.timer = (
-            None if deadline is None else self.deadlines.at(deadline, self._client_timer, client)
+            None if deadline is None else self.deadlines.at(deadline, self._client_timer_cb, client)
         )
 
     def _client_timer(self, client: Client) -> None:

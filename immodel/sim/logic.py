@@ -147,6 +147,19 @@ class LogicTier:
         self._groups_of: dict[int, int] | None = None  # user → groups it is in (lazy)
         self.one_transfer = sc["server.login_catchup"] == "one_transfer"
         self.batch_max = sc["transport.batch_max"]
+        # The push path's callbacks, bound once: ``self._after_auth`` as an argument
+        # builds a bound method (an allocation) for every job it is given to.
+        self._after_auth_cb = self._after_auth
+        self._after_checks_cb = self._after_checks
+        self._after_contacts_cb = self._after_contacts
+        self._after_store_cb = self._after_store
+        self._fan_out_cb = self._fan_out
+        self._ack_served_cb = self._ack_served
+        self._answer_sync_cb = self._answer_sync
+        side = world.side
+        self._reply_arrives = side.reply_arrives
+        self._push_arrives = side.push_arrives
+        self._sync_response_arrives = side.sync_response_arrives
 
     def _setup_admission(self) -> None:
         sc = self.sc
@@ -158,6 +171,9 @@ class LogicTier:
         # read for every message (a scenario lookup is a Python call)
         self.callback_enabled = sc["server.callback_enabled"]
         self.screening_enabled = sc["server.screening_enabled"]
+        self.plain_admission = (
+            not self.callback_enabled and not self.screening_enabled and self.checks_decide
+        )
         # the muted users (the first draw of the admission stream), friendships and
         # blacklists: shared with immodel real's logic servers
         self.relationships = Relationships(sc, self.w.streams["admission"].generator)
@@ -242,11 +258,11 @@ class LogicTier:
         elif verdict is Verdict.IN_PROGRESS:
             self.w.counters["dedup_in_progress_drops"] += 1
         else:
-            node.stages["auth"].submit(self._after_auth, (node, client, msg), self.costs["auth"])
+            node.stages["auth"].submit(self._after_auth_cb, (node, client, msg), self.costs["auth"])
 
     def _after_auth(self, job) -> None:
         node, _client, _msg = job
-        node.stages["checks"].submit(self._after_checks, job, self.costs["checks"])
+        node.stages["checks"].submit(self._after_checks_cb, job, self.costs["checks"])
 
     def _facts(self, msg: Message, callback: str | None, screening: str | None):
         """What the check stages look up for ``msg``: mute, blacklist, friendship.
@@ -275,6 +291,13 @@ class LogicTier:
         decision = admission.admit(self.checks_policy, self._facts(msg, None, None))
         if not decision.accepted:
             self._reject(node, client, msg, str(decision.reason))
+            return
+        if self.plain_admission:
+            # No callback, no screening, the checks' answer final: _after_callback and
+            # _after_screening would only pass the job on to the recent-contacts stage.
+            node.stages["recent_contacts"].submit(
+                self._after_contacts_cb, job, self.costs["recent_contacts"]
+            )
             return
         if self.callback_enabled:
             sc = self.sc
@@ -342,7 +365,7 @@ class LogicTier:
             # and a 1:1 recipient's
             n_copies = 1 if msg.is_group else self.rec.n_recipients(msg.msg_id) + 1
             cost += self.costs["inbox_write"] * n_copies
-        node.stages["store"].submit(self._after_store, job, cost)
+        node.stages["store"].submit(self._after_store_cb, job, cost)
 
     def _after_store(self, job) -> None:
         node, client, msg = job
@@ -388,7 +411,7 @@ class LogicTier:
         key = (item.message.msg_id, item.order_key)
         node.unrouted[key] = (item, recipients)
         cost = self.costs["status"] + self.costs["fanout"] * len(recipients)
-        node.stages["downlink"].submit(self._fan_out, (node, key), cost)
+        node.stages["downlink"].submit(self._fan_out_cb, (node, key), cost)
 
     def _reject(self, node: LogicNode, client: Client, msg: Message, reason: str) -> None:
         self.w.counters["rejections"] += 1
@@ -416,7 +439,7 @@ class LogicTier:
             conn,
             client.uid,
             self.header + REPLY_BYTES,
-            self.w.side.reply_arrives,
+            self._reply_arrives,
             (client, conn, reply),
         )
 
@@ -444,7 +467,7 @@ class LogicTier:
                 self._offline_push(r, item)
             delivers = rnode.core.route(item, r, mode, now)
             if delivers:
-                self._push_out(delivers, conn, self.w.side.push_arrives)
+                self._push_out(delivers, conn, self._push_arrives)
                 self._arm_retx(rnode)
             elif mode == "poll":
                 if self.w.idle is not None:  # an idle short poller polls on its own again
@@ -511,7 +534,7 @@ class LogicTier:
         node = self._serving(uid)
         if node is not None:
             node.stages["ack"].submit(
-                self._ack_served, (node, uid, msg_ids), self.costs["ack"] * len(msg_ids)
+                self._ack_served_cb, (node, uid, msg_ids), self.costs["ack"] * len(msg_ids)
             )
 
     def _ack_served(self, job) -> None:
@@ -535,7 +558,7 @@ class LogicTier:
         cost = c["sync"] + c["sync_conv"] * response.scanned + c["sync_item"] * len(response.items)
         if self.timeline_read_ms:
             cost += self.timeline_read_ms * self.groups_of(client.uid)
-        node.stages["sync"].submit(self._answer_sync, (client, response), cost)
+        node.stages["sync"].submit(self._answer_sync_cb, (client, response), cost)
 
     def _answer_sync(self, job) -> None:
         client, response = job
@@ -545,7 +568,7 @@ class LogicTier:
         self.w.sync_bytes += size
         conn = self.w.access.session(client.uid)
         self.w.access.frame_down(
-            conn, client.uid, size, self.w.side.sync_response_arrives, (client, conn, response)
+            conn, client.uid, size, self._sync_response_arrives, (client, conn, response)
         )
 
     # ------------------------------------------------------------------------------------

@@ -253,8 +253,11 @@ def collect(
     summary["drain_s_used"] = float(scenario["drain_s"])
     summary["drain_auto"] = bool(drain_auto)
     summary["drain_s_required"] = drain_required_s
-    # events scheduled, less the deadlines cancelled before they reached the queue
-    summary["sim_events"] = int(next(world.env._eid)) - world.deadlines.dropped
+    # events scheduled, less the deadlines cancelled before they reached the queue and
+    # the frames that rode on another frame's arrival
+    summary["sim_events"] = (
+        int(next(world.env._eid)) - world.deadlines.dropped - world.net.coalesced
+    )
     summary["wall_s"] = time.perf_counter() - t0
     return Result(
         scenario,

@@ -55,6 +55,13 @@ from immodel.sim.rng import Stream, Streams
 Z_99 = 2.3263478740408408  # standard normal 0.99 quantile
 
 
+def _run_pair(frames: tuple) -> None:
+    """Two frames that arrive at one instant, in the order they were sent."""
+    fn1, arg1, fn2, arg2 = frames
+    fn1(arg1)
+    fn2(arg2)
+
+
 def latency_sampler(spec: Any, stream: Stream) -> Callable[[], float]:
     """A function returning one-way latency draws in **seconds** for ``spec`` (ms)."""
     if isinstance(spec, int | float):
@@ -195,11 +202,21 @@ class Network:
     ``on_give_up(conn)`` is called (stream model) when the transport gives up on a
     connection after :data:`MAX_RETRANSMISSIONS` of one segment: both ends learn it from
     their socket at once.
+
+    Two uplink frames sent one right after the other that arrive at the same instant
+    (a push's ACK and its receipt sync, on a lossless network with a constant latency)
+    share one event, the second run right after the first: the event queue would have
+    popped them back to back anyway (``coalesced`` counts the frames that rode along).
     """
 
     __slots__ = (
         "_constant_latency_s",
+        "_fast_latency_s",
         "_return_latency",
+        "_up_call",
+        "_up_eid",
+        "_up_t",
+        "coalesced",
         "down",
         "env",
         "lossless",
@@ -244,6 +261,13 @@ class Network:
         self.rto_max_s = sc["network.rto_max_ms"] / 1000.0
         self.segments_retransmitted = 0
         self.on_give_up = None
+        # The last uplink arrival scheduled (its event id, time and Call), for a frame that
+        # arrives at the same instant right behind it to share its event; ``coalesced``
+        # counts the frames that did (they are no events of their own).
+        self._up_eid = -2
+        self._up_t = -math.inf
+        self._up_call: Call | None = None
+        self.coalesced = 0
         # No packet can be lost in this run (no loss, no bursts, no partition or loss-burst
         # fault): a segment is then never retransmitted, so the RTO estimate — whose only
         # use is to time retransmissions — is not kept, and no loss draw is made.
@@ -253,9 +277,54 @@ class Network:
             and burst["burst_enter"] <= 0.0
             and not any(f["kind"] in ("partition", "loss_burst") for f in sc["faults"])
         )
+        # The common case — the stream model, lossless, a constant latency — is written
+        # out in send_up and send_down (the same arithmetic as _segment's): its latency
+        # (None: not this case).
+        self._fast_latency_s = self._constant_latency_s if self.stream and self.lossless else None
 
     def send_up(self, conn: Connection | None, uid: int, size: int, fn, arg) -> None:
         """A frame from ``uid``'s client to its access node on ``conn``."""
+        latency_s = self._fast_latency_s
+        if latency_s is not None and conn is not None and not conn.broken:
+            # _segment's lossless path, written out: every request of a run comes here
+            link = self.up
+            link.packets += 1
+            link.bytes += size
+            now = self.env._now
+            arrive = now + latency_s
+            clear = conn.clear_up
+            delay = (arrive if arrive > clear else clear) - now
+            t = now + delay
+            while t < clear:
+                delay = math.nextafter(delay, math.inf)
+                t = now + delay
+            conn.clear_up = t
+            if fn is not None:
+                env = self.env
+                eid = next(env._eid)
+                if eid == self._up_eid + 1 and t == self._up_t and t > now:
+                    # The frame sent just before — nothing has been scheduled since — arrives
+                    # at this same instant, still ahead (so it has not run): the queue would
+                    # pop the two back to back (equal times, consecutive ids), so this one
+                    # rides on that event, run right after it (a push's ACK and receipt sync).
+                    last = self._up_call
+                    last.arg = (last.fn, last.arg, fn, arg)
+                    last.fn = _run_pair
+                    self._up_eid = -2  # a pair takes no third
+                    self.coalesced += 1
+                    return
+                try:
+                    call = FREE_CALLS.pop()
+                except IndexError:
+                    call = Call(fn, arg)
+                else:
+                    call.fn = fn
+                    call.arg = arg
+                heappush(env._queue, (t, NORMAL, eid, call))
+                self._up_eid = eid
+                self._up_t = t
+                self._up_call = call
+            return
         if self.stream:
             self._segment(self.up, conn, uid, size, fn, arg, True)
         elif not self.up.lost(uid, size):
@@ -269,6 +338,32 @@ class Network:
         decided now, for that instant). ``fn`` None: a frame whose arrival changes
         nothing at the client — it is sent (counted, drawn, queued in order behind and
         ahead of the others) but its arrival is not an event."""
+        latency_s = self._fast_latency_s
+        if latency_s is not None and conn is not None and not conn.broken:
+            # _segment's lossless path, written out: every frame of a run comes here
+            link = self.down
+            link.packets += 1
+            link.bytes += size
+            now = self.env._now
+            arrive = (now if at is None else at) + latency_s
+            clear = conn.clear_down
+            delay = (arrive if arrive > clear else clear) - now
+            t = now + delay
+            while t < clear:
+                delay = math.nextafter(delay, math.inf)
+                t = now + delay
+            conn.clear_down = t
+            if fn is not None:
+                try:
+                    call = FREE_CALLS.pop()
+                except IndexError:
+                    call = Call(fn, arg)
+                else:
+                    call.fn = fn
+                    call.arg = arg
+                env = self.env
+                heappush(env._queue, (t, NORMAL, next(env._eid), call))
+            return
         if self.stream:
             self._segment(self.down, conn, uid, size, fn, arg, False, at)
         elif at is None:

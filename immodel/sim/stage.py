@@ -79,7 +79,7 @@ class Stage:
         "_last_t",
         "arrivals",
         "busy",
-        "completed",
+        "dropped",
         "env",
         "epoch",
         "name",
@@ -107,7 +107,7 @@ class Stage:
         self.queue: deque[tuple[_Job, float, float]] = deque()
         self.epoch = 0
         self.arrivals = 0
-        self.completed = 0
+        self.dropped = 0  # jobs a crash dropped (queued or in service)
         self.wait_total_s = 0.0
         self._area_busy = 0.0
         self._area_queue = 0.0
@@ -132,7 +132,6 @@ class Stage:
         busy = self.busy
         queue = self.queue
         if scale <= 0.0 and busy < self.workers and not queue:
-            self.completed += 1
             fn(arg)
             return
         # The hot path of every server action: ``_account`` and ``Environment.schedule``
@@ -141,8 +140,11 @@ class Stage:
         now = env._now
         dt = now - self._last_t
         if dt:
-            self._area_busy += busy * dt
-            self._area_queue += len(queue) * dt
+            # adding 0.0 leaves a sum as it is: an idle stage's areas need no arithmetic
+            if busy:
+                self._area_busy += busy * dt
+            if queue:
+                self._area_queue += len(queue) * dt
             self._last_t = now
         try:  # pop, not test-then-pop: safe when worlds run in threads of one process
             job = FREE_JOBS.pop()
@@ -160,6 +162,8 @@ class Stage:
             queue.append((job, self.service(scale), now))
 
     def _finish(self, job: _Job) -> None:
+        """A job's service completed (through SimPy's own loop; ``kernel.run_until``
+        writes this out for its jobs: a change here belongs there too)."""
         env = self.env
         now = env._now
         queue = self.queue
@@ -170,7 +174,6 @@ class Stage:
             self._last_t = now
         if job.epoch != self.epoch:
             return  # the node crashed while this job was in service
-        self.completed += 1
         if queue:
             nxt, service_s, queued_at = queue.popleft()
             self.wait_total_s += now - queued_at
@@ -178,6 +181,12 @@ class Stage:
         else:
             self.busy -= 1
         job.fn(job.arg)
+
+    @property
+    def completed(self) -> int:
+        """Jobs whose service has completed: every arrival is done, in service, waiting or
+        dropped by a crash (counted, not incremented per job: an int object each)."""
+        return self.arrivals - self.busy - len(self.queue) - self.dropped
 
     def busy_area(self) -> float:
         """Worker-seconds of service so far (the integral of busy workers over time)."""
@@ -191,6 +200,7 @@ class Stage:
         self.queue.clear()
         self.busy = 0
         self.epoch += 1
+        self.dropped += dropped
         return dropped
 
     def utilization(self, horizon_s: float) -> float:

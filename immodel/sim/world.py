@@ -139,6 +139,7 @@ class World:
         self.side = ClientSide(self)
         self.logic = LogicTier(self)
         self.access = AccessTier(self)
+        self.side.bind_access(self.access)
         self.security = Security(self)
         self.push = OfflinePush(self) if offline_push.enabled(sc) else None
         self.nodes = self.logic.nodes  # the logic nodes (what faults name by ``node``)

@@ -94,3 +94,24 @@ def test_fields_the_fast_init_cannot_fill_are_refused_at_decoration():
         @dataclass(frozen=True, slots=True)
         class NotInInit:
             a: int = field(default=0, init=False)
+
+
+def test_a_wide_value_is_filled_as_its_twin_and_comes_back_as_itself():
+    # four fields or more: the instance is filled as a plain twin of its class
+    plain, quick = _pair()
+    v = quick(1, "x", 3.0, (4,))
+    assert type(v) is quick
+    assert dataclasses.astuple(v) == dataclasses.astuple(plain(1, "x", 3.0, (4,)))
+    assert v == quick(1, "x", 3.0, (4,)) and hash(v) == hash(quick(1, "x", 3.0, (4,)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        v.d = ()  # type: ignore[misc]
+
+
+def test_a_subclass_instance_keeps_its_class():
+    _, quick = _pair()
+
+    class Sub(quick):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+    s = Sub(1, "x")
+    assert type(s) is Sub and (s.a, s.b, s.c, s.d) == (1, "x", 2.5, ())

@@ -88,6 +88,21 @@ def test_a_cancelled_far_deadline_never_reaches_the_heap():
     assert deadlines.dropped == 1
 
 
+def test_only_the_earliest_slot_waits_in_the_heap_and_every_slot_opens_on_time():
+    env = simpy.Environment()
+    deadlines = Deadlines(env, 0.25)
+    fired = []
+    # set latest first: each new slot is earlier than every slot armed so far
+    for t in (9.0, 7.5, 5.0, 2.5, 3.0, 8.0, 1.0):
+        deadlines.at(t, lambda t: fired.append((env.now, t)), t)
+    # one opening event per slot that was the earliest when set (9, 7.5, 5, 2.5, 1), not
+    # for 3.0 or 8.0, which slots before them arm when they open
+    assert len(env._queue) == 5
+    run_until(env, 20.0)
+    assert fired == [(t, t) for t in (1.0, 2.5, 3.0, 5.0, 7.5, 8.0, 9.0)]
+    assert not deadlines.slots and not env._queue
+
+
 def test_a_deadline_in_the_past_runs_now():
     env = simpy.Environment()
     deadlines = Deadlines(env)
