@@ -16,7 +16,7 @@ message's conversation is its group.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
 
 Id = Any  # hashable and orderable
@@ -141,6 +141,14 @@ class SyncRequest:
     #: then empty and ``held`` names what the client holds above it. -1: conversation
     #: sync (the cursors above).
     inbox_cursor: int = -1
+    #: The client's local state the cursors were taken from (an opaque token, replaced
+    #: when the app loses its state; None: no promise) and the request's number in it.
+    #: A later request from the same state promises cursors at least as far along and, at
+    #: an unchanged cursor key, at least the same ids, so the store may look again only
+    #: at the conversations that changed since (:class:`~immodel.protocol.sync.
+    #: SyncReader`). Not part of the value: the page never depends on them.
+    state: object = field(default=None, compare=False, repr=False)
+    state_no: int = field(default=0, compare=False, repr=False)
 
 
 @quick_init

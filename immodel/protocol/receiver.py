@@ -55,6 +55,14 @@ answer an earlier request (the late answer to a sync that was repeated, or a dup
 merging it is safe (a page is a prefix of the store), but it may have been cut before a
 gap's message was stored, so a page that leaves a copy held behind a gap asks again.
 
+**What a request promises.** Within one local state (until :meth:`Receiver.reset`)
+a cursor never moves back, and the ids merged at a cursor key only grow while the key
+stays (a held copy at that key moves into them when a page covers it). So a request
+names its state and its number in it (``SyncRequest.state``, ``state_no``): whatever a
+store found nothing new in for an earlier request of the same state it finds nothing
+new in for this one unless the conversation changed since, and it may skip looking
+(:class:`~immodel.protocol.sync.SyncReader`). A reset starts a new state.
+
 The reader's own messages appear in sync pages (a conversation's timeline holds every
 member's messages): they are never shown, but they count for a group's contiguity. The
 sender also reports its own stored group messages (:meth:`Receiver.note_own`) so its
@@ -112,6 +120,8 @@ class Receiver:
         "_inbox_held",
         "_inbox_sent",
         "_seen",
+        "_state",
+        "_state_no",
         "_sync_again",
         "_sync_deadline",
         "_trigger",
@@ -178,6 +188,10 @@ class Receiver:
         # stored twice has two seqs, and each must reach the group's seq cursor)
         self._inbox_held: dict[tuple[Id, Id], None] | None = None
         self._inbox_sent: tuple[tuple[Id, Id], ...] = ()  # the held pairs last requested
+        # what the requests promise (SyncRequest.state): this local state, replaced when
+        # it is lost, and the number of the last request taken from it
+        self._state: object = None
+        self._state_no = 0
 
     # -- arrivals -------------------------------------------------------------------------
     def handle_push(self, item: Stored, now: float) -> list[Action]:
@@ -341,7 +355,14 @@ class Receiver:
                 for m in ids:
                     pairs.append((conv, m))
             held = tuple(pairs)
-        return [StartSync(SyncRequest(self.user, cursors, self.sync_limit, merged, held))]
+        state = self._state
+        if state is None:
+            state = self._state = object()
+        self._state_no += 1
+        request = SyncRequest(
+            self.user, cursors, self.sync_limit, merged, held, -1, state, self._state_no
+        )
+        return [StartSync(request)]
 
     def handle_timeout(self, now: float) -> list[Action]:
         """Repeat a sync that was not answered in time; sync on a gap that stayed open
@@ -379,6 +400,7 @@ class Receiver:
         """The app restarted without its local state (cursors, shown ids, held copies)."""
         self._seen = self._cursor = self._held = self._edge = self._above = None
         self._edge_pairs = None
+        self._state = None  # the cursors start again: no later request extends the old
         self._inbox_cursor = 0
         self._inbox_held = None
         self._inbox_sent = ()

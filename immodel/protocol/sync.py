@@ -45,13 +45,15 @@ class Timeline:
     skewed node) is inserted where it belongs so the timeline stays sorted.
     """
 
-    __slots__ = ("burnt", "is_group", "items", "keys")
+    __slots__ = ("burnt", "is_group", "items", "keys", "readers")
 
     def __init__(self) -> None:
         self.keys: list[int] = []
         self.items: list[Stored] = []
         self.is_group = False  # set by the first item: a conversation is one or the other
         self.burnt: list[int] | None = None  # group seqs no message will carry, ascending
+        # the members' sync memories, told of each change (kept by a store, see SyncReader)
+        self.readers: list[SyncReader] | tuple[()] = ()
 
     def burn(self, seq: int) -> None:
         """Seq ``seq`` of this group was handed out to a write that failed."""
@@ -105,16 +107,32 @@ def answer_sync(
     of the page, and ``covered`` tells the client how far each 1:1 conversation is
     complete, so its cursor moves over what it held without the bytes coming down again.
     """
+    convs = conversations if in_order else sorted(conversations, key=repr)
+    items, covered, burnt, cut, scanned = _page(request, convs, timelines, None)
+    return SyncResponse(request.user, items, cut is None, covered, scanned, burnt)
+
+
+def _page(
+    request: SyncRequest,
+    conversations: Iterable[Id],
+    timelines: Mapping[Id, Timeline],
+    unsettled: list[Id] | None,
+) -> tuple[tuple[Stored, ...], tuple[tuple[Id, int], ...], tuple[tuple[Id, int], ...], Id, int]:
+    """Cut one page from ``conversations`` (in page order): the items, the covered and
+    burnt pairs, the conversation the page was cut in (None: complete) and how many
+    conversations were looked through. Every conversation that is not *settled* for
+    this request — one whose page would be empty and which would not be listed as
+    covered — is appended to ``unsettled`` (when given), in order."""
     cursors = dict(request.cursors)
     skip = set(request.merged_at_cursor)  # (conversation, msg_id) pairs
     if request.held:
         skip.update(request.held)
     out: list[Stored] = []
     covered: list[tuple[Id, int]] = []
-    complete = True
+    cut = None
     scanned = 0
     burnt: list[tuple[Id, int]] = []
-    for conv in conversations if in_order else sorted(conversations, key=repr):
+    for conv in conversations:
         scanned += 1
         timeline = timelines.get(conv)
         if timeline is None or not timeline.keys:
@@ -134,6 +152,8 @@ def answer_sync(
             only_one_at_top = len(keys) == 1 or keys[-2] < top
             if only_one_at_top and (conv, timeline.items[-1].message.msg_id) in skip:
                 continue
+        if unsettled is not None:
+            unsettled.append(conv)
         if timeline.is_group:
             pending = timeline.after(cursor)
         else:
@@ -149,11 +169,85 @@ def answer_sync(
                 burnt += (
                     (conv, s) for s in timeline.burnt_between(cursor, pending[room - 1].order_key)
                 )
-            complete = False
+            cut = conv
             break
         out.extend(pending)
         if timeline.burnt:
             burnt += ((conv, s) for s in timeline.burnt_between(cursor, top))
         if not timeline.is_group:
             covered.append((conv, top))
-    return SyncResponse(request.user, tuple(out), complete, tuple(covered), scanned, tuple(burnt))
+    return tuple(out), tuple(covered), tuple(burnt), cut, scanned
+
+
+class SyncReader:
+    """What a store keeps about one user's conversation sync, so that answering a request
+    costs what changed rather than one look per conversation.
+
+    ``conversations`` are the user's conversations in page (``repr``) order. A
+    conversation is *settled* for a request when its page would be empty and it would
+    not be listed as covered (nothing at or above the cursor the client lacks). Once
+    settled it stays settled for every later request taken from the same client state
+    (:attr:`~immodel.protocol.messages.SyncRequest.state`, with a larger ``state_no``):
+    a client's cursors only move forward and the ids it names at an unchanged cursor key
+    only grow. It becomes *unsettled* only when its timeline changes (the store calls
+    :meth:`touch` on every append and burn) or when the user joins it. So the reader
+    remembers the unsettled conversations of the last request it answered, and a later
+    request from the same state needs to look only at those; a request from another
+    state (the app lost its local state, a request built before the one last answered,
+    a request that names no state) is answered by looking through every conversation,
+    which starts the memory again. Either way the page, and ``scanned`` — what the
+    answer is charged for: every conversation up to the one the page was cut in — are
+    those of :func:`answer_sync`.
+    """
+
+    __slots__ = ("conversations", "state", "state_no", "unsettled")
+
+    def __init__(self) -> None:
+        self.conversations: list[Id] = []
+        self.unsettled: set[Id] = set()  # since the request answered last
+        self.state: object = None  # that request's client state (None: remember nothing)
+        self.state_no = 0
+
+    def join(self, conversation: Id) -> bool:
+        """Add ``conversation`` in page order; False if the user is a member already."""
+        convs = self.conversations
+        name = repr(conversation)
+        i = bisect_left(convs, name, key=repr)
+        while i < len(convs) and repr(convs[i]) == name:
+            if convs[i] == conversation:
+                return False
+            i += 1
+        convs.insert(i, conversation)
+        self.unsettled.add(conversation)
+        return True
+
+    def touch(self, conversation: Id) -> None:
+        """``conversation``'s timeline changed: look at it again on the next request."""
+        self.unsettled.add(conversation)
+
+    def answer(self, request: SyncRequest, timelines: Mapping[Id, Timeline]) -> SyncResponse:
+        """One page for ``request`` (see :func:`answer_sync`), looking only at the
+        conversations that may have changed when the request allows it."""
+        convs = self.conversations
+        state = request.state
+        unsettled: list[Id] = []
+        if state is not None and state is self.state and request.state_no >= self.state_no:
+            look = sorted(self.unsettled, key=repr) if len(self.unsettled) > 1 else self.unsettled
+            items, covered, burnt, cut, _ = _page(request, look, timelines, unsettled)
+            if cut is None:
+                scanned = len(convs)
+            else:  # charged as the full walk would be: up to the conversation cut in
+                scanned = bisect_left(convs, repr(cut), key=repr)
+                while convs[scanned] != cut:
+                    scanned += 1
+                scanned += 1
+                look = list(look)
+                unsettled += look[look.index(cut) + 1 :]  # not looked at
+        else:
+            items, covered, burnt, cut, scanned = _page(request, convs, timelines, unsettled)
+            if cut is not None:  # the rest was not looked at
+                unsettled += convs[scanned:]
+        self.unsettled = set(unsettled)
+        self.state = state
+        self.state_no = request.state_no
+        return SyncResponse(request.user, items, cut is None, covered, scanned, burnt)
