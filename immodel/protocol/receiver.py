@@ -82,12 +82,12 @@ own.
 from __future__ import annotations
 
 from collections import OrderedDict
-from itertools import chain
 
 from immodel.protocol.messages import (
     Id,
     SendAck,
     Show,
+    Snapshot,
     StartSync,
     Stored,
     SyncRequest,
@@ -112,13 +112,15 @@ class Receiver:
         "_above",
         "_again_trigger",
         "_cursor",
+        "_cursor_snap",
         "_edge",
-        "_edge_pairs",
+        "_edge_snap",
         "_gap_deadline",
         "_held",
         "_inbox_cursor",
         "_inbox_held",
         "_inbox_sent",
+        "_merged_ids",
         "_seen",
         "_state",
         "_state_no",
@@ -169,11 +171,16 @@ class Receiver:
         self._gap_deadline: float | None = None  # when an open gap asks for a sync
         self._seen: OrderedDict[Id, float] | None = None  # msg_id → forget-at time
         self._cursor: dict[Id, int] | None = None
-        # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py).
-        self._edge: dict[Id, set[Id]] | None = None
-        # … and as the (conversation, id) pairs a sync request names, in request order:
-        # kept as the edge changes, so a request costs no walk over every conversation
-        self._edge_pairs: dict[Id, tuple[tuple[Id, Id], ...]] | None = None
+        # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py),
+        # sorted by repr (the order a request names them in); a tuple, not a set: one id
+        # is the common case, and a tuple of one is a fifth of a set's size
+        self._edge: dict[Id, tuple[Id, ...]] | None = None
+        self._merged_ids = 0  # how many ids _edge holds (what a request names)
+        # The newest snapshots of _cursor and _edge that a request carries (Snapshot):
+        # each change to either is first kept in them, so a request in flight still
+        # reads the cursors it was built with, and building one copies nothing.
+        self._cursor_snap: Snapshot | None = None
+        self._edge_snap: Snapshot | None = None
         self._held: dict[Id, dict[int, Stored | None]] | None = None  # group → seq → item
         # 1:1 only: copies held above the cursor, conversation → {msg_id: key}
         self._above: dict[Id, dict[Id, int]] | None = None
@@ -229,6 +236,8 @@ class Receiver:
         at_top: dict[Id, set[Id]] = {}  # ids merged at each conversation's highest key
         cursor = self._cursors()
         edge = self._edge
+        if edge is None:
+            edge = self._edge = {}
         trigger = self._trigger
         for conv, seq in response.burnt:
             self._burnt(conv, seq, now, actions)
@@ -238,7 +247,7 @@ class Receiver:
                 continue
             conv, key = item.conversation, item.order_key
             cur = cursor.get(conv, 0)
-            if key < cur or (key == cur and edge and item.msg_id in edge.get(conv, ())):
+            if key < cur or (key == cur and item.msg_id in edge.get(conv, ())):
                 continue  # merged by an earlier page
             if item.message.sender != self.user and not self._was_shown(item.msg_id, now):
                 self._show(item, "sync", now, actions, trigger)
@@ -263,22 +272,22 @@ class Receiver:
                             at_top[conv].add(msg_id)
                 if not held:
                     del above[conv]
+        cursor_snap, edge_snap = self._cursor_snap, self._edge_snap
         for conv, key in advanced.items():
-            if self._edge is None:
-                self._edge = {}
-                self._edge_pairs = {}
+            old = edge.get(conv, ())
             if key > cursor.get(conv, 0):
+                if cursor_snap is not None:
+                    cursor_snap.keep(conv)
                 cursor[conv] = key
-                ids = self._edge[conv] = at_top[conv]
+                ids = at_top[conv]
             else:
-                ids = self._edge.setdefault(conv, set())
-                ids.update(at_top[conv])
-            # one id (the common case) needs no sort, and no generator
-            self._edge_pairs[conv] = (
-                ((conv, *ids),)
-                if len(ids) == 1
-                else tuple([(conv, msg_id) for msg_id in sorted(ids, key=repr)])
-            )
+                ids = at_top[conv].union(old)
+            # one id (the common case) needs no sort
+            new = tuple(ids) if len(ids) < 2 else tuple(sorted(ids, key=repr))
+            if edge_snap is not None:
+                edge_snap.keep(conv)
+            edge[conv] = new
+            self._merged_ids += len(new) - len(old)
         self._next_sync_if_needed(response.complete, trigger, now, actions)
         return actions
 
@@ -316,6 +325,8 @@ class Receiver:
         if order_key <= cur:
             return actions
         if order_key == cur + 1:
+            if self._cursor_snap is not None:
+                self._cursor_snap.keep(conversation)
             cursor[conversation] = order_key
             self._release(conversation, now, actions)
         else:
@@ -341,13 +352,18 @@ class Receiver:
             sent = self._inbox_sent = tuple(self._inbox_held) if self._inbox_held else ()
             request = SyncRequest(self.user, (), self.sync_limit, (), sent, self._inbox_cursor)
             return [StartSync(request)]
-        # Dicts keep insertion order, which the run decides deterministically, so the
-        # request needs no sort (the server does not depend on the order); only the
-        # sets of ids need one, and only when they hold more than one id.
-        cursors = tuple(self._cursor.items()) if self._cursor else ()
-        merged: tuple[tuple[Id, Id], ...] = ()
-        if self._edge:
-            merged = tuple(chain.from_iterable(self._edge_pairs.values()))
+        # The request names every cursor: as snapshots of the two mappings (in their
+        # insertion order, which the run decides deterministically), not copies of them.
+        cursor = self._cursors()
+        edge = self._edge
+        if edge is None:
+            edge = self._edge = {}
+        cursors = Snapshot(cursor, len(cursor))
+        merged = Snapshot(edge, self._merged_ids, flat=True)
+        if self._cursor_snap is not None:  # changes from now on are kept in the new ones
+            self._cursor_snap.follow(cursors)
+            self._edge_snap.follow(merged)
+        self._cursor_snap, self._edge_snap = cursors, merged
         held: tuple[tuple[Id, Id], ...] = ()
         if self._above:  # a loop, not a generator: a receipt sync names one or two
             pairs = []
@@ -399,7 +415,8 @@ class Receiver:
     def reset(self) -> None:
         """The app restarted without its local state (cursors, shown ids, held copies)."""
         self._seen = self._cursor = self._held = self._edge = self._above = None
-        self._edge_pairs = None
+        self._cursor_snap = self._edge_snap = None  # requests in flight keep the old ones
+        self._merged_ids = 0
         self._state = None  # the cursors start again: no later request extends the old
         self._inbox_cursor = 0
         self._inbox_held = None
@@ -480,6 +497,8 @@ class Receiver:
         if seq in held:
             return
         if seq == cur + 1:
+            if self._cursor_snap is not None:
+                self._cursor_snap.keep(conv)
             cursor[conv] = seq
             # a sync merge is always by id; a pushed copy only with client dedup on
             shown = (via == "sync" or self.dedup) and self._was_shown(item.msg_id, now)
@@ -501,6 +520,8 @@ class Receiver:
         if seq <= cur:
             return
         if seq == cur + 1:
+            if self._cursor_snap is not None:
+                self._cursor_snap.keep(conv)
             cursor[conv] = seq
             self._release(conv, now, actions)
         else:
@@ -531,6 +552,8 @@ class Receiver:
             return
         cursor = self._cursors()
         nxt = cursor[conv] + 1
+        if nxt in held and self._cursor_snap is not None:
+            self._cursor_snap.keep(conv)
         while nxt in held:
             item = held.pop(nxt)
             if item is not None and not self._was_shown(item.msg_id, now):

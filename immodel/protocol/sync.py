@@ -35,7 +35,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 
-from immodel.protocol.messages import Id, Stored, SyncRequest, SyncResponse
+from immodel.protocol.messages import Id, Snapshot, Stored, SyncRequest, SyncResponse
 
 
 class Timeline:
@@ -123,10 +123,15 @@ def _page(
     conversations were looked through. Every conversation that is not *settled* for
     this request — one whose page would be empty and which would not be listed as
     covered — is appended to ``unsettled`` (when given), in order."""
-    cursors = dict(request.cursors)
-    skip = set(request.merged_at_cursor)  # (conversation, msg_id) pairs
-    if request.held:
-        skip.update(request.held)
+    # Lookups per conversation: a Receiver's request carries snapshots that answer them
+    # as they are; plain tuples of pairs are looked through once.
+    cursors = request.cursors
+    if type(cursors) is not Snapshot:
+        cursors = dict(cursors)
+    merged = request.merged_at_cursor  # conversation → ids merged at its cursor key
+    if type(merged) is not Snapshot:
+        merged = _ids_by_conversation(merged)
+    held = _ids_by_conversation(request.held) if request.held else None
     out: list[Stored] = []
     covered: list[tuple[Id, int]] = []
     cut = None
@@ -146,20 +151,24 @@ def _page(
         if top <= cursor:
             # Nothing new — the common case, decided without a slice: a group page
             # starts after the cursor; a 1:1 page at it, and is empty when the one item
-            # at the cursor key is among the ids the client merged there.
+            # at the cursor key is among the ids the client merged (or holds) there.
             if top < cursor or timeline.is_group:
                 continue
-            only_one_at_top = len(keys) == 1 or keys[-2] < top
-            if only_one_at_top and (conv, timeline.items[-1].message.msg_id) in skip:
-                continue
+            if len(keys) == 1 or keys[-2] < top:  # only one item at the top key
+                last = timeline.items[-1].message.msg_id
+                if last in merged.get(conv, ()) or (held and last in held.get(conv, ())):
+                    continue
         if unsettled is not None:
             unsettled.append(conv)
         if timeline.is_group:
             pending = timeline.after(cursor)
         else:
             pending = timeline.after(cursor, inclusive=True)
+            skip = merged.get(conv, ())
+            if held and conv in held:
+                skip = (*skip, *held[conv])
             if skip:
-                pending = [i for i in pending if (conv, i.message.msg_id) not in skip]
+                pending = [i for i in pending if i.message.msg_id not in skip]
         room = request.limit - len(out)
         if len(pending) > room:
             out.extend(pending[:room])
@@ -177,6 +186,18 @@ def _page(
         if not timeline.is_group:
             covered.append((conv, top))
     return tuple(out), tuple(covered), tuple(burnt), cut, scanned
+
+
+def _ids_by_conversation(pairs: Iterable[tuple[Id, Id]]) -> dict[Id, list[Id]]:
+    """``(conversation, msg_id)`` pairs as conversation → its ids."""
+    out: dict[Id, list[Id]] = {}
+    for conv, msg_id in pairs:
+        ids = out.get(conv)
+        if ids is None:
+            out[conv] = [msg_id]
+        else:
+            ids.append(msg_id)
+    return out
 
 
 class SyncReader:

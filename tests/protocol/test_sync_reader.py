@@ -121,10 +121,18 @@ def test_every_page_is_the_page_of_a_full_look(script) -> None:
     now = 0.0
     n = 0
 
+    # each request as plain tuples, taken when it was built: what it must still say
+    # when it is answered, however the receiver's cursors moved since
+    built: dict[int, SyncRequest] = {}
+
     def got(actions) -> None:
         new = requests(actions)
         in_flight.extend(new)
         sent.extend(new)
+        for r in new:
+            built[id(r)] = SyncRequest(
+                r.user, tuple(r.cursors), r.limit, tuple(r.merged_at_cursor), r.held
+            )
 
     for op in ops:
         now += 1.0
@@ -164,7 +172,13 @@ def test_every_page_is_the_page_of_a_full_look(script) -> None:
             else:
                 request = in_flight.pop(i % len(in_flight))
             page = store.answer_sync(request)
-            assert page == full_answer(store, request)
+            then = built[id(request)]
+            assert request == then  # a snapshot: what it said when it was built
+            for conv in (*ONES, *GROUPS, "B|E", "G3"):
+                assert request.cursors.get(conv, 0) == dict(then.cursors).get(conv, 0)
+            assert len(request.cursors) == len(then.cursors)
+            assert len(request.merged_at_cursor) == len(then.merged_at_cursor)
+            assert page == full_answer(store, then)
             got(b.handle_sync_response(page, now))
         elif kind == "timeout":
             now += 20.0
