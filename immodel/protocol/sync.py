@@ -28,6 +28,15 @@ set: at most one id per stamping node).
 A conversation's timeline holds the messages of all its members, the reader's own
 included: the receiver skips its own messages but still moves its cursors over them
 (a group's seq is contiguous only if the reader counts its own messages too).
+
+**What a page costs to cut.** A request names every conversation of the user (random
+1:1 pairs make them pile up with time), and the page is charged per conversation
+(``scanned``), but cutting it need not look at each: a store keeps a
+:class:`SyncReader` per user that remembers which conversations may hold something the
+user has not merged, and a request carries its cursors as
+:class:`~immodel.protocol.messages.Snapshot` views of the client's own mappings, so
+neither side copies or looks through every cursor. The page is the one
+:func:`answer_sync` cuts by looking through them all.
 """
 
 from __future__ import annotations
