@@ -89,10 +89,8 @@ class MessageStore:
             timeline = self.timelines.get(conversation)
             if timeline is None:
                 self._readers_waiting.setdefault(conversation, []).append(reader)
-            elif timeline.readers:
-                timeline.readers.append(reader)
-            else:
-                timeline.readers = [reader]
+            else:  # a tuple, rebuilt: members usually join before the first write
+                timeline.readers = (*timeline.readers, reader)
             if self.inboxes is not None:
                 self.inboxes.join(user, conversation)
 
@@ -106,7 +104,7 @@ class MessageStore:
             timeline = self.timelines[conversation] = Timeline()
             readers = self._readers_waiting.pop(conversation, None)
             if readers is not None:
-                timeline.readers = readers
+                timeline.readers = tuple(readers)  # a third smaller than the list
         return timeline
 
     def append(self, item: Stored) -> None:
@@ -117,7 +115,9 @@ class MessageStore:
             timeline = self._timeline(conversation)
         timeline.add(item)
         for reader in timeline.readers:
-            reader.unsettled.add(conversation)  # SyncReader.touch, written out
+            unsettled = reader.unsettled  # SyncReader.touch, written out
+            if conversation not in unsettled:
+                unsettled.append(conversation)
         self.stored_copies[item.msg_id] = self.stored_copies.get(item.msg_id, 0) + 1
         if self.inboxes is not None:
             self.inboxes.append(item)

@@ -62,7 +62,7 @@ class Timeline:
         self.is_group = False  # set by the first item: a conversation is one or the other
         self.burnt: list[int] | None = None  # group seqs no message will carry, ascending
         # the members' sync memories, told of each change (kept by a store, see SyncReader)
-        self.readers: list[SyncReader] | tuple[()] = ()
+        self.readers: tuple[SyncReader, ...] = ()
 
     def burn(self, seq: int) -> None:
         """Seq ``seq`` of this group was handed out to a write that failed."""
@@ -234,7 +234,9 @@ class SyncReader:
 
     def __init__(self) -> None:
         self.conversations: list[Id] = []
-        self.unsettled: set[Id] = set()  # since the request answered last
+        # since the request answered last; a list (usually of one or two: a set of any
+        # size costs four times a short list's memory), each conversation once
+        self.unsettled: list[Id] = []
         self.state: object = None  # that request's client state (None: remember nothing)
         self.state_no = 0
 
@@ -248,12 +250,13 @@ class SyncReader:
                 return False
             i += 1
         convs.insert(i, conversation)
-        self.unsettled.add(conversation)
+        self.touch(conversation)
         return True
 
     def touch(self, conversation: Id) -> None:
         """``conversation``'s timeline changed: look at it again on the next request."""
-        self.unsettled.add(conversation)
+        if conversation not in self.unsettled:
+            self.unsettled.append(conversation)
 
     def answer(self, request: SyncRequest, timelines: Mapping[Id, Timeline]) -> SyncResponse:
         """One page for ``request`` (see :func:`answer_sync`), looking only at the
@@ -277,7 +280,7 @@ class SyncReader:
             items, covered, burnt, cut, scanned = _page(request, convs, timelines, unsettled)
             if cut is not None:  # the rest was not looked at
                 unsettled += convs[scanned:]
-        self.unsettled = set(unsettled)
+        self.unsettled = unsettled
         self.state = state
         self.state_no = request.state_no
         return SyncResponse(request.user, items, cut is None, covered, scanned, burnt)

@@ -49,13 +49,13 @@ def test_a_request_from_the_same_state_looks_only_at_what_changed() -> None:
     assert page.scanned == 3 and page.covered == (("A|B", 100),)
     b.handle_sync_response(page, 0.1)
     reader = store._readers["B"]
-    assert reader.unsettled == {"A|B"}  # the page moved the cursor: look again once
+    assert reader.unsettled == ["A|B"]  # the page moved the cursor: look again once
     (again,) = requests(b.request_sync(0.2))
     page = store.answer_sync(again)
     assert page == full_answer(store, again) and page.covered == ()
-    assert reader.unsettled == set()  # nothing new anywhere: the next look is free
+    assert reader.unsettled == []  # nothing new anywhere: the next look is free
     store.append(Stored(Message("C-1", "C", "B|C", False), 50))
-    assert reader.unsettled == {"B|C"}  # a write tells the members
+    assert reader.unsettled == ["B|C"]  # a write tells the members
 
 
 def test_a_request_older_than_the_one_answered_is_answered_by_a_full_look() -> None:
