@@ -17,6 +17,7 @@ from immodel.protocol import (
     Message,
     MessageStore,
     Receiver,
+    Snapshot,
     StartSync,
     Stored,
     SyncRequest,
@@ -34,6 +35,25 @@ def full_answer(store: MessageStore, request: SyncRequest):
 
 def requests(actions) -> list[SyncRequest]:
     return [a.request for a in actions if isinstance(a, StartSync)]
+
+
+def test_a_snapshot_reads_the_mapping_as_it_was_when_taken() -> None:
+    live = {"a": 1}
+    first = Snapshot(live, 1)
+    first.keep("a")
+    live["a"] = 2
+    first.keep("b")
+    live["b"] = 5
+    second = Snapshot(live, 2)
+    first.follow(second)  # changes from now on are kept in the newer one
+    second.keep("a")
+    live["a"] = 3
+    assert (first.get("a"), first.get("b"), first.get("b", 0)) == (1, None, 0)
+    assert first == (("a", 1),) and len(first) == 1
+    assert (second.get("a"), second.get("b")) == (2, 5)
+    assert second == (("a", 2), ("b", 5)) and dict(second) == {"a": 2, "b": 5}
+    flat = Snapshot({"c": ("x", "y"), "d": ()}, 2, flat=True)
+    assert tuple(flat) == (("c", "x"), ("c", "y")) and flat.get("c") == ("x", "y")
 
 
 def test_a_request_from_the_same_state_looks_only_at_what_changed() -> None:
