@@ -16,6 +16,7 @@ message's conversation is its group.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -160,6 +161,17 @@ class Snapshot:
             self._kept = {key: self._live.get(key, _ABSENT)}
         elif key not in kept:
             kept[key] = self._live.get(key, _ABSENT)
+
+    def current(self) -> Mapping | Snapshot:
+        """Something to look keys up in now (not to keep): the owner's own mapping when
+        nothing changed since this was taken — the usual case, a request is answered
+        before its client merges anything — else this snapshot."""
+        snap: Snapshot | None = self
+        while snap is not None:
+            if snap._kept is not None:
+                return self
+            snap = snap._newer
+        return self._live
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key`` when this snapshot was taken."""

@@ -99,6 +99,13 @@ from immodel.protocol.messages import (
 
 Action = Show | SendAck | StartSync
 
+#: From how many cursors a sync request carries snapshots of them instead of copies
+#: (:class:`~immodel.protocol.messages.Snapshot`): a copy costs a step per cursor on
+#: both sides, a snapshot a few calls per request whatever their number; about equal
+#: at a few dozen cursors (counted in instructions), and a copy also touches every
+#: cursor's objects in memory, which costs more in a large run.
+SNAPSHOT_FROM_CURSORS = 16
+
 
 class Receiver:
     """One client's receiving side (one device).
@@ -355,18 +362,29 @@ class Receiver:
             sent = self._inbox_sent = tuple(self._inbox_held) if self._inbox_held else ()
             request = SyncRequest(self.user, (), self.sync_limit, (), sent, self._inbox_cursor)
             return [StartSync(request)]
-        # The request names every cursor: as snapshots of the two mappings (in their
-        # insertion order, which the run decides deterministically), not copies of them.
-        cursor = self._cursors()
+        # The request names every cursor, in the mappings' insertion order (which the
+        # run decides deterministically). A handful are copied; beyond that the request
+        # carries snapshots of the two mappings, which copy nothing but cost a few calls
+        # per request and per change (once snapshots are taken, they stay: the number of
+        # cursors only grows, until a reset).
+        cursor = self._cursor
         edge = self._edge
-        if edge is None:
-            edge = self._edge = {}
-        cursors = Snapshot(cursor, len(cursor))
-        merged = Snapshot(edge, self._merged_ids, flat=True)
-        if self._cursor_snap is not None:  # changes from now on are kept in the new ones
-            self._cursor_snap.follow(cursors)
-            self._edge_snap.follow(merged)
-        self._cursor_snap, self._edge_snap = cursors, merged
+        cursors: tuple[tuple[Id, int], ...] | Snapshot = ()
+        merged: tuple[tuple[Id, Id], ...] | Snapshot = ()
+        if cursor is None or len(cursor) < SNAPSHOT_FROM_CURSORS:
+            if cursor:
+                cursors = tuple(cursor.items())
+            if edge:
+                merged = tuple([(conv, m) for conv, ids in edge.items() for m in ids])
+        else:
+            if edge is None:
+                edge = self._edge = {}
+            cursors = Snapshot(cursor, len(cursor))
+            merged = Snapshot(edge, self._merged_ids, flat=True)
+            if self._cursor_snap is not None:  # changes from now on are kept in the new
+                self._cursor_snap.follow(cursors)
+                self._edge_snap.follow(merged)
+            self._cursor_snap, self._edge_snap = cursors, merged
         held: tuple[tuple[Id, Id], ...] = ()
         if self._above:  # a loop, not a generator: a receipt sync names one or two
             pairs = []

@@ -111,8 +111,11 @@ class MessageStore:
         """Store ``item`` in its conversation's timeline."""
         conversation = item.message.conversation
         timeline = self.timelines.get(conversation)
-        if timeline is None:
-            timeline = self._timeline(conversation)
+        if timeline is None:  # _timeline(), written out: most 1:1 writes start one
+            timeline = self.timelines[conversation] = Timeline()
+            readers = self._readers_waiting.pop(conversation, None)
+            if readers is not None:
+                timeline.readers = tuple(readers)
         timeline.add(item)
         for reader in timeline.readers:
             unsettled = reader.unsettled  # SyncReader.touch, written out

@@ -132,15 +132,20 @@ def _page(
     conversations were looked through. Every conversation that is not *settled* for
     this request — one whose page would be empty and which would not be listed as
     covered — is appended to ``unsettled`` (when given), in order."""
-    # Lookups per conversation: a Receiver's request carries snapshots that answer them
-    # as they are; plain tuples of pairs are looked through once.
+    # Lookups per conversation. Snapshots (a receiver with many cursors) answer them as
+    # they are; tuples of pairs are turned into a dict and a set of (conversation, id)
+    # pairs to skip: the held ones, and the merged ones unless merged_of has them.
     cursors = request.cursors
-    if type(cursors) is not Snapshot:
-        cursors = dict(cursors)
-    merged = request.merged_at_cursor  # conversation → ids merged at its cursor key
-    if type(merged) is not Snapshot:
-        merged = _ids_by_conversation(merged)
-    held = _ids_by_conversation(request.held) if request.held else None
+    cursors = cursors.current() if type(cursors) is Snapshot else dict(cursors)
+    merged = request.merged_at_cursor
+    merged_of = None  # conversation → ids merged at its cursor key
+    if type(merged) is Snapshot:
+        merged_of = merged.current()
+        skip = set(request.held)
+    else:
+        skip = set(merged)
+        if request.held:
+            skip.update(request.held)
     out: list[Stored] = []
     covered: list[tuple[Id, int]] = []
     cut = None
@@ -165,7 +170,9 @@ def _page(
                 continue
             if len(keys) == 1 or keys[-2] < top:  # only one item at the top key
                 last = timeline.items[-1].message.msg_id
-                if last in merged.get(conv, ()) or (held and last in held.get(conv, ())):
+                if (skip and (conv, last) in skip) or (
+                    merged_of is not None and last in merged_of.get(conv, ())
+                ):
                     continue
         if unsettled is not None:
             unsettled.append(conv)
@@ -173,11 +180,13 @@ def _page(
             pending = timeline.after(cursor)
         else:
             pending = timeline.after(cursor, inclusive=True)
-            skip = merged.get(conv, ())
-            if held and conv in held:
-                skip = (*skip, *held[conv])
-            if skip:
-                pending = [i for i in pending if i.message.msg_id not in skip]
+            ids = merged_of.get(conv, ()) if merged_of is not None else ()
+            if skip or ids:
+                pending = [
+                    i
+                    for i in pending
+                    if i.message.msg_id not in ids and (conv, i.message.msg_id) not in skip
+                ]
         room = request.limit - len(out)
         if len(pending) > room:
             out.extend(pending[:room])
@@ -195,18 +204,6 @@ def _page(
         if not timeline.is_group:
             covered.append((conv, top))
     return tuple(out), tuple(covered), tuple(burnt), cut, scanned
-
-
-def _ids_by_conversation(pairs: Iterable[tuple[Id, Id]]) -> dict[Id, list[Id]]:
-    """``(conversation, msg_id)`` pairs as conversation → its ids."""
-    out: dict[Id, list[Id]] = {}
-    for conv, msg_id in pairs:
-        ids = out.get(conv)
-        if ids is None:
-            out[conv] = [msg_id]
-        else:
-            ids.append(msg_id)
-    return out
 
 
 class SyncReader:
@@ -250,7 +247,7 @@ class SyncReader:
                 return False
             i += 1
         convs.insert(i, conversation)
-        self.touch(conversation)
+        self.unsettled.append(conversation)  # new: not among them yet
         return True
 
     def touch(self, conversation: Id) -> None:
