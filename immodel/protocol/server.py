@@ -50,9 +50,9 @@ class MessageStore:
 
     Each user's conversations are kept by a :class:`~immodel.protocol.sync.SyncReader`,
     which also remembers which of them changed since the user's last sync, and each
-    conversation knows its readers (on its timeline, or in ``_readers_waiting`` until
-    its first write), so that a write can tell them: a sync then costs what changed, not
-    a look at every conversation of the user.
+    conversation's timeline (made when its first member joins) knows its readers, so
+    that a write can tell them: a sync then costs what changed, not a look at every
+    conversation of the user.
 
     With ``inbox`` (``reliability.sync_cursor = "inbox"``) the store also keeps each
     member's inbox (:class:`~immodel.protocol.inbox.Inboxes`) and answers a sync request
@@ -61,7 +61,6 @@ class MessageStore:
 
     __slots__ = (
         "_readers",
-        "_readers_waiting",
         "group_sequencer",
         "inboxes",
         "offline",
@@ -73,9 +72,6 @@ class MessageStore:
         self.inboxes: Inboxes | None = Inboxes() if inbox else None
         self.timelines: dict[Id, Timeline] = {}
         self._readers: dict[Id, SyncReader] = {}  # user → its conversations and sync memory
-        # conversation without a timeline yet → its readers (moved onto the timeline
-        # when it is created)
-        self._readers_waiting: dict[Id, list[SyncReader]] = {}
         self.offline: dict[Id, list[Stored]] = {}
         self.group_sequencer = Sequencer()
         self.stored_copies: dict[Id, int] = {}  # msg_id → times stored (1 unless dedup failed)
@@ -88,9 +84,8 @@ class MessageStore:
         if reader.join(conversation):
             timeline = self.timelines.get(conversation)
             if timeline is None:
-                self._readers_waiting.setdefault(conversation, []).append(reader)
-            else:  # a tuple, rebuilt: members usually join before the first write
-                timeline.readers = (*timeline.readers, reader)
+                timeline = self.timelines[conversation] = Timeline()
+            timeline.join(reader)
             if self.inboxes is not None:
                 self.inboxes.join(user, conversation)
 
@@ -98,24 +93,12 @@ class MessageStore:
         reader = self._readers.get(user)
         return reader.conversations if reader is not None else ()
 
-    def _timeline(self, conversation: Id) -> Timeline:
-        timeline = self.timelines.get(conversation)
-        if timeline is None:
-            timeline = self.timelines[conversation] = Timeline()
-            readers = self._readers_waiting.pop(conversation, None)
-            if readers is not None:
-                timeline.readers = tuple(readers)  # a third smaller than the list
-        return timeline
-
     def append(self, item: Stored) -> None:
         """Store ``item`` in its conversation's timeline."""
         conversation = item.message.conversation
         timeline = self.timelines.get(conversation)
-        if timeline is None:  # _timeline(), written out: most 1:1 writes start one
+        if timeline is None:
             timeline = self.timelines[conversation] = Timeline()
-            readers = self._readers_waiting.pop(conversation, None)
-            if readers is not None:
-                timeline.readers = tuple(readers)
         timeline.add(item)
         for reader in timeline.readers:
             unsettled = reader.unsettled  # SyncReader.touch, written out
@@ -129,7 +112,9 @@ class MessageStore:
         """A group write failed after taking its seq: the seq is burnt (never carried by
         a message, listed in sync pages so readers step over it). Returns the seq."""
         seq = self.group_sequencer.next_seq(group)
-        timeline = self._timeline(group)
+        timeline = self.timelines.get(group)
+        if timeline is None:
+            timeline = self.timelines[group] = Timeline()
         timeline.burn(seq)
         for reader in timeline.readers:
             reader.touch(group)

@@ -61,8 +61,20 @@ class Timeline:
         self.items: list[Stored] = []
         self.is_group = False  # set by the first item: a conversation is one or the other
         self.burnt: list[int] | None = None  # group seqs no message will carry, ascending
-        # the members' sync memories, told of each change (kept by a store, see SyncReader)
-        self.readers: tuple[SyncReader, ...] = ()
+        # the members' sync memories, told of each change (kept by a store, see
+        # SyncReader): a list while members join, a tuple (a third smaller) from the
+        # first item on
+        self.readers: list[SyncReader] | tuple[SyncReader, ...] = ()
+
+    def join(self, reader: SyncReader) -> None:
+        """A member's sync memory: told of every later change."""
+        readers = self.readers
+        if type(readers) is list:
+            readers.append(reader)
+        elif not self.keys:
+            self.readers = [*readers, reader]
+        else:  # a member joining after the first item (rare): the tuple rebuilt
+            self.readers = (*readers, reader)
 
     def burn(self, seq: int) -> None:
         """Seq ``seq`` of this group was handed out to a write that failed."""
@@ -81,6 +93,7 @@ class Timeline:
         key = item.order_key
         if not self.keys:
             self.is_group = item.message.is_group
+            self.readers = tuple(self.readers)  # the members have joined by now
         if not self.keys or key >= self.keys[-1]:
             self.keys.append(key)
             self.items.append(item)
