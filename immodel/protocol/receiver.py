@@ -185,7 +185,9 @@ class Receiver:
         # sorted by repr (the order a request names them in); a tuple, not a set: one id
         # is the common case, and a tuple of one is a fifth of a set's size
         self._edge: dict[Id, tuple[Id, ...]] | None = None
-        self._merged_ids = 0  # how many ids _edge holds (what a request names)
+        # how many ids _edge holds (what a request names), counted once snapshots are
+        # taken (a copy counts itself)
+        self._merged_ids = 0
         # The newest snapshots of _cursor and _edge that a request carries (Snapshot):
         # each change to either is first kept in them, so a request in flight still
         # reads the cursors it was built with, and building one copies nothing.
@@ -284,20 +286,19 @@ class Receiver:
                     del above[conv]
         cursor_snap, edge_snap = self._cursor_snap, self._edge_snap
         for conv, key in advanced.items():
-            old = edge.get(conv, ())
             if key > cursor.get(conv, 0):
                 if cursor_snap is not None:
                     cursor_snap.keep(conv)
                 cursor[conv] = key
                 ids = at_top[conv]
             else:
-                ids = at_top[conv].union(old)
+                ids = at_top[conv].union(edge.get(conv, ()))
             # one id (the common case) needs no sort
             new = tuple(ids) if len(ids) < 2 else tuple(sorted(ids, key=repr))
-            if edge_snap is not None:
+            if edge_snap is not None:  # and the count its successor will report
                 edge_snap.keep(conv)
+                self._merged_ids += len(new) - len(edge.get(conv, ()))
             edge[conv] = new
-            self._merged_ids += len(new) - len(old)
         self._next_sync_if_needed(response.complete, trigger, now, actions)
         return actions
 
@@ -379,6 +380,8 @@ class Receiver:
         else:
             if edge is None:
                 edge = self._edge = {}
+            if self._edge_snap is None:  # the first snapshot: count from here on
+                self._merged_ids = sum(map(len, edge.values()))
             cursors = Snapshot(cursor, len(cursor))
             merged = Snapshot(edge, self._merged_ids, flat=True)
             if self._cursor_snap is not None:  # changes from now on are kept in the new

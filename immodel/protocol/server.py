@@ -85,7 +85,14 @@ class MessageStore:
             timeline = self.timelines.get(conversation)
             if timeline is None:
                 timeline = self.timelines[conversation] = Timeline()
-            timeline.join(reader)
+            # its readers: a list while members join, a tuple from the first item on
+            readers = timeline.readers
+            if type(readers) is list:
+                readers.append(reader)
+            elif not timeline.keys:
+                timeline.readers = [*readers, reader]
+            else:  # a member joining after the first item (rare): the tuple rebuilt
+                timeline.readers = (*readers, reader)
             if self.inboxes is not None:
                 self.inboxes.join(user, conversation)
 

@@ -66,16 +66,6 @@ class Timeline:
         # first item on
         self.readers: list[SyncReader] | tuple[SyncReader, ...] = ()
 
-    def join(self, reader: SyncReader) -> None:
-        """A member's sync memory: told of every later change."""
-        readers = self.readers
-        if type(readers) is list:
-            readers.append(reader)
-        elif not self.keys:
-            self.readers = [*readers, reader]
-        else:  # a member joining after the first item (rare): the tuple rebuilt
-            self.readers = (*readers, reader)
-
     def burn(self, seq: int) -> None:
         """Seq ``seq`` of this group was handed out to a write that failed."""
         self.is_group = True
@@ -254,11 +244,11 @@ class SyncReader:
         """Add ``conversation`` in page order; False if the user is a member already."""
         convs = self.conversations
         name = repr(conversation)
-        i = bisect_left(convs, name, key=repr)
-        while i < len(convs) and repr(convs[i]) == name:
-            if convs[i] == conversation:
+        i = j = bisect_right(convs, name, key=repr)
+        while j and repr(convs[j - 1]) == name:  # printed alike: a member already?
+            if convs[j - 1] == conversation:
                 return False
-            i += 1
+            j -= 1
         convs.insert(i, conversation)
         self.unsettled.append(conversation)  # new: not among them yet
         return True
