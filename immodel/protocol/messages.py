@@ -232,8 +232,9 @@ class SyncRequest:
     (two nodes may stamp the same millisecond) and leave those ids out.
 
     Both are sequences of pairs: tuples, or (from a :class:`~immodel.protocol.receiver.
-    Receiver`) :class:`Snapshot` views of the client's own mappings, which also answer
-    ``get(conversation)`` (``merged_at_cursor``: the tuple of ids) without a walk.
+    Receiver` with many cursors) :class:`Snapshot` views of the client's own mappings,
+    which also answer ``get(conversation)`` (``merged_at_cursor``: the tuple of ids)
+    without a walk.
     """
 
     user: Id

@@ -61,10 +61,11 @@ stays (a held copy at that key moves into them when a page covers it). So a requ
 names its state and its number in it (``SyncRequest.state``, ``state_no``): whatever a
 store found nothing new in for an earlier request of the same state it finds nothing
 new in for this one unless the conversation changed since, and it may skip looking
-(:class:`~immodel.protocol.sync.SyncReader`). A reset starts a new state. The cursors
-and the ids merged at them travel as :class:`~immodel.protocol.messages.Snapshot` views
-of the receiver's mappings: building a request copies nothing, and a request in flight
-still reads the cursors it left with (a group push may move one meanwhile).
+(:class:`~immodel.protocol.sync.SyncReader`). A reset starts a new state. From
+:data:`SNAPSHOT_FROM_CURSORS` cursors on, the cursors and the ids merged at them travel
+as :class:`~immodel.protocol.messages.Snapshot` views of the receiver's mappings:
+building a request copies nothing, and a request in flight still reads the cursors it
+left with (a group push may move one meanwhile); fewer are copied.
 
 The reader's own messages appear in sync pages (a conversation's timeline holds every
 member's messages): they are never shown, but they count for a group's contiguity. The

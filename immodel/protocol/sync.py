@@ -33,7 +33,7 @@ included: the receiver skips its own messages but still moves its cursors over t
 1:1 pairs make them pile up with time), and the page is charged per conversation
 (``scanned``), but cutting it need not look at each: a store keeps a
 :class:`SyncReader` per user that remembers which conversations may hold something the
-user has not merged, and a request carries its cursors as
+user has not merged, and a request from a client with many cursors carries them as
 :class:`~immodel.protocol.messages.Snapshot` views of the client's own mappings, so
 neither side copies or looks through every cursor. The page is the one
 :func:`answer_sync` cuts by looking through them all.
