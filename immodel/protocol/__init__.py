@@ -44,6 +44,7 @@ from immodel.protocol.messages import (
     SendReply,
     SendSucceeded,
     Show,
+    Snapshot,
     StartSync,
     Stored,
     SyncRequest,
@@ -55,7 +56,7 @@ from immodel.protocol.pending_ack import PendingAcks
 from immodel.protocol.receiver import Receiver
 from immodel.protocol.sender import RetryPolicy, UplinkSender
 from immodel.protocol.server import MessageStore, ServerNode
-from immodel.protocol.sync import Timeline, answer_sync
+from immodel.protocol.sync import SyncReader, Timeline, answer_sync
 
 __all__ = [
     "DedupWindow",
@@ -73,8 +74,10 @@ __all__ = [
     "Sequencer",
     "ServerNode",
     "Show",
+    "Snapshot",
     "StartSync",
     "Stored",
+    "SyncReader",
     "SyncRequest",
     "SyncResponse",
     "Timeline",

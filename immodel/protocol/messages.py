@@ -16,7 +16,8 @@ message's conversation is its group.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
 
 Id = Any  # hashable and orderable
@@ -153,6 +154,110 @@ class SendReply:
     retryable: bool = False
 
 
+_ABSENT = object()  # in a Snapshot's undo: the key was not in the mapping yet
+
+
+class Snapshot:
+    """A mapping as it was when a request was built, taken without copying it.
+
+    A sync request names every cursor of the client, and copying them for every
+    request cost one step per conversation on both sides. A snapshot instead points at
+    the owner's mapping (``live``), which the owner goes on changing, and keeps the old
+    value of each key changed after it was taken: before changing a key, the owner calls
+    :meth:`keep` on its newest snapshot, and taking the next snapshot links the two
+    (older → newer), so a lookup in an old snapshot reads its own kept values, then
+    those of the newer ones, then ``live``. Taking one and looking a key up cost what
+    changed since, not the size of the mapping; nothing links a newer snapshot to an
+    older one, so a snapshot no request holds any more is freed.
+
+    The owner may only add keys and change values (never remove a key), and replaces
+    its mapping by a new one instead of clearing it. ``size`` is what ``len`` reports
+    (the owner counts: the number of pairs the snapshot stands for).
+
+    As a value it is the sequence of its pairs: iterating gives ``(key, value)`` pairs
+    in the mapping's order, or ``(key, v)`` for each ``v`` of a tuple value with
+    ``flat`` (the ids merged at each cursor), and it compares equal to that tuple.
+    """
+
+    __slots__ = ("_flat", "_kept", "_live", "_newer", "_size")
+
+    def __init__(self, live: dict, size: int, *, flat: bool = False) -> None:
+        self._live = live
+        self._size = size
+        self._flat = flat
+        self._kept: dict | None = None  # key → its value when this was taken
+        self._newer: Snapshot | None = None
+
+    def follow(self, newer: Snapshot) -> None:
+        """``newer`` was taken of the same mapping: changes are now kept there."""
+        self._newer = newer
+
+    def keep(self, key: Any) -> None:
+        """The owner is about to change (or add) ``key`` of its mapping."""
+        kept = self._kept
+        if kept is None:
+            self._kept = {key: self._live.get(key, _ABSENT)}
+        elif key not in kept:
+            kept[key] = self._live.get(key, _ABSENT)
+
+    def current(self) -> Mapping | Snapshot:
+        """Something to look keys up in now (not to keep): the owner's own mapping when
+        nothing changed since this was taken — the usual case, a request is answered
+        before its client merges anything — else this snapshot."""
+        snap: Snapshot | None = self
+        while snap is not None:
+            if snap._kept is not None:
+                return self
+            snap = snap._newer
+        return self._live
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value of ``key`` when this snapshot was taken."""
+        snap: Snapshot | None = self
+        while snap is not None:
+            kept = snap._kept
+            if kept is not None and key in kept:
+                value = kept[key]
+                return default if value is _ABSENT else value
+            snap = snap._newer
+        return self._live.get(key, default)
+
+    def _as_dict(self) -> dict:
+        chain: list[Snapshot] = []
+        snap: Snapshot | None = self
+        while snap is not None:
+            chain.append(snap)
+            snap = snap._newer
+        out = dict(self._live)
+        for snap in reversed(chain):  # the oldest kept value wins
+            if snap._kept:
+                for key, value in snap._kept.items():
+                    if value is _ABSENT:
+                        out.pop(key, None)
+                    else:
+                        out[key] = value
+        return out
+
+    def __iter__(self):
+        if not self._flat:
+            return iter(self._as_dict().items())
+        return iter([(key, v) for key, values in self._as_dict().items() for v in values])
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Snapshot | tuple):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
 @quick_init
 @dataclass(frozen=True, slots=True)
 class SyncRequest:
@@ -163,12 +268,17 @@ class SyncRequest:
     ``limit`` bounds the page size. ``merged_at_cursor`` names, for 1:1 conversations,
     the message ids already merged at the cursor key itself: 1:1 pages start at that key
     (two nodes may stamp the same millisecond) and leave those ids out.
+
+    Both are sequences of pairs: tuples, or (from a :class:`~immodel.protocol.receiver.
+    Receiver` with many cursors) :class:`Snapshot` views of the client's own mappings,
+    which also answer ``get(conversation)`` (``merged_at_cursor``: the tuple of ids)
+    without a walk.
     """
 
     user: Id
-    cursors: tuple[tuple[Id, int], ...]
+    cursors: tuple[tuple[Id, int], ...] | Snapshot
     limit: int
-    merged_at_cursor: tuple[tuple[Id, Id], ...] = ()
+    merged_at_cursor: tuple[tuple[Id, Id], ...] | Snapshot = ()
     #: 1:1 (conversation, msg_id) pairs the client already holds above its cursor (a
     #: pushed copy it showed, or its own message the server confirmed): the page leaves
     #: them out, so a sync never carries down again what the client has. (Inbox sync
@@ -179,6 +289,14 @@ class SyncRequest:
     #: then empty and ``held`` names what the client holds above it. -1: conversation
     #: sync (the cursors above).
     inbox_cursor: int = -1
+    #: The client's local state the cursors were taken from (an opaque token, replaced
+    #: when the app loses its state; None: no promise) and the request's number in it.
+    #: A later request from the same state promises cursors at least as far along and, at
+    #: an unchanged cursor key, at least the same ids, so the store may look again only
+    #: at the conversations that changed since (:class:`~immodel.protocol.sync.
+    #: SyncReader`). Not part of the value: the page never depends on them.
+    state: object = field(default=None, compare=False, repr=False)
+    state_no: int = field(default=0, compare=False, repr=False)
 
 
 @quick_init

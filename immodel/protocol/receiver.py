@@ -55,6 +55,18 @@ answer an earlier request (the late answer to a sync that was repeated, or a dup
 merging it is safe (a page is a prefix of the store), but it may have been cut before a
 gap's message was stored, so a page that leaves a copy held behind a gap asks again.
 
+**What a request promises.** Within one local state (until :meth:`Receiver.reset`)
+a cursor never moves back, and the ids merged at a cursor key only grow while the key
+stays (a held copy at that key moves into them when a page covers it). So a request
+names its state and its number in it (``SyncRequest.state``, ``state_no``): whatever a
+store found nothing new in for an earlier request of the same state it finds nothing
+new in for this one unless the conversation changed since, and it may skip looking
+(:class:`~immodel.protocol.sync.SyncReader`). A reset starts a new state. From
+:data:`SNAPSHOT_FROM_CURSORS` cursors on, the cursors and the ids merged at them travel
+as :class:`~immodel.protocol.messages.Snapshot` views of the receiver's mappings:
+building a request copies nothing, and a request in flight still reads the cursors it
+left with (a group push may move one meanwhile); fewer are copied.
+
 The reader's own messages appear in sync pages (a conversation's timeline holds every
 member's messages): they are never shown, but they count for a group's contiguity. The
 sender also reports its own stored group messages (:meth:`Receiver.note_own`) so its
@@ -74,12 +86,12 @@ own.
 from __future__ import annotations
 
 from collections import OrderedDict
-from itertools import chain
 
 from immodel.protocol.messages import (
     Id,
     SendAck,
     Show,
+    Snapshot,
     StartSync,
     Stored,
     SyncRequest,
@@ -87,6 +99,13 @@ from immodel.protocol.messages import (
 )
 
 Action = Show | SendAck | StartSync
+
+#: From how many cursors a sync request carries snapshots of them instead of copies
+#: (:class:`~immodel.protocol.messages.Snapshot`): a copy costs a step per cursor on
+#: both sides, a snapshot a few calls per request whatever their number; about equal
+#: at a few dozen cursors (counted in instructions), and a copy also touches every
+#: cursor's objects in memory, which costs more in a large run.
+SNAPSHOT_FROM_CURSORS = 16
 
 
 class Receiver:
@@ -104,14 +123,18 @@ class Receiver:
         "_above",
         "_again_trigger",
         "_cursor",
+        "_cursor_snap",
         "_edge",
-        "_edge_pairs",
+        "_edge_snap",
         "_gap_deadline",
         "_held",
         "_inbox_cursor",
         "_inbox_held",
         "_inbox_sent",
+        "_merged_ids",
         "_seen",
+        "_state",
+        "_state_no",
         "_sync_again",
         "_sync_deadline",
         "_trigger",
@@ -159,11 +182,18 @@ class Receiver:
         self._gap_deadline: float | None = None  # when an open gap asks for a sync
         self._seen: OrderedDict[Id, float] | None = None  # msg_id → forget-at time
         self._cursor: dict[Id, int] | None = None
-        # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py).
-        self._edge: dict[Id, set[Id]] | None = None
-        # … and as the (conversation, id) pairs a sync request names, in request order:
-        # kept as the edge changes, so a request costs no walk over every conversation
-        self._edge_pairs: dict[Id, tuple[tuple[Id, Id], ...]] | None = None
+        # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py),
+        # sorted by repr (the order a request names them in); a tuple, not a set: one id
+        # is the common case, and a tuple of one is a fifth of a set's size
+        self._edge: dict[Id, tuple[Id, ...]] | None = None
+        # how many ids _edge holds (what a request names), counted once snapshots are
+        # taken (a copy counts itself)
+        self._merged_ids = 0
+        # The newest snapshots of _cursor and _edge that a request carries (Snapshot):
+        # each change to either is first kept in them, so a request in flight still
+        # reads the cursors it was built with, and building one copies nothing.
+        self._cursor_snap: Snapshot | None = None
+        self._edge_snap: Snapshot | None = None
         self._held: dict[Id, dict[int, Stored | None]] | None = None  # group → seq → item
         # 1:1 only: copies held above the cursor, conversation → {msg_id: key}
         self._above: dict[Id, dict[Id, int]] | None = None
@@ -178,6 +208,10 @@ class Receiver:
         # stored twice has two seqs, and each must reach the group's seq cursor)
         self._inbox_held: dict[tuple[Id, Id], None] | None = None
         self._inbox_sent: tuple[tuple[Id, Id], ...] = ()  # the held pairs last requested
+        # what the requests promise (SyncRequest.state): this local state, replaced when
+        # it is lost, and the number of the last request taken from it
+        self._state: object = None
+        self._state_no = 0
 
     # -- arrivals -------------------------------------------------------------------------
     def handle_push(self, item: Stored, now: float) -> list[Action]:
@@ -215,6 +249,8 @@ class Receiver:
         at_top: dict[Id, set[Id]] = {}  # ids merged at each conversation's highest key
         cursor = self._cursors()
         edge = self._edge
+        if edge is None:
+            edge = self._edge = {}
         trigger = self._trigger
         for conv, seq in response.burnt:
             self._burnt(conv, seq, now, actions)
@@ -224,7 +260,7 @@ class Receiver:
                 continue
             conv, key = item.conversation, item.order_key
             cur = cursor.get(conv, 0)
-            if key < cur or (key == cur and edge and item.msg_id in edge.get(conv, ())):
+            if key < cur or (key == cur and item.msg_id in edge.get(conv, ())):
                 continue  # merged by an earlier page
             if item.message.sender != self.user and not self._was_shown(item.msg_id, now):
                 self._show(item, "sync", now, actions, trigger)
@@ -249,22 +285,21 @@ class Receiver:
                             at_top[conv].add(msg_id)
                 if not held:
                     del above[conv]
+        cursor_snap, edge_snap = self._cursor_snap, self._edge_snap
         for conv, key in advanced.items():
-            if self._edge is None:
-                self._edge = {}
-                self._edge_pairs = {}
             if key > cursor.get(conv, 0):
+                if cursor_snap is not None:
+                    cursor_snap.keep(conv)
                 cursor[conv] = key
-                ids = self._edge[conv] = at_top[conv]
+                ids = at_top[conv]
             else:
-                ids = self._edge.setdefault(conv, set())
-                ids.update(at_top[conv])
-            # one id (the common case) needs no sort, and no generator
-            self._edge_pairs[conv] = (
-                ((conv, *ids),)
-                if len(ids) == 1
-                else tuple([(conv, msg_id) for msg_id in sorted(ids, key=repr)])
-            )
+                ids = at_top[conv].union(edge.get(conv, ()))
+            # one id (the common case) needs no sort
+            new = tuple(ids) if len(ids) < 2 else tuple(sorted(ids, key=repr))
+            if edge_snap is not None:  # and the count its successor will report
+                edge_snap.keep(conv)
+                self._merged_ids += len(new) - len(edge.get(conv, ()))
+            edge[conv] = new
         self._next_sync_if_needed(response.complete, trigger, now, actions)
         return actions
 
@@ -302,6 +337,8 @@ class Receiver:
         if order_key <= cur:
             return actions
         if order_key == cur + 1:
+            if self._cursor_snap is not None:
+                self._cursor_snap.keep(conversation)
             cursor[conversation] = order_key
             self._release(conversation, now, actions)
         else:
@@ -327,13 +364,31 @@ class Receiver:
             sent = self._inbox_sent = tuple(self._inbox_held) if self._inbox_held else ()
             request = SyncRequest(self.user, (), self.sync_limit, (), sent, self._inbox_cursor)
             return [StartSync(request)]
-        # Dicts keep insertion order, which the run decides deterministically, so the
-        # request needs no sort (the server does not depend on the order); only the
-        # sets of ids need one, and only when they hold more than one id.
-        cursors = tuple(self._cursor.items()) if self._cursor else ()
-        merged: tuple[tuple[Id, Id], ...] = ()
-        if self._edge:
-            merged = tuple(chain.from_iterable(self._edge_pairs.values()))
+        # The request names every cursor, in the mappings' insertion order (which the
+        # run decides deterministically). A handful are copied; beyond that the request
+        # carries snapshots of the two mappings, which copy nothing but cost a few calls
+        # per request and per change (once snapshots are taken, they stay: the number of
+        # cursors only grows, until a reset).
+        cursor = self._cursor
+        edge = self._edge
+        cursors: tuple[tuple[Id, int], ...] | Snapshot = ()
+        merged: tuple[tuple[Id, Id], ...] | Snapshot = ()
+        if cursor is None or len(cursor) < SNAPSHOT_FROM_CURSORS:
+            if cursor:
+                cursors = tuple(cursor.items())
+            if edge:
+                merged = tuple([(conv, m) for conv, ids in edge.items() for m in ids])
+        else:
+            if edge is None:
+                edge = self._edge = {}
+            if self._edge_snap is None:  # the first snapshot: count from here on
+                self._merged_ids = sum(map(len, edge.values()))
+            cursors = Snapshot(cursor, len(cursor))
+            merged = Snapshot(edge, self._merged_ids, flat=True)
+            if self._cursor_snap is not None:  # changes from now on are kept in the new
+                self._cursor_snap.follow(cursors)
+                self._edge_snap.follow(merged)
+            self._cursor_snap, self._edge_snap = cursors, merged
         held: tuple[tuple[Id, Id], ...] = ()
         if self._above:  # a loop, not a generator: a receipt sync names one or two
             pairs = []
@@ -341,7 +396,14 @@ class Receiver:
                 for m in ids:
                     pairs.append((conv, m))
             held = tuple(pairs)
-        return [StartSync(SyncRequest(self.user, cursors, self.sync_limit, merged, held))]
+        state = self._state
+        if state is None:
+            state = self._state = object()
+        self._state_no += 1
+        request = SyncRequest(
+            self.user, cursors, self.sync_limit, merged, held, -1, state, self._state_no
+        )
+        return [StartSync(request)]
 
     def handle_timeout(self, now: float) -> list[Action]:
         """Repeat a sync that was not answered in time; sync on a gap that stayed open
@@ -378,7 +440,9 @@ class Receiver:
     def reset(self) -> None:
         """The app restarted without its local state (cursors, shown ids, held copies)."""
         self._seen = self._cursor = self._held = self._edge = self._above = None
-        self._edge_pairs = None
+        self._cursor_snap = self._edge_snap = None  # requests in flight keep the old ones
+        self._merged_ids = 0
+        self._state = None  # the cursors start again: no later request extends the old
         self._inbox_cursor = 0
         self._inbox_held = None
         self._inbox_sent = ()
@@ -458,6 +522,8 @@ class Receiver:
         if seq in held:
             return
         if seq == cur + 1:
+            if self._cursor_snap is not None:
+                self._cursor_snap.keep(conv)
             cursor[conv] = seq
             # a sync merge is always by id; a pushed copy only with client dedup on
             shown = (via == "sync" or self.dedup) and self._was_shown(item.msg_id, now)
@@ -479,6 +545,8 @@ class Receiver:
         if seq <= cur:
             return
         if seq == cur + 1:
+            if self._cursor_snap is not None:
+                self._cursor_snap.keep(conv)
             cursor[conv] = seq
             self._release(conv, now, actions)
         else:
@@ -509,6 +577,8 @@ class Receiver:
             return
         cursor = self._cursors()
         nxt = cursor[conv] + 1
+        if nxt in held and self._cursor_snap is not None:
+            self._cursor_snap.keep(conv)
         while nxt in held:
             item = held.pop(nxt)
             if item is not None and not self._was_shown(item.msg_id, now):

@@ -27,7 +27,6 @@ acknowledged moves back to it (:meth:`ServerNode.disconnect`).
 
 from __future__ import annotations
 
-from bisect import insort
 from collections.abc import Iterable
 
 from immodel.protocol.dedup import DedupWindow, Verdict
@@ -43,11 +42,17 @@ from immodel.protocol.messages import (
 )
 from immodel.protocol.ordering import Sequencer
 from immodel.protocol.pending_ack import PendingAcks
-from immodel.protocol.sync import Timeline, answer_sync
+from immodel.protocol.sync import SyncReader, Timeline, answer_sync
 
 
 class MessageStore:
     """Durable storage: timelines, memberships, offline queues, group seq.
+
+    Each user's conversations are kept by a :class:`~immodel.protocol.sync.SyncReader`,
+    which also remembers which of them changed since the user's last sync, and each
+    conversation's timeline (made when its first member joins) knows its readers, so
+    that a write can tell them: a sync then costs what changed, not a look at every
+    conversation of the user.
 
     With ``inbox`` (``reliability.sync_cursor = "inbox"``) the store also keeps each
     member's inbox (:class:`~immodel.protocol.inbox.Inboxes`) and answers a sync request
@@ -55,8 +60,7 @@ class MessageStore:
     """
 
     __slots__ = (
-        "_conversations_of",
-        "_member_of",
+        "_readers",
         "group_sequencer",
         "inboxes",
         "offline",
@@ -66,33 +70,45 @@ class MessageStore:
     def __init__(self, *, inbox: bool = False) -> None:
         self.inboxes: Inboxes | None = Inboxes() if inbox else None
         self.timelines: dict[Id, Timeline] = {}
-        # user → conversations in ``repr`` order (the order of sync pages), kept sorted
-        # on join so that a sync, the frequent operation, needs no sort
-        self._conversations_of: dict[Id, list[Id]] = {}
-        self._member_of: dict[Id, set[Id]] = {}  # the same, as a set: joins are per message
+        self._readers: dict[Id, SyncReader] = {}  # user → its conversations and sync memory
         self.offline: dict[Id, list[Stored]] = {}
         self.group_sequencer = Sequencer()
 
     def join(self, user: Id, conversation: Id) -> None:
         """Make ``user`` a member of ``conversation`` (what sync looks through)."""
-        member_of = self._member_of.get(user)
-        if member_of is None:
-            member_of = self._member_of[user] = set()
-        if conversation not in member_of:
-            member_of.add(conversation)
-            insort(self._conversations_of.setdefault(user, []), conversation, key=repr)
+        reader = self._readers.get(user)
+        if reader is None:
+            reader = self._readers[user] = SyncReader()
+        if reader.join(conversation):
+            timeline = self.timelines.get(conversation)
+            if timeline is None:
+                timeline = self.timelines[conversation] = Timeline()
+            # its readers: a list while members join, a tuple from the first item on
+            readers = timeline.readers
+            if type(readers) is list:
+                readers.append(reader)
+            elif not timeline.keys:
+                timeline.readers = [*readers, reader]
+            else:  # a member joining after the first item (rare): the tuple rebuilt
+                timeline.readers = (*readers, reader)
             if self.inboxes is not None:
                 self.inboxes.join(user, conversation)
 
     def conversations_of(self, user: Id) -> Iterable[Id]:
-        return self._conversations_of.get(user, ())
+        reader = self._readers.get(user)
+        return reader.conversations if reader is not None else ()
 
     def append(self, item: Stored) -> None:
         """Store ``item`` in its conversation's timeline."""
-        timeline = self.timelines.get(item.conversation)
+        conversation = item.message.conversation
+        timeline = self.timelines.get(conversation)
         if timeline is None:
-            timeline = self.timelines[item.conversation] = Timeline()
+            timeline = self.timelines[conversation] = Timeline()
         timeline.add(item)
+        for reader in timeline.readers:
+            unsettled = reader.unsettled  # SyncReader.touch, written out
+            if conversation not in unsettled:
+                unsettled.append(conversation)
         if self.inboxes is not None:
             self.inboxes.append(item)
 
@@ -117,6 +133,8 @@ class MessageStore:
         if timeline is None:
             timeline = self.timelines[group] = Timeline()
         timeline.burn(seq)
+        for reader in timeline.readers:
+            reader.touch(group)
         if self.inboxes is not None:
             self.inboxes.burn(group, seq)
         return seq
@@ -127,8 +145,10 @@ class MessageStore:
             if self.inboxes is None:
                 raise ValueError("an inbox sync request to a store kept without inboxes")
             return self.inboxes.answer(request)
-        convs = self.conversations_of(request.user)
-        return answer_sync(request, convs, self.timelines, in_order=True)
+        reader = self._readers.get(request.user)
+        if reader is None:
+            return answer_sync(request, (), self.timelines, in_order=True)
+        return reader.answer(request, self.timelines)
 
 
 def login_pushes_queue(*, one_transfer: bool, sync_follows: bool) -> bool:

@@ -28,6 +28,15 @@ set: at most one id per stamping node).
 A conversation's timeline holds the messages of all its members, the reader's own
 included: the receiver skips its own messages but still moves its cursors over them
 (a group's seq is contiguous only if the reader counts its own messages too).
+
+**What a page costs to cut.** A request names every conversation of the user (random
+1:1 pairs make them pile up with time), and the page is charged per conversation
+(``scanned``), but cutting it need not look at each: a store keeps a
+:class:`SyncReader` per user that remembers which conversations may hold something the
+user has not merged, and a request from a client with many cursors carries them as
+:class:`~immodel.protocol.messages.Snapshot` views of the client's own mappings, so
+neither side copies or looks through every cursor. The page is the one
+:func:`answer_sync` cuts by looking through them all.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 
-from immodel.protocol.messages import Id, Stored, SyncRequest, SyncResponse
+from immodel.protocol.messages import Id, Snapshot, Stored, SyncRequest, SyncResponse
 
 
 class Timeline:
@@ -45,13 +54,17 @@ class Timeline:
     skewed node) is inserted where it belongs so the timeline stays sorted.
     """
 
-    __slots__ = ("burnt", "is_group", "items", "keys")
+    __slots__ = ("burnt", "is_group", "items", "keys", "readers")
 
     def __init__(self) -> None:
         self.keys: list[int] = []
         self.items: list[Stored] = []
         self.is_group = False  # set by the first item: a conversation is one or the other
         self.burnt: list[int] | None = None  # group seqs no message will carry, ascending
+        # the members' sync memories, told of each change (kept by a store, see
+        # SyncReader): a list while members join, a tuple (a third smaller) from the
+        # first item on
+        self.readers: list[SyncReader] | tuple[SyncReader, ...] = ()
 
     def burn(self, seq: int) -> None:
         """Seq ``seq`` of this group was handed out to a write that failed."""
@@ -70,6 +83,7 @@ class Timeline:
         key = item.order_key
         if not self.keys:
             self.is_group = item.message.is_group
+            self.readers = tuple(self.readers)  # the members have joined by now
         if not self.keys or key >= self.keys[-1]:
             self.keys.append(key)
             self.items.append(item)
@@ -105,16 +119,42 @@ def answer_sync(
     of the page, and ``covered`` tells the client how far each 1:1 conversation is
     complete, so its cursor moves over what it held without the bytes coming down again.
     """
-    cursors = dict(request.cursors)
-    skip = set(request.merged_at_cursor)  # (conversation, msg_id) pairs
-    if request.held:
-        skip.update(request.held)
+    convs = conversations if in_order else sorted(conversations, key=repr)
+    items, covered, burnt, cut, scanned = _page(request, convs, timelines, None)
+    return SyncResponse(request.user, items, cut is None, covered, scanned, burnt)
+
+
+def _page(
+    request: SyncRequest,
+    conversations: Iterable[Id],
+    timelines: Mapping[Id, Timeline],
+    unsettled: list[Id] | None,
+) -> tuple[tuple[Stored, ...], tuple[tuple[Id, int], ...], tuple[tuple[Id, int], ...], Id, int]:
+    """Cut one page from ``conversations`` (in page order): the items, the covered and
+    burnt pairs, the conversation the page was cut in (None: complete) and how many
+    conversations were looked through. Every conversation that is not *settled* for
+    this request — one whose page would be empty and which would not be listed as
+    covered — is appended to ``unsettled`` (when given), in order."""
+    # Lookups per conversation. Snapshots (a receiver with many cursors) answer them as
+    # they are; tuples of pairs are turned into a dict and a set of (conversation, id)
+    # pairs to skip: the held ones, and the merged ones unless merged_of has them.
+    cursors = request.cursors
+    cursors = cursors.current() if type(cursors) is Snapshot else dict(cursors)
+    merged = request.merged_at_cursor
+    merged_of = None  # conversation → ids merged at its cursor key
+    if type(merged) is Snapshot:
+        merged_of = merged.current()
+        skip = set(request.held)
+    else:
+        skip = set(merged)
+        if request.held:
+            skip.update(request.held)
     out: list[Stored] = []
     covered: list[tuple[Id, int]] = []
-    complete = True
+    cut = None
     scanned = 0
     burnt: list[tuple[Id, int]] = []
-    for conv in conversations if in_order else sorted(conversations, key=repr):
+    for conv in conversations:
         scanned += 1
         timeline = timelines.get(conv)
         if timeline is None or not timeline.keys:
@@ -128,18 +168,28 @@ def answer_sync(
         if top <= cursor:
             # Nothing new — the common case, decided without a slice: a group page
             # starts after the cursor; a 1:1 page at it, and is empty when the one item
-            # at the cursor key is among the ids the client merged there.
+            # at the cursor key is among the ids the client merged (or holds) there.
             if top < cursor or timeline.is_group:
                 continue
-            only_one_at_top = len(keys) == 1 or keys[-2] < top
-            if only_one_at_top and (conv, timeline.items[-1].message.msg_id) in skip:
-                continue
+            if len(keys) == 1 or keys[-2] < top:  # only one item at the top key
+                last = timeline.items[-1].message.msg_id
+                if (skip and (conv, last) in skip) or (
+                    merged_of is not None and last in merged_of.get(conv, ())
+                ):
+                    continue
+        if unsettled is not None:
+            unsettled.append(conv)
         if timeline.is_group:
             pending = timeline.after(cursor)
         else:
             pending = timeline.after(cursor, inclusive=True)
-            if skip:
-                pending = [i for i in pending if (conv, i.message.msg_id) not in skip]
+            ids = merged_of.get(conv, ()) if merged_of is not None else ()
+            if skip or ids:
+                pending = [
+                    i
+                    for i in pending
+                    if i.message.msg_id not in ids and (conv, i.message.msg_id) not in skip
+                ]
         room = request.limit - len(out)
         if len(pending) > room:
             out.extend(pending[:room])
@@ -149,11 +199,88 @@ def answer_sync(
                 burnt += (
                     (conv, s) for s in timeline.burnt_between(cursor, pending[room - 1].order_key)
                 )
-            complete = False
+            cut = conv
             break
         out.extend(pending)
         if timeline.burnt:
             burnt += ((conv, s) for s in timeline.burnt_between(cursor, top))
         if not timeline.is_group:
             covered.append((conv, top))
-    return SyncResponse(request.user, tuple(out), complete, tuple(covered), scanned, tuple(burnt))
+    return tuple(out), tuple(covered), tuple(burnt), cut, scanned
+
+
+class SyncReader:
+    """What a store keeps about one user's conversation sync, so that answering a request
+    costs what changed rather than one look per conversation.
+
+    ``conversations`` are the user's conversations in page (``repr``) order. A
+    conversation is *settled* for a request when its page would be empty and it would
+    not be listed as covered (nothing at or above the cursor the client lacks). Once
+    settled it stays settled for every later request taken from the same client state
+    (:attr:`~immodel.protocol.messages.SyncRequest.state`, with a larger ``state_no``):
+    a client's cursors only move forward and the ids it names at an unchanged cursor key
+    only grow. It becomes *unsettled* only when its timeline changes (the store calls
+    :meth:`touch` on every append and burn) or when the user joins it. So the reader
+    remembers the unsettled conversations of the last request it answered, and a later
+    request from the same state needs to look only at those; a request from another
+    state (the app lost its local state, a request built before the one last answered,
+    a request that names no state) is answered by looking through every conversation,
+    which starts the memory again. Either way the page, and ``scanned`` — what the
+    answer is charged for: every conversation up to the one the page was cut in — are
+    those of :func:`answer_sync`.
+    """
+
+    __slots__ = ("conversations", "state", "state_no", "unsettled")
+
+    def __init__(self) -> None:
+        self.conversations: list[Id] = []
+        # since the request answered last; a list (usually of one or two: a set of any
+        # size costs four times a short list's memory), each conversation once
+        self.unsettled: list[Id] = []
+        self.state: object = None  # that request's client state (None: remember nothing)
+        self.state_no = 0
+
+    def join(self, conversation: Id) -> bool:
+        """Add ``conversation`` in page order; False if the user is a member already."""
+        convs = self.conversations
+        name = repr(conversation)
+        i = j = bisect_right(convs, name, key=repr)
+        while j and repr(convs[j - 1]) == name:  # printed alike: a member already?
+            if convs[j - 1] == conversation:
+                return False
+            j -= 1
+        convs.insert(i, conversation)
+        self.unsettled.append(conversation)  # new: not among them yet
+        return True
+
+    def touch(self, conversation: Id) -> None:
+        """``conversation``'s timeline changed: look at it again on the next request."""
+        if conversation not in self.unsettled:
+            self.unsettled.append(conversation)
+
+    def answer(self, request: SyncRequest, timelines: Mapping[Id, Timeline]) -> SyncResponse:
+        """One page for ``request`` (see :func:`answer_sync`), looking only at the
+        conversations that may have changed when the request allows it."""
+        convs = self.conversations
+        state = request.state
+        unsettled: list[Id] = []
+        if state is not None and state is self.state and request.state_no >= self.state_no:
+            look = sorted(self.unsettled, key=repr) if len(self.unsettled) > 1 else self.unsettled
+            items, covered, burnt, cut, _ = _page(request, look, timelines, unsettled)
+            if cut is None:
+                scanned = len(convs)
+            else:  # charged as the full walk would be: up to the conversation cut in
+                scanned = bisect_left(convs, repr(cut), key=repr)
+                while convs[scanned] != cut:
+                    scanned += 1
+                scanned += 1
+                look = list(look)
+                unsettled += look[look.index(cut) + 1 :]  # not looked at
+        else:
+            items, covered, burnt, cut, scanned = _page(request, convs, timelines, unsettled)
+            if cut is not None:  # the rest was not looked at
+                unsettled += convs[scanned:]
+        self.unsettled = unsettled
+        self.state = state
+        self.state_no = request.state_no
+        return SyncResponse(request.user, items, cut is None, covered, scanned, burnt)
