@@ -98,10 +98,17 @@ def test_push_median_latency_agrees_within_20_percent(push_pair):
 LOGIC_UTILIZATION_TOLERANCE = 0.25
 #: After a logic crash the simulator is low by a measured bias: the per-frame cost is
 #: calibrated on one logic process, and two processes (one restarted cold, each with its
-#: idle work and fewer frames per event-loop wake-up) spend more per frame — 0.81 pooled
-#: over five 10 s pairs (0.73-0.89 each), 0.78-0.88 at this size. The band is that bias
-#: with twice the per-run spread (±0.08) below and the target above.
-LOGIC_CRASH_BAND = (0.65, 1.25)
+#: idle work and fewer frames per event-loop wake-up) spend more per frame, which the
+#: simulator has no per-process cost to put in. The bias is not a constant: it was 0.81
+#: pooled over five 10 s pairs on an earlier day (0.78-0.88 at this size); when a later
+#: round made the simulator's code (which the real processes run too) ~5 % cheaper per
+#: frame, the calibrated keys fell with it while the restarted process's extra CPU did
+#: not. Measured again at this size, calibration and pair each time, on the code before
+#: and after that round and on a fresh clone: 14 pairs, mean 0.69, standard deviation
+#: 0.083 (0.54-0.84; most of the spread is the 3 s calibration's own, whose store_ms
+#: moved 0.43-0.65 ms between runs). The band is that mean less three standard
+#: deviations below, and the 20 % target plus the push pair's tolerance above.
+LOGIC_CRASH_BAND = (0.44, 1.25)
 
 
 def _logic_utilization_ratio(pair) -> float:
