@@ -63,7 +63,12 @@ def calibration(tmp_path_factory):
     return shared(
         tmp_path_factory,
         "calibration",
-        lambda _work: calibrate(Scenario.load("baseline", BASE), latency_ms=PUSH_LATENCY_MS),
+        # three calibration runs pooled: one 3 s run's logic CPU is now and then caught by
+        # a hiccup of the machine (a calibration 1.7x high was seen), and every
+        # utilisation comparison below inherits it
+        lambda _work: calibrate(
+            Scenario.load("baseline", BASE), latency_ms=PUSH_LATENCY_MS, runs=3
+        ),
         lambda keys, folder: (folder / "keys.json").write_text(json.dumps(keys)),
         lambda folder: json.loads((folder / "keys.json").read_text()),
     )
@@ -92,10 +97,12 @@ def test_push_median_latency_agrees_within_20_percent(push_pair):
 
 
 #: The logic tier's utilisation, sim / real, must be within this of 1 on the push pair
-#: and the reset storm: the 20 % target, plus the spread of one 3 s pair (~0.15 s of logic
-#: CPU: three calibrations with their pairs at this size gave push 0.93-1.14, storm
-#: 0.90-1.05; five 10 s pairs per scenario, pooled, 0.94-1.07).
-LOGIC_UTILIZATION_TOLERANCE = 0.25
+#: and the reset storm. One 3 s pair (~0.15 s of logic CPU) cannot resolve the 20 %
+#: target: 13 push pairs at this size, each with its own calibration, gave a mean of 1.04
+#: and a standard deviation of 0.117 (0.81-1.23); the tolerance is three of those. The
+#: target itself is checked pooled, over five 10 s pairs per scenario (0.94-1.07,
+#: README "Real sockets"); this guards against a calibration that is wrong, not noisy.
+LOGIC_UTILIZATION_TOLERANCE = 0.35
 #: After a logic crash the simulator is low by a measured bias: the per-frame cost is
 #: calibrated on one logic process, and two processes (one restarted cold, each with its
 #: idle work and fewer frames per event-loop wake-up) spend more per frame, which the
