@@ -44,7 +44,7 @@ from typing import Any
 from simpy.events import NORMAL
 
 from immodel.sim.connection import Connection
-from immodel.sim.kernel import FREE_CALLS, Call, later
+from immodel.sim.kernel import FREE_CALLS, Call, at_time, later
 from immodel.sim.network_constants import (
     CLOCK_GRANULARITY_S,
     INITIAL_RTO_S,
@@ -60,6 +60,18 @@ def _run_pair(frames: tuple) -> None:
     fn1, arg1, fn2, arg2 = frames
     fn1(arg1)
     fn2(arg2)
+
+
+def in_order_arrival_s(now: float, arrive: float, clear: float) -> float:
+    """When a segment that reaches the far end at ``arrive`` is handed to the
+    application, on a connection whose previous segment was handed over at ``clear``:
+    in order, nothing before what was sent earlier. The result is an event time
+    ``now + delay`` as the queue will hold it, nudged up until it is not below ``clear``,
+    so that rounding can never put a later segment a hair before an earlier one."""
+    delay = (arrive if arrive > clear else clear) - now
+    while now + delay < clear:
+        delay = math.nextafter(delay, math.inf)
+    return now + delay
 
 
 def latency_sampler(spec: Any, stream: Stream) -> Callable[[], float]:
@@ -277,28 +289,21 @@ class Network:
             and burst["burst_enter"] <= 0.0
             and not any(f["kind"] in ("partition", "loss_burst") for f in sc["faults"])
         )
-        # The common case — the stream model, lossless, a constant latency — is written
-        # out in send_up and send_down (the same arithmetic as _segment's): its latency
-        # (None: not this case).
+        # The common case — the stream model, lossless, a constant latency — takes a short
+        # path in send_up and send_down (no loss draw, no RTO; the in-order rule is
+        # _segment's, in_order_arrival_s): its latency (None: not this case).
         self._fast_latency_s = self._constant_latency_s if self.stream and self.lossless else None
 
     def send_up(self, conn: Connection | None, uid: int, size: int, fn, arg) -> None:
         """A frame from ``uid``'s client to its access node on ``conn``."""
         latency_s = self._fast_latency_s
         if latency_s is not None and conn is not None and not conn.broken:
-            # _segment's lossless path, written out: every request of a run comes here
+            # _segment's lossless path without its draws: every request of a run comes here
             link = self.up
             link.packets += 1
             link.bytes += size
             now = self.env._now
-            arrive = now + latency_s
-            clear = conn.clear_up
-            delay = (arrive if arrive > clear else clear) - now
-            t = now + delay
-            while t < clear:
-                delay = math.nextafter(delay, math.inf)
-                t = now + delay
-            conn.clear_up = t
+            t = conn.clear_up = in_order_arrival_s(now, now + latency_s, conn.clear_up)
             if fn is not None:
                 env = self.env
                 eid = next(env._eid)
@@ -340,29 +345,15 @@ class Network:
         ahead of the others) but its arrival is not an event."""
         latency_s = self._fast_latency_s
         if latency_s is not None and conn is not None and not conn.broken:
-            # _segment's lossless path, written out: every frame of a run comes here
+            # _segment's lossless path without its draws: every frame of a run comes here
             link = self.down
             link.packets += 1
             link.bytes += size
             now = self.env._now
             arrive = (now if at is None else at) + latency_s
-            clear = conn.clear_down
-            delay = (arrive if arrive > clear else clear) - now
-            t = now + delay
-            while t < clear:
-                delay = math.nextafter(delay, math.inf)
-                t = now + delay
-            conn.clear_down = t
+            t = conn.clear_down = in_order_arrival_s(now, arrive, conn.clear_down)
             if fn is not None:
-                try:
-                    call = FREE_CALLS.pop()
-                except IndexError:
-                    call = Call(fn, arg)
-                else:
-                    call.fn = fn
-                    call.arg = arg
-                env = self.env
-                heappush(env._queue, (t, NORMAL, next(env._eid), call))
+                at_time(self.env, t, fn, arg)
             return
         if self.stream:
             self._segment(self.down, conn, uid, size, fn, arg, False, at)
@@ -409,27 +400,12 @@ class Network:
             arrive = t + one_way
             if tries == 0:  # Karn: only segments sent once give an RTT sample
                 self._sample(conn, up, one_way + self._return_latency())
-        # In order: nothing is handed to the application before what was sent earlier.
-        # The clearing time is kept as the event time SimPy will compute (now + delay),
-        # so that rounding can never put a later segment a hair before an earlier one.
-        clear = conn.clear_up if up else conn.clear_down
-        delay = (arrive if arrive > clear else clear) - now
-        while now + delay < clear:
-            delay = math.nextafter(delay, math.inf)
         if up:
-            conn.clear_up = now + delay
+            t = conn.clear_up = in_order_arrival_s(now, arrive, conn.clear_up)
         else:
-            conn.clear_down = now + delay
-        if fn is not None:  # later(), written out: most events of a run are scheduled here
-            try:
-                call = FREE_CALLS.pop()
-            except IndexError:
-                call = Call(fn, arg)
-            else:
-                call.fn = fn
-                call.arg = arg
-            env = self.env
-            heappush(env._queue, (now + delay, NORMAL, next(env._eid), call))
+            t = conn.clear_down = in_order_arrival_s(now, arrive, conn.clear_down)
+        if fn is not None:
+            at_time(self.env, t, fn, arg)
 
     def prime(self, conn: Connection) -> None:
         """A new connection's first RTT sample: the handshake's round trip (SYN, SYN-ACK)
