@@ -77,7 +77,11 @@ def summarize(
     that window.
     """
     out: dict[str, Any] = {}
-    per_msg = messages.drop_duplicates("msg_id")
+    # One row per message (its first), with only the per-message columns read below: a
+    # whole-frame copy was the largest part of this function's memory after the trace.
+    per_msg = messages.loc[
+        ~messages["msg_id"].duplicated().to_numpy(), ["send_failed", "attempts", "stored_copies"]
+    ]
     out["messages_sent"] = len(per_msg)
     report = check_trace(trace)
     out["deliveries_expected"] = int(report.deliveries_expected)
@@ -99,7 +103,10 @@ def summarize(
     out["order_violations_1to1"] = out["order_violations"] - out["order_violations_group"]
     out.update(order_inversions(trace))
 
-    expected = messages[messages["stored"]]
+    expected = messages.loc[
+        messages["stored"].to_numpy(dtype=bool),
+        ["online_at_store", "latency_ms", "t_offline_push", "t_stored"],
+    ]
     online = expected[expected["online_at_store"]]
     out.update(latency_stats(online["latency_ms"].to_numpy(dtype=float), "latency"))
     catchup = expected[~expected["online_at_store"]]
@@ -115,14 +122,14 @@ def summarize(
     out.update(read_latency(messages))
     out["delivery_by_device"] = by_device(messages, requests)
 
-    kinds = requests["kind"].astype(str)
+    kinds = requests["kind"]
     heartbeats = int((extra or {}).get("heartbeats", 0))
     # idle short pollers in cohorts (immodel.sim.idle_poll): empty polls counted, not listed
     idle_polls = int((extra or {}).get("idle_polls", 0))
     idle_polls_window = int((extra or {}).get("idle_polls_window", 0))
     out["requests_total"] = len(requests) + heartbeats + idle_polls
     for kind in ("send", "ack", "poll", "sync", "login"):
-        out[f"requests_{kind}"] = int((kinds == kind).sum())
+        out[f"requests_{kind}"] = int(np.count_nonzero(_equals_str(kinds, kind)))
     out["requests_poll"] += idle_polls
     out["requests_heartbeat"] = heartbeats
     window = horizon_s if window_s is None else window_s
@@ -134,7 +141,7 @@ def summarize(
         if window > 0
         else None
     )
-    polls = requests[in_window & (kinds == "poll").to_numpy()]
+    polls = requests.loc[in_window & _equals_str(kinds, "poll"), ["messages"]]
     if idle_polls_window:
         empty = int((polls["messages"] == 0).sum()) + idle_polls_window
         out["empty_poll_fraction"] = empty / (len(polls) + idle_polls_window)
@@ -159,7 +166,11 @@ def read_latency(messages: pd.DataFrame) -> dict[str, float | None]:
     offline push is for; the sender's own other devices are not readers). A pair never
     shown is left out, as in ``latency_*``. With one device per user this is the
     ``catchup_latency`` population. Reads ``device``-less frames too (one device each)."""
-    rows = messages[messages["stored"] & (messages["recipient"] != messages["sender"])]
+    mask = messages["stored"] & (messages["recipient"] != messages["sender"])
+    cols = ["msg_id", "recipient", "online_at_store", "t_first_show", "t_send"]
+    if "device" in messages.columns:
+        cols.append("device")
+    rows = messages.loc[mask.to_numpy(dtype=bool), cols]
     if "device" not in rows.columns or rows["device"].nunique() <= 1:
         # one device per user: one row per (message, recipient), no grouping needed
         offline = rows[~rows["online_at_store"]]
@@ -184,7 +195,8 @@ def by_device(messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, dict[
     if "device" not in messages.columns:
         return {}
     out: dict[str, dict[str, Any]] = {}
-    expected = messages[messages["stored"]]
+    cols = ["device", "t_first_show", "online_at_store", "latency_ms"]
+    expected = messages.loc[messages["stored"].to_numpy(dtype=bool), cols]
     req_device = requests["device"].astype(str) if "device" in requests.columns else None
     for kind in sorted(messages["device"].astype(str).unique()):
         rows = expected[expected["device"] == kind]
@@ -200,9 +212,9 @@ def by_device(messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, dict[
             "latency_p99_ms": lat["latency_p99_ms"],
         }
         if req_device is not None:
-            mine = requests[(req_device == kind).to_numpy()]
+            mine = requests.loc[(req_device == kind).to_numpy(), ["kind", "messages"]]
             entry["requests"] = len(mine)
-            sync = mine[mine["kind"].astype(str) == "sync"]
+            sync = mine[_equals_str(mine["kind"], "sync")]
             entry["sync_items"] = int(sync["messages"].sum())
         out[kind] = entry
     return out
@@ -251,8 +263,9 @@ def recovery_metrics(
     """
     if not incidents:
         return dict.fromkeys(RECOVERY_KEYS)
-    expected = messages[messages["stored"]]
-    logins = requests[requests["kind"].astype(str) == "login"]
+    cols = ["t_stored", "t_first_show", "recipient", "first_via"]
+    expected = messages.loc[messages["stored"].to_numpy(dtype=bool), cols]
+    logins = requests.loc[_equals_str(requests["kind"], "login"), ["t", "user"]]
     t_stored = expected["t_stored"].to_numpy(dtype=float)
     t_show = expected["t_first_show"].to_numpy(dtype=float)
     recipient = expected["recipient"].to_numpy(dtype=np.int64)
@@ -304,7 +317,7 @@ def order_inversions(trace: pd.DataFrame) -> dict[str, int]:
     (``tests/analysis/test_order_inversions.py`` checks this against that direct pandas
     formulation on random traces).
     """
-    is_stored = _is_event(trace["event"], "stored")
+    is_stored = _equals_str(trace["event"], "stored")
     stored = np.flatnonzero(is_stored)
     if stored.size == 0:
         return {"stored_order_inversions": 0, "causal_order_violations": 0}
@@ -322,8 +335,8 @@ def order_inversions(trace: pd.DataFrame) -> dict[str, int]:
     # The first stored key of each message, by message code (NaN: never stored).
     key_of = np.full(int(msg.max()) + 1, np.nan)
     key_of[msg[first]] = key
-    deliver = np.flatnonzero(_is_event(trace["event"], "deliver"))
-    send = np.flatnonzero(_is_event(trace["event"], "send"))
+    deliver = np.flatnonzero(_equals_str(trace["event"], "deliver"))
+    send = np.flatnonzero(_equals_str(trace["event"], "send"))
     # Deliveries first, then sends, each in file order: the tie order of the sort below.
     rows = np.concatenate([deliver, send])
     seen = np.concatenate(
@@ -393,7 +406,7 @@ def _running_max(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     return out
 
 
-def _is_event(col: pd.Series, name: str) -> np.ndarray:
+def _equals_str(col: pd.Series, name: str) -> np.ndarray:
     """``col.astype(str) == name`` as a bool array, on the categories when it has them."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         hit = np.append(np.asarray(col.cat.categories.astype(str) == name), False)
