@@ -138,6 +138,32 @@ def _np(buf: array, dtype=None) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype).copy()
 
 
+def _view(buf: array, dtype=None) -> np.ndarray:
+    """A numpy view of a column buffer, without the copy :func:`_np` makes: only for an
+    expression or a builder's locals, never kept (a buffer cannot grow while a view of
+    it exists)."""
+    if dtype is None:
+        dtype = _DTYPES[buf.typecode]
+    if len(buf) == 0:
+        return np.empty(0, dtype=dtype)
+    return np.frombuffer(buf, dtype=dtype)
+
+
+def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for integers in a range not much wider
+    than their number (user ids): a table over the range instead of a sort."""
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= 4 * len(values) + 1024:
+        ids, inverse = np.unique(values, return_inverse=True)
+        return ids, inverse.reshape(-1)
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    offset = values.astype(np.int64) - lo
+    present[offset] = True
+    ids = np.flatnonzero(present) + lo
+    inverse = (np.cumsum(present) - 1)[offset]
+    return ids.astype(values.dtype), inverse
+
+
 def _wide(buf: array, batch: list) -> array:
     """``buf`` with ``batch`` appended; a 32-bit buffer whose batch does not fit comes back
     as a 64-bit copy (``fromlist`` appends nothing when a value overflows)."""
@@ -582,55 +608,55 @@ class Recorder:
         return [names[c] for c in self._req_kind]
 
     # -- at the end -----------------------------------------------------------------------
+    # The builders make one column at a time and let go of its temporaries before the
+    # next (a frame of N rows never holds a second copy of more than a column or two):
+    # after a large run they set the process's peak memory.
     def trace_frame(self) -> pd.DataFrame:
         self._flush_trace()
-        msg = _np(self._tr_msg, np.int32).astype(np.int64)
+        n = len(self._tr_event)
         events = _np(self._tr_event, np.uint8)
+        msg = _np(self._tr_msg, np.int32)
         send = events == _SEND
-        t = np.empty(len(events), dtype=np.float64)
-        user = np.empty(len(events), dtype=np.int64)
-        key = np.full(len(events), NAN)
-        version = np.zeros(len(events), dtype=np.uint8)
-        sends = msg[send]
-        t[send] = _np(self._t_send, np.float64)[sends]
-        user[send] = _np(self._sender)[sends]
         first = events == _STORED_FIRST
         shown = events >= _DELIVER_FIRST  # _DELIVER_FIRST or _SHOWN_FIRST
-        timed = ~(send | first)
-        if first.any() or shown.any():
-            r_user, row0 = _np(self._r_user), _np(self._row0)
-            order_key = _np(self._order_key, np.int64)
-            firsts = msg[first]
-            t[first] = _np(self._t_stored, np.float64)[firsts]
-            user[first] = r_user[row0[firsts]]
-            key[first] = order_key[firsts]
-            shown_first = events == _SHOWN_FIRST
-            rows = row0[msg[shown_first]]
-            t[shown_first] = _np(self._r_first_show, np.float64)[rows]
-            timed &= ~shown_first
-            showns = msg[shown]
-            user[shown] = r_user[row0[showns]]
-            key[shown] = order_key[showns]
-            events[first] = _STORED
-            events[shown] = _DELIVER
-        t[timed] = _np(self._tr_t, np.float64)
-        rest = ~(send | first | shown)
-        user[rest] = _np(self._tr_user, np.int32)
-        key[rest] = _np(self._tr_key, np.float64)
-        version[rest] = _np(self._tr_version, np.uint8)
-        return pd.DataFrame(
-            {
-                "t": t,
-                "event": pd.Categorical.from_codes(
-                    events.astype(np.int8), categories=list(TRACE_EVENTS)
-                ),
-                "msg_id": _strings(list(self._index), msg),
-                "conversation": _strings(self._conv, msg),
-                "user": self._trace_users(user),
-                "order_key": key,
-                "digest": self._digests(msg, version),
-            }
-        )
+        shown_first = events == _SHOWN_FIRST
+        rest = ~(send | first | shown)  # the rows that hold their own user, key, version
+        # t and order_key as the frame keeps them: one 2-D block, filled in place
+        floats = np.empty((2, n), dtype=np.float64)
+        t, key = floats
+        t[send] = _view(self._t_send, np.float64)[msg[send]]
+        t[first] = _view(self._t_stored, np.float64)[msg[first]]
+        row0 = _view(self._row0, np.int32)
+        t[shown_first] = _view(self._r_first_show, np.float64)[row0[msg[shown_first]]]
+        t[rest | (shown & ~shown_first)] = _view(self._tr_t, np.float64)
+        key[send] = NAN
+        order_key = _view(self._order_key, np.int64)
+        key[first] = order_key[msg[first]]
+        key[shown] = order_key[msg[shown]]
+        del order_key
+        key[rest] = _view(self._tr_key, np.float64)
+        user = np.empty(n, dtype=np.int32)
+        user[send] = _view(self._sender, np.int32)[msg[send]]
+        r_user = _view(self._r_user, np.int32)
+        user[first] = r_user[row0[msg[first]]]
+        user[shown] = r_user[row0[msg[shown]]]
+        del r_user, row0
+        user[rest] = _view(self._tr_user, np.int32)
+        users = self._trace_users(user)
+        del user
+        digest = self._digests(msg, rest)
+        events[first] = _STORED
+        events[shown] = _DELIVER
+        del send, first, shown, shown_first, rest
+        frame = pd.DataFrame(floats.T, columns=["t", "order_key"], copy=False)
+        event = pd.Categorical.from_codes(events.astype(np.int8), categories=list(TRACE_EVENTS))
+        frame.insert(1, "event", event)
+        ids = list(self._index)
+        frame.insert(2, "msg_id", _strings(ids, msg))
+        frame.insert(3, "conversation", _strings(self._conv, msg))
+        frame.insert(4, "user", users)
+        frame["digest"] = digest
+        return frame
 
     def _trace_users(self, users: np.ndarray):
         """The trace's ``user`` column: the user id, or with several devices per user the
@@ -639,112 +665,98 @@ class Recorder:
         shared by its rows (a string per row cost ~50 bytes per trace row)."""
         if len(users) == 0:
             return []
-        ids, inverse = np.unique(users, return_inverse=True)
+        ids, inverse = _unique(users)
         if self.devices is None:
             labels = [str(u) for u in ids.tolist()]
         else:
             label = self.devices.label
             labels = [label[u] for u in ids.tolist()]
-        return _strings(labels, inverse.reshape(-1))
+        return _strings(labels, inverse)
 
-    def _digests(self, msg: np.ndarray, version: np.ndarray) -> np.ndarray:
-        """The content digest of each trace row (computed once per message and version)."""
+    def _digests(self, msg: np.ndarray, rest: np.ndarray) -> np.ndarray:
+        """The content digest of each trace row (computed once per message and version).
+
+        Every message has an original-content row (its send row), so the original digest
+        is computed for every message and the few other versions only where the rows
+        ``rest`` (those that keep their own version) have one."""
         if len(msg) == 0:
             return np.empty(0, dtype=np.int64)
-        nv = len(_VERSIONS)
-        pair = msg * nv + version
-        unique, inverse = np.unique(pair, return_inverse=True)
         ids = list(self._index)
-        digests = np.array(
-            [content_digest(ids[p // nv], _VERSIONS[p % nv]) for p in unique.tolist()],
-            dtype=np.int64,
-        )
-        return digests[inverse.reshape(-1)]
+        original = np.array([content_digest(i, _VERSIONS[0]) for i in ids], dtype=np.int64)
+        out = original[msg]
+        del original
+        version = np.zeros(len(msg), dtype=np.uint8)
+        version[rest] = _view(self._tr_version, np.uint8)
+        rows = np.flatnonzero(version)
+        if rows.size:
+            nv = len(_VERSIONS)
+            pair = msg[rows].astype(np.int64) * nv + version[rows]
+            unique, inverse = np.unique(pair, return_inverse=True)
+            digests = np.array(
+                [content_digest(ids[p // nv], _VERSIONS[p % nv]) for p in unique.tolist()],
+                dtype=np.int64,
+            )
+            out[rows] = digests[inverse.reshape(-1)]
+        return out
 
     def messages_frame(self) -> pd.DataFrame:
-        n_rows = self._rows
-        mi = np.repeat(np.arange(len(n_rows)), _np(n_rows, np.int32))
-        rows = self._row_copies()
-        t_send = _np(self._t_send, np.float64)[mi]
-        first = rows["first_show"]
-        stored_copies = _np(self._stored_copies, np.int32)[mi]
-        sender = _np(self._sender).astype(np.int64)[mi]
-        failure = _np(self._failure, np.uint16)[mi]
-        users = rows["user"]
-        kinds = self.recipient_kind
-        cols = {
-            "msg_id": _strings(list(self._index), mi),
-            "conversation": _strings(self._conv, mi),
-            "is_group": _np(self._is_group, np.uint8)[mi].astype(bool),
-            "sender": sender,
-            "recipient": users,
-            "order_key": _np(self._order_key, np.int64)[mi],
-            "stored": stored_copies > 0,
-            "stored_copies": stored_copies,
-            "t_send": t_send,
-            "t_stored": _np(self._t_stored, np.float64)[mi],
-            "t_first_show": first,
-            "latency_ms": (first - t_send) * 1000.0,
-            "attempts": _np(self._attempts, np.int32)[mi],
-            "copies": rows["copies"],
-            "online_at_store": rows["online"].astype(bool),
-            "t_offline_push": rows["offline_push"],
-            "first_via": self._vias.decode(rows["via"]),
-            "repaired_by": self._repairs.decode(rows["repair"]),
-            "recipient_kind": (
-                _strings(kinds, users) if kinds else _strings([""], np.zeros(len(users), np.intp))
-            ),
-            "send_failed": failure != 0,
-            "failure_reason": self._failures.decode(failure),
-            "screening": self._screenings.decode(_np(self._screening, np.uint8)[mi]),
-            "altered": rows["altered"].astype(bool),
-            # two shared strings, not a new one per row
-            "origin": _strings(["sdk", "rest"], (sender == ADMIN_UID).astype(np.intp)),
-        }
-        frame = pd.DataFrame(cols)
-        frame["device"] = self._device_column(frame, "recipient", "sender")
-        return frame.astype(
-            {
-                "is_group": bool,
-                "stored": bool,
-                "online_at_store": bool,
-                "send_failed": bool,
-                "altered": bool,
-                "sender": "int64",
-                "recipient": "int64",
-                "order_key": "int64",
-                "stored_copies": "int64",
-                "attempts": "int64",
-                "copies": "int64",
-                "t_send": float,
-                "t_stored": float,
-                "t_first_show": float,
-                "t_offline_push": float,
-                "latency_ms": float,
-            }
-        )
+        mi = np.repeat(np.arange(len(self._rows)), _np(self._rows, np.int32))
+        dup = np.asarray(self._dup_rows, dtype=np.intp).reshape(-1, 2)
 
-    def _row_copies(self) -> dict[str, np.ndarray]:
-        """Numpy copies of the message × recipient columns; a recipient listed twice for
-        one message shares its first row's outcome (one entry per user, as recorded)."""
-        rows = {
-            "user": _np(self._r_user, np.int32).astype(np.int64),
-            "first_show": _np(self._r_first_show, np.float64),
-            "via": _np(self._r_via, np.uint8),
-            "repair": _np(self._r_repair, np.uint8),
-            "copies": _np(self._r_copies, np.int32),
-            "online": _np(self._r_online, np.uint8),
-            "offline_push": (
-                np.full(len(self._r_user), NAN)
-                if self._r_offline_push is None
-                else _np(self._r_offline_push, np.float64)
-            ),
-            "altered": _np(self._r_altered, np.uint8),
-        }
-        for row, first in self._dup_rows:
-            for col in rows.values():
-                col[row] = col[first]
-        return rows
+        def per_row(buf: array, dtype) -> np.ndarray:
+            """A message × recipient column; a recipient listed twice for one message
+            shares its first row's outcome (one entry per user, as recorded)."""
+            col = _np(buf, dtype)
+            if len(dup):
+                col[dup[:, 0]] = col[dup[:, 1]]
+            return col
+
+        frame = pd.DataFrame(index=pd.RangeIndex(len(mi)))
+        frame["msg_id"] = _strings(list(self._index), mi)
+        frame["conversation"] = _strings(self._conv, mi)
+        frame["is_group"] = _view(self._is_group, np.uint8)[mi].astype(bool)
+        sender = _view(self._sender, np.int32)[mi].astype(np.int64)
+        frame["sender"] = sender
+        users = per_row(self._r_user, np.int32).astype(np.int64)
+        frame["recipient"] = users
+        frame["order_key"] = _view(self._order_key, np.int64)[mi]
+        stored_copies = _view(self._stored_copies, np.int32)[mi]
+        frame["stored"] = stored_copies > 0
+        frame["stored_copies"] = stored_copies.astype(np.int64)
+        del stored_copies
+        t_send = _view(self._t_send, np.float64)[mi]
+        frame["t_send"] = t_send
+        frame["t_stored"] = _view(self._t_stored, np.float64)[mi]
+        first = per_row(self._r_first_show, np.float64)
+        frame["t_first_show"] = first
+        frame["latency_ms"] = (first - t_send) * 1000.0
+        del first, t_send
+        frame["attempts"] = _view(self._attempts, np.int32)[mi].astype(np.int64)
+        frame["copies"] = per_row(self._r_copies, np.int32).astype(np.int64)
+        frame["online_at_store"] = per_row(self._r_online, np.uint8).astype(bool)
+        frame["t_offline_push"] = (
+            np.full(len(mi), NAN)
+            if self._r_offline_push is None
+            else per_row(self._r_offline_push, np.float64)
+        )
+        frame["first_via"] = self._vias.decode(per_row(self._r_via, np.uint8))
+        frame["repaired_by"] = self._repairs.decode(per_row(self._r_repair, np.uint8))
+        kinds = self.recipient_kind
+        frame["recipient_kind"] = (
+            _strings(kinds, users) if kinds else _strings([""], np.zeros(len(users), np.intp))
+        )
+        del users
+        failure = _view(self._failure, np.uint16)[mi]
+        frame["send_failed"] = failure != 0
+        frame["failure_reason"] = self._failures.decode(failure)
+        del failure
+        frame["screening"] = self._screenings.decode(_view(self._screening, np.uint8)[mi])
+        frame["altered"] = per_row(self._r_altered, np.uint8).astype(bool)
+        # two shared strings, not a new one per row
+        frame["origin"] = _strings(["sdk", "rest"], (sender == ADMIN_UID).astype(np.intp))
+        del sender, mi
+        frame["device"] = self._device_column(frame, "recipient", "sender")
+        return frame
 
     def message_outcomes(self) -> pd.DataFrame:
         """One row per message, in order of sending: ``msg_id``, ``sender`` (endpoint id),
@@ -778,17 +790,17 @@ class Recorder:
 
     def requests_frame(self) -> pd.DataFrame:
         self._flush_requests()
+        n = len(self._req_t)
+        # user, messages and bytes as the frame keeps them: one 2-D block, filled in place
+        ints = np.empty((3, n), dtype=np.int64)
+        ints[0] = _view(self._req_user, np.int32)
+        ints[1] = _view(self._req_messages, np.int32)
+        ints[2] = _view(self._req_bytes)
+        frame = pd.DataFrame(ints.T, columns=["user", "messages", "bytes"], copy=False)
+        frame.insert(0, "t", _np(self._req_t, np.float64))
         codes = _np(self._req_kind, np.uint8).astype(np.int16)
         codes[codes >= len(REQUEST_KINDS)] = -1  # a kind outside the categories: NaN
-        frame = pd.DataFrame(
-            {
-                "t": _np(self._req_t, np.float64),
-                "user": _np(self._req_user, np.int32).astype(np.int64),
-                "kind": pd.Categorical.from_codes(codes, categories=list(REQUEST_KINDS)),
-                "messages": _np(self._req_messages, np.int32).astype(np.int64),
-                "bytes": _np(self._req_bytes).astype(np.int64),
-            }
-        )
+        frame.insert(2, "kind", pd.Categorical.from_codes(codes, categories=list(REQUEST_KINDS)))
         frame["device"] = self._device_column(frame, "user")
         return frame
 
