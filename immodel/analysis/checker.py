@@ -420,7 +420,6 @@ def _altered(
     empty = np.empty(0, dtype=np.int64)
     if "digest" not in tr.df.columns or not deliver_rows.size:
         return empty, empty
-    digest = pd.to_numeric(tr.df["digest"], errors="coerce").to_numpy(dtype=np.float64)
     raw = tr.df["digest"].to_numpy()
     n_msgs = int(tr.msg.max()) + 1
     ref = np.full(n_msgs, -1, dtype=np.int64)
@@ -433,6 +432,7 @@ def _altered(
     if np.issubdtype(raw.dtype, np.integer):  # compare integers exactly, not as floats
         differs = raw[rows] != raw[refs]
     else:
+        digest = pd.to_numeric(tr.df["digest"], errors="coerce").to_numpy(dtype=np.float64)
         differs = ~(
             (digest[rows] == digest[refs]) | (np.isnan(digest[rows]) & np.isnan(digest[refs]))
         )
@@ -561,8 +561,9 @@ def _normalise(df: pd.DataFrame, source: str) -> _Trace:
     msg, _ = pd.factorize(df["msg_id"])
     user, users = pd.factorize(df["user"])
     conv, _ = pd.factorize(df["conversation"])
-    msg = msg.astype(np.int64)
-    user = user.astype(np.int64)
+    # (factorize's codes are int64 already: no copies of a million-row array)
+    msg = msg.astype(np.int64, copy=False)
+    user = user.astype(np.int64, copy=False)
     # send rows may lack a user (-1); they never form pairs, so any value is fine there.
     pair = msg * (len(users) + 1) + (user + 1)
     reachable = None
@@ -575,7 +576,7 @@ def _normalise(df: pd.DataFrame, source: str) -> _Trace:
         event=event,
         msg=msg,
         user=user,
-        conv=conv.astype(np.int64),
+        conv=conv.astype(np.int64, copy=False),
         key=key,
         pair=pair,
         reachable=reachable,
