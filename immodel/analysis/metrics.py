@@ -335,27 +335,35 @@ def order_inversions(trace: pd.DataFrame) -> dict[str, int]:
     # The first stored key of each message, by message code (NaN: never stored).
     key_of = np.full(int(msg.max()) + 1, np.nan)
     key_of[msg[first]] = key
+    del stored, by_time, first, key, conv  # (trace-long arrays: freed as soon as done)
     deliver = np.flatnonzero(_equals_str(trace["event"], "deliver"))
     send = np.flatnonzero(_equals_str(trace["event"], "send"))
+    own = np.concatenate([np.full(deliver.size, np.nan), key_of[msg[send]]])
+    del key_of, msg
     # Deliveries first, then sends, each in file order: the tie order of the sort below.
     rows = np.concatenate([deliver, send])
     seen = np.concatenate(
         [trace["order_key"].iloc[deliver].astype(float).to_numpy(), np.full(send.size, np.nan)]
     )
-    own = np.concatenate([np.full(deliver.size, np.nan), key_of[msg[send]]])
     rank = np.concatenate([np.zeros(deliver.size, np.int8), np.ones(send.size, np.int8)])
-    # Grouped by the conversation and user as strings, as a displayed id is.
+    del deliver, send
+    # Grouped by the conversation and user as strings, as a displayed id is; a row
+    # missing either is in no group (-1).
     conv_s = _str_codes(trace["conversation"])[rows]
     user_s = _str_codes(trace["user"])[rows]
+    n_users = int(user_s.max()) + 1 if user_s.size else 1
+    group = np.where((conv_s >= 0) & (user_s >= 0), conv_s * n_users + user_s, -1)
+    del conv_s, user_s
     # At equal times a delivery counts as seen before the send (rank 0 before 1).
-    order = np.lexsort((rank, t[rows], user_s, conv_s))
-    conv_s, user_s = conv_s[order], user_s[order]
-    new_group = np.r_[True, (conv_s[1:] != conv_s[:-1]) | (user_s[1:] != user_s[:-1])]
+    order = np.lexsort((rank, trace["t"].to_numpy()[rows], group))
+    del rows
+    group, seen, own, rank = group[order], seen[order], own[order], rank[order]
+    del order
+    new_group = np.r_[True, group[1:] != group[:-1]]
     # The largest key shown to the sender in the conversation before each send.
-    seen_max = _running_max(seen[order], np.cumsum(new_group) - 1)
-    is_send = rank[order] == 1
-    in_group = (conv_s >= 0) & (user_s >= 0)
-    causal = int(np.count_nonzero(is_send & in_group & (own[order] < seen_max)))
+    seen_max = _running_max(seen, np.cumsum(new_group) - 1)
+    counted = (rank == 1) & (group >= 0) & (own < seen_max)
+    causal = int(np.count_nonzero(counted))
     return {"stored_order_inversions": stored_inv, "causal_order_violations": causal}
 
 
