@@ -241,6 +241,7 @@ def collect(
     # lost pairs split by whether their device connected after the store (reachability)
     messages[reachability.COLUMN] = reachability.messages_column(world, messages)
     trace[reachability.COLUMN] = reachability.trace_column(world, trace)
+    _release_arrow_memory()
     horizon = world.horizon_s
     extra = _extra_metrics(world, messages, requests)
     summary = summarize(
@@ -258,6 +259,7 @@ def collect(
     summary["sim_events"] = (
         int(next(world.env._eid)) - world.deadlines.dropped - world.net.coalesced
     )
+    _release_arrow_memory()
     summary["wall_s"] = time.perf_counter() - t0
     return Result(
         scenario,
@@ -270,6 +272,20 @@ def collect(
         live_messages,
         live_trace,
     )
+
+
+def _release_arrow_memory() -> None:
+    """Give back the memory Arrow's default pool (mimalloc) holds for freed buffers.
+
+    The record frames' strings are Arrow arrays, and building them, factorising them in
+    the checks and comparing them leave tens of MiB freed but resident in the pool (37 MiB
+    of the resident set after a 50 000-user run's summary); the pool would keep it for
+    the rest of the process."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pandas without Arrow strings: nothing held
+        return
+    pa.default_memory_pool().release_unused()
 
 
 def _live_metrics(world: World, live_messages: pd.DataFrame, live_trace: pd.DataFrame) -> dict:
