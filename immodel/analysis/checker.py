@@ -382,6 +382,9 @@ def check_trace(df: pd.DataFrame, source: str = "trace") -> CheckReport:
     report.misdirected_deliveries = int(misdirected_rows.size)
 
     _latency(report, tr, send_rows, first[is_expected])
+    # (what the examples below do not read, dropped before the order walk's own arrays)
+    del expected, first_stored, by_time, extra, delivered_expected, is_expected
+    del unexpected, stored_msgs, misdirected
     violations, earlier = _order_violations(tr, first)
     report.order_violations = int(violations.size)
 
@@ -623,16 +626,21 @@ def _order_violations(tr: _Trace, first: np.ndarray) -> tuple[np.ndarray, np.nda
     if m == 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
+    # (each temporary is dropped once used: these are as long as the trace's deliveries)
     group = tr.user[first] * (int(tr.conv.max()) + 2) + (tr.conv[first] + 1)
     order = np.argsort(group, kind="stable")  # stable: time order kept inside a group
     g = group[order]
+    del group
     _, rank = np.unique(tr.key[first][order], return_inverse=True)
     n_ranks = int(rank.max()) + 1
     group_index = np.cumsum(np.r_[True, g[1:] != g[:-1]]) - 1
+    del g
     value = group_index.astype(np.int64) * n_ranks + rank.astype(np.int64)
+    del group_index, rank
     running = np.maximum.accumulate(value)
     before = np.r_[np.int64(-1), running[:-1]]
     bad = np.flatnonzero(before > value)
+    del before
     # Report in time order: positions in `first` are time ranks.
     time_pos = np.sort(order[bad])
     violations = first[time_pos]
