@@ -25,6 +25,7 @@ faults (separate random streams), so the difference is the faults' own cost.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -262,10 +263,10 @@ def _collect(world: World, drain_auto: bool, drain_required_s: float | None) -> 
     summary["drain_auto"] = bool(drain_auto)
     summary["drain_s_required"] = drain_required_s
     # events scheduled, less the deadlines cancelled before they reached the queue and
-    # the frames that rode on another frame's arrival
-    summary["sim_events"] = (
-        int(next(world.env._eid)) - world.deadlines.dropped - world.net.coalesced
-    )
+    # the frames that rode on another frame's arrival (read from a copy of the id
+    # counter: the world's own is not advanced, so collecting again says the same)
+    scheduled = next(copy.copy(world.env._eid))
+    summary["sim_events"] = int(scheduled) - world.deadlines.dropped - world.net.coalesced
     return Result(
         scenario,
         summary,
