@@ -167,9 +167,9 @@ def read_latency(messages: pd.DataFrame) -> dict[str, float | None]:
     shown is left out, as in ``latency_*``. With one device per user this is the
     ``catchup_latency`` population. Reads ``device``-less frames too (one device each)."""
     mask = messages["stored"] & (messages["recipient"] != messages["sender"])
-    cols = ["msg_id", "recipient", "online_at_store", "t_first_show", "t_send"]
-    if "device" in messages.columns:
-        cols.append("device")
+    # only the columns read below (msg_id only with several devices, when present)
+    wanted = ("msg_id", "recipient", "online_at_store", "t_first_show", "t_send", "device")
+    cols = [c for c in wanted if c in messages.columns]
     rows = messages.loc[mask.to_numpy(dtype=bool), cols]
     if "device" not in rows.columns or rows["device"].nunique() <= 1:
         # one device per user: one row per (message, recipient), no grouping needed
