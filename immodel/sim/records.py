@@ -120,6 +120,12 @@ def _strings(names: Sequence[str], index: np.ndarray):
     if index.min() < 0:
         index = np.where(index < 0, index + len(names), index)
     values = pa.array(names, type=pa.large_string()).take(index)
+    validity, *rest = values.buffers()
+    if validity is not None and values.null_count == 0:
+        # take marks every row valid in a bitmap; a column built from strings has none
+        values = pa.Array.from_buffers(
+            values.type, len(values), [None, *rest], null_count=0, offset=values.offset
+        )
     return pd.arrays.ArrowStringArray(values, dtype=dtype)
 
 
