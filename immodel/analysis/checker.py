@@ -382,6 +382,9 @@ def check_trace(df: pd.DataFrame, source: str = "trace") -> CheckReport:
     report.misdirected_deliveries = int(misdirected_rows.size)
 
     _latency(report, tr, send_rows, first[is_expected])
+    # (what the examples below do not read, dropped before the order walk's own arrays)
+    del expected, first_stored, by_time, extra, delivered_expected, is_expected
+    del unexpected, stored_msgs, misdirected
     violations, earlier = _order_violations(tr, first)
     report.order_violations = int(violations.size)
 
@@ -420,7 +423,6 @@ def _altered(
     empty = np.empty(0, dtype=np.int64)
     if "digest" not in tr.df.columns or not deliver_rows.size:
         return empty, empty
-    digest = pd.to_numeric(tr.df["digest"], errors="coerce").to_numpy(dtype=np.float64)
     raw = tr.df["digest"].to_numpy()
     n_msgs = int(tr.msg.max()) + 1
     ref = np.full(n_msgs, -1, dtype=np.int64)
@@ -433,6 +435,7 @@ def _altered(
     if np.issubdtype(raw.dtype, np.integer):  # compare integers exactly, not as floats
         differs = raw[rows] != raw[refs]
     else:
+        digest = pd.to_numeric(tr.df["digest"], errors="coerce").to_numpy(dtype=np.float64)
         differs = ~(
             (digest[rows] == digest[refs]) | (np.isnan(digest[rows]) & np.isnan(digest[refs]))
         )
@@ -561,8 +564,9 @@ def _normalise(df: pd.DataFrame, source: str) -> _Trace:
     msg, _ = pd.factorize(df["msg_id"])
     user, users = pd.factorize(df["user"])
     conv, _ = pd.factorize(df["conversation"])
-    msg = msg.astype(np.int64)
-    user = user.astype(np.int64)
+    # (factorize's codes are int64 already: no copies of a million-row array)
+    msg = msg.astype(np.int64, copy=False)
+    user = user.astype(np.int64, copy=False)
     # send rows may lack a user (-1); they never form pairs, so any value is fine there.
     pair = msg * (len(users) + 1) + (user + 1)
     reachable = None
@@ -575,7 +579,7 @@ def _normalise(df: pd.DataFrame, source: str) -> _Trace:
         event=event,
         msg=msg,
         user=user,
-        conv=conv.astype(np.int64),
+        conv=conv.astype(np.int64, copy=False),
         key=key,
         pair=pair,
         reachable=reachable,
@@ -622,16 +626,21 @@ def _order_violations(tr: _Trace, first: np.ndarray) -> tuple[np.ndarray, np.nda
     if m == 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
+    # (each temporary is dropped once used: these are as long as the trace's deliveries)
     group = tr.user[first] * (int(tr.conv.max()) + 2) + (tr.conv[first] + 1)
     order = np.argsort(group, kind="stable")  # stable: time order kept inside a group
     g = group[order]
+    del group
     _, rank = np.unique(tr.key[first][order], return_inverse=True)
     n_ranks = int(rank.max()) + 1
     group_index = np.cumsum(np.r_[True, g[1:] != g[:-1]]) - 1
+    del g
     value = group_index.astype(np.int64) * n_ranks + rank.astype(np.int64)
+    del group_index, rank
     running = np.maximum.accumulate(value)
     before = np.r_[np.int64(-1), running[:-1]]
     bad = np.flatnonzero(before > value)
+    del before
     # Report in time order: positions in `first` are time ranks.
     time_pos = np.sort(order[bad])
     violations = first[time_pos]

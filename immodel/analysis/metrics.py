@@ -77,7 +77,11 @@ def summarize(
     that window.
     """
     out: dict[str, Any] = {}
-    per_msg = messages.drop_duplicates("msg_id")
+    # One row per message (its first), with only the per-message columns read below: a
+    # whole-frame copy was the largest part of this function's memory after the trace.
+    per_msg = messages.loc[
+        ~messages["msg_id"].duplicated().to_numpy(), ["send_failed", "attempts", "stored_copies"]
+    ]
     out["messages_sent"] = len(per_msg)
     report = check_trace(trace)
     out["deliveries_expected"] = int(report.deliveries_expected)
@@ -99,7 +103,10 @@ def summarize(
     out["order_violations_1to1"] = out["order_violations"] - out["order_violations_group"]
     out.update(order_inversions(trace))
 
-    expected = messages[messages["stored"]]
+    expected = messages.loc[
+        messages["stored"].to_numpy(dtype=bool),
+        ["online_at_store", "latency_ms", "t_offline_push", "t_stored"],
+    ]
     online = expected[expected["online_at_store"]]
     out.update(latency_stats(online["latency_ms"].to_numpy(dtype=float), "latency"))
     catchup = expected[~expected["online_at_store"]]
@@ -115,14 +122,14 @@ def summarize(
     out.update(read_latency(messages))
     out["delivery_by_device"] = by_device(messages, requests)
 
-    kinds = requests["kind"].astype(str)
+    kinds = requests["kind"]
     heartbeats = int((extra or {}).get("heartbeats", 0))
     # idle short pollers in cohorts (immodel.sim.idle_poll): empty polls counted, not listed
     idle_polls = int((extra or {}).get("idle_polls", 0))
     idle_polls_window = int((extra or {}).get("idle_polls_window", 0))
     out["requests_total"] = len(requests) + heartbeats + idle_polls
     for kind in ("send", "ack", "poll", "sync", "login"):
-        out[f"requests_{kind}"] = int((kinds == kind).sum())
+        out[f"requests_{kind}"] = int(np.count_nonzero(_equals_str(kinds, kind)))
     out["requests_poll"] += idle_polls
     out["requests_heartbeat"] = heartbeats
     window = horizon_s if window_s is None else window_s
@@ -134,7 +141,7 @@ def summarize(
         if window > 0
         else None
     )
-    polls = requests[in_window & (kinds == "poll").to_numpy()]
+    polls = requests.loc[in_window & _equals_str(kinds, "poll"), ["messages"]]
     if idle_polls_window:
         empty = int((polls["messages"] == 0).sum()) + idle_polls_window
         out["empty_poll_fraction"] = empty / (len(polls) + idle_polls_window)
@@ -159,7 +166,11 @@ def read_latency(messages: pd.DataFrame) -> dict[str, float | None]:
     offline push is for; the sender's own other devices are not readers). A pair never
     shown is left out, as in ``latency_*``. With one device per user this is the
     ``catchup_latency`` population. Reads ``device``-less frames too (one device each)."""
-    rows = messages[messages["stored"] & (messages["recipient"] != messages["sender"])]
+    mask = messages["stored"] & (messages["recipient"] != messages["sender"])
+    # only the columns read below (msg_id only with several devices, when present)
+    wanted = ("msg_id", "recipient", "online_at_store", "t_first_show", "t_send", "device")
+    cols = [c for c in wanted if c in messages.columns]
+    rows = messages.loc[mask.to_numpy(dtype=bool), cols]
     if "device" not in rows.columns or rows["device"].nunique() <= 1:
         # one device per user: one row per (message, recipient), no grouping needed
         offline = rows[~rows["online_at_store"]]
@@ -184,7 +195,8 @@ def by_device(messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, dict[
     if "device" not in messages.columns:
         return {}
     out: dict[str, dict[str, Any]] = {}
-    expected = messages[messages["stored"]]
+    cols = ["device", "t_first_show", "online_at_store", "latency_ms"]
+    expected = messages.loc[messages["stored"].to_numpy(dtype=bool), cols]
     req_device = requests["device"].astype(str) if "device" in requests.columns else None
     for kind in sorted(messages["device"].astype(str).unique()):
         rows = expected[expected["device"] == kind]
@@ -200,9 +212,9 @@ def by_device(messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, dict[
             "latency_p99_ms": lat["latency_p99_ms"],
         }
         if req_device is not None:
-            mine = requests[(req_device == kind).to_numpy()]
+            mine = requests.loc[(req_device == kind).to_numpy(), ["kind", "messages"]]
             entry["requests"] = len(mine)
-            sync = mine[mine["kind"].astype(str) == "sync"]
+            sync = mine[_equals_str(mine["kind"], "sync")]
             entry["sync_items"] = int(sync["messages"].sum())
         out[kind] = entry
     return out
@@ -251,8 +263,9 @@ def recovery_metrics(
     """
     if not incidents:
         return dict.fromkeys(RECOVERY_KEYS)
-    expected = messages[messages["stored"]]
-    logins = requests[requests["kind"].astype(str) == "login"]
+    cols = ["t_stored", "t_first_show", "recipient", "first_via"]
+    expected = messages.loc[messages["stored"].to_numpy(dtype=bool), cols]
+    logins = requests.loc[_equals_str(requests["kind"], "login"), ["t", "user"]]
     t_stored = expected["t_stored"].to_numpy(dtype=float)
     t_show = expected["t_first_show"].to_numpy(dtype=float)
     recipient = expected["recipient"].to_numpy(dtype=np.int64)
@@ -296,41 +309,125 @@ def order_inversions(trace: pd.DataFrame) -> dict[str, int]:
     """``stored_order_inversions`` and ``causal_order_violations`` of a trace (see above).
 
     Reads the trace columns (``docs/columns.md``) (``t``, ``event``, ``msg_id``, ``conversation``,
-    ``user``, ``order_key``); rows keep their time order on ties. Vectorised.
-    """
-    ev = trace["event"].astype(str)
-    stored = trace[ev == "stored"]
-    if stored.empty:
-        return {"stored_order_inversions": 0, "causal_order_violations": 0}
-    # A message stored twice (no server dedup) keeps its first copy's time and key.
-    first = stored.sort_values("t", kind="stable").drop_duplicates("msg_id")
-    first = first[["t", "msg_id", "conversation", "order_key"]].astype({"order_key": float})
-    first = first.sort_values(["conversation", "t"], kind="stable")
-    # "stored strictly earlier": messages stored at the same instant are not before one
-    # another, so the running maximum is taken over earlier instants only — the largest
-    # key per (conversation, t), its cumulative maximum, shifted by one instant.
-    at_instant = first.groupby(["conversation", "t"], sort=False)["order_key"].max()
-    by_conv = at_instant.groupby(level=0, sort=False)
-    prior = by_conv.cummax().groupby(level=0, sort=False).shift().rename("before")
-    before = first.join(prior, on=["conversation", "t"])["before"]
-    stored_inv = int((first["order_key"] < before).sum())
+    ``user``, ``order_key``); rows keep their time order on ties; a row whose grouping
+    value (conversation, user, ``t`` of a stored row) is missing is in no group.
 
-    key_of = first.set_index("msg_id")["order_key"]
-    cols = ["t", "conversation", "user"]
-    dl = trace.loc[ev == "deliver", cols].assign(
-        seen=trace.loc[ev == "deliver", "order_key"].astype(float), own=np.nan, rank=0
+    Vectorised on integer codes (``pd.factorize``) and row numbers: grouping, sorting and
+    joining the string columns themselves cost ~90 MiB and ~2.5 s for 450 k rows
+    (``tests/analysis/test_order_inversions.py`` checks this against that direct pandas
+    formulation on random traces).
+    """
+    is_stored = _equals_str(trace["event"], "stored")
+    stored = np.flatnonzero(is_stored)
+    if stored.size == 0:
+        return {"stored_order_inversions": 0, "causal_order_violations": 0}
+    t = trace["t"].to_numpy()
+    # Message codes: a missing msg_id is one message, as drop_duplicates and map see it.
+    msg, _ = pd.factorize(trace["msg_id"], use_na_sentinel=False)
+    # A message stored twice (no server dedup) keeps its first copy's time and key:
+    # stored rows by time (stable: file order on ties), the first row of each message.
+    by_time = stored[np.argsort(t[stored], kind="stable")]
+    first = by_time[~pd.Series(msg[by_time]).duplicated().to_numpy()]
+    key = trace["order_key"].iloc[first].astype(float).to_numpy()
+    conv, _ = pd.factorize(trace["conversation"].iloc[first])  # -1: missing
+    stored_inv = _stored_inversions(conv, t[first], key)
+
+    # The first stored key of each message, by message code (NaN: never stored).
+    key_of = np.full(int(msg.max()) + 1, np.nan)
+    key_of[msg[first]] = key
+    del stored, by_time, first, key, conv  # (trace-long arrays: freed as soon as done)
+    deliver = np.flatnonzero(_equals_str(trace["event"], "deliver"))
+    send = np.flatnonzero(_equals_str(trace["event"], "send"))
+    own = np.concatenate([np.full(deliver.size, np.nan), key_of[msg[send]]])
+    del key_of, msg
+    # Deliveries first, then sends, each in file order: the tie order of the sort below.
+    rows = np.concatenate([deliver, send])
+    seen = np.concatenate(
+        [trace["order_key"].iloc[deliver].astype(float).to_numpy(), np.full(send.size, np.nan)]
     )
-    sends = trace.loc[ev == "send", [*cols, "msg_id"]]
-    sd = sends[cols].assign(seen=np.nan, own=sends["msg_id"].map(key_of).to_numpy(), rank=1)
-    rows = pd.concat([dl, sd], ignore_index=True)
-    rows = rows.astype({"conversation": str, "user": str})
+    rank = np.concatenate([np.zeros(deliver.size, np.int8), np.ones(send.size, np.int8)])
+    del deliver, send
+    # Grouped by the conversation and user as strings, as a displayed id is; a row
+    # missing either is in no group (-1).
+    conv_s = _str_codes(trace["conversation"])[rows]
+    user_s = _str_codes(trace["user"])[rows]
+    n_users = int(user_s.max()) + 1 if user_s.size else 1
+    group = np.where((conv_s >= 0) & (user_s >= 0), conv_s * n_users + user_s, -1)
+    del conv_s, user_s
     # At equal times a delivery counts as seen before the send (rank 0 before 1).
-    rows = rows.sort_values(["conversation", "user", "t", "rank"], kind="stable")
-    keys = [rows["conversation"], rows["user"]]
-    seen_max = rows["seen"].groupby(keys, sort=False).cummax()
-    seen_max = seen_max.groupby(keys, sort=False).ffill()
-    causal = int(((rows["rank"] == 1) & (rows["own"] < seen_max)).sum())
+    order = np.lexsort((rank, trace["t"].to_numpy()[rows], group))
+    del rows
+    group, seen, own, rank = group[order], seen[order], own[order], rank[order]
+    del order
+    new_group = np.r_[True, group[1:] != group[:-1]]
+    # The largest key shown to the sender in the conversation before each send.
+    seen_max = _running_max(seen, np.cumsum(new_group) - 1)
+    counted = (rank == 1) & (group >= 0) & (own < seen_max)
+    causal = int(np.count_nonzero(counted))
     return {"stored_order_inversions": stored_inv, "causal_order_violations": causal}
+
+
+def _stored_inversions(conv: np.ndarray, t: np.ndarray, key: np.ndarray) -> int:
+    """Messages (``conv`` codes, first stored ``t`` and ``key``, in order of ``t``) whose
+    key is below the largest key of their conversation stored at an earlier instant.
+
+    "Stored strictly earlier": messages stored at the same instant are not before one
+    another, so the running maximum is taken over earlier instants only — the largest
+    key per (conversation, t), its running maximum, shifted by one instant. An instant
+    whose keys are all NaN has no maximum, and the instant after it sees none either.
+    """
+    valid = (conv >= 0) & ~pd.isna(t)
+    conv, t, key = conv[valid], t[valid], key[valid]
+    if not conv.size:
+        return 0
+    order = np.lexsort((t, conv))  # stable: time order, file order on ties
+    conv, t, key = conv[order], t[order], key[order]
+    boundary = np.r_[True, (conv[1:] != conv[:-1]) | (t[1:] != t[:-1])]
+    starts = np.flatnonzero(boundary)
+    instant = np.cumsum(boundary) - 1
+    known = ~np.isnan(key)
+    at_instant = np.maximum.reduceat(np.where(known, key, -np.inf), starts)
+    at_instant[~np.logical_or.reduceat(known, starts)] = np.nan
+    inst_conv = conv[starts]
+    conv_start = np.r_[True, inst_conv[1:] != inst_conv[:-1]]
+    running = _running_max(at_instant, np.cumsum(conv_start) - 1)
+    running[np.isnan(at_instant)] = np.nan  # as a cumulative max skipping NaN shows it
+    before = np.r_[np.nan, running[:-1]]
+    before[conv_start] = np.nan  # the first instant of a conversation has none before
+    return int(np.count_nonzero(key < before[instant]))
+
+
+def _running_max(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """The maximum of the non-NaN ``values`` so far within each run of equal ``group``
+    (non-decreasing ids); NaN before a group's first value. One ``maximum.accumulate``
+    over dense ranks offset by the group id: an earlier group's ranks are all smaller."""
+    known = ~np.isnan(values)
+    distinct, rank = np.unique(values[known], return_inverse=True)
+    n_ranks = max(distinct.size, 1)
+    base = group.astype(np.int64) * n_ranks
+    coded = np.full(values.size, -1, dtype=np.int64)
+    coded[known] = base[known] + rank.reshape(-1)
+    running = np.maximum.accumulate(coded) if coded.size else coded
+    out = np.full(values.size, np.nan)
+    has = running >= base
+    out[has] = distinct[running[has] - base[has]]
+    return out
+
+
+def _equals_str(col: pd.Series, name: str) -> np.ndarray:
+    """``col.astype(str) == name`` as a bool array, on the categories when it has them."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        hit = np.append(np.asarray(col.cat.categories.astype(str) == name), False)
+        return hit[col.cat.codes.to_numpy()]  # code -1 (missing): the appended False
+    return (col.astype(str) == name).to_numpy(dtype=bool)
+
+
+def _str_codes(col: pd.Series) -> np.ndarray:
+    """Codes of ``col.astype(str)``: equal for equal strings, -1 where missing."""
+    if not isinstance(col.dtype, pd.StringDtype):
+        col = col.astype(str)
+    codes, _ = pd.factorize(col)
+    return codes
 
 
 def _plain(value: Any) -> Any:

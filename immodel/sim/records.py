@@ -27,9 +27,11 @@ the end; a delivered message costs a few hundred bytes of records
 
 from __future__ import annotations
 
+import functools
 import math
 from array import array
 from bisect import bisect_left
+from collections.abc import Sequence
 from itertools import pairwise
 
 import numpy as np
@@ -86,9 +88,45 @@ class _Codes:
             self.names.append(name)
         return code
 
-    def decode(self, codes: np.ndarray) -> list[str]:
-        """The names of ``codes``, as a list of ``str`` (what the frames were built from)."""
-        return np.asarray(self.names, dtype=object)[codes].tolist()
+    def decode(self, codes: np.ndarray):
+        """The names of ``codes``, as a frame's string column (:func:`_strings`)."""
+        return _strings(self.names, codes)
+
+
+@functools.cache
+def _arrow_str_dtype():
+    """The dtype pandas gives a column built from a list of ``str`` when that is its
+    Arrow-backed string dtype (pandas 3), else None."""
+    dtype = pd.Series(["x"]).dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        return dtype
+    return None
+
+
+def _strings(names: Sequence[str], index: np.ndarray):
+    """``names[index]`` (numpy indexing: -1 is the last name) as a frame column, equal in
+    values and dtype to a column built from the list of those strings.
+
+    With pandas' Arrow-backed strings the column is taken from an Arrow array of the
+    distinct ``names``: no Python list, object array and per-row string check (~24 bytes
+    a row at once, and the slowest part of building a frame). An empty column stays the
+    empty list it always was (pandas gives it its own dtype)."""
+    index = np.asarray(index)
+    dtype = _arrow_str_dtype()
+    if len(index) == 0 or dtype is None:
+        return np.asarray(names, dtype=object)[index].tolist()
+    import pyarrow as pa
+
+    if index.min() < 0:
+        index = np.where(index < 0, index + len(names), index)
+    values = pa.array(names, type=pa.large_string()).take(index)
+    validity, *rest = values.buffers()
+    if validity is not None and values.null_count == 0:
+        # take marks every row valid in a bitmap; a column built from strings has none
+        values = pa.Array.from_buffers(
+            values.type, len(values), [None, *rest], null_count=0, offset=values.offset
+        )
+    return pd.arrays.ArrowStringArray(values, dtype=dtype)
 
 
 # the numpy dtype of each array typecode the buffers use
@@ -104,6 +142,32 @@ def _np(buf: array, dtype=None) -> np.ndarray:
     if len(buf) == 0:
         return np.empty(0, dtype=dtype)
     return np.frombuffer(buf, dtype=dtype).copy()
+
+
+def _view(buf: array, dtype=None) -> np.ndarray:
+    """A numpy view of a column buffer, without the copy :func:`_np` makes: only for an
+    expression or a builder's locals, never kept (a buffer cannot grow while a view of
+    it exists)."""
+    if dtype is None:
+        dtype = _DTYPES[buf.typecode]
+    if len(buf) == 0:
+        return np.empty(0, dtype=dtype)
+    return np.frombuffer(buf, dtype=dtype)
+
+
+def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for integers in a range not much wider
+    than their number (user ids): a table over the range instead of a sort."""
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= 4 * len(values) + 1024:
+        ids, inverse = np.unique(values, return_inverse=True)
+        return ids, inverse.reshape(-1)
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    offset = values.astype(np.int64) - lo
+    present[offset] = True
+    ids = np.flatnonzero(present) + lo
+    inverse = (np.cumsum(present) - 1)[offset]
+    return ids.astype(values.dtype), inverse
 
 
 def _wide(buf: array, batch: list) -> array:
@@ -550,175 +614,155 @@ class Recorder:
         return [names[c] for c in self._req_kind]
 
     # -- at the end -----------------------------------------------------------------------
+    # The builders make one column at a time and let go of its temporaries before the
+    # next (a frame of N rows never holds a second copy of more than a column or two):
+    # after a large run they set the process's peak memory.
     def trace_frame(self) -> pd.DataFrame:
         self._flush_trace()
-        msg = _np(self._tr_msg, np.int32).astype(np.int64)
+        n = len(self._tr_event)
         events = _np(self._tr_event, np.uint8)
+        msg = _np(self._tr_msg, np.int32)
         send = events == _SEND
-        t = np.empty(len(events), dtype=np.float64)
-        user = np.empty(len(events), dtype=np.int64)
-        key = np.full(len(events), NAN)
-        version = np.zeros(len(events), dtype=np.uint8)
-        sends = msg[send]
-        t[send] = _np(self._t_send, np.float64)[sends]
-        user[send] = _np(self._sender)[sends]
         first = events == _STORED_FIRST
         shown = events >= _DELIVER_FIRST  # _DELIVER_FIRST or _SHOWN_FIRST
-        timed = ~(send | first)
-        if first.any() or shown.any():
-            r_user, row0 = _np(self._r_user), _np(self._row0)
-            order_key = _np(self._order_key, np.int64)
-            firsts = msg[first]
-            t[first] = _np(self._t_stored, np.float64)[firsts]
-            user[first] = r_user[row0[firsts]]
-            key[first] = order_key[firsts]
-            shown_first = events == _SHOWN_FIRST
-            rows = row0[msg[shown_first]]
-            t[shown_first] = _np(self._r_first_show, np.float64)[rows]
-            timed &= ~shown_first
-            showns = msg[shown]
-            user[shown] = r_user[row0[showns]]
-            key[shown] = order_key[showns]
-            events[first] = _STORED
-            events[shown] = _DELIVER
-        t[timed] = _np(self._tr_t, np.float64)
-        rest = ~(send | first | shown)
-        user[rest] = _np(self._tr_user, np.int32)
-        key[rest] = _np(self._tr_key, np.float64)
-        version[rest] = _np(self._tr_version, np.uint8)
-        return pd.DataFrame(
-            {
-                "t": t,
-                "event": pd.Categorical.from_codes(
-                    events.astype(np.int8), categories=list(TRACE_EVENTS)
-                ),
-                "msg_id": self._per_message(list(self._index), msg),
-                "conversation": self._per_message(self._conv, msg),
-                "user": self._trace_users(user),
-                "order_key": key,
-                "digest": self._digests(msg, version),
-            }
-        )
+        shown_first = events == _SHOWN_FIRST
+        rest = ~(send | first | shown)  # the rows that hold their own user, key, version
+        # t and order_key as the frame keeps them: one 2-D block, filled in place
+        floats = np.empty((2, n), dtype=np.float64)
+        t, key = floats
+        t[send] = _view(self._t_send, np.float64)[msg[send]]
+        t[first] = _view(self._t_stored, np.float64)[msg[first]]
+        row0 = _view(self._row0, np.int32)
+        t[shown_first] = _view(self._r_first_show, np.float64)[row0[msg[shown_first]]]
+        t[rest | (shown & ~shown_first)] = _view(self._tr_t, np.float64)
+        key[send] = NAN
+        order_key = _view(self._order_key, np.int64)
+        key[first] = order_key[msg[first]]
+        key[shown] = order_key[msg[shown]]
+        del order_key
+        key[rest] = _view(self._tr_key, np.float64)
+        user = np.empty(n, dtype=np.int32)
+        user[send] = _view(self._sender, np.int32)[msg[send]]
+        r_user = _view(self._r_user, np.int32)
+        user[first] = r_user[row0[msg[first]]]
+        user[shown] = r_user[row0[msg[shown]]]
+        del r_user, row0
+        user[rest] = _view(self._tr_user, np.int32)
+        users = self._trace_users(user)
+        del user
+        digest = self._digests(msg, rest)
+        events[first] = _STORED
+        events[shown] = _DELIVER
+        del send, first, shown, shown_first, rest
+        frame = pd.DataFrame(floats.T, columns=["t", "order_key"], copy=False)
+        event = pd.Categorical.from_codes(events.astype(np.int8), categories=list(TRACE_EVENTS))
+        frame.insert(1, "event", event)
+        ids = list(self._index)
+        frame.insert(2, "msg_id", _strings(ids, msg))
+        frame.insert(3, "conversation", _strings(self._conv, msg))
+        frame.insert(4, "user", users)
+        frame["digest"] = digest
+        return frame
 
-    @staticmethod
-    def _per_message(values: list, index: np.ndarray) -> list:
-        return np.asarray(values, dtype=object)[index].tolist()
-
-    def _trace_users(self, users: np.ndarray) -> list[str]:
+    def _trace_users(self, users: np.ndarray):
         """The trace's ``user`` column: the user id, or with several devices per user the
         device's label (the user id for its first device, ``"{uid}/{kind}"`` for the
         others), so the checker judges each device on its own. One string per user,
         shared by its rows (a string per row cost ~50 bytes per trace row)."""
         if len(users) == 0:
             return []
-        ids, inverse = np.unique(users, return_inverse=True)
+        ids, inverse = _unique(users)
         if self.devices is None:
             labels = [str(u) for u in ids.tolist()]
         else:
             label = self.devices.label
             labels = [label[u] for u in ids.tolist()]
-        return np.asarray(labels, dtype=object)[inverse.reshape(-1)].tolist()
+        return _strings(labels, inverse)
 
-    def _digests(self, msg: np.ndarray, version: np.ndarray) -> np.ndarray:
-        """The content digest of each trace row (computed once per message and version)."""
+    def _digests(self, msg: np.ndarray, rest: np.ndarray) -> np.ndarray:
+        """The content digest of each trace row (computed once per message and version).
+
+        Every message has an original-content row (its send row), so the original digest
+        is computed for every message and the few other versions only where the rows
+        ``rest`` (those that keep their own version) have one."""
         if len(msg) == 0:
             return np.empty(0, dtype=np.int64)
-        nv = len(_VERSIONS)
-        pair = msg * nv + version
-        unique, inverse = np.unique(pair, return_inverse=True)
         ids = list(self._index)
-        digests = np.array(
-            [content_digest(ids[p // nv], _VERSIONS[p % nv]) for p in unique.tolist()],
-            dtype=np.int64,
-        )
-        return digests[inverse.reshape(-1)]
+        original = np.array([content_digest(i, _VERSIONS[0]) for i in ids], dtype=np.int64)
+        out = original[msg]
+        del original
+        version = np.zeros(len(msg), dtype=np.uint8)
+        version[rest] = _view(self._tr_version, np.uint8)
+        rows = np.flatnonzero(version)
+        if rows.size:
+            nv = len(_VERSIONS)
+            pair = msg[rows].astype(np.int64) * nv + version[rows]
+            unique, inverse = np.unique(pair, return_inverse=True)
+            digests = np.array(
+                [content_digest(ids[p // nv], _VERSIONS[p % nv]) for p in unique.tolist()],
+                dtype=np.int64,
+            )
+            out[rows] = digests[inverse.reshape(-1)]
+        return out
 
     def messages_frame(self) -> pd.DataFrame:
-        n_rows = self._rows
-        mi = np.repeat(np.arange(len(n_rows)), _np(n_rows, np.int32))
-        rows = self._row_copies()
-        t_send = _np(self._t_send, np.float64)[mi]
-        first = rows["first_show"]
-        stored_copies = _np(self._stored_copies, np.int32)[mi]
-        sender = _np(self._sender).astype(np.int64)[mi]
-        failure = _np(self._failure, np.uint16)[mi]
-        users = rows["user"]
-        kinds = self.recipient_kind
-        cols = {
-            "msg_id": self._per_message(list(self._index), mi),
-            "conversation": self._per_message(self._conv, mi),
-            "is_group": _np(self._is_group, np.uint8)[mi].astype(bool),
-            "sender": sender,
-            "recipient": users,
-            "order_key": _np(self._order_key, np.int64)[mi],
-            "stored": stored_copies > 0,
-            "stored_copies": stored_copies,
-            "t_send": t_send,
-            "t_stored": _np(self._t_stored, np.float64)[mi],
-            "t_first_show": first,
-            "latency_ms": (first - t_send) * 1000.0,
-            "attempts": _np(self._attempts, np.int32)[mi],
-            "copies": rows["copies"],
-            "online_at_store": rows["online"].astype(bool),
-            "t_offline_push": rows["offline_push"],
-            "first_via": self._vias.decode(rows["via"]),
-            "repaired_by": self._repairs.decode(rows["repair"]),
-            "recipient_kind": (
-                np.asarray(kinds, dtype=object)[users].tolist() if kinds else [""] * len(users)
-            ),
-            "send_failed": failure != 0,
-            "failure_reason": self._failures.decode(failure),
-            "screening": self._screenings.decode(_np(self._screening, np.uint8)[mi]),
-            "altered": rows["altered"].astype(bool),
-            # two shared strings, not a new one per row
-            "origin": np.asarray(["sdk", "rest"], dtype=object)[
-                (sender == ADMIN_UID).astype(np.intp)
-            ].tolist(),
-        }
-        frame = pd.DataFrame(cols)
-        frame["device"] = self._device_column(frame, "recipient", "sender")
-        return frame.astype(
-            {
-                "is_group": bool,
-                "stored": bool,
-                "online_at_store": bool,
-                "send_failed": bool,
-                "altered": bool,
-                "sender": "int64",
-                "recipient": "int64",
-                "order_key": "int64",
-                "stored_copies": "int64",
-                "attempts": "int64",
-                "copies": "int64",
-                "t_send": float,
-                "t_stored": float,
-                "t_first_show": float,
-                "t_offline_push": float,
-                "latency_ms": float,
-            }
-        )
+        mi = np.repeat(np.arange(len(self._rows)), _np(self._rows, np.int32))
+        dup = np.asarray(self._dup_rows, dtype=np.intp).reshape(-1, 2)
 
-    def _row_copies(self) -> dict[str, np.ndarray]:
-        """Numpy copies of the message × recipient columns; a recipient listed twice for
-        one message shares its first row's outcome (one entry per user, as recorded)."""
-        rows = {
-            "user": _np(self._r_user, np.int32).astype(np.int64),
-            "first_show": _np(self._r_first_show, np.float64),
-            "via": _np(self._r_via, np.uint8),
-            "repair": _np(self._r_repair, np.uint8),
-            "copies": _np(self._r_copies, np.int32),
-            "online": _np(self._r_online, np.uint8),
-            "offline_push": (
-                np.full(len(self._r_user), NAN)
-                if self._r_offline_push is None
-                else _np(self._r_offline_push, np.float64)
-            ),
-            "altered": _np(self._r_altered, np.uint8),
-        }
-        for row, first in self._dup_rows:
-            for col in rows.values():
-                col[row] = col[first]
-        return rows
+        def per_row(buf: array, dtype) -> np.ndarray:
+            """A message × recipient column; a recipient listed twice for one message
+            shares its first row's outcome (one entry per user, as recorded)."""
+            col = _np(buf, dtype)
+            if len(dup):
+                col[dup[:, 0]] = col[dup[:, 1]]
+            return col
+
+        frame = pd.DataFrame(index=pd.RangeIndex(len(mi)))
+        frame["msg_id"] = _strings(list(self._index), mi)
+        frame["conversation"] = _strings(self._conv, mi)
+        frame["is_group"] = _view(self._is_group, np.uint8)[mi].astype(bool)
+        sender = _view(self._sender, np.int32)[mi].astype(np.int64)
+        frame["sender"] = sender
+        users = per_row(self._r_user, np.int32).astype(np.int64)
+        frame["recipient"] = users
+        frame["order_key"] = _view(self._order_key, np.int64)[mi]
+        stored_copies = _view(self._stored_copies, np.int32)[mi]
+        frame["stored"] = stored_copies > 0
+        frame["stored_copies"] = stored_copies.astype(np.int64)
+        del stored_copies
+        t_send = _view(self._t_send, np.float64)[mi]
+        frame["t_send"] = t_send
+        frame["t_stored"] = _view(self._t_stored, np.float64)[mi]
+        first = per_row(self._r_first_show, np.float64)
+        frame["t_first_show"] = first
+        frame["latency_ms"] = (first - t_send) * 1000.0
+        del first, t_send
+        frame["attempts"] = _view(self._attempts, np.int32)[mi].astype(np.int64)
+        frame["copies"] = per_row(self._r_copies, np.int32).astype(np.int64)
+        frame["online_at_store"] = per_row(self._r_online, np.uint8).astype(bool)
+        frame["t_offline_push"] = (
+            np.full(len(mi), NAN)
+            if self._r_offline_push is None
+            else per_row(self._r_offline_push, np.float64)
+        )
+        frame["first_via"] = self._vias.decode(per_row(self._r_via, np.uint8))
+        frame["repaired_by"] = self._repairs.decode(per_row(self._r_repair, np.uint8))
+        kinds = self.recipient_kind
+        frame["recipient_kind"] = (
+            _strings(kinds, users) if kinds else _strings([""], np.zeros(len(users), np.intp))
+        )
+        del users
+        failure = _view(self._failure, np.uint16)[mi]
+        frame["send_failed"] = failure != 0
+        frame["failure_reason"] = self._failures.decode(failure)
+        del failure
+        frame["screening"] = self._screenings.decode(_view(self._screening, np.uint8)[mi])
+        frame["altered"] = per_row(self._r_altered, np.uint8).astype(bool)
+        # two shared strings, not a new one per row
+        frame["origin"] = _strings(["sdk", "rest"], (sender == ADMIN_UID).astype(np.intp))
+        del sender, mi
+        frame["device"] = self._device_column(frame, "recipient", "sender")
+        return frame
 
     def message_outcomes(self) -> pd.DataFrame:
         """One row per message, in order of sending: ``msg_id``, ``sender`` (endpoint id),
@@ -736,33 +780,33 @@ class Recorder:
             }
         )
 
-    def _device_column(self, frame: pd.DataFrame, eid_col: str, *more: str) -> list[str]:
+    def _device_column(self, frame: pd.DataFrame, eid_col: str, *more: str):
         """The device kind of each row's ``eid_col`` (which, like the ``more`` columns, is
         then turned from endpoint ids into user ids); "phone" with one device per user."""
         from immodel.sim.devices import DEFAULT_DEVICE
 
         if self.devices is None:
-            return [DEFAULT_DEVICE] * len(frame)
+            return _strings([DEFAULT_DEVICE], np.zeros(len(frame), dtype=np.intp))
         eids = frame[eid_col].to_numpy(dtype=np.int64)
         users = np.asarray(self.devices.user, dtype=np.int64)
-        kinds = np.asarray(self.devices.kind, dtype=object)[eids].tolist()
+        kinds = _strings(self.devices.kind, eids)
         for col in (eid_col, *more):
             frame[col] = users[frame[col].to_numpy(dtype=np.int64)]
         return kinds
 
     def requests_frame(self) -> pd.DataFrame:
         self._flush_requests()
+        n = len(self._req_t)
+        # user, messages and bytes as the frame keeps them: one 2-D block, filled in place
+        ints = np.empty((3, n), dtype=np.int64)
+        ints[0] = _view(self._req_user, np.int32)
+        ints[1] = _view(self._req_messages, np.int32)
+        ints[2] = _view(self._req_bytes)
+        frame = pd.DataFrame(ints.T, columns=["user", "messages", "bytes"], copy=False)
+        frame.insert(0, "t", _np(self._req_t, np.float64))
         codes = _np(self._req_kind, np.uint8).astype(np.int16)
         codes[codes >= len(REQUEST_KINDS)] = -1  # a kind outside the categories: NaN
-        frame = pd.DataFrame(
-            {
-                "t": _np(self._req_t, np.float64),
-                "user": _np(self._req_user, np.int32).astype(np.int64),
-                "kind": pd.Categorical.from_codes(codes, categories=list(REQUEST_KINDS)),
-                "messages": _np(self._req_messages, np.int32).astype(np.int64),
-                "bytes": _np(self._req_bytes).astype(np.int64),
-            }
-        )
+        frame.insert(2, "kind", pd.Categorical.from_codes(codes, categories=list(REQUEST_KINDS)))
         frame["device"] = self._device_column(frame, "user")
         return frame
 

@@ -3,14 +3,18 @@
 ``stored_order_inversions``: messages whose order key is smaller than that of a message of
 the same conversation stored strictly earlier (a message's first ``stored`` row counts).
 ``causal_order_violations``: sends whose sender had been shown, at or before the send, a
-message of the same conversation with a larger order key. Each case says why it counts.
+message of the same conversation with a larger order key. Each case says why it counts;
+the last test compares the vectorised computation with the direct pandas formulation of
+these definitions on random traces (ties, repeated stores, missing values).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from immodel.analysis.metrics import order_inversions
 
@@ -137,3 +141,76 @@ def test_what_the_sender_had_not_seen_is_no_causal_violation():
         (5.0, "send", "f", "c", "2", NAN),
     ]
     assert _count(rows) == {"stored_order_inversions": 2, "causal_order_violations": 0}
+
+
+def _reference(trace: pd.DataFrame) -> dict[str, int]:
+    """The direct pandas formulation (groupbys and joins on the id strings) that
+    ``order_inversions`` computes on integer codes; kept here as the oracle."""
+    ev = trace["event"].astype(str)
+    stored = trace[ev == "stored"]
+    if stored.empty:
+        return {"stored_order_inversions": 0, "causal_order_violations": 0}
+    first = stored.sort_values("t", kind="stable").drop_duplicates("msg_id")
+    first = first[["t", "msg_id", "conversation", "order_key"]].astype({"order_key": float})
+    first = first.sort_values(["conversation", "t"], kind="stable")
+    at_instant = first.groupby(["conversation", "t"], sort=False)["order_key"].max()
+    by_conv = at_instant.groupby(level=0, sort=False)
+    prior = by_conv.cummax().groupby(level=0, sort=False).shift().rename("before")
+    before = first.join(prior, on=["conversation", "t"])["before"]
+    stored_inv = int((first["order_key"] < before).sum())
+    key_of = first.set_index("msg_id")["order_key"]
+    cols = ["t", "conversation", "user"]
+    dl = trace.loc[ev == "deliver", cols].assign(
+        seen=trace.loc[ev == "deliver", "order_key"].astype(float), own=np.nan, rank=0
+    )
+    sends = trace.loc[ev == "send", [*cols, "msg_id"]]
+    sd = sends[cols].assign(seen=np.nan, own=sends["msg_id"].map(key_of).to_numpy(), rank=1)
+    rows = pd.concat([dl, sd], ignore_index=True).astype({"conversation": str, "user": str})
+    rows = rows.sort_values(["conversation", "user", "t", "rank"], kind="stable")
+    keys = [rows["conversation"], rows["user"]]
+    seen_max = rows["seen"].groupby(keys, sort=False).cummax()
+    seen_max = seen_max.groupby(keys, sort=False).ffill()
+    causal = int(((rows["rank"] == 1) & (rows["own"] < seen_max)).sum())
+    return {"stored_order_inversions": stored_inv, "causal_order_violations": causal}
+
+
+def _random_trace(rng: np.random.Generator, n: int, gaps: bool) -> pd.DataFrame:
+    """Few messages, conversations, users and instants, so that ties, repeated stores,
+    inversions and causal violations are common; with ``gaps``, missing values too."""
+
+    def pick(values, p_missing):
+        out = rng.choice(np.asarray(values, dtype=object), n)
+        if gaps:
+            out[rng.random(n) < p_missing] = None
+        return out
+
+    trace = pd.DataFrame(
+        {
+            "t": rng.integers(0, 6, n).astype(float),
+            "event": rng.choice(["send", "stored", "deliver"], n),
+            "msg_id": pick([f"m{i}" for i in range(8)], 0.05),
+            "conversation": pick(["a", "b", "c"], 0.1),
+            "user": pick(["1", "2", "3"], 0.1),
+            "order_key": rng.integers(0, 10, n).astype(float),
+        }
+    )
+    if gaps:
+        trace.loc[rng.random(n) < 0.1, "order_key"] = np.nan
+        trace.loc[rng.random(n) < 0.05, "t"] = np.nan
+    return trace
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_the_coded_computation_equals_the_direct_pandas_one(gaps):
+    rng = np.random.default_rng(7)
+    counted = {"stored_order_inversions": 0, "causal_order_violations": 0}
+    for _ in range(120):
+        trace = _random_trace(rng, int(rng.integers(1, 40)), gaps)
+        want = _reference(trace)
+        assert order_inversions(trace) == want, trace.to_string()
+        # the simulator's dtypes: a categorical event, a str user
+        typed = trace.astype({"event": pd.CategoricalDtype(["send", "stored", "deliver"])})
+        assert order_inversions(typed) == want
+        for name, value in want.items():
+            counted[name] += value
+    assert all(counted.values())  # the traces did exercise both counts

@@ -243,3 +243,23 @@ def test_a_message_id_recorded_twice_is_refused():
     rec.sent(0.0, msg, (1,))
     with pytest.raises(ValueError, match="0-1"):
         rec.sent(1.0, msg, (1,))
+
+
+def _buffer_sizes(column: pd.Series) -> list:
+    """The sizes of the Arrow buffers behind a string column (None: no such buffer)."""
+    chunks = column.array.__arrow_array__().chunks  # the ChunkedArray itself
+    return [[b.size if b is not None else None for b in c.buffers()] for c in chunks]
+
+
+def test_string_columns_are_laid_out_as_columns_built_from_lists():
+    # The builders take the rows from an Arrow array of the distinct strings; the result
+    # must not differ from a column built from the list of strings even where equality
+    # does not look: one chunk, no validity bitmap, the same offsets and data buffers.
+    rec = _fed_by_hand()
+    for frame in (rec.trace_frame(), rec.messages_frame(), rec.requests_frame()):
+        for name in frame.columns:
+            column = frame[name]
+            if isinstance(column.dtype, pd.StringDtype):
+                from_list = pd.Series(column.tolist())
+                assert column.dtype == from_list.dtype
+                assert _buffer_sizes(column) == _buffer_sizes(from_list), name
