@@ -86,6 +86,16 @@ def at_time(env: simpy.Environment, t: float, fn: Callable[[Any], None], arg: An
     heapq.heappush(env._queue, (t if t > now else now, NORMAL, next(env._eid), call))
 
 
+def events_scheduled(env: simpy.Environment) -> int:
+    """How many events ``env`` has scheduled so far, without scheduling or consuming one.
+
+    SimPy numbers events with an ``itertools.count``; ``next`` would use up an id (and
+    copying a count is deprecated since Python 3.12), so this reads its repr,
+    ``count(N)``: N is the next id, i.e. the number handed out."""
+    text = repr(env._eid)
+    return int(text[text.index("(") + 1 : -1])
+
+
 def _cancelled(arg: Any) -> None:
     """What a cancelled :class:`Call` runs if it is popped after all: nothing."""
 

@@ -25,7 +25,6 @@ faults (separate random streams), so the difference is the faults' own cost.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import hashlib
 import json
@@ -47,6 +46,7 @@ from immodel.protocol import admission
 from immodel.scenario import Scenario
 from immodel.sim import idle_poll, reachability
 from immodel.sim.faults import CRASH_KINDS
+from immodel.sim.kernel import events_scheduled
 from immodel.sim.offline_push import push_metrics
 from immodel.sim.world import PUSH, World
 
@@ -263,10 +263,11 @@ def _collect(world: World, drain_auto: bool, drain_required_s: float | None) -> 
     summary["drain_auto"] = bool(drain_auto)
     summary["drain_s_required"] = drain_required_s
     # events scheduled, less the deadlines cancelled before they reached the queue and
-    # the frames that rode on another frame's arrival (read from a copy of the id
-    # counter: the world's own is not advanced, so collecting again says the same)
-    scheduled = next(copy.copy(world.env._eid))
-    summary["sim_events"] = int(scheduled) - world.deadlines.dropped - world.net.coalesced
+    # the frames that rode on another frame's arrival (the counter is read, not advanced,
+    # so collecting again says the same)
+    summary["sim_events"] = (
+        events_scheduled(world.env) - world.deadlines.dropped - world.net.coalesced
+    )
     return Result(
         scenario,
         summary,

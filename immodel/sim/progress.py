@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from immodel.sim.kernel import events_scheduled
+
 #: About how often (wall seconds) ``report`` is called.
 SLICE_WALL_S = 0.5
 
@@ -34,10 +36,7 @@ def run_with_progress(world: Any, report: Report) -> int:
     state = {"events": 0}
 
     def events_so_far() -> int:
-        # SimPy numbers events with an itertools.count; peeking would consume one id,
-        # so read its repr ("count(N)") instead.
-        text = repr(env._eid)
-        return int(text[text.index("(") + 1 : -1]) - state["events"]
+        return events_scheduled(env) - state["events"]
 
     def watcher():
         step = max(horizon / 10_000.0, 1e-3)
