@@ -145,7 +145,7 @@ def open_backend(
     cluster = None
     settings = contextlib.ExitStack()
     if scheduler == "local":
-        settings.enter_context(_fast_worker_start())
+        settings.enter_context(_local_cluster_settings())
         try:
             cluster = LocalCluster(
                 n_workers=n,
@@ -184,25 +184,47 @@ def open_backend(
         settings.close()
 
 
+#: Dask settings of the LocalCluster a sweep starts (``scheduler="local"``), each of which
+#: made a run slower inside a Dask worker than in a process-pool worker:
+#:
+#: * ``distributed.worker.profile.enabled``: the worker's statistical profiler samples the
+#:   stack of every task thread every 10 ms (for the dashboard's profile page); a sweep's
+#:   task is one CPU-bound simulation, whose profile a user takes with a profiler of
+#:   their own.
+#: * ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``: Dask starts workers
+#:   with glibc's trim threshold fixed at 64 KiB, so that long-lived workers hand freed
+#:   memory back; setting it also fixes glibc's mmap threshold, so every array of more
+#:   than 128 KiB a run builds (the record frames, the summary) is a fresh mapping whose
+#:   pages fault in again. A sweep's worker lives as long as the sweep, like a pool
+#:   worker, which keeps glibc's own adaptive thresholds (``None`` unsets the variable).
+#:
+#: A cluster that ``scheduler="tcp://…"`` names is configured by whoever runs it.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
+
+
 @contextmanager
-def _fast_worker_start() -> Iterator[None]:
-    """While a LocalCluster lives: start its worker processes from a fork server.
+def _local_cluster_settings() -> Iterator[None]:
+    """While a LocalCluster lives: :data:`LOCAL_CLUSTER_CONFIG`, and worker processes
+    started from a fork server.
 
     Dask's default (``spawn``) starts each worker as a fresh interpreter that imports
     Dask, numpy and pandas anew, and stops it as slowly: seconds a sweep spends on no
     run. A fork server imports them once (Dask preloads them) and forks each worker from
     that warm, single-threaded process, which is as safe as ``spawn`` (unlike a plain
     ``fork`` of this process, whose event-loop threads may hold locks). Platforms
-    without fork servers (Windows) keep the default.
+    without fork servers (Windows) keep the default start method.
     """
     import multiprocessing
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        yield
-        return
     import dask
 
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+    settings = dict(LOCAL_CLUSTER_CONFIG)
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        settings["distributed.worker.multiprocessing-method"] = "forkserver"
+    with dask.config.set(settings):
         yield
 
 
