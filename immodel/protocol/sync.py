@@ -44,7 +44,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 
-from immodel.protocol.messages import Id, Snapshot, Stored, SyncRequest, SyncResponse
+from immodel.protocol.messages import Id, Snapshot, Stored, SyncRequest, SyncResponse, as_ids
 
 
 class Timeline:
@@ -141,7 +141,7 @@ def _page(
     cursors = request.cursors
     cursors = cursors.current() if type(cursors) is Snapshot else dict(cursors)
     merged = request.merged_at_cursor
-    merged_of = None  # conversation → ids merged at its cursor key
+    merged_of = None  # conversation → ids merged at its cursor key (see as_ids)
     if type(merged) is Snapshot:
         merged_of = merged.current()
         skip = set(request.held)
@@ -173,17 +173,19 @@ def _page(
                 continue
             if len(keys) == 1 or keys[-2] < top:  # only one item at the top key
                 last = timeline.items[-1].message.msg_id
-                if (skip and (conv, last) in skip) or (
-                    merged_of is not None and last in merged_of.get(conv, ())
-                ):
+                if skip and (conv, last) in skip:
                     continue
+                if merged_of is not None:
+                    ids = merged_of.get(conv, ())
+                    if last in ids if type(ids) is tuple else last == ids:
+                        continue
         if unsettled is not None:
             unsettled.append(conv)
         if timeline.is_group:
             pending = timeline.after(cursor)
         else:
             pending = timeline.after(cursor, inclusive=True)
-            ids = merged_of.get(conv, ()) if merged_of is not None else ()
+            ids = as_ids(merged_of.get(conv, ())) if merged_of is not None else ()
             if skip or ids:
                 pending = [
                     i
