@@ -54,16 +54,19 @@ class Timeline:
     """The stored messages of one conversation, in order-key order.
 
     Appends come in key order for each stamping node; an out-of-order append (a
-    skewed node) is inserted where it belongs so the timeline stays sorted. The keys
-    are read from the items (:attr:`keys` lists them for observers): a list of them
-    beside the items cost ~90 bytes per conversation, and with random 1:1 pairs nearly
-    every message opens one.
+    skewed node) is inserted where it belongs so the timeline stays sorted.
+
+    With random 1:1 pairs nearly every message opens a conversation, and most hold one
+    message, so a timeline is kept small: the keys are read from the items
+    (:attr:`keys` lists them for observers; a list of them beside the items cost ~90
+    bytes per conversation), and ``items`` is a tuple while it holds one item (48
+    bytes, where a list of one costs 88), a list from the second on.
     """
 
     __slots__ = ("burnt", "is_group", "items", "readers")
 
     def __init__(self) -> None:
-        self.items: list[Stored] = []
+        self.items: list[Stored] | tuple[Stored, ...] = ()
         self.is_group = False  # set by the first item: a conversation is one or the other
         self.burnt: list[int] | None = None  # group seqs no message will carry, ascending
         # the members' sync memories, told of each change (kept by a store, see
@@ -94,8 +97,11 @@ class Timeline:
         if not items:
             self.is_group = item.message.is_group
             self.readers = tuple(self.readers)  # the members have joined by now
-            items.append(item)
-        elif item.order_key >= items[-1].order_key:
+            self.items = (item,)
+            return
+        if type(items) is tuple:
+            items = self.items = list(items)
+        if item.order_key >= items[-1].order_key:
             items.append(item)
         else:
             items.insert(bisect_right(items, item.order_key, key=_order_key), item)
