@@ -157,6 +157,16 @@ class SendReply:
 _ABSENT = object()  # in a Snapshot's undo: the key was not in the mapping yet
 
 
+def as_ids(ids: Any) -> tuple:
+    """The ids a receiver merged at one cursor key, as a tuple.
+
+    The receiver keeps them (and a :class:`Snapshot` of them with ``flat`` reports them)
+    as one id by itself — the common case, which saves a tuple per conversation — or as
+    a tuple of ids (several, none, or one that is itself a tuple).
+    """
+    return ids if type(ids) is tuple else (ids,)
+
+
 class Snapshot:
     """A mapping as it was when a request was built, taken without copying it.
 
@@ -175,8 +185,9 @@ class Snapshot:
     (the owner counts: the number of pairs the snapshot stands for).
 
     As a value it is the sequence of its pairs: iterating gives ``(key, value)`` pairs
-    in the mapping's order, or ``(key, v)`` for each ``v`` of a tuple value with
-    ``flat`` (the ids merged at each cursor), and it compares equal to that tuple.
+    in the mapping's order, or with ``flat`` (the ids merged at each cursor) ``(key, v)``
+    for each id ``v`` of a value (one id by itself or a tuple of them, see
+    :func:`as_ids`), and it compares equal to that tuple.
     """
 
     __slots__ = ("_flat", "_kept", "_live", "_newer", "_size")
@@ -241,7 +252,7 @@ class Snapshot:
     def __iter__(self):
         if not self._flat:
             return iter(self._as_dict().items())
-        return iter([(key, v) for key, values in self._as_dict().items() for v in values])
+        return iter([(key, v) for key, ids in self._as_dict().items() for v in as_ids(ids)])
 
     def __len__(self) -> int:
         return self._size
@@ -271,8 +282,8 @@ class SyncRequest:
 
     Both are sequences of pairs: tuples, or (from a :class:`~immodel.protocol.receiver.
     Receiver` with many cursors) :class:`Snapshot` views of the client's own mappings,
-    which also answer ``get(conversation)`` (``merged_at_cursor``: the tuple of ids)
-    without a walk.
+    which also answer ``get(conversation)`` without a walk (``merged_at_cursor``: the
+    ids, one by itself or several as a tuple, see :func:`as_ids`).
     """
 
     user: Id

@@ -85,8 +85,6 @@ own.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from immodel.protocol.messages import (
     Id,
     SendAck,
@@ -96,6 +94,7 @@ from immodel.protocol.messages import (
     Stored,
     SyncRequest,
     SyncResponse,
+    as_ids,
 )
 
 Action = Show | SendAck | StartSync
@@ -133,6 +132,7 @@ class Receiver:
         "_inbox_sent",
         "_merged_ids",
         "_seen",
+        "_seen_next",
         "_state",
         "_state_no",
         "_sync_again",
@@ -180,12 +180,20 @@ class Receiver:
         self.sync_timeout_s = sync_timeout_s
         self.gap_wait_s = gap_wait_s
         self._gap_deadline: float | None = None  # when an open gap asks for a sync
-        self._seen: OrderedDict[Id, float] | None = None  # msg_id → forget-at time
+        # msg_id → forget-at time, oldest first: a plain dict keeps insertion order, and
+        # a shown id shown again (client dedup off) is deleted and put back at the end; an
+        # OrderedDict kept a node per id beside the table (~80 bytes more per client
+        # holding a few ids). The forget-at time of the oldest id is kept beside it, so
+        # an arrival looks at the table's head only when something is due to be forgotten
+        # (a dict's iteration walks over the slots deleted at its head).
+        self._seen: dict[Id, float] | None = None
+        self._seen_next = 0.0  # the oldest id's forget-at time (while _seen holds any)
         self._cursor: dict[Id, int] | None = None
-        # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py),
-        # sorted by repr (the order a request names them in); a tuple, not a set: one id
-        # is the common case, and a tuple of one is a fifth of a set's size
-        self._edge: dict[Id, tuple[Id, ...]] | None = None
+        # 1:1 only: ids merged at the cursor key (pages start at that key; see sync.py):
+        # one id (the common case) by itself, else a tuple sorted by repr (the order a
+        # request names them in; see messages.as_ids) — a tuple of one cost 48 bytes per
+        # conversation, a set five times that
+        self._edge: dict[Id, Id | tuple[Id, ...]] | None = None
         # how many ids _edge holds (what a request names), counted once snapshots are
         # taken (a copy counts itself)
         self._merged_ids = 0
@@ -195,8 +203,10 @@ class Receiver:
         self._cursor_snap: Snapshot | None = None
         self._edge_snap: Snapshot | None = None
         self._held: dict[Id, dict[int, Stored | None]] | None = None  # group → seq → item
-        # 1:1 only: copies held above the cursor, conversation → {msg_id: key}
-        self._above: dict[Id, dict[Id, int]] | None = None
+        # 1:1 only: copies held above the cursor, conversation → (msg_id, key) for one
+        # (the common case: a dict of one cost three times the pair) or {msg_id: key} for
+        # several; None when none is held
+        self._above: dict[Id, tuple[Id, int] | dict[Id, int]] | None = None
         self._sync_deadline: float | None = None
         self._sync_again = False
         self._trigger = ""  # what started the sync in flight
@@ -260,8 +270,12 @@ class Receiver:
                 continue
             conv, key = item.conversation, item.order_key
             cur = cursor.get(conv, 0)
-            if key < cur or (key == cur and item.msg_id in edge.get(conv, ())):
-                continue  # merged by an earlier page
+            if key <= cur:
+                if key < cur:
+                    continue  # merged by an earlier page
+                ids = edge.get(conv, ())
+                if item.msg_id in ids if type(ids) is tuple else item.msg_id == ids:
+                    continue  # merged at the cursor key by an earlier page
             if item.message.sender != self.user and not self._was_shown(item.msg_id, now):
                 self._show(item, "sync", now, actions, trigger)
             top = advanced.get(conv)
@@ -277,14 +291,24 @@ class Receiver:
                 advanced[conv] = key
                 at_top[conv] = set()
             held = above.get(conv) if above else None
-            if held:
-                for msg_id, k in list(held.items()):
-                    if k <= key:
-                        del held[msg_id]
-                        if k == key:
-                            at_top[conv].add(msg_id)
-                if not held:
+            if held is None:
+                continue
+            if type(held) is tuple:
+                msg_id, k = held
+                if k <= key:
                     del above[conv]
+                    if k == key:
+                        at_top[conv].add(msg_id)
+                continue
+            for msg_id, k in list(held.items()):
+                if k <= key:
+                    del held[msg_id]
+                    if k == key:
+                        at_top[conv].add(msg_id)
+            if not held:
+                del above[conv]
+        if above is not None and not above:
+            self._above = None  # nothing held: the empty table is not kept
         cursor_snap, edge_snap = self._cursor_snap, self._edge_snap
         for conv, key in advanced.items():
             if key > cursor.get(conv, 0):
@@ -293,12 +317,16 @@ class Receiver:
                 cursor[conv] = key
                 ids = at_top[conv]
             else:
-                ids = at_top[conv].union(edge.get(conv, ()))
-            # one id (the common case) needs no sort
-            new = tuple(ids) if len(ids) < 2 else tuple(sorted(ids, key=repr))
+                ids = at_top[conv].union(as_ids(edge.get(conv, ())))
+            if len(ids) == 1:  # the common case: the id itself (see as_ids), no sort
+                (new,) = ids
+                if type(new) is tuple:
+                    new = (new,)
+            else:
+                new = tuple(sorted(ids, key=repr))
             if edge_snap is not None:  # and the count its successor will report
                 edge_snap.keep(conv)
-                self._merged_ids += len(new) - len(edge.get(conv, ()))
+                self._merged_ids += len(ids) - len(as_ids(edge.get(conv, ())))
             edge[conv] = new
         self._next_sync_if_needed(response.complete, trigger, now, actions)
         return actions
@@ -377,12 +405,19 @@ class Receiver:
             if cursor:
                 cursors = tuple(cursor.items())
             if edge:
-                merged = tuple([(conv, m) for conv, ids in edge.items() for m in ids])
+                pairs = []
+                for conv, ids in edge.items():
+                    if type(ids) is tuple:
+                        for m in ids:
+                            pairs.append((conv, m))
+                    else:
+                        pairs.append((conv, ids))
+                merged = tuple(pairs)
         else:
             if edge is None:
                 edge = self._edge = {}
             if self._edge_snap is None:  # the first snapshot: count from here on
-                self._merged_ids = sum(map(len, edge.values()))
+                self._merged_ids = sum(len(as_ids(ids)) for ids in edge.values())
             cursors = Snapshot(cursor, len(cursor))
             merged = Snapshot(edge, self._merged_ids, flat=True)
             if self._cursor_snap is not None:  # changes from now on are kept in the new
@@ -393,6 +428,9 @@ class Receiver:
         if self._above:  # a loop, not a generator: a receipt sync names one or two
             pairs = []
             for conv, ids in self._above.items():
+                if type(ids) is tuple:  # one held: (msg_id, key)
+                    pairs.append((conv, ids[0]))
+                    continue
                 for m in ids:
                     pairs.append((conv, m))
             held = tuple(pairs)
@@ -477,12 +515,22 @@ class Receiver:
         seen = self._seen
         if not seen:
             return False
-        while seen:
-            oldest, forget_at = next(iter(seen.items()))
-            if forget_at > now:
-                break
-            del seen[oldest]
+        if self._seen_next <= now:
+            self._forget_shown(now)
         return msg_id in seen
+
+    def _forget_shown(self, now: float) -> None:
+        """Forget the shown ids whose window ended, oldest first, up to the first that
+        is still remembered (in the order they were shown)."""
+        seen = self._seen
+        due = []
+        for msg_id, forget_at in seen.items():
+            if forget_at > now:
+                self._seen_next = forget_at
+                break
+            due.append(msg_id)
+        for msg_id in due:
+            del seen[msg_id]
 
     def _hold_above(self, conv: Id, msg_id: Id, key: int) -> None:
         """Remember a 1:1 item the client has above its cursor (left out of pages)."""
@@ -492,19 +540,35 @@ class Receiver:
         cursor = self._cursor  # self.cursor(conv), written out
         if key < (cursor.get(conv, 0) if cursor else 0):
             return  # a page already covered it
-        if self._above is None:
-            self._above = {}
-        self._above.setdefault(conv, {})[msg_id] = key
+        above = self._above
+        if above is None:
+            above = self._above = {}
+        held = above.get(conv)
+        if held is None:
+            above[conv] = (msg_id, key)
+        elif type(held) is not tuple:
+            held[msg_id] = key
+        elif held[0] == msg_id:  # held again: its key replaced, as in a dict
+            above[conv] = (held[0], key)
+        else:
+            above[conv] = {held[0]: held[1], msg_id: key}
 
     def _show(
         self, item: Stored, via: str, now: float, actions: list[Action], trigger: str = ""
     ) -> None:
         seen = self._seen
-        if seen is None:
-            seen = self._seen = OrderedDict()
         msg_id = item.message.msg_id
-        seen[msg_id] = now + self.dedup_window_s
-        seen.move_to_end(msg_id)
+        forget_at = now + self.dedup_window_s
+        if not seen:
+            if seen is None:
+                seen = self._seen = {}
+            seen[msg_id] = self._seen_next = forget_at
+        elif msg_id in seen:  # shown again (client dedup off): remembered from now on
+            del seen[msg_id]
+            seen[msg_id] = forget_at
+            self._seen_next = next(iter(seen.values()))
+        else:
+            seen[msg_id] = forget_at
         actions.append(Show(item, via, trigger))
 
     def _arrive_in_group(

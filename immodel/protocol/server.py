@@ -87,7 +87,7 @@ class MessageStore:
             readers = timeline.readers
             if type(readers) is list:
                 readers.append(reader)
-            elif not timeline.keys:
+            elif not timeline.items:
                 timeline.readers = [*readers, reader]
             else:  # a member joining after the first item (rare): the tuple rebuilt
                 timeline.readers = (*readers, reader)

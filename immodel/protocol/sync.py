@@ -43,8 +43,11 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 
-from immodel.protocol.messages import Id, Snapshot, Stored, SyncRequest, SyncResponse
+from immodel.protocol.messages import Id, Snapshot, Stored, SyncRequest, SyncResponse, as_ids
+
+_order_key = attrgetter("order_key")  # a Stored's key, for bisecting a timeline's items
 
 
 class Timeline:
@@ -52,13 +55,18 @@ class Timeline:
 
     Appends come in key order for each stamping node; an out-of-order append (a
     skewed node) is inserted where it belongs so the timeline stays sorted.
+
+    With random 1:1 pairs nearly every message opens a conversation, and most hold one
+    message, so a timeline is kept small: the keys are read from the items
+    (:attr:`keys` lists them for observers; a list of them beside the items cost ~90
+    bytes per conversation), and ``items`` is a tuple while it holds one item (48
+    bytes, where a list of one costs 88), a list from the second on.
     """
 
-    __slots__ = ("burnt", "is_group", "items", "keys", "readers")
+    __slots__ = ("burnt", "is_group", "items", "readers")
 
     def __init__(self) -> None:
-        self.keys: list[int] = []
-        self.items: list[Stored] = []
+        self.items: list[Stored] | tuple[Stored, ...] = ()
         self.is_group = False  # set by the first item: a conversation is one or the other
         self.burnt: list[int] | None = None  # group seqs no message will carry, ascending
         # the members' sync memories, told of each change (kept by a store, see
@@ -79,23 +87,29 @@ class Timeline:
             return []
         return self.burnt[bisect_right(self.burnt, low) : bisect_right(self.burnt, high)]
 
+    @property
+    def keys(self) -> list[int]:
+        """The items' order keys, ascending (a new list)."""
+        return [item.order_key for item in self.items]
+
     def add(self, item: Stored) -> None:
-        key = item.order_key
-        if not self.keys:
+        items = self.items
+        if not items:
             self.is_group = item.message.is_group
             self.readers = tuple(self.readers)  # the members have joined by now
-        if not self.keys or key >= self.keys[-1]:
-            self.keys.append(key)
-            self.items.append(item)
+            self.items = (item,)
+            return
+        if type(items) is tuple:
+            items = self.items = list(items)
+        if item.order_key >= items[-1].order_key:
+            items.append(item)
         else:
-            i = bisect_right(self.keys, key)
-            self.keys.insert(i, key)
-            self.items.insert(i, item)
+            items.insert(bisect_right(items, item.order_key, key=_order_key), item)
 
     def after(self, cursor: int, *, inclusive: bool = False) -> Sequence[Stored]:
         """Items with a key greater than ``cursor`` (or equal, with ``inclusive``)."""
         find = bisect_left if inclusive else bisect_right
-        return self.items[find(self.keys, cursor) :]
+        return self.items[find(self.items, cursor, key=_order_key) :]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -141,7 +155,7 @@ def _page(
     cursors = request.cursors
     cursors = cursors.current() if type(cursors) is Snapshot else dict(cursors)
     merged = request.merged_at_cursor
-    merged_of = None  # conversation → ids merged at its cursor key
+    merged_of = None  # conversation → ids merged at its cursor key (see as_ids)
     if type(merged) is Snapshot:
         merged_of = merged.current()
         skip = set(request.held)
@@ -157,33 +171,36 @@ def _page(
     for conv in conversations:
         scanned += 1
         timeline = timelines.get(conv)
-        if timeline is None or not timeline.keys:
+        if timeline is None or not timeline.items:
             continue
         cursor = cursors.get(conv, 0)
         # 1:1 keys are node timestamps: two nodes can stamp the same millisecond, so the
         # page starts AT the cursor, less the ids the client merged there. Group seqs are
         # unique: the page starts after the cursor.
-        keys = timeline.keys
-        top = keys[-1]
+        items = timeline.items
+        last = items[-1]
+        top = last.order_key
         if top <= cursor:
             # Nothing new — the common case, decided without a slice: a group page
             # starts after the cursor; a 1:1 page at it, and is empty when the one item
             # at the cursor key is among the ids the client merged (or holds) there.
             if top < cursor or timeline.is_group:
                 continue
-            if len(keys) == 1 or keys[-2] < top:  # only one item at the top key
-                last = timeline.items[-1].message.msg_id
-                if (skip and (conv, last) in skip) or (
-                    merged_of is not None and last in merged_of.get(conv, ())
-                ):
+            if len(items) == 1 or items[-2].order_key < top:  # only one item at the top key
+                last_id = last.message.msg_id
+                if skip and (conv, last_id) in skip:
                     continue
+                if merged_of is not None:
+                    ids = merged_of.get(conv, ())
+                    if last_id in ids if type(ids) is tuple else last_id == ids:
+                        continue
         if unsettled is not None:
             unsettled.append(conv)
         if timeline.is_group:
             pending = timeline.after(cursor)
         else:
             pending = timeline.after(cursor, inclusive=True)
-            ids = merged_of.get(conv, ()) if merged_of is not None else ()
+            ids = as_ids(merged_of.get(conv, ())) if merged_of is not None else ()
             if skip or ids:
                 pending = [
                     i

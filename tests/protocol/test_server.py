@@ -37,7 +37,7 @@ def test_commit_stores_and_replies_success_with_the_order_key() -> None:
     item, reply = send(n, ONE, 1.5)
     assert item == Stored(ONE, 1500)
     assert reply == SendReply("A-1", True, 1500)
-    assert n.store.timelines["A|B"].items == [item]
+    assert list(n.store.timelines["A|B"].items) == [item]
     assert n.store.stored_copies == {"A-1": 1}
 
 
@@ -191,7 +191,7 @@ def test_crash_empties_pending_but_keeps_store() -> None:
     assert n.crash() == 1
     assert len(n.pending) == 0
     assert n.pending.handle_timeout(100.0) == []
-    assert n.store.timelines["A|B"].items == [item]
+    assert list(n.store.timelines["A|B"].items) == [item]
     assert n.store.offline == {"C": [item]}  # the offline queue is durable too
 
 

@@ -49,6 +49,18 @@ def test_timeline_inserts_a_late_smaller_key_where_it_belongs() -> None:
     assert [i.msg_id for i in t.items] == ["a", "c", "b", "d"]
 
 
+def test_a_timeline_of_one_item_keeps_a_tuple_and_answers_like_a_longer_one() -> None:
+    # Most 1:1 conversations hold one message: a tuple of one, a list from the second.
+    t = Timeline()
+    t.add(item("b", 5))
+    assert type(t.items) is tuple and t.keys == [5] and len(t) == 1
+    assert [i.msg_id for i in t.after(4)] == ["b"] and not t.after(5)
+    assert [i.msg_id for i in t.after(5, inclusive=True)] == ["b"]
+    t.add(item("a", 1))  # a skewed node's smaller key, the second item
+    assert type(t.items) is list and t.keys == [1, 5]
+    assert [i.msg_id for i in t.after(1)] == ["b"]
+
+
 def test_after_returns_keys_strictly_above_the_cursor() -> None:
     t = timelines(item("a", 1), item("b", 5), item("c", 9))["A|B"]
     assert [i.msg_id for i in t.after(0)] == ["a", "b", "c"]
