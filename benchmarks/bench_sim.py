@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python benchmarks/bench_sim.py                 # 1k, 10k, 100k users × 3 transports
     .venv/bin/python benchmarks/bench_sim.py --full          # + 100k users, 10 min of push
     .venv/bin/python benchmarks/bench_sim.py --users 1000 --duration 10
+    .venv/bin/python benchmarks/bench_sim.py --users 1000000 --kinds push --duration 120 \
+        --set server.nodes=4      # a million users need more than one logic node
 
 For each transport (push, long poll, short poll) and user count it prints: simulated
 events per wall second, delivered messages per wall second, memory per idle client (RSS
@@ -33,9 +35,9 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _model(args: tuple[str, int, float, float], out: mp.Queue) -> None:
-    kind, users, duration_s, rate = args
-    from immodel.scenario import Scenario
+def _model(args: tuple[str, int, float, float, tuple[str, ...]], out: mp.Queue) -> None:
+    kind, users, duration_s, rate, settings = args
+    from immodel.scenario import Scenario, parse_override
     from immodel.sim import model
     from immodel.sim.world import World
 
@@ -47,6 +49,7 @@ def _model(args: tuple[str, int, float, float], out: mp.Queue) -> None:
             "workload.send_rate_per_user": rate,
             "duration_s": duration_s,
             "drain_s": 10.0,
+            **dict(parse_override(text) for text in settings),
         },
     )
     rss0 = _rss_mib()
@@ -67,8 +70,22 @@ def _model(args: tuple[str, int, float, float], out: mp.Queue) -> None:
             "idle_kib_per_client": (rss_idle - rss0) * 1024.0 / users,
             "peak_kib_per_client": (_peak_rss_mib() - rss0) * 1024.0 / users,
             "lost": summary["lost"],
+            "busiest_stage": summary["server_utilization_max_stage"],
+            "latency_p50_ms": summary["latency_p50_ms"],
         }
     )
+
+
+def _warn_if_saturated(m: dict) -> None:
+    """A server stage busy all the time measures a queue that grows for the whole run
+    (more events per message, latency in seconds), not the deployment: say so."""
+    if m["busiest_stage"] is not None and m["busiest_stage"] >= 0.95:
+        print(
+            f"    ^ saturated: the busiest server stage is {m['busiest_stage']:.0%} busy, "
+            f"latency p50 {m['latency_p50_ms']:.0f} ms; size the deployment "
+            "(--set server.nodes=N) for these users",
+            flush=True,
+        )
 
 
 def _bare(args: tuple[int, int], out: mp.Queue) -> None:
@@ -108,7 +125,21 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="simulated sending s")
     parser.add_argument("--rate", type=float, default=0.01, help="messages/s per user")
     parser.add_argument("--full", action="store_true", help="add 100k users × 600 s of push")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scenario overrides for every model run, e.g. server.nodes=4",
+    )
     args = parser.parse_args()
+    from immodel.errors import ConfigError
+    from immodel.scenario import Scenario, parse_override
+
+    try:  # a bad key or value: one line here, not a traceback in every child
+        Scenario.load("baseline", dict(parse_override(text) for text in args.set))
+    except ConfigError as exc:
+        parser.error(str(exc))
     users_list = [int(u) for u in args.users.split(",")]
     kinds = args.kinds.split(",")
     header = (
@@ -121,7 +152,7 @@ def main() -> None:
     bare_cache: dict[int, float] = {}
     for users in users_list:
         for kind in kinds:
-            m = _in_child(_model, (kind, users, args.duration, args.rate))
+            m = _in_child(_model, (kind, users, args.duration, args.rate, tuple(args.set)))
             if users not in bare_cache:
                 bare_cache[users] = _in_child(_bare, (users, max(1_000_000, 5 * users)))[
                     "events_per_s"
@@ -135,14 +166,16 @@ def main() -> None:
                 f"{m['total_s']:>7.1f}",
                 flush=True,
             )
+            _warn_if_saturated(m)
     if args.full:
-        m = _in_child(_model, ("push", 100_000, 600.0, 0.01))
+        m = _in_child(_model, ("push", 100_000, 600.0, 0.01, tuple(args.set)))
         print(
             f"\n100k users, 600 s of push at 0.01 msg/s per user: {m['total_s']:.1f} s wall "
             f"({m['run_s']:.1f} s simulating, the rest building records and the summary), "
             f"{m['events']} events, {m['deliveries']} deliveries, lost {m['lost']}, "
             f"peak {m['peak_kib_per_client']:.2f} KiB per client"
         )
+        _warn_if_saturated(m)
 
 
 if __name__ == "__main__":
