@@ -129,7 +129,7 @@ def summarize(
     idle_polls_window = int((extra or {}).get("idle_polls_window", 0))
     out["requests_total"] = len(requests) + heartbeats + idle_polls
     for kind in ("send", "ack", "poll", "sync", "login"):
-        out[f"requests_{kind}"] = int(np.count_nonzero(_equals_str(kinds, kind)))
+        out[f"requests_{kind}"] = int(np.count_nonzero(equals_str(kinds, kind)))
     out["requests_poll"] += idle_polls
     out["requests_heartbeat"] = heartbeats
     window = horizon_s if window_s is None else window_s
@@ -141,7 +141,7 @@ def summarize(
         if window > 0
         else None
     )
-    polls = requests.loc[in_window & _equals_str(kinds, "poll"), ["messages"]]
+    polls = requests.loc[in_window & equals_str(kinds, "poll"), ["messages"]]
     if idle_polls_window:
         empty = int((polls["messages"] == 0).sum()) + idle_polls_window
         out["empty_poll_fraction"] = empty / (len(polls) + idle_polls_window)
@@ -214,7 +214,7 @@ def by_device(messages: pd.DataFrame, requests: pd.DataFrame) -> dict[str, dict[
         if req_device is not None:
             mine = requests.loc[(req_device == kind).to_numpy(), ["kind", "messages"]]
             entry["requests"] = len(mine)
-            sync = mine[_equals_str(mine["kind"], "sync")]
+            sync = mine[equals_str(mine["kind"], "sync")]
             entry["sync_items"] = int(sync["messages"].sum())
         out[kind] = entry
     return out
@@ -265,7 +265,7 @@ def recovery_metrics(
         return dict.fromkeys(RECOVERY_KEYS)
     cols = ["t_stored", "t_first_show", "recipient", "first_via"]
     expected = messages.loc[messages["stored"].to_numpy(dtype=bool), cols]
-    logins = requests.loc[_equals_str(requests["kind"], "login"), ["t", "user"]]
+    logins = requests.loc[equals_str(requests["kind"], "login"), ["t", "user"]]
     t_stored = expected["t_stored"].to_numpy(dtype=float)
     t_show = expected["t_first_show"].to_numpy(dtype=float)
     recipient = expected["recipient"].to_numpy(dtype=np.int64)
@@ -317,7 +317,7 @@ def order_inversions(trace: pd.DataFrame) -> dict[str, int]:
     (``tests/analysis/test_order_inversions.py`` checks this against that direct pandas
     formulation on random traces).
     """
-    is_stored = _equals_str(trace["event"], "stored")
+    is_stored = equals_str(trace["event"], "stored")
     stored = np.flatnonzero(is_stored)
     if stored.size == 0:
         return {"stored_order_inversions": 0, "causal_order_violations": 0}
@@ -336,8 +336,8 @@ def order_inversions(trace: pd.DataFrame) -> dict[str, int]:
     key_of = np.full(int(msg.max()) + 1, np.nan)
     key_of[msg[first]] = key
     del stored, by_time, first, key, conv  # (trace-long arrays: freed as soon as done)
-    deliver = np.flatnonzero(_equals_str(trace["event"], "deliver"))
-    send = np.flatnonzero(_equals_str(trace["event"], "send"))
+    deliver = np.flatnonzero(equals_str(trace["event"], "deliver"))
+    send = np.flatnonzero(equals_str(trace["event"], "send"))
     own = np.concatenate([np.full(deliver.size, np.nan), key_of[msg[send]]])
     del key_of, msg
     # Deliveries first, then sends, each in file order: the tie order of the sort below.
@@ -414,7 +414,7 @@ def _running_max(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     return out
 
 
-def _equals_str(col: pd.Series, name: str) -> np.ndarray:
+def equals_str(col: pd.Series, name: str) -> np.ndarray:
     """``col.astype(str) == name`` as a bool array, on the categories when it has them."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         hit = np.append(np.asarray(col.cat.categories.astype(str) == name), False)

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from immodel.analysis.metrics import equals_str
+
 #: The column name in ``messages`` and ``trace``.
 COLUMN = "reachable_after_store"
 
@@ -105,12 +107,7 @@ def trace_column(world: Any, trace: pd.DataFrame) -> pd.Series:
     a dict of every user's label: ~100 bytes per user), and the nullable column is made
     from its values and mask in one step."""
     until = world.reach.reachable_until_s(world.clients)
-    event = trace["event"]
-    if isinstance(event.dtype, pd.CategoricalDtype):
-        hit = np.append(np.asarray(event.cat.categories.astype(str) == "stored"), False)
-        stored = hit[event.cat.codes.to_numpy()]  # code -1 (missing): the appended False
-    else:
-        stored = (event.astype(str) == "stored").to_numpy(dtype=bool)
+    stored = equals_str(trace["event"], "stored")
     rows = np.flatnonzero(stored)
     codes, labels = pd.factorize(trace["user"].iloc[rows])
     if world.devices is None:
