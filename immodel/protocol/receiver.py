@@ -311,13 +311,14 @@ class Receiver:
             self._above = None  # nothing held: the empty table is not kept
         cursor_snap, edge_snap = self._cursor_snap, self._edge_snap
         for conv, key in advanced.items():
+            old = as_ids(edge.get(conv, ()))
             if key > cursor.get(conv, 0):
                 if cursor_snap is not None:
                     cursor_snap.keep(conv)
                 cursor[conv] = key
                 ids = at_top[conv]
             else:
-                ids = at_top[conv].union(as_ids(edge.get(conv, ())))
+                ids = at_top[conv].union(old)
             if len(ids) == 1:  # the common case: the id itself (see as_ids), no sort
                 (new,) = ids
                 if type(new) is tuple:
@@ -326,7 +327,7 @@ class Receiver:
                 new = tuple(sorted(ids, key=repr))
             if edge_snap is not None:  # and the count its successor will report
                 edge_snap.keep(conv)
-                self._merged_ids += len(ids) - len(as_ids(edge.get(conv, ())))
+                self._merged_ids += len(ids) - len(old)
             edge[conv] = new
         self._next_sync_if_needed(response.complete, trigger, now, actions)
         return actions
@@ -404,15 +405,8 @@ class Receiver:
         if cursor is None or len(cursor) < SNAPSHOT_FROM_CURSORS:
             if cursor:
                 cursors = tuple(cursor.items())
-            if edge:
-                pairs = []
-                for conv, ids in edge.items():
-                    if type(ids) is tuple:
-                        for m in ids:
-                            pairs.append((conv, m))
-                    else:
-                        pairs.append((conv, ids))
-                merged = tuple(pairs)
+            if edge:  # flat, as a Snapshot with flat=True reports them
+                merged = tuple([(conv, m) for conv, ids in edge.items() for m in as_ids(ids)])
         else:
             if edge is None:
                 edge = self._edge = {}
