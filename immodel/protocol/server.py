@@ -80,9 +80,7 @@ class MessageStore:
         if reader is None:
             reader = self._readers[user] = SyncReader()
         if reader.join(conversation):
-            timeline = self.timelines.get(conversation)
-            if timeline is None:
-                timeline = self.timelines[conversation] = Timeline()
+            timeline = self._timeline(conversation)
             # its readers: a list while members join, a tuple from the first item on
             readers = timeline.readers
             if type(readers) is list:
@@ -98,11 +96,18 @@ class MessageStore:
         reader = self._readers.get(user)
         return reader.conversations if reader is not None else ()
 
+    def _timeline(self, conversation: Id) -> Timeline:
+        """The conversation's timeline, made empty if it has none yet."""
+        timeline = self.timelines.get(conversation)
+        if timeline is None:
+            timeline = self.timelines[conversation] = Timeline()
+        return timeline
+
     def append(self, item: Stored) -> None:
         """Store ``item`` in its conversation's timeline."""
         conversation = item.message.conversation
         timeline = self.timelines.get(conversation)
-        if timeline is None:
+        if timeline is None:  # _timeline(), written out: one call less on every write
             timeline = self.timelines[conversation] = Timeline()
         timeline.add(item)
         for reader in timeline.readers:
@@ -129,9 +134,7 @@ class MessageStore:
         """A group write failed after taking its seq: the seq is burnt (never carried by
         a message, listed in sync pages so readers step over it). Returns the seq."""
         seq = self.group_sequencer.next_seq(group)
-        timeline = self.timelines.get(group)
-        if timeline is None:
-            timeline = self.timelines[group] = Timeline()
+        timeline = self._timeline(group)
         timeline.burn(seq)
         for reader in timeline.readers:
             reader.touch(group)
